@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# System packages cnilab needs (Debian/Ubuntu, as root). Services that the
+# packages would start on install are held back: cnilab starts its own, by PID,
+# inside the lab's namespaces.
+set -euo pipefail
+PACKAGES=(
+  iproute2 iptables iputils-ping curl util-linux procps psmisc kmod
+  iperf3 nginx-light tcpdump busybox-static
+  etcd-server etcd-client bird2
+  containernetworking-plugins podman
+)
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all system packages present"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: missing packages ${missing[*]}; run this script as root (apt-get install)" >&2
+  exit 1
+fi
+echo "setup: installing ${missing[*]}"
+# Keep package scripts from starting daemons (nginx, etcd, bird) in the root namespace.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; created_policy=1
+fi
+trap '[ $created_policy -eq 1 ] && rm -f "$policy"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "setup: done"

@@ -1,0 +1,4 @@
+import { pluginMain } from '../skel.js';
+import { bridgePlugin } from '../plugins/bridge.js';
+
+await pluginMain(bridgePlugin);

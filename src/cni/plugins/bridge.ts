@@ -1,0 +1,218 @@
+// bridge: a Linux bridge on the node, a veth pair per container, addresses from IPAM.
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import type { CmdArgs } from '../env.js';
+import { interfaceNameProblem } from '../env.js';
+import { CniError, ErrorCode, invalidConfig } from '../errors.js';
+import { Fields, type NetConf } from '../config.js';
+import type { Plugin } from '../skel.js';
+import type { Result, IPConfig } from '../result.js';
+import { delegateAdd, invokePlugin, registerInProcess } from '../invoke.js';
+import { formatCidr, networkCidr, parseCidr } from '../ipnet.js';
+import { Ip, isNotFound, type Link } from '../../net/ip.js';
+import { CommandError } from '../../net/exec.js';
+import { addMasquerade, masqChainName, removeMasquerade } from '../../net/iptables.js';
+import { hostLocal } from './host-local.js';
+
+registerInProcess('host-local', hostLocal);
+
+export interface BridgeConf extends NetConf {
+  bridge: string;
+  mtu: number;
+  isGateway: boolean;
+  isDefaultGateway: boolean;
+  ipMasq: boolean;
+  hairpinMode: boolean;
+  promiscMode: boolean;
+  ipamType?: string;
+}
+
+export function loadBridgeConf(conf: NetConf): BridgeConf {
+  const f = new Fields(conf.raw);
+  const bridge = f.string('bridge') ?? 'cni0';
+  const why = interfaceNameProblem(bridge);
+  if (why) throw invalidConfig('bridge', `"${bridge}" ${why}`);
+  const isDefaultGateway = f.bool('isDefaultGateway', false);
+  const ipamType = conf.ipam ? new Fields(conf.ipam, 'ipam').string('type', { required: true }) : undefined;
+  return {
+    ...conf,
+    bridge,
+    mtu: f.int('mtu', { min: 68, max: 65535 }) ?? 1500,
+    isGateway: f.bool('isGateway', false) || isDefaultGateway,
+    isDefaultGateway,
+    ipMasq: f.bool('ipMasq', false),
+    hairpinMode: f.bool('hairpinMode', false),
+    promiscMode: f.bool('promiscMode', false),
+    ipamType,
+  };
+}
+
+function ipamArgs(args: CmdArgs) {
+  return { containerId: args.containerId, netns: args.netns, ifname: args.ifname, args: encodeArgs(args.args), path: args.path };
+}
+
+function encodeArgs(a: Record<string, string>): string {
+  return Object.entries(a)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(';');
+}
+
+async function ensureBridge(node: Ip, conf: BridgeConf): Promise<Link> {
+  let link = await node.link(conf.bridge);
+  if (!link) {
+    try {
+      await node.batch([
+        ['link', 'add', 'name', conf.bridge, 'mtu', String(conf.mtu), 'type', 'bridge'],
+        ['link', 'set', 'dev', conf.bridge, 'up'],
+      ]);
+    } catch (e) {
+      // Another ADD created it at the same moment: that is fine.
+      if (!(e instanceof CommandError && /File exists/.test(e.stderr))) throw e;
+    }
+    link = await node.link(conf.bridge);
+    if (!link) throw new CniError(ErrorCode.KernelOperationFailed, `bridge ${conf.bridge} could not be created`);
+  }
+  if (link.linkinfo?.info_kind !== 'bridge') {
+    throw invalidConfig('bridge', `"${conf.bridge}" exists on the node and is a ${link.linkinfo?.info_kind ?? 'device'}, not a bridge`);
+  }
+  return link;
+}
+
+function requireNetns(args: CmdArgs): void {
+  if (!existsSync(args.netns)) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS "${args.netns}" does not exist`);
+}
+
+async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
+  requireNetns(args);
+  const node = new Ip();
+  const ctr = new Ip(args.netns);
+  const bridge = await ensureBridge(node, conf);
+  const hostVeth = `veth${randomBytes(4).toString('hex')}`;
+  try {
+    await node.cmd('link', 'add', hostVeth, 'mtu', String(conf.mtu), 'type', 'veth', 'peer', 'name', args.ifname, 'mtu', String(conf.mtu), 'netns', args.netns);
+  } catch (e) {
+    if (e instanceof CommandError && /File exists/.test(e.stderr)) {
+      throw new CniError(ErrorCode.InvalidConfig, `the container already has an interface named ${args.ifname}`);
+    }
+    throw e;
+  }
+  let ipamDone = false;
+  try {
+    const hostSetup = [['link', 'set', 'dev', hostVeth, 'master', conf.bridge], ['link', 'set', 'dev', hostVeth, 'up']];
+    if (conf.hairpinMode) hostSetup.push(['link', 'set', 'dev', hostVeth, 'type', 'bridge_slave', 'hairpin', 'on']);
+    if (conf.promiscMode) hostSetup.push(['link', 'set', 'dev', conf.bridge, 'promisc', 'on']);
+    await node.batch(hostSetup);
+
+    let ipam: Result = { cniVersion: conf.cniVersion, ips: [], routes: [] };
+    if (conf.ipamType) {
+      ipam = await delegateAdd(conf.ipamType, conf.raw, ipamArgs(args));
+      ipamDone = true;
+    }
+    const ips: IPConfig[] = (ipam.ips ?? []).map((ip) => ({ ...ip, interface: 2 }));
+
+    const inside: string[][] = [['link', 'set', 'dev', 'lo', 'up']];
+    for (const ip of ips) inside.push(['addr', 'add', ip.address, 'dev', args.ifname]);
+    inside.push(['link', 'set', 'dev', args.ifname, 'up']);
+    const gateway = ips.find((ip) => ip.gateway)?.gateway;
+    const routes = [...(ipam.routes ?? [])];
+    if (conf.isDefaultGateway && gateway && !routes.some((r) => r.dst === '0.0.0.0/0')) routes.push({ dst: '0.0.0.0/0', gw: gateway });
+    for (const r of routes) {
+      const via = r.gw ?? gateway;
+      inside.push(['route', 'add', r.dst, ...(via ? ['via', via] : []), 'dev', args.ifname]);
+    }
+    await ctr.batch(inside);
+
+    if (conf.isGateway) {
+      const setup: string[][] = [];
+      for (const ip of ips) {
+        if (!ip.gateway) continue;
+        const prefix = ip.address.split('/')[1];
+        setup.push(['addr', 'replace', `${ip.gateway}/${prefix}`, 'dev', conf.bridge]);
+      }
+      await node.batch(setup);
+      await node.sysctl({ 'net.ipv4.ip_forward': 1 });
+    }
+    if (conf.ipMasq) {
+      const chain = masqChainName(conf.name, args.containerId);
+      for (const ip of ips) {
+        const subnet = formatCidr(networkCidr(parseCidr(ip.address)!));
+        await addMasquerade(undefined, chain, ip.address.split('/')[0], subnet, `name: ${conf.name} id: ${args.containerId}`);
+      }
+    }
+
+    const [hostLink] = await node.json<Link[]>('link', 'show', 'dev', hostVeth);
+    const [ctrLink] = await ctr.json<Link[]>('link', 'show', 'dev', args.ifname);
+    return {
+      cniVersion: conf.cniVersion,
+      interfaces: [
+        { name: conf.bridge, mac: bridge.address },
+        { name: hostVeth, mac: hostLink.address },
+        { name: args.ifname, mac: ctrLink.address, sandbox: args.netns },
+      ],
+      ips,
+      routes,
+      dns: (conf.dns as Result['dns']) ?? {},
+    };
+  } catch (e) {
+    // Undo: the veth (its peer goes with it), the lease, the NAT rules.
+    await node.deleteLink(hostVeth).catch(() => undefined);
+    if (ipamDone) await invokePlugin(conf.ipamType!, conf.raw, { ...ipamArgs(args), command: 'DEL' }).catch(() => undefined);
+    if (conf.ipMasq) await removeMasquerade(undefined, masqChainName(conf.name, args.containerId)).catch(() => undefined);
+    throw e;
+  }
+}
+
+async function del(args: CmdArgs, conf: BridgeConf): Promise<void> {
+  if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'DEL' });
+  // An empty or vanished namespace means the veth pair is already gone with it.
+  if (args.netns && existsSync(args.netns)) {
+    try {
+      await new Ip(args.netns).deleteLink(args.ifname);
+    } catch (e) {
+      if (!isNotFound(e)) throw e;
+    }
+  }
+  if (conf.ipMasq) await removeMasquerade(undefined, masqChainName(conf.name, args.containerId));
+}
+
+async function check(args: CmdArgs, conf: BridgeConf): Promise<void> {
+  const prev = conf.prevResult;
+  if (!prev) throw invalidConfig('prevResult', 'CHECK needs the result of the ADD');
+  requireNetns(args);
+  if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'CHECK' });
+  const mismatch = (what: string) => new CniError(ErrorCode.StateMismatch, `CHECK failed: ${what}`);
+
+  const node = new Ip();
+  const bridge = await node.link(conf.bridge);
+  if (!bridge) throw mismatch(`bridge ${conf.bridge} does not exist on the node`);
+  const ctrIndex = (prev.interfaces ?? []).findIndex((i) => i.sandbox && i.name === args.ifname);
+  if (ctrIndex < 0) throw mismatch(`prevResult lists no interface ${args.ifname} in a sandbox`);
+  const [ctrLink] = await new Ip(args.netns).json<Link[]>('addr', 'show', 'dev', args.ifname).catch(() => [] as Link[]);
+  if (!ctrLink) throw mismatch(`${args.ifname} is missing in ${args.netns}`);
+  const want = prev.interfaces![ctrIndex];
+  if (want.mac && ctrLink.address !== want.mac) throw mismatch(`${args.ifname} has MAC ${ctrLink.address}, prevResult says ${want.mac}`);
+  if (ctrLink.mtu !== conf.mtu) throw mismatch(`${args.ifname} has MTU ${ctrLink.mtu}, the configuration says ${conf.mtu}`);
+  const have = new Set((ctrLink.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
+  for (const ip of prev.ips ?? []) {
+    if (ip.interface === ctrIndex && !have.has(ip.address)) throw mismatch(`${args.ifname} lacks ${ip.address}`);
+  }
+  const host = (prev.interfaces ?? []).find((i) => !i.sandbox && i.name !== conf.bridge);
+  if (host) {
+    const link = await node.link(host.name);
+    if (!link) throw mismatch(`host veth ${host.name} is missing`);
+    if (link.master !== conf.bridge) throw mismatch(`host veth ${host.name} is not a port of ${conf.bridge}`);
+  }
+}
+
+export const bridgePlugin: Plugin<BridgeConf> = {
+  loadConfig: loadBridgeConf,
+  add,
+  del,
+  check,
+  async gc(args, conf) {
+    if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'GC' });
+  },
+  async status(args, conf) {
+    if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'STATUS' });
+  },
+};

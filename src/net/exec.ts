@@ -1,0 +1,74 @@
+// The one place that runs kernel tools (ip, bridge, sysctl, iptables, nsenter).
+// It uses node:child_process rather than execa on purpose: CNI plugins are
+// bundled from this code and every millisecond of start-up counts there.
+import { execFile, spawn } from 'node:child_process';
+
+/** A network namespace: a name under /run/netns, an absolute path, or undefined for "the one we are in". */
+export type Netns = string | undefined;
+
+export class CommandError extends Error {
+  constructor(
+    readonly command: string[],
+    readonly exitCode: number | null,
+    readonly stderr: string,
+  ) {
+    super(`${command.join(' ')} failed (exit ${exitCode}): ${stderr.trim() || 'no error output'}`);
+    this.name = 'CommandError';
+  }
+}
+
+export function netnsPath(netns: string): string {
+  return netns.startsWith('/') ? netns : `/run/netns/${netns}`;
+}
+
+/** argv that runs `cmd args` inside a network namespace (nsenter takes paths, `ip -n` only names). */
+export function inNetns(netns: Netns, cmd: string, args: string[]): string[] {
+  if (!netns) return [cmd, ...args];
+  return ['nsenter', `--net=${netnsPath(netns)}`, '--', cmd, ...args];
+}
+
+export interface RunOptions {
+  input?: string;
+  /** Return the result instead of throwing on a non-zero exit. */
+  allowFailure?: boolean;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(
+      argv[0],
+      argv.slice(1),
+      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: opts.env ?? process.env },
+      (err, stdout, stderr) => {
+        const exitCode = err ? (typeof err.code === 'number' ? err.code : 127) : 0;
+        if (err && !opts.allowFailure) {
+          const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+          reject(new CommandError(argv, exitCode, missing ? `${argv[0]} is not installed` : stderr));
+          return;
+        }
+        resolve({ stdout, stderr, exitCode });
+      },
+    );
+    if (opts.input !== undefined) child.stdin?.end(opts.input);
+  });
+}
+
+/** Start a long-running process detached from us, with output to a file descriptor; returns its PID. */
+export function startDetached(argv: string[], opts: { stdout: number; stderr: number; env?: NodeJS.ProcessEnv; cwd?: string }): number {
+  const child = spawn(argv[0], argv.slice(1), {
+    detached: true,
+    stdio: ['ignore', opts.stdout, opts.stderr],
+    env: opts.env ?? process.env,
+    cwd: opts.cwd,
+  });
+  if (child.pid === undefined) throw new Error(`could not start ${argv.join(' ')}`);
+  child.unref();
+  return child.pid;
+}

@@ -1,0 +1,151 @@
+// A typed wrapper over iproute2 (`ip`, `bridge`), bound to one network namespace.
+// Reads use `ip -json`; several changes go through one `ip -batch` spawn.
+import { writeFileSync } from 'node:fs';
+import { CommandError, inNetns, run, type Netns } from './exec.js';
+
+export interface AddrInfo {
+  family: 'inet' | 'inet6';
+  local: string;
+  prefixlen: number;
+  scope?: string;
+}
+
+export interface Link {
+  ifindex: number;
+  ifname: string;
+  link?: string;
+  link_index?: number;
+  link_netnsid?: number;
+  flags: string[];
+  mtu: number;
+  operstate: string;
+  master?: string;
+  address?: string;
+  link_type?: string;
+  linkinfo?: { info_kind?: string; info_data?: Record<string, unknown>; info_slave_kind?: string; info_slave_data?: Record<string, unknown> };
+  addr_info?: AddrInfo[];
+}
+
+export interface Route {
+  dst: string;
+  gateway?: string;
+  dev?: string;
+  protocol?: string;
+  scope?: string;
+  prefsrc?: string;
+  flags?: string[];
+  metric?: number;
+}
+
+export interface Neighbour {
+  dst: string;
+  dev?: string;
+  lladdr?: string;
+  state?: string[];
+}
+
+export interface FdbEntry {
+  mac: string;
+  ifname?: string;
+  dst?: string;
+  flags?: string[];
+  state?: string;
+}
+
+export class Ip {
+  constructor(readonly netns: Netns = undefined) {}
+
+  private argv(tool: 'ip' | 'bridge', args: string[]): string[] {
+    return inNetns(this.netns, tool, args);
+  }
+
+  /** Run one `ip` command. */
+  async cmd(...args: string[]): Promise<string> {
+    return (await run(this.argv('ip', args))).stdout;
+  }
+
+  /** Run several `ip` commands in one process; stops at the first failure and says which line. */
+  async batch(lines: string[][]): Promise<void> {
+    if (lines.length === 0) return;
+    if (lines.length === 1) {
+      await this.cmd(...lines[0]);
+      return;
+    }
+    const text = lines.map((l) => l.join(' ')).join('\n') + '\n';
+    await run(this.argv('ip', ['-batch', '-']), { input: text });
+  }
+
+  async json<T>(...args: string[]): Promise<T> {
+    const out = await this.cmd('-json', ...args);
+    return (out.trim() ? JSON.parse(out) : []) as T;
+  }
+
+  async bridgeJson<T>(...args: string[]): Promise<T> {
+    const out = (await run(this.argv('bridge', ['-json', ...args]))).stdout;
+    return (out.trim() ? JSON.parse(out) : []) as T;
+  }
+
+  async bridgeCmd(...args: string[]): Promise<void> {
+    await run(this.argv('bridge', args));
+  }
+
+  /** A link by name, or undefined when it does not exist. */
+  async link(name: string): Promise<Link | undefined> {
+    try {
+      const links = await this.json<Link[]>('-details', 'link', 'show', 'dev', name);
+      return links[0];
+    } catch (e) {
+      if (e instanceof CommandError && /does not exist|Cannot find device/.test(e.stderr)) return undefined;
+      throw e;
+    }
+  }
+
+  async links(): Promise<Link[]> {
+    return this.json<Link[]>('-details', 'link', 'show');
+  }
+
+  async addrs(dev?: string): Promise<Link[]> {
+    return dev ? this.json<Link[]>('addr', 'show', 'dev', dev) : this.json<Link[]>('addr', 'show');
+  }
+
+  async routes(...filter: string[]): Promise<Route[]> {
+    return this.json<Route[]>('route', 'show', ...filter);
+  }
+
+  async neighbours(dev?: string): Promise<Neighbour[]> {
+    return dev ? this.json<Neighbour[]>('neigh', 'show', 'dev', dev) : this.json<Neighbour[]>('neigh', 'show');
+  }
+
+  async fdb(dev: string): Promise<FdbEntry[]> {
+    return this.bridgeJson<FdbEntry[]>('fdb', 'show', 'dev', dev);
+  }
+
+  async deleteLink(name: string): Promise<boolean> {
+    try {
+      await this.cmd('link', 'del', 'dev', name);
+      return true;
+    } catch (e) {
+      if (e instanceof CommandError && /does not exist|Cannot find device/.test(e.stderr)) return false;
+      throw e;
+    }
+  }
+
+  /** Write sysctls inside this namespace (/proc/sys/net is per namespace). Keys with an interface name use the slash form. */
+  async sysctl(values: Record<string, string | number>): Promise<void> {
+    if (!this.netns) {
+      // Already in the namespace: /proc/sys is ours, no process needed.
+      for (const [k, v] of Object.entries(values)) writeFileSync(`/proc/sys/${k.includes('/') ? k : k.replace(/\./g, '/')}`, String(v));
+      return;
+    }
+    const args = Object.entries(values).map(([k, v]) => `${k}=${v}`);
+    await run(inNetns(this.netns, 'sysctl', ['-q', '-w', ...args]));
+  }
+
+  async readSysctl(key: string): Promise<string> {
+    return (await run(inNetns(this.netns, 'sysctl', ['-n', key]))).stdout.trim();
+  }
+}
+
+export function isNotFound(e: unknown): boolean {
+  return e instanceof CommandError && /does not exist|Cannot find device|No such file|Cannot open network namespace/.test(e.stderr);
+}

@@ -1,0 +1,35 @@
+// Named network namespaces (/run/netns/<name>), created and removed with `ip netns`.
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { run, netnsPath } from './exec.js';
+
+export async function addNetns(name: string): Promise<string> {
+  await run(['ip', 'netns', 'add', name]);
+  return netnsPath(name);
+}
+
+/** Remove a named namespace; a missing one is not an error. */
+export async function deleteNetns(name: string): Promise<void> {
+  if (!existsSync(netnsPath(name))) return;
+  await run(['ip', 'netns', 'del', name], { allowFailure: true });
+}
+
+export function listNetns(): string[] {
+  try {
+    return readdirSync('/run/netns');
+  } catch {
+    return [];
+  }
+}
+
+export function netnsExists(netns: string): boolean {
+  return existsSync(netnsPath(netns));
+}
+
+/** The inode that identifies a namespace: two paths name the same namespace when these match. */
+export function netnsInode(path: string): number | undefined {
+  try {
+    return statSync(path).ino;
+  } catch {
+    return undefined;
+  }
+}
