@@ -1,1 +1,179 @@
-console.log("cnilab")
+// cnilab's command line: thin commands over src/runner. One place maps errors to exit codes.
+import { Command, Option } from 'commander';
+import { LabInstance, runLab, topologyOf, type RunReport } from './runner/runner.js';
+import { QuietReporter, TextReporter, bold, dim, green, red } from './runner/reporter.js';
+import { listLabFiles, loadLab, LabFileError } from './runner/lab-file.js';
+import { listLabs, readState, StateFile, type LabState } from './runner/state.js';
+import { cleanAll, cleanLab } from './runner/clean.js';
+import { createBackend, backendNames } from './topologies/registry.js';
+import { PreflightError } from './runner/preflight.js';
+
+/** Exit codes a CI job can read. */
+const EXIT = { ok: 0, stepsFailed: 1, usage: 2, labFile: 3, preflight: 4, runtime: 5 } as const;
+
+function print(json: boolean, data: unknown, text: () => void): void {
+  if (json) console.log(JSON.stringify(data, null, 2));
+  else text();
+}
+
+/** The instance a command means: the one named, or the only one that is up. */
+function pickInstance(name?: string): LabState {
+  if (name) {
+    const s = readState(name);
+    if (!s) throw new UsageError(`no lab named "${name}" is up (up: ${listLabs().join(', ') || 'none'})`);
+    return s;
+  }
+  const up = listLabs();
+  if (up.length === 1) return readState(up[0])!;
+  throw new UsageError(up.length === 0 ? 'no lab is up; start one with `cnilab up <lab>`' : `several labs are up (${up.join(', ')}); say which with --lab`);
+}
+
+class UsageError extends Error {}
+
+function openInstance(state: LabState) {
+  const { lab } = loadLab(state.labFile!);
+  const sf = new StateFile(state.lab);
+  const backend = createBackend(state.backend, topologyOf(lab, state.lab), sf);
+  return { lab, backend, sf };
+}
+
+function printRun(r: RunReport): void {
+  const passed = r.steps.filter((s) => s.ok).length;
+  const total = r.phases.reduce((a, p) => a + p.ms, 0);
+  console.log('');
+  if (r.error) console.log(`${red('✘')} ${bold(r.lab)}: ${r.error}`);
+  else console.log(`${r.ok ? green('✔') : red('✘')} ${bold(r.lab)}: ${passed}/${r.steps.length} steps passed in ${(total / 1000).toFixed(2)}s on ${r.backend}`);
+}
+
+const program = new Command()
+  .name('cnilab')
+  .description('Reproducible CNI experiments: multi-node labs in network namespaces, checked against the kernel.')
+  .showHelpAfterError('(run with --help for usage)');
+
+const backendOption = () => new Option('--backend <kind>', `where nodes live (${backendNames().join(', ')})`).default('netns');
+
+program
+  .command('run')
+  .description('bring a lab up, deploy its pods, run and check every lesson step, tear it down')
+  .argument('<lab>', 'lab name (see `cnilab ls`) or path to a lab YAML file')
+  .option('--name <instance>', 'instance name, to run two copies of one lab at once')
+  .addOption(backendOption())
+  .option('--no-install', 'do not install missing Debian packages; fail and name them instead')
+  .option('-v, --verbose', 'show each step\'s output')
+  .option('--json', 'print one JSON report instead of progress')
+  .addHelpText('after', '\nExample:\n  cnilab run flannel-vxlan\n  cnilab run flannel-vxlan --json > report.json')
+  .action(async (labName: string, o) => {
+    const reporter = o.json ? new QuietReporter() : new TextReporter(undefined, o.verbose);
+    const report = await runLab(labName, { name: o.name, backend: o.backend, install: o.install }, reporter);
+    print(o.json, report, () => printRun(report));
+    process.exitCode = report.error ? EXIT.runtime : report.ok ? EXIT.ok : EXIT.stepsFailed;
+  });
+
+program
+  .command('up')
+  .description('bring a lab up with its pods and leave it running (then: exec, get pods, down)')
+  .argument('<lab>', 'lab name or path to a lab YAML file')
+  .option('--name <instance>', 'instance name')
+  .addOption(backendOption())
+  .option('--no-install', 'do not install missing Debian packages')
+  .option('--json', 'print the pods as JSON when up')
+  .addHelpText('after', '\nExample:\n  cnilab up flannel-vxlan && cnilab exec nginx-0 -- ip addr')
+  .action(async (labName: string, o) => {
+    const reporter = o.json ? new QuietReporter() : new TextReporter();
+    const inst = LabInstance.open(labName, { name: o.name, backend: o.backend }, reporter);
+    await inst.up({ install: o.install });
+    print(o.json, { lab: inst.state.state.lab, pods: inst.pods.list() }, () =>
+      console.log(`\n${green('✔')} ${inst.state.state.lab} is up. Try: cnilab get pods · cnilab exec ${inst.pods.list()[0]?.name ?? 'master'} -- ip addr · cnilab down`),
+    );
+  });
+
+program
+  .command('down')
+  .description('tear down a running lab (the only one, or the one named)')
+  .argument('[instance]', 'instance name')
+  .action(async (name?: string) => {
+    const s = pickInstance(name);
+    await cleanLab(s.lab);
+    console.log(`${green('✔')} ${s.lab} is down`);
+  });
+
+program
+  .command('exec')
+  .description('run a command on a node or in a pod of a running lab')
+  .option('--lab <instance>', 'which running lab (default: the only one)')
+  .argument('<target>', 'node name (master, worker) or pod name (nginx-0)')
+  .argument('<command...>', 'the command, after --')
+  .addHelpText('after', '\nExample:\n  cnilab exec master -- ip route\n  cnilab exec nginx-0 -- ping -c 1 10.10.1.2')
+  .action(async (target: string, command: string[], o) => {
+    const s = pickInstance(o.lab);
+    const { lab, backend } = openInstance(s);
+    const pod = s.pods.find((p) => p.name === target);
+    const isNode = lab.topology.nodes.some((n) => n.name === target);
+    if (!pod && !isNode) throw new UsageError(`no node or pod named "${target}" in ${s.lab} (nodes: ${lab.topology.nodes.map((n) => n.name).join(', ')}; pods: ${s.pods.map((p) => p.name).join(', ')})`);
+    const r = pod ? await backend.podExec(pod.node, pod.name, command, { allowFailure: true }) : await backend.exec(target, command, { allowFailure: true });
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    process.exitCode = r.exitCode;
+  });
+
+program
+  .command('get')
+  .description('list what runs in a lab, like kubectl get')
+  .argument('<kind>', 'pods')
+  .option('--lab <instance>', 'which running lab (default: the only one)')
+  .option('-o, --output <format>', 'wide | json', 'wide')
+  .option('--json', 'same as -o json')
+  .action(async (kind: string, o) => {
+    if (!['pods', 'pod', 'po'].includes(kind)) throw new UsageError(`cannot get "${kind}"; try: cnilab get pods`);
+    const s = pickInstance(o.lab);
+    const json = o.json || o.output === 'json';
+    print(json, s.pods, () => {
+      const rows = [['NAME', 'READY', 'STATUS', 'IP', 'NODE'], ...s.pods.map((p) => [p.name, p.status === 'Running' ? '1/1' : '0/1', p.status, p.ip ?? '<none>', p.node])];
+      const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+      for (const r of rows) console.log(r.map((v, c) => v.padEnd(widths[c] + 3)).join('').trimEnd());
+    });
+  });
+
+program
+  .command('ls')
+  .description('list the labs cnilab ships and the ones that are up')
+  .option('--json', 'as JSON')
+  .action((o) => {
+    const available = listLabFiles().map((name) => {
+      const { lab } = loadLab(name);
+      return { name, mode: lab.mode, description: lab.description };
+    });
+    const up = listLabs().map((l) => {
+      const s = readState(l);
+      return { instance: l, backend: s?.backend, status: s?.status, pods: s?.pods.length ?? 0, since: s?.createdAt };
+    });
+    print(o.json, { available, up }, () => {
+      console.log(bold('labs'));
+      for (const a of available) console.log(`  ${a.name.padEnd(18)} ${a.mode.padEnd(9)} ${dim(a.description)}`);
+      console.log(bold('up'));
+      if (!up.length) console.log(dim('  none'));
+      for (const u of up) console.log(`  ${u.instance.padEnd(18)} ${u.backend} ${u.status}, ${u.pods} pods, since ${u.since}`);
+    });
+  });
+
+program
+  .command('clean')
+  .description('remove everything any lab made (namespaces, processes, mounts, files), even after a crash')
+  .option('--json', 'as JSON')
+  .action(async (o) => {
+    const r = await cleanAll();
+    print(o.json, r, () => {
+      console.log(`${green('✔')} cleaned ${r.labs.length} lab(s)${r.labs.length ? `: ${r.labs.join(', ')}` : ''}`);
+      if (r.orphanNamespaces.length) console.log(`  also removed unrecorded namespaces: ${r.orphanNamespaces.join(', ')}`);
+    });
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  const err = e as Error;
+  const code = err instanceof LabFileError ? EXIT.labFile : err instanceof PreflightError ? EXIT.preflight : err instanceof UsageError ? EXIT.usage : EXIT.runtime;
+  console.error(`${red('error:')} ${err.message}`);
+  if (code === EXIT.runtime && process.env.CNILAB_DEBUG) console.error(err.stack);
+  process.exitCode = code;
+}

@@ -37,3 +37,10 @@ export async function natRules(netns: Netns): Promise<string[]> {
   const r = await run(inNetns(netns, 'iptables', ['-w', '-t', 'nat', '-S']), { allowFailure: true });
   return r.stdout.split('\n').filter(Boolean);
 }
+
+/** Append a rule unless the same rule is there already (iptables -C). */
+export async function ensureRule(netns: Netns, table: string, chain: string, rule: string[]): Promise<void> {
+  const check = await run(inNetns(netns, 'iptables', ['-w', '-t', table, '-C', chain, ...rule]), { allowFailure: true });
+  if (check.exitCode === 0) return;
+  await run(inNetns(netns, 'iptables', ['-w', '-t', table, '-A', chain, ...rule]));
+}

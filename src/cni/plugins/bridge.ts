@@ -110,7 +110,7 @@ async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
     }
     const ips: IPConfig[] = (ipam.ips ?? []).map((ip) => ({ ...ip, interface: 2 }));
 
-    const inside: string[][] = [['link', 'set', 'dev', 'lo', 'up']];
+    const inside: string[][] = [];
     for (const ip of ips) inside.push(['addr', 'add', ip.address, 'dev', args.ifname]);
     inside.push(['link', 'set', 'dev', args.ifname, 'up']);
     const gateway = ips.find((ip) => ip.gateway)?.gateway;

@@ -1,0 +1,102 @@
+// A small etcd v3 client over etcd's JSON gateway (/v3/kv/*, /v3/watch): the
+// few calls a flannel-like agent needs, with Node's own fetch and no gRPC stack.
+
+const b64 = (s: string) => Buffer.from(s).toString('base64');
+const unb64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
+
+/** The key just after every key with this prefix: etcd's range_end for a prefix scan. */
+function prefixEnd(prefix: string): string {
+  const buf = Buffer.from(prefix);
+  buf[buf.length - 1]++;
+  return buf.toString('base64');
+}
+
+export interface KeyValue {
+  key: string;
+  value: string;
+  modRevision: number;
+}
+
+export interface WatchEvent {
+  type: 'PUT' | 'DELETE';
+  kv: KeyValue;
+}
+
+interface RawKv {
+  key: string;
+  value?: string;
+  mod_revision?: string;
+}
+
+const toKv = (kv: RawKv): KeyValue => ({ key: unb64(kv.key), value: unb64(kv.value), modRevision: Number(kv.mod_revision ?? 0) });
+
+export class Etcd {
+  constructor(readonly endpoint: string) {}
+
+  private async call<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
+    const res = await fetch(`${this.endpoint}${path}`, { method: 'POST', body: JSON.stringify(body), signal });
+    if (!res.ok) throw new Error(`etcd ${path}: HTTP ${res.status} ${await res.text()}`);
+    return (await res.json()) as T;
+  }
+
+  async get(key: string): Promise<KeyValue | undefined> {
+    const r = await this.call<{ kvs?: RawKv[] }>('/v3/kv/range', { key: b64(key) });
+    return r.kvs?.[0] ? toKv(r.kvs[0]) : undefined;
+  }
+
+  /** Every key under a prefix, and the store revision the answer was read at. */
+  async list(prefix: string): Promise<{ kvs: KeyValue[]; revision: number }> {
+    const r = await this.call<{ kvs?: RawKv[]; header: { revision: string } }>('/v3/kv/range', { key: b64(prefix), range_end: prefixEnd(prefix) });
+    return { kvs: (r.kvs ?? []).map(toKv), revision: Number(r.header.revision) };
+  }
+
+  async put(key: string, value: string): Promise<void> {
+    await this.call('/v3/kv/put', { key: b64(key), value: b64(value) });
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.call('/v3/kv/deleterange', { key: b64(key) });
+  }
+
+  /** Write `key` only if nobody has: the atomic step that makes a lease ours. */
+  async createIfAbsent(key: string, value: string): Promise<boolean> {
+    const r = await this.call<{ succeeded?: boolean }>('/v3/kv/txn', {
+      compare: [{ key: b64(key), target: 'CREATE', result: 'EQUAL', create_revision: '0' }],
+      success: [{ request_put: { key: b64(key), value: b64(value) } }],
+    });
+    return r.succeeded === true;
+  }
+
+  /** Stream changes under a prefix from `fromRevision` on, until `signal` aborts. */
+  async watch(prefix: string, fromRevision: number, onEvents: (events: WatchEvent[]) => void | Promise<void>, signal: AbortSignal): Promise<void> {
+    const res = await fetch(`${this.endpoint}/v3/watch`, {
+      method: 'POST',
+      signal,
+      body: JSON.stringify({ create_request: { key: b64(prefix), range_end: prefixEnd(prefix), start_revision: String(fromRevision) } }),
+    });
+    if (!res.ok || !res.body) throw new Error(`etcd watch: HTTP ${res.status}`);
+    const decoder = new TextDecoder();
+    let buffered = '';
+    for await (const chunk of res.body) {
+      buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl).trim();
+        buffered = buffered.slice(nl + 1);
+        if (!line) continue;
+        const msg = JSON.parse(line) as { result?: { events?: { type?: string; kv: RawKv }[] } };
+        const events = msg.result?.events ?? [];
+        if (events.length) await onEvents(events.map((e) => ({ type: e.type === 'DELETE' ? 'DELETE' : 'PUT', kv: toKv(e.kv) })));
+      }
+    }
+  }
+
+  async healthy(): Promise<boolean> {
+    try {
+      const res = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(1000) });
+      return res.ok;
+    } catch {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,4 @@
+import { pluginMain } from '../skel.js';
+import { flannelPlugin } from '../plugins/flannel.js';
+
+await pluginMain(flannelPlugin);

@@ -1,0 +1,139 @@
+// A kubelet-like pod manager: a sandbox per pod, CNI called from the node
+// exactly as a runtime does (the node's conflist, ADD with the result cached,
+// CHECK, DEL in reverse order), then the workload's processes in the pod.
+import { randomBytes } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { cniEnv } from '../cni/invoke.js';
+import { CniError } from '../cni/errors.js';
+import type { Backend } from '../topologies/backend.js';
+import type { StateFile, PodRecord } from './state.js';
+import { CNI_BIN_DIR } from './paths.js';
+
+export const CONF_DIR = '/etc/cni/net.d';
+
+export interface ConfList {
+  cniVersion: string;
+  name: string;
+  plugins: Record<string, unknown>[];
+}
+
+export interface PodSpec {
+  name: string;
+  node: string;
+  workload: string;
+}
+
+export class PodManager {
+  constructor(
+    readonly backend: Backend,
+    readonly state: StateFile,
+  ) {}
+
+  podDir(pod: string): string {
+    return join(this.state.dir, 'pods', pod);
+  }
+
+  /** The first conflist in the node's /etc/cni/net.d, as a kubelet picks it. */
+  async confList(node: string): Promise<ConfList> {
+    const text = await this.backend.readFile(node, `${CONF_DIR}/10-cnilab.conflist`);
+    if (!text) throw new Error(`node ${node} has no CNI configuration in ${CONF_DIR}: is the network installed?`);
+    return JSON.parse(text) as ConfList;
+  }
+
+  private async exec(node: string, command: 'ADD' | 'DEL' | 'CHECK', plugin: Record<string, unknown>, list: ConfList, pod: PodRecord, prevResult?: unknown) {
+    const conf = { ...plugin, cniVersion: list.cniVersion, name: list.name, ...(prevResult ? { prevResult } : {}) };
+    const env = cniEnv({
+      command,
+      containerId: pod.containerId,
+      netns: pod.netns,
+      ifname: 'eth0',
+      args: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.name}`,
+      path: [CNI_BIN_DIR],
+    });
+    const type = String(plugin.type);
+    const r = await this.backend.exec(node, [join(CNI_BIN_DIR, type)], { input: JSON.stringify(conf), env: env as Record<string, string>, allowFailure: true });
+    let out: Record<string, unknown> = {};
+    try {
+      out = r.stdout.trim() ? JSON.parse(r.stdout) : {};
+    } catch {
+      throw new Error(`CNI ${command} on ${node}: plugin ${type} printed non-JSON: ${r.stdout.slice(0, 200)}`);
+    }
+    if (r.exitCode !== 0) {
+      throw new CniError(Number(out.code ?? 999), `CNI ${command} for pod ${pod.name} on ${node}: plugin ${type} failed (code ${out.code}): ${out.msg ?? r.stderr.trim()}`);
+    }
+    return out;
+  }
+
+  /** CNI ADD through every plugin of the list; the last result is cached like libcni does. */
+  async cniAdd(pod: PodRecord): Promise<Record<string, unknown>> {
+    const list = await this.confList(pod.node);
+    let result: Record<string, unknown> | undefined;
+    for (const plugin of list.plugins) result = await this.exec(pod.node, 'ADD', plugin, list, pod, result);
+    writeFileSync(join(this.podDir(pod.name), 'cni-result.json'), JSON.stringify(result, null, 2));
+    return result!;
+  }
+
+  cachedResult(pod: string): Record<string, unknown> | undefined {
+    const file = join(this.podDir(pod), 'cni-result.json');
+    return existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')) : undefined;
+  }
+
+  async cniCheck(pod: PodRecord): Promise<void> {
+    const list = await this.confList(pod.node);
+    const prev = this.cachedResult(pod.name);
+    for (const plugin of list.plugins) await this.exec(pod.node, 'CHECK', plugin, list, pod, prev);
+  }
+
+  async cniDel(pod: PodRecord): Promise<void> {
+    const list = await this.confList(pod.node);
+    const prev = this.cachedResult(pod.name);
+    for (const plugin of [...list.plugins].reverse()) await this.exec(pod.node, 'DEL', plugin, list, pod, prev);
+  }
+
+  /** Sandbox, then network; a failure removes both again. */
+  async create(spec: PodSpec): Promise<PodRecord> {
+    mkdirSync(this.podDir(spec.name), { recursive: true });
+    const { netns } = await this.backend.createSandbox(spec.node, spec.name);
+    const pod: PodRecord = { ...spec, netns, status: 'Pending', containerId: randomBytes(16).toString('hex') };
+    this.state.update((s) => s.pods.push(pod));
+    try {
+      const result = await this.cniAdd(pod);
+      const ips = (result.ips as { address: string }[] | undefined) ?? [];
+      pod.ip = ips[0]?.address.split('/')[0];
+      this.save(pod);
+      return pod;
+    } catch (e) {
+      pod.status = 'Failed';
+      this.save(pod);
+      await this.remove(pod).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  save(pod: PodRecord): void {
+    this.state.update((s) => {
+      const i = s.pods.findIndex((p) => p.name === pod.name);
+      if (i >= 0) s.pods[i] = { ...pod };
+    });
+  }
+
+  /** CNI DEL, then the sandbox (which stops what runs in it). */
+  async remove(pod: PodRecord): Promise<void> {
+    try {
+      await this.cniDel(pod);
+    } finally {
+      await this.backend.removeSandbox(pod.node, pod.name);
+      this.state.update((s) => (s.pods = s.pods.filter((p) => p.name !== pod.name)));
+    }
+  }
+
+  list(): PodRecord[] {
+    return this.state.state.pods;
+  }
+}
+
+/** Pods of a workload spread over nodes in turn: replicas 3 on [master, worker] gives master, worker, master. */
+export function schedule(workload: string, replicas: number, nodes: string[]): PodSpec[] {
+  return Array.from({ length: replicas }, (_, i) => ({ name: `${workload}-${i}`, node: nodes[i % nodes.length], workload }));
+}

@@ -1,0 +1,107 @@
+// Before a lab starts: the tools and kernel features it needs. On Debian or
+// Ubuntu as root, missing packages are installed with apt (and we say which);
+// otherwise the error names exactly what is missing.
+import { existsSync, writeFileSync, rmSync } from 'node:fs';
+import { execa } from 'execa';
+import { Ip } from '../net/ip.js';
+import { addNetns, deleteNetns } from '../net/netns.js';
+import type { Lab } from './lab-file.js';
+
+/** command → the Debian package that ships it */
+const TOOLS: Record<string, string> = {
+  ip: 'iproute2',
+  bridge: 'iproute2',
+  nsenter: 'util-linux',
+  unshare: 'util-linux',
+  sysctl: 'procps',
+  iptables: 'iptables',
+  curl: 'curl',
+  ping: 'iputils-ping',
+  tcpdump: 'tcpdump',
+  nginx: 'nginx-light',
+  etcd: 'etcd-server',
+  etcdctl: 'etcd-client',
+};
+
+export class PreflightError extends Error {
+  constructor(msg: string) {
+    super(msg);
+    this.name = 'PreflightError';
+  }
+}
+
+function onPath(cmd: string): boolean {
+  return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => existsSync(`${d}/${cmd}`));
+}
+
+export function requiredTools(_lab: Lab): string[] {
+  return Object.keys(TOOLS);
+}
+
+/** Kernel link types the lab creates. */
+export function requiredKernelFeatures(lab: Lab): string[] {
+  const features = ['veth', 'bridge'];
+  if (lab.network.backend === 'vxlan') features.push('vxlan');
+  return features;
+}
+
+/** Try each link type in a scratch namespace: the kernel's own answer, nothing guessed. */
+export async function missingKernelFeatures(features: string[]): Promise<string[]> {
+  const scratch = `cnilab-preflight-${process.pid}`;
+  await addNetns(scratch);
+  try {
+    const ip = new Ip(scratch);
+    const missing: string[] = [];
+    for (const f of features) {
+      const args: Record<string, string[]> = {
+        veth: ['link', 'add', 'pf0', 'type', 'veth', 'peer', 'name', 'pf1'],
+        bridge: ['link', 'add', 'pf2', 'type', 'bridge'],
+        vxlan: ['link', 'add', 'pf3', 'type', 'vxlan', 'id', '42', 'dstport', '8472'],
+        tun: ['tuntap', 'add', 'dev', 'pf4', 'mode', 'tun'],
+        macvlan: ['link', 'add', 'pf5', 'link', 'pf2', 'type', 'macvlan', 'mode', 'bridge'],
+        ipip: ['link', 'add', 'pf6', 'type', 'ipip', 'remote', '192.0.2.1'],
+      };
+      const cmd = args[f];
+      if (!cmd) throw new Error(`preflight does not know how to test kernel feature "${f}"`);
+      try {
+        await ip.cmd(...cmd);
+      } catch {
+        missing.push(f);
+      }
+    }
+    return missing;
+  } finally {
+    await deleteNetns(scratch);
+  }
+}
+
+export async function preflight(lab: Lab, opts: { install: boolean; log: (msg: string) => void }): Promise<void> {
+  if (process.getuid?.() !== 0) throw new PreflightError('cnilab needs root (network namespaces, links, iptables): run it as root');
+  const missingTools = requiredTools(lab).filter((t) => !onPath(t));
+  if (missingTools.length) {
+    const packages = [...new Set(missingTools.map((t) => TOOLS[t]))];
+    const what = `missing tools: ${missingTools.join(', ')} (Debian packages: ${packages.join(' ')})`;
+    if (!opts.install) throw new PreflightError(`${what}; install them, or drop --no-install`);
+    if (!existsSync('/usr/bin/apt-get')) throw new PreflightError(`${what}; this is not a Debian/Ubuntu system, install them by hand`);
+    opts.log(`installing ${packages.join(' ')} with apt-get`);
+    await aptInstall(packages);
+  }
+  const missing = await missingKernelFeatures(requiredKernelFeatures(lab));
+  if (missing.length) throw new PreflightError(`this kernel lacks ${missing.join(', ')}, which lab ${lab.name} needs`);
+}
+
+/** apt-get install, with package scripts kept from starting their daemons in the root namespace. */
+export async function aptInstall(packages: string[]): Promise<void> {
+  const policy = '/usr/sbin/policy-rc.d';
+  const ours = !existsSync(policy);
+  if (ours) writeFileSync(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+  try {
+    const env = { DEBIAN_FRONTEND: 'noninteractive' };
+    await execa('apt-get', ['update', '-qq'], { env });
+    await execa('apt-get', ['install', '-y', '-qq', '--no-install-recommends', ...packages], { env });
+  } catch (e) {
+    throw new PreflightError(`apt-get install ${packages.join(' ')} failed: ${(e as { stderr?: string }).stderr?.trim() || (e as Error).message}`);
+  } finally {
+    if (ours) rmSync(policy, { force: true });
+  }
+}

@@ -1,0 +1,68 @@
+// Stopping processes: only by the PID we started (checked against its start
+// time, so a reused PID is never hit), or found by the namespace it lives in.
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { processStartTime, type ProcessRecord } from './state.js';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
+export async function stopPid(pid: number, graceMs = 2000): Promise<void> {
+  if (!alive(pid)) return;
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch {
+    return;
+  }
+  const deadline = Date.now() + graceMs;
+  while (Date.now() < deadline) {
+    if (!alive(pid) || isZombie(pid)) return;
+    await sleep(20);
+  }
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    /* already gone */
+  }
+}
+
+/** A zombie has exited; only its parent's wait is missing. */
+function isZombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return false;
+  }
+}
+
+/** Stop a recorded process if it is still the one we started. */
+export async function stopRecorded(p: ProcessRecord): Promise<void> {
+  if (processStartTime(p.pid) !== p.startTime) return; // gone, or the PID now belongs to someone else
+  await stopPid(p.pid);
+}
+
+/** PIDs of every process whose network namespace is one of `inodes`. */
+export function pidsInNetns(inodes: Set<number>): number[] {
+  if (inodes.size === 0) return [];
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const link = readlinkSync(`/proc/${entry}/ns/net`); // "net:[4026532281]"
+      const inode = Number(link.slice(5, -1));
+      if (inodes.has(inode)) pids.push(Number(entry));
+    } catch {
+      /* exited meanwhile, or a kernel thread */
+    }
+  }
+  return pids;
+}

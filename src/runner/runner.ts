@@ -1,0 +1,160 @@
+// Orchestration of one lab instance: preflight, nodes, network, pods, steps, teardown.
+import { join } from 'node:path';
+import type { Backend, Topology } from '../topologies/backend.js';
+import { createBackend } from '../topologies/registry.js';
+import { parseCidr } from '../cni/ipnet.js';
+import { loadLab, type Lab } from './lab-file.js';
+import { StateFile, readState, labDir } from './state.js';
+import { PodManager, schedule } from './pods.js';
+import { startNginx } from './workloads.js';
+import { installNetwork } from './networks/index.js';
+import { runStep, type StepOutcome } from './steps.js';
+import { preflight } from './preflight.js';
+import { requireBuilt } from './paths.js';
+import type { Reporter } from './reporter.js';
+
+export interface RunOptions {
+  /** Instance name; defaults to the lab's name. Two instances need two names. */
+  name?: string;
+  backend?: string;
+  install?: boolean;
+}
+
+export interface PhaseTiming {
+  phase: string;
+  ms: number;
+}
+
+export interface RunReport {
+  lab: string;
+  instance: string;
+  backend: string;
+  ok: boolean;
+  phases: PhaseTiming[];
+  steps: StepOutcome[];
+  firstCrossNodePingMs?: number;
+  error?: string;
+}
+
+export function topologyOf(lab: Lab, instance: string): Topology {
+  const underlay = parseCidr(lab.topology.underlay)!;
+  return { lab: instance, underlay: { subnet: lab.topology.underlay, prefix: underlay.prefix }, nodes: lab.topology.nodes };
+}
+
+export class LabInstance {
+  readonly pods: PodManager;
+  readonly vars: Record<string, string> = {};
+
+  constructor(
+    readonly lab: Lab,
+    readonly file: string,
+    readonly backend: Backend,
+    readonly state: StateFile,
+    readonly reporter: Reporter,
+  ) {
+    this.pods = new PodManager(backend, state);
+  }
+
+  static open(labName: string, opts: RunOptions, reporter: Reporter): LabInstance {
+    const { lab, file } = loadLab(labName);
+    const instance = opts.name ?? lab.name;
+    if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(instance)) throw new Error(`instance name "${instance}" must be lower-case letters, digits and "-", at most 31 characters`);
+    const existing = readState(instance);
+    if (existing) throw new Error(`a lab named "${instance}" is already up (${labDir(instance)}); run \`cnilab down ${instance}\` first, or pass --name`);
+    const backendKind = opts.backend ?? 'netns';
+    const state = new StateFile(instance, { labFile: file, backend: backendKind });
+    const backend = createBackend(backendKind, topologyOf(lab, instance), state);
+    return new LabInstance(lab, file, backend, state, reporter);
+  }
+
+  private async phase<T>(name: string, fn: () => Promise<T>): Promise<T> {
+    return this.reporter.phase(name, fn);
+  }
+
+  /** Everything up to a running cluster with its workloads; on failure, everything is removed again. */
+  async up(opts: RunOptions = {}): Promise<void> {
+    const { lab, backend } = this;
+    try {
+      await this.phase('preflight', () => preflight(lab, { install: opts.install ?? true, log: (m) => this.reporter.info(m) }));
+      requireBuilt();
+      this.state.save();
+      await this.phase(`nodes (${lab.topology.nodes.map((n) => n.name).join(', ')}) on ${backend.kind}`, () => backend.up());
+      await this.phase(`network ${lab.network.plugin} (${lab.network.backend})`, () =>
+        installNetwork(backend, lab, lab.topology.nodes, (m) => this.reporter.info(m)),
+      );
+      await this.phase('pods', () => this.deploy());
+      this.fillVars();
+    } catch (e) {
+      await this.down().catch(() => undefined);
+      throw e;
+    }
+  }
+
+  private async deploy(): Promise<void> {
+    const nodes = this.lab.topology.nodes.map((n) => n.name);
+    const specs = this.lab.workloads.flatMap((w) => schedule(w.name, w.replicas, w.nodes ?? nodes));
+    // Pods on different nodes start in parallel; on one node one after another, as a kubelet would pace them.
+    const byNode = new Map<string, typeof specs>();
+    for (const s of specs) byNode.set(s.node, [...(byNode.get(s.node) ?? []), s]);
+    await Promise.all(
+      [...byNode.values()].map(async (list) => {
+        for (const spec of list) {
+          const pod = await this.pods.create(spec);
+          const info = await startNginx(this.backend, pod, this.pods.podDir(pod.name));
+          pod.status = 'Running';
+          this.pods.save(pod);
+          this.reporter.info(`pod ${pod.name} on ${pod.node}: ${pod.ip} (log ${info.accessLog})`);
+        }
+      }),
+    );
+  }
+
+  fillVars(): void {
+    for (const n of this.lab.topology.nodes) this.vars[`nodes.${n.name}.address`] = n.address;
+    for (const p of this.pods.list()) {
+      this.vars[`pods.${p.name}.ip`] = p.ip ?? '';
+      this.vars[`pods.${p.name}.node`] = p.node;
+      this.vars[`pods.${p.name}.accessLog`] = join(this.pods.podDir(p.name), 'log', 'access.log');
+    }
+  }
+
+  async steps(): Promise<StepOutcome[]> {
+    const outcomes: StepOutcome[] = [];
+    const ctx = { backend: this.backend, lab: this.lab, pods: this.pods.list(), vars: this.vars };
+    for (const [i, step] of this.lab.steps.entries()) {
+      const o = await runStep(ctx, step);
+      outcomes.push(o);
+      this.reporter.step(i + 1, this.lab.steps.length, o);
+    }
+    return outcomes;
+  }
+
+  async down(): Promise<void> {
+    await this.backend.down();
+  }
+}
+
+/** `cnilab run`: up, steps, down; the report says what passed and how long each phase took. */
+export async function runLab(labName: string, opts: RunOptions, reporter: Reporter): Promise<RunReport> {
+  const inst = LabInstance.open(labName, opts, reporter);
+  const report: RunReport = { lab: inst.lab.name, instance: inst.state.state.lab, backend: inst.backend.kind, ok: false, phases: [], steps: [] };
+  const onSignal = () => {
+    reporter.info('interrupted: tearing the lab down');
+    inst.down().finally(() => process.exit(130));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    await inst.up(opts);
+    report.steps = await reporter.phase('steps', () => inst.steps());
+    report.ok = report.steps.every((s) => s.ok);
+  } catch (e) {
+    report.error = (e as Error).message;
+  } finally {
+    await reporter.phase('teardown', () => inst.down());
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+  report.phases = reporter.timings();
+  return report;
+}

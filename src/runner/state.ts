@@ -1,0 +1,101 @@
+// What a running lab made, on disk, so that `clean` finds it after any crash.
+// Every change is written at once (synchronously) before the next step runs.
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+export const STATE_ROOT = process.env.CNILAB_STATE_DIR ?? '/run/cnilab';
+/** Every namespace a lab makes starts with this, so orphans are found by name. */
+export const NAME_PREFIX = 'cnilab-';
+
+export interface ProcessRecord {
+  pid: number;
+  /** Start time in clock ticks since boot (/proc/PID/stat field 22): guards against PID reuse. */
+  startTime: number;
+  name: string;
+  node: string;
+}
+
+export interface LabState {
+  lab: string;
+  labFile?: string;
+  backend: string;
+  createdAt: string;
+  status: 'starting' | 'up' | 'stopping';
+  netns: string[];
+  mounts: string[];
+  processes: ProcessRecord[];
+  pods: PodRecord[];
+}
+
+export interface PodRecord {
+  name: string;
+  node: string;
+  netns: string;
+  ip?: string;
+  workload: string;
+  status: 'Pending' | 'Running' | 'Failed';
+  containerId: string;
+}
+
+export function labDir(lab: string): string {
+  return join(STATE_ROOT, lab);
+}
+
+export class StateFile {
+  readonly dir: string;
+  state: LabState;
+
+  constructor(lab: string, init?: Partial<LabState>) {
+    this.dir = labDir(lab);
+    const existing = readState(lab);
+    this.state = existing ?? {
+      lab,
+      backend: 'netns',
+      createdAt: new Date().toISOString(),
+      status: 'starting',
+      netns: [],
+      mounts: [],
+      processes: [],
+      pods: [],
+      ...init,
+    };
+  }
+
+  save(): void {
+    mkdirSync(this.dir, { recursive: true });
+    const file = join(this.dir, 'state.json');
+    writeFileSync(file + '.tmp', JSON.stringify(this.state, null, 2));
+    renameSync(file + '.tmp', file);
+  }
+
+  update(fn: (s: LabState) => void): void {
+    fn(this.state);
+    this.save();
+  }
+}
+
+export function readState(lab: string): LabState | undefined {
+  try {
+    return JSON.parse(readFileSync(join(labDir(lab), 'state.json'), 'utf8')) as LabState;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Lab instances with a state directory. */
+export function listLabs(): string[] {
+  if (!existsSync(STATE_ROOT)) return [];
+  return readdirSync(STATE_ROOT).filter((d) => !d.startsWith('.'));
+}
+
+/** Start time of a process in clock ticks, or undefined if it is gone. */
+export function processStartTime(pid: number): number | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[19]);
+  } catch {
+    return undefined;
+  }
+}

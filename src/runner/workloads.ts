@@ -1,0 +1,65 @@
+// Workload recipes: what runs inside a pod. Real programs from Debian's
+// packages, each pod with its own configuration and logs.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Backend } from '../topologies/backend.js';
+import type { PodRecord } from './state.js';
+
+export interface WorkloadInfo {
+  /** The access log, as the host sees it (templates expose it as pods.<name>.accessLog). */
+  accessLog: string;
+}
+
+export function nginxPaths(podDir: string) {
+  return {
+    conf: join(podDir, 'nginx.conf'),
+    accessLog: join(podDir, 'log', 'access.log'),
+    errorLog: join(podDir, 'log', 'error.log'),
+  };
+}
+
+function nginxConf(pod: PodRecord, podDir: string): string {
+  const p = nginxPaths(podDir);
+  const tmp = join(podDir, 'tmp');
+  return `# nginx for pod ${pod.name} on ${pod.node}
+daemon off;
+worker_processes 1;
+pid ${join(podDir, 'nginx.pid')};
+error_log ${p.errorLog} warn;
+events { worker_connections 256; }
+http {
+  access_log ${p.accessLog};
+  client_body_temp_path ${tmp}/body;
+  proxy_temp_path ${tmp}/proxy;
+  fastcgi_temp_path ${tmp}/fastcgi;
+  uwsgi_temp_path ${tmp}/uwsgi;
+  scgi_temp_path ${tmp}/scgi;
+  server {
+    listen 80;
+    location / {
+      default_type text/plain;
+      return 200 "pod ${pod.name} on ${pod.node}, address $server_addr\\n";
+    }
+  }
+}
+`;
+}
+
+/** Start nginx in the pod and wait until it answers on the pod's own address. */
+export async function startNginx(backend: Backend, pod: PodRecord, podDir: string): Promise<WorkloadInfo> {
+  const p = nginxPaths(podDir);
+  mkdirSync(join(podDir, 'log'), { recursive: true });
+  mkdirSync(join(podDir, 'tmp'), { recursive: true });
+  writeFileSync(p.conf, nginxConf(pod, podDir));
+  await backend.podStart(pod.node, pod.name, 'nginx', ['nginx', '-e', p.errorLog, '-c', p.conf]);
+  for (let i = 0; i < 100; i++) {
+    // A second process in the same sandbox, as a sidecar container would be.
+    const r = await backend.podExec(pod.node, pod.name, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '1', `http://${pod.ip}/ready`], { allowFailure: true });
+    if (r.stdout === '200') {
+      writeFileSync(p.accessLog, ''); // the readiness probe is not part of the lesson
+      return { accessLog: p.accessLog };
+    }
+    await new Promise((r) => setTimeout(r, 30));
+  }
+  throw new Error(`nginx in pod ${pod.name} did not answer on ${pod.ip}:80 within 3 s; see ${p.errorLog}`);
+}

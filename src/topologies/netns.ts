@@ -1,0 +1,231 @@
+// The embedded backend: each node is a network namespace with its own hostname
+// (a UTS namespace) and a private directory for the files a node keeps; the
+// underlay is a bridge inside a namespace of the lab's own. Nothing of the lab
+// is routed or addressed in the root namespace.
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { netnsPath, run, startDetached, type RunResult } from '../net/exec.js';
+import { Ip } from '../net/ip.js';
+import { addNetns, deleteNetns, listNetns, netnsInode } from '../net/netns.js';
+import { NAME_PREFIX, labDir, listLabs, processStartTime, StateFile } from '../runner/state.js';
+import { pidsInNetns, stopPid, stopRecorded } from '../runner/processes.js';
+import type { Backend, ExecOptions, Started, Topology } from './backend.js';
+
+export const UNDERLAY_BRIDGE = 'br0';
+
+export function nodeNetns(lab: string, node: string): string {
+  return `${NAME_PREFIX}${lab}-${node}`;
+}
+export function podNetns(lab: string, pod: string): string {
+  return `${NAME_PREFIX}${lab}-pod-${pod}`;
+}
+export function underlayNetns(lab: string): string {
+  return `${NAME_PREFIX}${lab}-underlay`;
+}
+
+export class NetnsBackend implements Backend {
+  readonly kind = 'netns';
+  constructor(
+    readonly topo: Topology,
+    readonly state: StateFile,
+  ) {}
+
+  private nodeRoot(node: string): string {
+    return join(this.state.dir, 'nodes', node);
+  }
+  private podRoot(pod: string): string {
+    return join(this.state.dir, 'pods', pod);
+  }
+
+  nodePath(node: string, path: string): string {
+    return join(this.nodeRoot(node), path);
+  }
+
+  /** Make a namespace and record it first, so a crash right after still leaves a trace. */
+  private async addNetns(name: string): Promise<void> {
+    this.state.update((s) => s.netns.push(name));
+    await addNetns(name);
+  }
+
+  /** A persistent UTS namespace pinned on a file, holding a hostname. */
+  private async addHostname(file: string, hostname: string): Promise<void> {
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, '');
+    this.state.update((s) => s.mounts.push(file));
+    await run(['unshare', `--uts=${file}`, 'hostname', hostname]);
+  }
+
+  async up(): Promise<void> {
+    const { lab, nodes, underlay } = this.topo;
+    try {
+      const under = underlayNetns(lab);
+      await this.addNetns(under);
+      const underIp = new Ip(under);
+      const batch: string[][] = [
+        ['link', 'set', 'lo', 'up'],
+        ['link', 'add', UNDERLAY_BRIDGE, 'type', 'bridge'],
+        ['link', 'set', UNDERLAY_BRIDGE, 'up'],
+      ];
+      for (const [i, n] of nodes.entries()) {
+        const ns = nodeNetns(lab, n.name);
+        await this.addNetns(ns);
+        await this.addHostname(join(this.nodeRoot(n.name), 'uts'), n.name);
+        for (const d of ['etc/cni/net.d', 'var/lib/cni', 'run/flannel', 'var/log']) mkdirSync(this.nodePath(n.name, d), { recursive: true });
+        const port = `p${i}-${n.name}`.slice(0, 15);
+        batch.push(['link', 'add', port, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
+        batch.push(['link', 'set', port, 'master', UNDERLAY_BRIDGE, 'up']);
+      }
+      await underIp.batch(batch);
+      await Promise.all(
+        nodes.map(async (n) => {
+          const ip = new Ip(nodeNetns(lab, n.name));
+          await ip.batch([
+            ['link', 'set', 'lo', 'up'],
+            ['addr', 'add', `${n.address}/${underlay.prefix}`, 'dev', 'eth0'],
+            ['link', 'set', 'eth0', 'up'],
+          ]);
+          // New namespaces inherit these from the root namespace here: set them as a node has them.
+          await ip.sysctl({ 'net.ipv4.ip_forward': 1, 'net.ipv4.conf.all.rp_filter': 0, 'net.ipv4.conf.default.rp_filter': 0 });
+        }),
+      );
+      this.state.update((s) => (s.status = 'up'));
+    } catch (e) {
+      await this.down();
+      throw e;
+    }
+  }
+
+  async down(): Promise<void> {
+    await cleanNetnsLab(this.state.state.lab);
+  }
+
+  private nsenter(netns: string, uts: string, argv: string[]): string[] {
+    return ['nsenter', `--net=${netnsPath(netns)}`, `--uts=${uts}`, '--', ...argv];
+  }
+
+  private nodeArgv(node: string, argv: string[]): string[] {
+    return this.nsenter(nodeNetns(this.topo.lab, node), join(this.nodeRoot(node), 'uts'), argv);
+  }
+
+  private podArgv(pod: string, argv: string[]): string[] {
+    return this.nsenter(podNetns(this.topo.lab, pod), join(this.podRoot(pod), 'uts'), argv);
+  }
+
+  exec(node: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
+    return run(this.nodeArgv(node, argv), { input: opts.input, allowFailure: opts.allowFailure, env: { ...process.env, ...opts.env } });
+  }
+
+  podExec(_node: string, pod: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
+    return run(this.podArgv(pod, argv), { input: opts.input, allowFailure: opts.allowFailure, env: { ...process.env, ...opts.env } });
+  }
+
+  private launch(node: string, name: string, argv: string[], logDir: string, env?: Record<string, string>): Started {
+    mkdirSync(logDir, { recursive: true });
+    const log = join(logDir, `${name}.log`);
+    const fd = openSync(log, 'a');
+    try {
+      // nsenter execs the command in place, so this PID is the process itself.
+      const pid = startDetached(argv, { stdout: fd, stderr: fd, env: { ...process.env, ...env } });
+      const startTime = processStartTime(pid) ?? 0;
+      this.state.update((s) => s.processes.push({ pid, startTime, name, node }));
+      return { pid, log };
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  async start(node: string, name: string, argv: string[], opts: { env?: Record<string, string> } = {}): Promise<Started> {
+    return this.launch(node, name, this.nodeArgv(node, argv), this.nodePath(node, 'var/log'), opts.env);
+  }
+
+  async podStart(node: string, pod: string, name: string, argv: string[]): Promise<Started> {
+    return this.launch(node, `${pod}-${name}`, this.podArgv(pod, argv), join(this.podRoot(pod), 'log'));
+  }
+
+  async stop(pid: number): Promise<void> {
+    const rec = this.state.state.processes.find((p) => p.pid === pid);
+    if (rec) await stopRecorded(rec);
+    this.state.update((s) => (s.processes = s.processes.filter((p) => p.pid !== pid)));
+  }
+
+  async writeFile(node: string, path: string, content: string): Promise<void> {
+    const file = this.nodePath(node, path);
+    mkdirSync(dirname(file), { recursive: true });
+    writeFileSync(file, content);
+  }
+
+  async readFile(node: string, path: string): Promise<string | undefined> {
+    try {
+      return readFileSync(this.nodePath(node, path), 'utf8');
+    } catch {
+      return undefined;
+    }
+  }
+
+  async createSandbox(_node: string, pod: string): Promise<{ netns: string }> {
+    const name = podNetns(this.topo.lab, pod);
+    await this.addNetns(name);
+    await this.addHostname(join(this.podRoot(pod), 'uts'), pod);
+    // The runtime's part, as CRI does before calling CNI: loopback up.
+    await new Ip(name).cmd('link', 'set', 'lo', 'up');
+    return { netns: netnsPath(name) };
+  }
+
+  async removeSandbox(_node: string, pod: string): Promise<void> {
+    const name = podNetns(this.topo.lab, pod);
+    const inode = netnsInode(netnsPath(name));
+    if (inode) for (const pid of pidsInNetns(new Set([inode]))) await stopPid(pid);
+    await deleteNetns(name);
+    const uts = join(this.podRoot(pod), 'uts');
+    await unmount(uts);
+    this.state.update((s) => {
+      s.netns = s.netns.filter((n) => n !== name);
+      s.mounts = s.mounts.filter((m) => m !== uts);
+    });
+  }
+}
+
+async function unmount(path: string): Promise<void> {
+  if (!existsSync(path)) return;
+  await run(['umount', path], { allowFailure: true });
+}
+
+/** Mount points below `dir` (the UTS namespaces we pinned), from the kernel's own list. */
+function mountsBelow(dir: string): string[] {
+  const lines = readFileSync('/proc/self/mountinfo', 'utf8').split('\n');
+  return lines.map((l) => l.split(' ')[4]).filter((m) => m && (m === dir || m.startsWith(dir + '/')));
+}
+
+/**
+ * Remove everything a netns lab made: recorded processes, then anything still
+ * living in its namespaces, then the namespaces, the pinned mounts and its directory.
+ * Works from the state file and from names alone, so a lab killed mid-way is found too.
+ */
+export async function cleanNetnsLab(lab: string): Promise<void> {
+  const sf = new StateFile(lab);
+  const prefix = `${NAME_PREFIX}${lab}-`;
+  const names = new Set([...sf.state.netns, ...listNetns().filter((n) => n.startsWith(prefix) && isOwnedBy(n, lab))]);
+  for (const p of sf.state.processes) await stopRecorded(p);
+  const inodes = new Set([...names].map((n) => netnsInode(netnsPath(n))).filter((i): i is number => i !== undefined));
+  await Promise.all(pidsInNetns(inodes).map((pid) => stopPid(pid)));
+  // Pods first, the underlay last: nothing is left holding a link to a removed namespace.
+  const ordered = [...names].sort((a, b) => rank(a) - rank(b));
+  for (const n of ordered) await deleteNetns(n);
+  for (const m of mountsBelow(labDir(lab)).reverse()) await unmount(m);
+  rmSync(labDir(lab), { recursive: true, force: true });
+}
+
+function rank(name: string): number {
+  if (name.includes('-pod-')) return 0;
+  if (name.endsWith('-underlay')) return 2;
+  return 1;
+}
+
+/**
+ * A namespace named cnilab-<lab>-… belongs to <lab> unless a longer lab name
+ * also matches it (lab "a" must not take "a-b"'s namespaces).
+ */
+function isOwnedBy(netns: string, lab: string): boolean {
+  const others = listLabs().filter((l) => l !== lab && l.startsWith(lab + '-'));
+  return !others.some((o) => netns.startsWith(`${NAME_PREFIX}${o}-`));
+}
