@@ -41,7 +41,8 @@ function printRun(r: RunReport): void {
   const passed = r.steps.filter((s) => s.ok).length;
   const total = r.phases.reduce((a, p) => a + p.ms, 0);
   console.log('');
-  if (r.error) console.log(`${red('✘')} ${bold(r.lab)}: ${r.error}`);
+  if (r.skipped) console.log(`⊘ ${bold(r.lab)}: ${r.skipped}`);
+  else if (r.error) console.log(`${red('✘')} ${bold(r.lab)}: ${r.error}`);
   else console.log(`${r.ok ? green('✔') : red('✘')} ${bold(r.lab)}: ${passed}/${r.steps.length} steps passed in ${(total / 1000).toFixed(2)}s on ${r.backend}`);
 }
 
@@ -66,7 +67,7 @@ program
     const reporter = o.json ? new QuietReporter() : new TextReporter(undefined, o.verbose);
     const report = await runLab(labName, { name: o.name, backend: o.backend, install: o.install }, reporter);
     print(o.json, report, () => printRun(report));
-    process.exitCode = report.error ? EXIT.runtime : report.ok ? EXIT.ok : EXIT.stepsFailed;
+    process.exitCode = report.skipped ? EXIT.ok : report.error ? EXIT.runtime : report.ok ? EXIT.ok : EXIT.stepsFailed;
   });
 
 program

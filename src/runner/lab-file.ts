@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { z } from 'zod';
 import { parseCidr, contains, parseIp } from '../cni/ipnet.js';
+import { NETWORKS } from './networks/index.js';
 
 const name = z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'lower-case letters, digits and "-"');
 const regexList = z.union([z.string(), z.array(z.string())]);
@@ -53,11 +54,14 @@ export const labSchema = z.strictObject({
     underlay: z.string(),
     nodes: z.array(z.strictObject({ name, address: z.string() })).min(1),
   }),
-  network: z.strictObject({
-    plugin: z.enum(['flannel']),
+  /** Kernel features the lab needs beyond its network plugin's; a missing one skips the lab, named. */
+  requires: z.array(z.string()).default([]),
+  network: z.looseObject({
+    plugin: z.string(),
     podCIDR: z.string(),
     subnetLen: z.number().int().min(8).max(30).default(24),
-    backend: z.enum(['vxlan', 'host-gw']).default('vxlan'),
+    /** The plugin's datapath variant: vxlan, host-gw, udp, bgp, … */
+    backend: z.string().optional(),
   }),
   workloads: z
     .array(
@@ -152,6 +156,7 @@ export function parseLab(text: string, file: string): Lab {
     seen.add(n.name);
   });
   if (!parseCidr(lab.network.podCIDR)) fail(['network', 'podCIDR'], `"${lab.network.podCIDR}" is not a CIDR`);
+  if (!NETWORKS[lab.network.plugin]) fail(['network', 'plugin'], `"${lab.network.plugin}" is not a network plugin cnilab has (${Object.keys(NETWORKS).join(', ')})`);
   lab.workloads.forEach((w, i) =>
     (w.nodes ?? []).forEach((n, j) => {
       if (!seen.has(n)) fail(['workloads', i, 'nodes', j], `no node named "${n}" (nodes: ${[...seen].join(', ')})`);

@@ -6,8 +6,9 @@ import { execa } from 'execa';
 import { Ip } from '../net/ip.js';
 import { addNetns, deleteNetns } from '../net/netns.js';
 import type { Lab } from './lab-file.js';
+import { networkPlugin } from './networks/index.js';
 
-/** command → the Debian package that ships it */
+/** command → the Debian package that ships it (what every lab uses; network plugins add theirs) */
 const TOOLS: Record<string, string> = {
   ip: 'iproute2',
   bridge: 'iproute2',
@@ -19,8 +20,6 @@ const TOOLS: Record<string, string> = {
   ping: 'iputils-ping',
   tcpdump: 'tcpdump',
   nginx: 'nginx-light',
-  etcd: 'etcd-server',
-  etcdctl: 'etcd-client',
 };
 
 export class PreflightError extends Error {
@@ -30,19 +29,28 @@ export class PreflightError extends Error {
   }
 }
 
+/** The kernel cannot run this lab here: the lab is skipped, and the message names what is missing. */
+export class MissingFeatureError extends Error {
+  constructor(
+    readonly lab: string,
+    readonly features: string[],
+  ) {
+    super(`skipped: this kernel lacks ${features.join(', ')}, which lab ${lab} needs`);
+    this.name = 'MissingFeatureError';
+  }
+}
+
 function onPath(cmd: string): boolean {
   return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => existsSync(`${d}/${cmd}`));
 }
 
-export function requiredTools(_lab: Lab): string[] {
-  return Object.keys(TOOLS);
+export function requiredTools(lab: Lab): Record<string, string> {
+  return { ...TOOLS, ...(networkPlugin(lab.network.plugin).tools ?? {}) };
 }
 
 /** Kernel link types the lab creates. */
 export function requiredKernelFeatures(lab: Lab): string[] {
-  const features = ['veth', 'bridge'];
-  if (lab.network.backend === 'vxlan') features.push('vxlan');
-  return features;
+  return [...new Set(['veth', 'bridge', ...networkPlugin(lab.network.plugin).kernelFeatures(lab), ...lab.requires])];
 }
 
 /** Try each link type in a scratch namespace: the kernel's own answer, nothing guessed. */
@@ -52,14 +60,22 @@ export async function missingKernelFeatures(features: string[]): Promise<string[
   try {
     const ip = new Ip(scratch);
     const missing: string[] = [];
+    // macvlan, vlan and ipvlan need a parent link: a bridge is always there to lean on.
+    await ip.cmd('link', 'add', 'pf2', 'type', 'bridge').catch(() => undefined);
     for (const f of features) {
       const args: Record<string, string[]> = {
         veth: ['link', 'add', 'pf0', 'type', 'veth', 'peer', 'name', 'pf1'],
-        bridge: ['link', 'add', 'pf2', 'type', 'bridge'],
+        bridge: ['link', 'add', 'pf2b', 'type', 'bridge'],
         vxlan: ['link', 'add', 'pf3', 'type', 'vxlan', 'id', '42', 'dstport', '8472'],
         tun: ['tuntap', 'add', 'dev', 'pf4', 'mode', 'tun'],
         macvlan: ['link', 'add', 'pf5', 'link', 'pf2', 'type', 'macvlan', 'mode', 'bridge'],
         ipip: ['link', 'add', 'pf6', 'type', 'ipip', 'remote', '192.0.2.1'],
+        gre: ['link', 'add', 'pf7', 'type', 'gre', 'remote', '192.0.2.1'],
+        geneve: ['link', 'add', 'pf8', 'type', 'geneve', 'id', '1', 'remote', '192.0.2.1'],
+        wireguard: ['link', 'add', 'pf9', 'type', 'wireguard'],
+        vlan: ['link', 'add', 'pf10', 'link', 'pf2', 'type', 'vlan', 'id', '10'],
+        ipvlan: ['link', 'add', 'pf11', 'link', 'pf2', 'type', 'ipvlan'],
+        dummy: ['link', 'add', 'pf12', 'type', 'dummy'],
       };
       const cmd = args[f];
       if (!cmd) throw new Error(`preflight does not know how to test kernel feature "${f}"`);
@@ -77,9 +93,10 @@ export async function missingKernelFeatures(features: string[]): Promise<string[
 
 export async function preflight(lab: Lab, opts: { install: boolean; log: (msg: string) => void }): Promise<void> {
   if (process.getuid?.() !== 0) throw new PreflightError('cnilab needs root (network namespaces, links, iptables): run it as root');
-  const missingTools = requiredTools(lab).filter((t) => !onPath(t));
+  const tools = requiredTools(lab);
+  const missingTools = Object.keys(tools).filter((t) => !onPath(t));
   if (missingTools.length) {
-    const packages = [...new Set(missingTools.map((t) => TOOLS[t]))];
+    const packages = [...new Set(missingTools.map((t) => tools[t]))];
     const what = `missing tools: ${missingTools.join(', ')} (Debian packages: ${packages.join(' ')})`;
     if (!opts.install) throw new PreflightError(`${what}; install them, or drop --no-install`);
     if (!existsSync('/usr/bin/apt-get')) throw new PreflightError(`${what}; this is not a Debian/Ubuntu system, install them by hand`);
@@ -87,7 +104,7 @@ export async function preflight(lab: Lab, opts: { install: boolean; log: (msg: s
     await aptInstall(packages);
   }
   const missing = await missingKernelFeatures(requiredKernelFeatures(lab));
-  if (missing.length) throw new PreflightError(`this kernel lacks ${missing.join(', ')}, which lab ${lab.name} needs`);
+  if (missing.length) throw new MissingFeatureError(lab.name, missing);
 }
 
 /** apt-get install, with package scripts kept from starting their daemons in the root namespace. */

@@ -9,7 +9,7 @@ import { PodManager, schedule } from './pods.js';
 import { startNginx } from './workloads.js';
 import { installNetwork } from './networks/index.js';
 import { runStep, type StepOutcome } from './steps.js';
-import { preflight } from './preflight.js';
+import { MissingFeatureError, preflight } from './preflight.js';
 import { requireBuilt } from './paths.js';
 import type { Reporter } from './reporter.js';
 
@@ -32,7 +32,8 @@ export interface RunReport {
   ok: boolean;
   phases: PhaseTiming[];
   steps: StepOutcome[];
-  firstCrossNodePingMs?: number;
+  /** Set when the lab cannot run on this machine (a kernel feature is missing); not a failure. */
+  skipped?: string;
   error?: string;
 }
 
@@ -149,7 +150,8 @@ export async function runLab(labName: string, opts: RunOptions, reporter: Report
     report.steps = await reporter.phase('steps', () => inst.steps());
     report.ok = report.steps.every((s) => s.ok);
   } catch (e) {
-    report.error = (e as Error).message;
+    if (e instanceof MissingFeatureError) report.skipped = e.message;
+    else report.error = (e as Error).message;
   } finally {
     await reporter.phase('teardown', () => inst.down());
     process.off('SIGINT', onSignal);

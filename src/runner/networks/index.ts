@@ -1,16 +1,31 @@
-// Network installers by the lab's `network.plugin`.
+// Network plugins a lab can install, by the lab's `network.plugin`. Each one
+// says what it needs (kernel link types, tools) so preflight can check first.
 import type { Backend, NodeSpec } from '../../topologies/backend.js';
 import type { Lab } from '../lab-file.js';
 import { installFlannel } from './flannel.js';
 
-type Installer = (backend: Backend, lab: Lab, nodes: NodeSpec[], progress: (msg: string) => void) => Promise<void>;
+export interface NetworkPlugin {
+  /** Kernel link types the datapath creates (tested in a scratch namespace before the lab starts). */
+  kernelFeatures(lab: Lab): string[];
+  /** Extra commands it runs, and the Debian package of each. */
+  tools?: Record<string, string>;
+  install(backend: Backend, lab: Lab, nodes: NodeSpec[], progress: (msg: string) => void): Promise<void>;
+}
 
-const INSTALLERS: Record<string, Installer> = {
-  flannel: installFlannel,
+export const NETWORKS: Record<string, NetworkPlugin> = {
+  flannel: {
+    kernelFeatures: (lab) => (lab.network.backend === 'vxlan' ? ['vxlan'] : []),
+    tools: { etcd: 'etcd-server', etcdctl: 'etcd-client' },
+    install: installFlannel,
+  },
 };
 
+export function networkPlugin(name: string): NetworkPlugin {
+  const p = NETWORKS[name];
+  if (!p) throw new Error(`network plugin "${name}" is unknown; available: ${Object.keys(NETWORKS).join(', ')}`);
+  return p;
+}
+
 export async function installNetwork(backend: Backend, lab: Lab, nodes: NodeSpec[], progress: (msg: string) => void): Promise<void> {
-  const install = INSTALLERS[lab.network.plugin];
-  if (!install) throw new Error(`network plugin "${lab.network.plugin}" has no installer; available: ${Object.keys(INSTALLERS).join(', ')}`);
-  await install(backend, lab, nodes, progress);
+  await networkPlugin(lab.network.plugin).install(backend, lab, nodes, progress);
 }
