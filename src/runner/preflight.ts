@@ -7,6 +7,7 @@ import { Ip } from '../net/ip.js';
 import { addNetns, deleteNetns } from '../net/netns.js';
 import type { Lab } from './lab-file.js';
 import { networkPlugin } from './networks/index.js';
+import { NAME_PREFIX } from './state.js';
 
 /** command → the Debian package that ships it (what every lab uses; network plugins add theirs) */
 const TOOLS: Record<string, string> = {
@@ -55,7 +56,7 @@ export function requiredKernelFeatures(lab: Lab): string[] {
 
 /** Try each link type in a scratch namespace: the kernel's own answer, nothing guessed. */
 export async function missingKernelFeatures(features: string[]): Promise<string[]> {
-  const scratch = `cnilab-preflight-${process.pid}`;
+  const scratch = `${NAME_PREFIX}preflight-${process.pid}`;
   await addNetns(scratch);
   try {
     const ip = new Ip(scratch);

@@ -3,9 +3,10 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** Where labs record what they made. CNILAB_STATE_DIR and CNILAB_PREFIX let test runs keep apart from each other. */
 export const STATE_ROOT = process.env.CNILAB_STATE_DIR ?? '/run/cnilab';
 /** Every namespace a lab makes starts with this, so orphans are found by name. */
-export const NAME_PREFIX = 'cnilab-';
+export const NAME_PREFIX = process.env.CNILAB_PREFIX ?? 'cnilab-';
 
 export interface ProcessRecord {
   pid: number;
