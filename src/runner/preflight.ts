@@ -1,6 +1,7 @@
 // Before a lab starts: the tools and kernel features it needs. On Debian or
 // Ubuntu as root, missing packages are installed with apt (and we say which);
 // otherwise the error names exactly what is missing.
+import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync, rmSync } from 'node:fs';
 import { execa } from 'execa';
 import { Ip } from '../net/ip.js';
@@ -56,7 +57,7 @@ export function requiredKernelFeatures(lab: Lab): string[] {
 
 /** Try each link type in a scratch namespace: the kernel's own answer, nothing guessed. */
 export async function missingKernelFeatures(features: string[]): Promise<string[]> {
-  const scratch = `${NAME_PREFIX}preflight-${process.pid}`;
+  const scratch = `${NAME_PREFIX}preflight-${process.pid}-${randomBytes(3).toString('hex')}`;
   await addNetns(scratch);
   try {
     const ip = new Ip(scratch);

@@ -3,20 +3,21 @@
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { processStartTime, type ProcessRecord } from './state.js';
 
-function alive(pid: number): boolean {
+/** Running: it exists and has not exited (a zombie has, and only waits to be reaped). */
+export function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
   }
+  return !isZombie(pid);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
 export async function stopPid(pid: number, graceMs = 2000): Promise<void> {
-  if (!alive(pid)) return;
+  if (!isRunning(pid)) return;
   try {
     process.kill(pid, 'SIGTERM');
   } catch {
@@ -24,7 +25,7 @@ export async function stopPid(pid: number, graceMs = 2000): Promise<void> {
   }
   const deadline = Date.now() + graceMs;
   while (Date.now() < deadline) {
-    if (!alive(pid) || isZombie(pid)) return;
+    if (!isRunning(pid)) return;
     await sleep(20);
   }
   try {

@@ -1,0 +1,32 @@
+// Helpers for tests that run whole labs on the real kernel.
+import { existsSync, readFileSync } from 'node:fs';
+import { listNetns } from '../../src/net/netns.js';
+import { labDir, NAME_PREFIX, readState } from '../../src/runner/state.js';
+import type { RunReport } from '../../src/runner/runner.js';
+
+/** What an instance left behind: namespaces with its prefix, its state dir, mounts below it. */
+export function leftovers(instance: string): string[] {
+  const found: string[] = [];
+  for (const n of listNetns()) if (n.startsWith(`${NAME_PREFIX}${instance}-`)) found.push(`netns ${n}`);
+  if (existsSync(labDir(instance))) found.push(`dir ${labDir(instance)}`);
+  for (const line of readFileSync('/proc/self/mountinfo', 'utf8').split('\n')) {
+    const mount = line.split(' ')[4];
+    if (mount?.startsWith(labDir(instance) + '/')) found.push(`mount ${mount}`);
+  }
+  return found;
+}
+
+export { isRunning as alive } from '../../src/runner/processes.js';
+
+/** A readable summary of failed steps, for assertion messages. */
+export function failures(r: RunReport): string {
+  if (r.error) return r.error;
+  return r.steps
+    .filter((s) => !s.ok)
+    .map((s) => `${s.name}: ${s.failure}`)
+    .join('\n');
+}
+
+export function recordedPids(instance: string): number[] {
+  return readState(instance)?.processes.map((p) => p.pid) ?? [];
+}
