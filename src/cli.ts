@@ -1,6 +1,6 @@
 // cnilab's command line: thin commands over src/runner. One place maps errors to exit codes.
 import { Command, Option } from 'commander';
-import { LabInstance, runLab, topologyOf, type RunReport } from './runner/runner.js';
+import { LabInstance, runLab, tearDownOnSignal, topologyOf, type RunReport } from './runner/runner.js';
 import { QuietReporter, TextReporter, bold, dim, green, red } from './runner/reporter.js';
 import { listLabFiles, loadLab, LabFileError } from './runner/lab-file.js';
 import { listLabs, readState, StateFile, type LabState } from './runner/state.js';
@@ -82,7 +82,7 @@ program
   .action(async (labName: string, o) => {
     const reporter = o.json ? new QuietReporter() : new TextReporter();
     const inst = LabInstance.open(labName, { name: o.name, backend: o.backend }, reporter);
-    await inst.up({ install: o.install });
+    await tearDownOnSignal(inst, () => inst.up({ install: o.install }));
     print(o.json, { lab: inst.state.state.lab, pods: inst.pods.list() }, () =>
       console.log(`\n${green('✔')} ${inst.state.state.lab} is up. Try: cnilab get pods · cnilab exec ${inst.pods.list()[0]?.name ?? 'master'} -- ip addr · cnilab down`),
     );

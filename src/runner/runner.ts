@@ -135,28 +135,38 @@ export class LabInstance {
   }
 }
 
-/** `cnilab run`: up, steps, down; the report says what passed and how long each phase took. */
-export async function runLab(labName: string, opts: RunOptions, reporter: Reporter): Promise<RunReport> {
-  const inst = LabInstance.open(labName, opts, reporter);
-  const report: RunReport = { lab: inst.lab.name, instance: inst.state.state.lab, backend: inst.backend.kind, ok: false, phases: [], steps: [] };
+/** While `fn` runs, Ctrl-C or SIGTERM tears the lab down before the process exits. */
+export async function tearDownOnSignal<T>(inst: LabInstance, fn: () => Promise<T>): Promise<T> {
   const onSignal = () => {
-    reporter.info('interrupted: tearing the lab down');
+    inst.reporter.info('interrupted: tearing the lab down');
     inst.down().finally(() => process.exit(130));
   };
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    await inst.up(opts);
-    report.steps = await reporter.phase('steps', () => inst.steps());
-    report.ok = report.steps.every((s) => s.ok);
-  } catch (e) {
-    if (e instanceof MissingFeatureError) report.skipped = e.message;
-    else report.error = (e as Error).message;
+    return await fn();
   } finally {
-    await reporter.phase('teardown', () => inst.down());
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
+}
+
+/** `cnilab run`: up, steps, down; the report says what passed and how long each phase took. */
+export async function runLab(labName: string, opts: RunOptions, reporter: Reporter): Promise<RunReport> {
+  const inst = LabInstance.open(labName, opts, reporter);
+  const report: RunReport = { lab: inst.lab.name, instance: inst.state.state.lab, backend: inst.backend.kind, ok: false, phases: [], steps: [] };
+  await tearDownOnSignal(inst, async () => {
+    try {
+      await inst.up(opts);
+      report.steps = await reporter.phase('steps', () => inst.steps());
+      report.ok = report.steps.every((s) => s.ok);
+    } catch (e) {
+      if (e instanceof MissingFeatureError) report.skipped = e.message;
+      else report.error = (e as Error).message;
+    } finally {
+      await reporter.phase('teardown', () => inst.down());
+    }
+  });
   report.phases = reporter.timings();
   return report;
 }

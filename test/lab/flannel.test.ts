@@ -43,6 +43,18 @@ describe('lab: flannel-vxlan and flannel-host-gw', function () {
     expect(leftovers('dup')).to.deep.equal([]);
   });
 
+  it('Ctrl-C during up tears the half-built lab down before exiting', async () => {
+    const instance = 'interrupted';
+    const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), 'up', 'flannel-host-gw', '--name', instance], { stdio: 'ignore' });
+    for (let i = 0; i < 1000 && (readState(instance)?.processes.length ?? 0) < 2; i++) await sleep(5);
+    const pids = readState(instance)!.processes.map((p) => p.pid);
+    child.kill('SIGINT');
+    const code = await new Promise((r) => child.once('exit', (c) => r(c)));
+    expect(code).to.equal(130);
+    expect(leftovers(instance)).to.deep.equal([]);
+    for (const pid of pids) expect(alive(pid), `pid ${pid} still running`).to.equal(false);
+  });
+
   for (const killAt of ['network', 'pods'] as const) {
     it(`a runner killed with SIGKILL during ${killAt} leaves nothing after clean`, async () => {
       const instance = `killed-${killAt}`;
