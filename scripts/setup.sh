@@ -5,7 +5,7 @@
 set -euo pipefail
 PACKAGES=(
   iproute2 iptables iputils-ping curl util-linux procps psmisc kmod
-  iperf3 nginx-light tcpdump busybox-static
+  iperf3 nginx tcpdump busybox-static
   etcd-server etcd-client bird2
   containernetworking-plugins podman
 )

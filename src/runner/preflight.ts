@@ -21,7 +21,7 @@ const TOOLS: Record<string, string> = {
   curl: 'curl',
   ping: 'iputils-ping',
   tcpdump: 'tcpdump',
-  nginx: 'nginx-light',
+  nginx: 'nginx',
 };
 
 export class PreflightError extends Error {
