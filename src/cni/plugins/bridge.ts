@@ -86,7 +86,7 @@ async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
   requireNetns(args);
   const node = new Ip();
   const ctr = new Ip(args.netns);
-  const bridge = await ensureBridge(node, conf);
+  await ensureBridge(node, conf);
   const hostVeth = `veth${randomBytes(4).toString('hex')}`;
   try {
     await node.cmd('link', 'add', hostVeth, 'mtu', String(conf.mtu), 'type', 'veth', 'peer', 'name', args.ifname, 'mtu', String(conf.mtu), 'netns', args.netns);
@@ -140,13 +140,15 @@ async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
       }
     }
 
-    const [hostLink] = await node.json<Link[]>('link', 'show', 'dev', hostVeth);
+    // Read the bridge again: it takes a port's MAC when the first one joins.
+    const nodeLinks = await node.json<Link[]>('link', 'show');
+    const mac = (name: string) => nodeLinks.find((l) => l.ifname === name)?.address;
     const [ctrLink] = await ctr.json<Link[]>('link', 'show', 'dev', args.ifname);
     return {
       cniVersion: conf.cniVersion,
       interfaces: [
-        { name: conf.bridge, mac: bridge.address },
-        { name: hostVeth, mac: hostLink.address },
+        { name: conf.bridge, mac: mac(conf.bridge) },
+        { name: hostVeth, mac: mac(hostVeth) },
         { name: args.ifname, mac: ctrLink.address, sandbox: args.netns },
       ],
       ips,
