@@ -36,7 +36,7 @@ export function parseNetConf(raw: Record<string, unknown>, needsName = true): Ne
   const conf: NetConf = {
     cniVersion,
     name: needsName ? f.string('name', { required: true, pattern: /^[A-Za-z0-9][A-Za-z0-9_.-]*$/ })! : f.string('name') ?? '',
-    type: f.string('type') ?? '',
+    type: f.string('type', { required: true })!,
     raw,
   };
   if (raw.prevResult !== undefined) conf.prevResult = parseResult(raw.prevResult);
