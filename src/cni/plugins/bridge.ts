@@ -78,6 +78,18 @@ async function ensureBridge(node: Ip, conf: BridgeConf): Promise<Link> {
   return link;
 }
 
+/** The veth pair: `hostVeth` stays on the node, its peer goes into the container as the ifname. */
+async function addVeth(node: Ip, hostVeth: string, args: CmdArgs, mtu: number): Promise<void> {
+  try {
+    await node.cmd('link', 'add', hostVeth, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', args.ifname, 'mtu', String(mtu), 'netns', args.netns);
+  } catch (e) {
+    if (e instanceof CommandError && /File exists/.test(e.stderr)) {
+      throw new CniError(ErrorCode.InvalidConfig, `the container already has an interface named ${args.ifname}`);
+    }
+    throw e;
+  }
+}
+
 function requireNetns(args: CmdArgs): void {
   if (!existsSync(args.netns)) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS "${args.netns}" does not exist`);
 }
@@ -86,28 +98,18 @@ async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
   requireNetns(args);
   const node = new Ip();
   const ctr = new Ip(args.netns);
-  await ensureBridge(node, conf);
+  // IPAM first: a bad ipam section or a full range then fails before any link exists.
+  let ipam: Result = { cniVersion: conf.cniVersion, ips: [], routes: [] };
+  if (conf.ipamType) ipam = await delegateAdd(conf.ipamType, conf.raw, ipamArgs(args));
   const hostVeth = `veth${randomBytes(4).toString('hex')}`;
   try {
-    await node.cmd('link', 'add', hostVeth, 'mtu', String(conf.mtu), 'type', 'veth', 'peer', 'name', args.ifname, 'mtu', String(conf.mtu), 'netns', args.netns);
-  } catch (e) {
-    if (e instanceof CommandError && /File exists/.test(e.stderr)) {
-      throw new CniError(ErrorCode.InvalidConfig, `the container already has an interface named ${args.ifname}`);
-    }
-    throw e;
-  }
-  let ipamDone = false;
-  try {
+    await ensureBridge(node, conf);
+    await addVeth(node, hostVeth, args, conf.mtu);
     const hostSetup = [['link', 'set', 'dev', hostVeth, 'master', conf.bridge], ['link', 'set', 'dev', hostVeth, 'up']];
     if (conf.hairpinMode) hostSetup.push(['link', 'set', 'dev', hostVeth, 'type', 'bridge_slave', 'hairpin', 'on']);
     if (conf.promiscMode) hostSetup.push(['link', 'set', 'dev', conf.bridge, 'promisc', 'on']);
     await node.batch(hostSetup);
 
-    let ipam: Result = { cniVersion: conf.cniVersion, ips: [], routes: [] };
-    if (conf.ipamType) {
-      ipam = await delegateAdd(conf.ipamType, conf.raw, ipamArgs(args));
-      ipamDone = true;
-    }
     const ips: IPConfig[] = (ipam.ips ?? []).map((ip) => ({ ...ip, interface: 2 }));
 
     const inside: string[][] = [];
@@ -158,7 +160,7 @@ async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
   } catch (e) {
     // Undo: the veth (its peer goes with it), the lease, the NAT rules.
     await node.deleteLink(hostVeth).catch(() => undefined);
-    if (ipamDone) await invokePlugin(conf.ipamType!, conf.raw, { ...ipamArgs(args), command: 'DEL' }).catch(() => undefined);
+    if (conf.ipamType) await invokePlugin(conf.ipamType!, conf.raw, { ...ipamArgs(args), command: 'DEL' }).catch(() => undefined);
     if (conf.ipMasq) await removeMasquerade(undefined, masqChainName(conf.name, args.containerId)).catch(() => undefined);
     throw e;
   }
