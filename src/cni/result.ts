@@ -45,22 +45,22 @@ export interface Result {
 const ROUTE_FIELDS_1_1 = ['mtu', 'advmss', 'priority', 'table', 'scope'] as const;
 const INTERFACE_FIELDS_1_1 = ['mtu', 'socketPath', 'pciID'] as const;
 
-/** Write a result in the wire format of `version`. */
+/** Write a result in the wire format of `version`. Empty lists are left out, as the reference plugins do. */
 export function convertResult(result: Result, version: string): Record<string, unknown> {
   const old = compareVersions(version, '1.0.0') < 0;
   const before11 = compareVersions(version, '1.1.0') < 0;
   const out: Record<string, unknown> = { cniVersion: version };
-  if (result.interfaces) {
+  if (result.interfaces?.length) {
     out.interfaces = result.interfaces.map((i) => {
       const copy: Record<string, unknown> = { ...i };
       if (before11) for (const f of INTERFACE_FIELDS_1_1) delete copy[f];
       return copy;
     });
   }
-  if (result.ips) {
+  if (result.ips?.length) {
     out.ips = result.ips.map((ip) => (old ? { version: ip.address.includes(':') ? '6' : '4', ...ip } : { ...ip }));
   }
-  if (result.routes) {
+  if (result.routes?.length) {
     out.routes = result.routes.map((r) => {
       const copy: Record<string, unknown> = { ...r };
       if (before11) for (const f of ROUTE_FIELDS_1_1) delete copy[f];

@@ -52,6 +52,10 @@ describe('CNI versions and results', () => {
       expect(parseResult(wire).ips).to.deep.equal(r.ips);
     });
   }
+  it('leaves empty lists out of the wire format, as the reference plugins do', () => {
+    const wire = convertResult({ cniVersion: '1.1.0', interfaces: [], ips: [{ address: '10.0.0.2/24' }], routes: [] }, '1.0.0');
+    expect(Object.keys(wire).sort()).to.deep.equal(['cniVersion', 'dns', 'ips']);
+  });
 });
 
 describe('IPv4 arithmetic', () => {
