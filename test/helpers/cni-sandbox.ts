@@ -53,6 +53,18 @@ export interface PluginOutput {
 }
 
 let counter = 0;
+/** Lease directories of sandboxes not destroyed yet. */
+const liveDataDirs = new Set<string>();
+
+// A root hook, registered when the first suite imports this module: whatever a
+// suite failed to clean up is removed here, and the run fails so the leak is seen.
+after(async () => {
+  const left = [...ourNamespaces(), ...liveDataDirs];
+  for (const name of ourNamespaces()) await deleteNetns(name);
+  for (const dir of liveDataDirs) rmSync(dir, { recursive: true, force: true });
+  liveDataDirs.clear();
+  if (left.length) throw new Error(`tests left behind: ${left.join(', ')}`);
+});
 
 export class Sandbox {
   readonly nodeIp: Ip;
@@ -71,10 +83,11 @@ export class Sandbox {
     const node = `${NS_PREFIX}node${++counter}`;
     const dataDir = mkdtempSync(join(tmpdir(), 'cnitest-a-leases-'));
     const box = new Sandbox(node, dataDir);
+    liveDataDirs.add(dataDir);
     try {
       await addNetns(node);
     } catch (e) {
-      rmSync(dataDir, { recursive: true, force: true });
+      await box.destroy();
       throw e;
     }
     return box;
@@ -174,6 +187,7 @@ export class Sandbox {
     this.containers.clear();
     await deleteNetns(this.node);
     rmSync(this.dataDir, { recursive: true, force: true });
+    liveDataDirs.delete(this.dataDir);
   }
 }
 

@@ -74,6 +74,19 @@ for (const version of SPEC_VERSIONS) {
       expect(check.json.msg).to.include(result.ips[0].address);
     });
 
+    it(`VERSION lists every supported version and answers in ${version}`, async () => {
+      const out = await box.call({ command: 'VERSION', conf: { cniVersion: version }, env: { CNI_CONTAINERID: undefined, CNI_NETNS: undefined, CNI_IFNAME: undefined } });
+      expect(out.exitCode).to.equal(0);
+      expect(out.json.cniVersion).to.equal(version);
+      expect(out.json.supportedVersions).to.include.members([...SPEC_VERSIONS]);
+    });
+
+    it(`DEL of a container that was never added succeeds (${version})`, async () => {
+      const del = await box.call({ command: 'DEL', conf, netns: ctr });
+      expect(del.exitCode, del.stdout).to.equal(0);
+      expect(await box.snapshot()).to.deep.include({ node: ['lo'], leases: [] });
+    });
+
     it(`DEL twice succeeds (${version})`, async () => {
       await box.add(conf, ctr);
       for (const n of [1, 2]) {
@@ -203,6 +216,20 @@ describe('bridge options on the kernel (cniVersion 1.1.0)', () => {
     expect(routes).to.have.length(1);
     expect(routes[0]).to.include({ gateway: GATEWAY, dev: 'eth0' });
     expect(result.routes).to.deep.equal([{ dst: '0.0.0.0/0', gw: GATEWAY }]);
+  });
+
+  it('ADD takes the CNI_ARGS a runtime sends and an ifname other than eth0', async () => {
+    const ctr = await box.addContainer();
+    const conf = box.bridgeConf('1.1.0');
+    const cniArgs = 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=web-0';
+    const add = await box.call({ command: 'ADD', conf, netns: ctr, ifname: 'net1', cniArgs });
+    expect(add.exitCode, add.stdout).to.equal(0);
+    expect(add.json.interfaces[2]).to.include({ name: 'net1', sandbox: ctr });
+    expect(await new Ip(ctr).link('net1')).to.exist;
+    expect(readFileSync(join(box.dataDir, NETWORK, box.leases()[0]), 'utf8')).to.equal('ctr1\r\nnet1');
+    const del = await box.call({ command: 'DEL', conf, netns: ctr, ifname: 'net1', cniArgs });
+    expect(del.exitCode, del.stdout).to.equal(0);
+    expect(box.leases()).to.deep.equal([]);
   });
 
   it('two containers on one bridge reach each other and the gateway', async () => {

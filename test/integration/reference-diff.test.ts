@@ -67,8 +67,8 @@ for (const version of ['0.4.0', '1.0.0']) {
         ours = await Sandbox.create();
       });
       afterEach(async () => {
-        await ref.destroy();
-        await ours.destroy();
+        await ref?.destroy();
+        await ours?.destroy();
       });
 
       const confFor = (box: Sandbox) => {
