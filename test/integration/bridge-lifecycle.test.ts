@@ -232,6 +232,18 @@ describe('bridge options on the kernel (cniVersion 1.1.0)', () => {
     expect(box.leases()).to.deep.equal([]);
   });
 
+  it('an ADD that fails after the veth exists takes back the veth and the lease', async () => {
+    const ctr = await box.addContainer();
+    // The kernel refuses a gateway that is not on the container's subnet, late in ADD.
+    const conf = box.bridgeConf('1.1.0', {}, { routes: [{ dst: '10.251.0.0/16', gw: '10.9.9.9' }] });
+    const add = await box.call({ command: 'ADD', conf, netns: ctr });
+    expect(add.exitCode).to.not.equal(0);
+    expect(add.json.msg).to.include('invalid gateway');
+    expect((await new Ip(ctr).links()).map((l) => l.ifname)).to.deep.equal(['lo']);
+    expect((await box.nodeIp.links()).filter((l) => l.linkinfo?.info_kind === 'veth')).to.deep.equal([]);
+    expect(box.leases()).to.deep.equal([]);
+  });
+
   it('two containers on one bridge reach each other and the gateway', async () => {
     const [a, b] = [await box.addContainer(), await box.addContainer()];
     const conf = box.bridgeConf('1.1.0');
