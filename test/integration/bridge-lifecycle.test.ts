@@ -1,7 +1,7 @@
 // The built bridge + host-local executables on the real kernel, once per spec
 // version: ADD, CHECK, DEL and their corner cases, read back with `ip -json`.
 import { expect } from 'chai';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inNetns, run } from '../../src/net/exec.js';
 import { Ip, type Link } from '../../src/net/ip.js';
@@ -142,6 +142,16 @@ for (const version of SPEC_VERSIONS) {
         const gc = await box.call({ command: 'GC', conf: { ...conf, 'cni.dev/valid-attachments': [{ containerID: 'ctr1', ifname: 'eth0' }] } });
         expect(gc.exitCode, gc.stdout).to.equal(0);
         expect(box.leases()).to.deep.equal([kept]);
+      });
+
+      it(`GC reclaims a lease file a crashed ADD left empty, and ADD steps over it (${version})`, async () => {
+        mkdirSync(join(box.dataDir, NETWORK), { recursive: true });
+        writeFileSync(join(box.dataDir, NETWORK, '10.250.0.2'), '');
+        const result = await box.add(conf, ctr);
+        expect(result.ips[0].address).to.equal('10.250.0.3/24');
+        const gc = await box.call({ command: 'GC', conf: { ...conf, 'cni.dev/valid-attachments': [{ containerID: 'ctr1', ifname: 'eth0' }] } });
+        expect(gc.exitCode, gc.stdout).to.equal(0);
+        expect(box.leases()).to.deep.equal(['10.250.0.3']);
       });
 
       it(`STATUS answers 0 while addresses are free and 50 when the range is full (${version})`, async () => {
