@@ -7,17 +7,20 @@ import { join } from 'node:path';
 import { Ip } from '../../src/net/ip.js';
 import { BRIDGE, GATEWAY, OUR_PLUGINS, REFERENCE_PLUGINS, Sandbox, buildPlugins } from '../helpers/cni-sandbox.js';
 
-/** What a container sees of its network: only what the plugin sets up, nothing random. */
-async function containerState(netns: string, ifname = 'eth0') {
+/** What a container sees of its network, without what is random per run (MACs, ifindexes). */
+async function containerState(netns: string) {
   const ip = new Ip(netns);
-  const links = await ip.links();
-  const link = links.find((l) => l.ifname === ifname);
-  const [withAddrs] = link ? await ip.addrs(ifname) : [];
+  const links = await ip.addrs();
   return {
-    // lo is left out of the details: ours brings it up, the reference leaves that to the loopback plugin.
-    names: links.map((l) => l.ifname).sort(),
-    link: link && { up: link.flags.includes('UP'), operstate: link.operstate, mtu: link.mtu, kind: link.linkinfo?.info_kind },
-    addresses: (withAddrs?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen} ${a.scope}`),
+    links: links
+      .map((l) => ({
+        name: l.ifname,
+        up: l.flags.includes('UP'),
+        mtu: l.mtu,
+        addresses: (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen} ${a.scope}`),
+      }))
+      .sort((a, b) => a.name.localeCompare(b.name)),
+    kinds: (await ip.links()).map((l) => `${l.ifname}:${l.linkinfo?.info_kind ?? ''}`).sort(),
     routes: (await ip.routes()).map((r) => ({ dst: r.dst, gateway: r.gateway, dev: r.dev, scope: r.scope, protocol: r.protocol })),
   };
 }
