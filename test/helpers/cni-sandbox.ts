@@ -38,7 +38,7 @@ export interface PluginCall {
   netns?: string;
   ifname?: string;
   cniArgs?: string;
-  plugin?: string;
+  /** Where the bridge executable (and its IPAM) are found: ours or the reference's. */
   binDir?: string;
   /** Changes to the environment after the defaults: undefined removes a variable. */
   env?: Record<string, string | undefined>;
@@ -59,11 +59,12 @@ const liveDataDirs = new Set<string>();
 // A root hook, registered when the first suite imports this module: whatever a
 // suite failed to clean up is removed here, and the run fails so the leak is seen.
 after(async () => {
-  const left = [...ourNamespaces(), ...liveDataDirs];
-  for (const name of ourNamespaces()) await deleteNetns(name);
-  for (const dir of liveDataDirs) rmSync(dir, { recursive: true, force: true });
+  const namespaces = ourNamespaces();
+  const dirs = [...liveDataDirs];
+  for (const name of namespaces) await deleteNetns(name);
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   liveDataDirs.clear();
-  if (left.length) throw new Error(`tests left behind: ${left.join(', ')}`);
+  if (namespaces.length || dirs.length) throw new Error(`tests left behind: ${[...namespaces, ...dirs].join(', ')}`);
 });
 
 export class Sandbox {
@@ -123,7 +124,7 @@ export class Sandbox {
       else env[k] = v;
     }
     const input = typeof c.conf === 'string' ? c.conf : JSON.stringify(c.conf);
-    const argv = inNetns(this.node, join(binDir, c.plugin ?? 'bridge'), []);
+    const argv = inNetns(this.node, join(binDir, 'bridge'), []);
     const r = await run(argv, { input, env, allowFailure: true });
     let json: any;
     try {

@@ -205,10 +205,20 @@ describe('bridge options on the kernel (cniVersion 1.1.0)', () => {
 
   it('isGateway puts the gateway address on the bridge and turns on forwarding in the node', async () => {
     const ctr = await box.addContainer();
+    // New namespaces may inherit forwarding from the root one here: start from off.
+    await box.nodeIp.sysctl({ 'net.ipv4.ip_forward': 0 });
     await box.add(box.bridgeConf('1.1.0'), ctr);
     const [bridge] = await box.nodeIp.addrs(BRIDGE);
     expect(bridge.addr_info!.filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`)).to.deep.equal([`${GATEWAY}/24`]);
     expect(await box.nodeIp.readSysctl('net.ipv4.ip_forward')).to.equal('1');
+  });
+
+  it('promiscMode puts the bridge in promiscuous mode; without it the bridge stays as it was', async () => {
+    const ctr = await box.addContainer();
+    await box.add(box.bridgeConf('1.1.0'), ctr, 'ctr1');
+    expect((await box.nodeIp.link(BRIDGE))?.flags).to.not.include('PROMISC');
+    await box.add(box.bridgeConf('1.1.0', { promiscMode: true }), await box.addContainer(), 'ctr2');
+    expect((await box.nodeIp.link(BRIDGE))?.flags).to.include('PROMISC');
   });
 
   it('mtu is set on eth0, the host veth and the bridge', async () => {
