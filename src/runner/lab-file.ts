@@ -7,6 +7,7 @@ import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { z } from 'zod';
 import { parseCidr, contains, parseIp } from '../cni/ipnet.js';
 import { NETWORKS } from './networks/index.js';
+import { MODEL_PROPERTIES } from './kubernetes-model.js';
 
 const name = z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'lower-case letters, digits and "-"');
 const regexList = z.union([z.string(), z.array(z.string())]);
@@ -19,6 +20,8 @@ const expectSchema = z.strictObject({
   json: z.array(z.strictObject({ path: z.string(), equals: z.unknown().optional(), matches: z.string().optional() })).optional(),
   count: z.number().int().optional(),
   nodes: z.record(z.string(), z.number().int()).optional(),
+  /** kubernetes-model: the properties this lab breaks on purpose; the step passes when exactly these fail. */
+  violates: z.array(z.enum(MODEL_PROPERTIES)).optional(),
 });
 
 const stepSchema = z

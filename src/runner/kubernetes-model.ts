@@ -1,0 +1,124 @@
+// The Kubernetes network model (lesson 000), checked from the kernel and the
+// servers' own logs. Each of its four properties gets its own verdict, so a lab
+// that breaks the model on purpose (docker-bridge) can say which ones it breaks,
+// and a lab that should hold it says exactly what went wrong when it does not.
+import { readFileSync } from 'node:fs';
+import { contains, parseCidr, parseIp } from '../cni/ipnet.js';
+import type { PodRecord } from './state.js';
+import type { StepContext } from './steps.js';
+
+export const MODEL_PROPERTIES = ['unique-ip', 'shared-ip', 'one-network', 'no-nat'] as const;
+export type ModelProperty = (typeof MODEL_PROPERTIES)[number];
+
+/** The four assumptions, as the lesson states them. */
+export const MODEL_STATEMENTS: Record<ModelProperty, string> = {
+  'unique-ip': 'each pod in the cluster has a unique IP address',
+  'shared-ip': 'all containers within a pod share the same IP address',
+  'one-network': 'all pods in the cluster belong to one pod network',
+  'no-nat': 'pods reach pods on other nodes at their own addresses, without NAT',
+};
+
+export interface ModelVerdict {
+  property: ModelProperty;
+  holds: boolean;
+  /** The evidence: what was seen, in one sentence. */
+  detail: string;
+}
+
+const podAt = (p: PodRecord) => `${p.name} (${p.node}, ${p.ip ?? 'no address'})`;
+
+/** unique-ip and one-network: from the addresses the CNI results gave the pods. Pure. */
+export function addressVerdicts(pods: PodRecord[], podCIDR: string): ModelVerdict[] {
+  const holders = new Map<string, PodRecord[]>();
+  for (const p of pods) holders.set(p.ip ?? '', [...(holders.get(p.ip ?? '') ?? []), p]);
+  const repeated = [...holders.entries()].filter(([ip, ps]) => ip && ps.length > 1);
+  const missing = holders.get('') ?? [];
+  const unique: ModelVerdict = missing.length
+    ? { property: 'unique-ip', holds: false, detail: `${missing.map((p) => p.name).join(', ')} got no address` }
+    : repeated.length
+      ? { property: 'unique-ip', holds: false, detail: repeated.map(([ip, ps]) => `${ip} is held by ${ps.map((p) => `${p.name} on ${p.node}`).join(' and by ')}`).join('; ') }
+      : { property: 'unique-ip', holds: true, detail: `${pods.length} pods, ${pods.length} different addresses` };
+
+  const cidr = parseCidr(podCIDR);
+  const outside = pods.filter((p) => !cidr || !contains(cidr, parseIp(p.ip ?? '') ?? -1));
+  const one: ModelVerdict = outside.length
+    ? { property: 'one-network', holds: false, detail: `${outside.map(podAt).join(', ')} ${outside.length > 1 ? 'are' : 'is'} outside the pod network ${podCIDR}` }
+    : { property: 'one-network', holds: true, detail: `every pod address is in ${podCIDR}` };
+  return [unique, one];
+}
+
+/** Which pod answered, from the body our nginx serves: "pod nginx-1 on worker, address …". */
+export function answeredBy(body: string): { pod: string; node: string } | undefined {
+  const m = /^pod (\S+) on (\S+),/.exec(body);
+  return m ? { pod: m[1], node: m[2] } : undefined;
+}
+
+function readLog(file: string | undefined): string {
+  try {
+    return file ? readFileSync(file, 'utf8') : '';
+  } catch {
+    return '';
+  }
+}
+
+async function sharedAddress(ctx: StepContext): Promise<ModelVerdict> {
+  for (const p of ctx.pods) {
+    // A second process in the sandbox, as a sidecar container would be.
+    const seen = await ctx.backend.podExec(p.node, p.name, ['ip', '-4', '-o', 'addr', 'show', 'eth0'], { allowFailure: true });
+    if (!p.ip || !seen.stdout.includes(` ${p.ip}/`)) {
+      return { property: 'shared-ip', holds: false, detail: `a second process in ${p.name} sees ${seen.stdout.trim() || 'no eth0'} instead of ${p.ip}` };
+    }
+  }
+  return { property: 'shared-ip', holds: true, detail: `a second process in each of the ${ctx.pods.length} pods sees the pod's address` };
+}
+
+/** Every pod asks a pod on another node at that pod's address; the answer and the server's log tell the rest. */
+async function noNat(ctx: StepContext): Promise<ModelVerdict> {
+  const fail = (detail: string): ModelVerdict => ({ property: 'no-nat', holds: false, detail });
+  const pairs: string[] = [];
+  for (const client of ctx.pods) {
+    const server = ctx.pods.find((p) => p.node !== client.node);
+    if (!server) continue;
+    const log = ctx.vars[`pods.${server.name}.accessLog`];
+    const before = readLog(log).length;
+    const r = await ctx.backend.podExec(client.node, client.name, ['curl', '-s', '--max-time', '3', `http://${server.ip}/model-check`], { allowFailure: true });
+    const asked = `${client.name} on ${client.node} asked ${server.ip} for ${server.name} on ${server.node}`;
+    if (r.exitCode !== 0) return fail(`${asked}: no answer (curl exit ${r.exitCode})`);
+    const who = answeredBy(r.stdout);
+    if (who && who.pod !== server.name) {
+      const itself = who.pod === client.name ? ' (itself)' : '';
+      return fail(`${asked} and was answered by ${who.pod} on ${who.node}${itself}: from ${client.node}, that address is a different pod`);
+    }
+    const line = readLog(log).slice(before).split('\n').find((l) => l.includes('/model-check')) ?? '';
+    const source = line.split(' ')[0];
+    if (source !== client.ip) return fail(`${asked}; ${server.name} saw the request come from ${source || 'nowhere'}, not from ${client.name}'s own address ${client.ip}`);
+    pairs.push(`${client.name}→${server.name}`);
+  }
+  if (!pairs.length) return fail('cannot be shown: no two pods run on different nodes');
+  return { property: 'no-nat', holds: true, detail: `${pairs.join(', ')}: each server logged the client pod's own address` };
+}
+
+export async function checkModel(ctx: StepContext): Promise<ModelVerdict[]> {
+  const [unique, one] = addressVerdicts(ctx.pods, ctx.lab.network.podCIDR);
+  return [unique, await sharedAddress(ctx), one, await noNat(ctx)];
+}
+
+/** One line per property: ✔ holds or ✘ violated, what it says, and the evidence. */
+export function formatVerdicts(verdicts: ModelVerdict[]): string {
+  return verdicts.map((v) => `${v.holds ? '✔ holds   ' : '✘ violated'} ${v.property}: ${MODEL_STATEMENTS[v.property]} — ${v.detail}`).join('\n');
+}
+
+/** The step's verdict: undefined when exactly the expected properties are violated (none, unless the lab says so). */
+export function judgeModel(verdicts: ModelVerdict[], expectedViolations: readonly ModelProperty[] = []): string | undefined {
+  const problems: string[] = [];
+  for (const v of verdicts) {
+    const expected = expectedViolations.includes(v.property);
+    if (!v.holds && !expected) problems.push(`${v.property} is violated: ${MODEL_STATEMENTS[v.property]}, but ${v.detail}`);
+    if (v.holds && expected) problems.push(`${v.property} was expected to be violated in this lab, but it holds: ${v.detail}`);
+  }
+  if (!problems.length) return undefined;
+  return `the Kubernetes network model: ${problems.join('; ')}\n${formatVerdicts(verdicts)
+    .split('\n')
+    .map((l) => `      ${l}`)
+    .join('\n')}`;
+}

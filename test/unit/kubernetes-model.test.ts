@@ -1,0 +1,82 @@
+// The Kubernetes model check's pure parts: a verdict per property, the step's
+// judgement (with the properties a lab breaks on purpose), and every lab using it.
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { addressVerdicts, answeredBy, formatVerdicts, judgeModel, type ModelVerdict } from '../../src/runner/kubernetes-model.js';
+import { LabFileError, listLabFiles, loadLab, parseLab } from '../../src/runner/lab-file.js';
+import type { PodRecord } from '../../src/runner/state.js';
+
+function labError(text: string): string {
+  try {
+    parseLab(text, 'bad.yaml');
+  } catch (e) {
+    if (e instanceof LabFileError) return e.message;
+    throw e;
+  }
+  throw new Error('expected a LabFileError');
+}
+
+describe('the Kubernetes model: one verdict per property', () => {
+  const pod = (name: string, node: string, ip?: string) => ({ name, node, ip, netns: '', workload: 'nginx', status: 'Running', containerId: name }) as PodRecord;
+
+  it('finds repeated addresses and names who holds them', () => {
+    const [unique, one] = addressVerdicts([pod('nginx-0', 'master', '172.17.0.2'), pod('nginx-1', 'worker', '172.17.0.2')], '172.17.0.0/16');
+    expect(unique).to.deep.include({ property: 'unique-ip', holds: false });
+    expect(unique.detail).to.equal('172.17.0.2 is held by nginx-0 on master and by nginx-1 on worker');
+    expect(one).to.deep.include({ property: 'one-network', holds: true });
+  });
+
+  it('measures "one pod network" against the lab\'s pod range', () => {
+    const [, one] = addressVerdicts([pod('a', 'master', '192.168.10.65'), pod('b', 'worker', '192.168.10.210')], '192.168.10.64/27');
+    expect(one.holds).to.equal(false);
+    expect(one.detail).to.equal('b (worker, 192.168.10.210) is outside the pod network 192.168.10.64/27');
+  });
+
+  it('a pod without an address breaks unique-ip', () => {
+    expect(addressVerdicts([pod('a', 'master')], '10.10.0.0/16')[0]).to.deep.include({ holds: false, detail: 'a got no address' });
+  });
+
+  it('tells which pod answered from our nginx page', () => {
+    expect(answeredBy('pod nginx-0 on master, address 172.17.0.2\n')).to.deep.equal({ pod: 'nginx-0', node: 'master' });
+    expect(answeredBy('<html>')).to.equal(undefined);
+  });
+
+  const verdicts = (violated: string[]): ModelVerdict[] =>
+    (['unique-ip', 'shared-ip', 'one-network', 'no-nat'] as const).map((property) => ({ property, holds: !violated.includes(property), detail: `evidence for ${property}` }));
+
+  it('passes when every property holds and none was expected to fail', () => {
+    expect(judgeModel(verdicts([]))).to.equal(undefined);
+  });
+
+  it('names each property that failed, with its evidence', () => {
+    const failure = judgeModel(verdicts(['no-nat']))!;
+    expect(failure).to.match(/^the Kubernetes network model: no-nat is violated: pods reach pods on other nodes at their own addresses, without NAT, but evidence for no-nat/);
+    expect(failure).to.not.match(/unique-ip is violated/);
+    expect(failure).to.include('✔ holds    unique-ip').and.include('✘ violated no-nat');
+  });
+
+  it('passes a lab that breaks the model on purpose only when exactly the declared properties fail', () => {
+    expect(judgeModel(verdicts(['unique-ip', 'no-nat']), ['unique-ip', 'no-nat'])).to.equal(undefined);
+    expect(judgeModel(verdicts(['unique-ip']), ['unique-ip', 'no-nat'])).to.match(/no-nat was expected to be violated in this lab, but it holds: evidence for no-nat/);
+    expect(judgeModel(verdicts(['unique-ip', 'no-nat', 'shared-ip']), ['unique-ip', 'no-nat'])).to.match(/shared-ip is violated/);
+  });
+
+  it('prints one line per property', () => {
+    expect(formatVerdicts(verdicts(['unique-ip'])).split('\n')).to.have.length(4);
+  });
+});
+
+describe('lab files and the Kubernetes model', () => {
+  it('every shipped lab checks the Kubernetes model', () => {
+    for (const name of listLabFiles()) {
+      const { lab } = loadLab(name);
+      expect(lab.steps.some((s) => s.check === 'kubernetes-model'), `${name} has no kubernetes-model step`).to.equal(true);
+    }
+  });
+
+  it('names file, line and field for a property the model does not have', () => {
+    const good = readFileSync('labs/flannel-vxlan.yaml', 'utf8');
+    const bad = good.replace('check: kubernetes-model', 'check: kubernetes-model\n    expect: { violates: [no-snat] }');
+    expect(labError(bad)).to.match(/bad\.yaml:\d+: steps\[\d+\]\.expect\.violates\[0\]: /);
+  });
+});
