@@ -160,6 +160,7 @@ export function parseLab(text: string, file: string): Lab {
   });
   if (!parseCidr(lab.network.podCIDR)) fail(['network', 'podCIDR'], `"${lab.network.podCIDR}" is not a CIDR`);
   if (!NETWORKS[lab.network.plugin]) fail(['network', 'plugin'], `"${lab.network.plugin}" is not a network plugin cnilab has (${Object.keys(NETWORKS).join(', ')})`);
+  for (const problem of NETWORKS[lab.network.plugin].validate?.(lab) ?? []) fail(problem.path, problem.message);
   lab.workloads.forEach((w, i) =>
     (w.nodes ?? []).forEach((n, j) => {
       if (!seen.has(n)) fail(['workloads', i, 'nodes', j], `no node named "${n}" (nodes: ${[...seen].join(', ')})`);

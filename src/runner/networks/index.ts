@@ -3,6 +3,7 @@
 import type { Backend, NodeSpec } from '../../topologies/backend.js';
 import type { Lab } from '../lab-file.js';
 import { installFlannel } from './flannel.js';
+import { installMacvlan, validateMacvlan } from './macvlan.js';
 
 export interface NetworkPlugin {
   /** Kernel link types the datapath creates (tested in a scratch namespace before the lab starts). */
@@ -10,6 +11,8 @@ export interface NetworkPlugin {
   /** Extra commands it runs, and the Debian package of each. */
   tools?: Record<string, string>;
   install(backend: Backend, lab: Lab, nodes: NodeSpec[], progress: (msg: string) => void): Promise<void>;
+  /** Lab-file problems only this plugin can see; the path names the field. */
+  validate?(lab: Lab): { path: (string | number)[]; message: string }[];
 }
 
 export const NETWORKS: Record<string, NetworkPlugin> = {
@@ -17,6 +20,11 @@ export const NETWORKS: Record<string, NetworkPlugin> = {
     kernelFeatures: (lab) => (lab.network.backend === 'vxlan' ? ['vxlan'] : []),
     tools: { etcd: 'etcd-server', etcdctl: 'etcd-client' },
     install: installFlannel,
+  },
+  macvlan: {
+    kernelFeatures: () => ['macvlan'],
+    install: installMacvlan,
+    validate: validateMacvlan,
   },
 };
 

@@ -1,0 +1,4 @@
+import { pluginMain } from '../skel.js';
+import { macvlanPlugin } from '../plugins/macvlan.js';
+
+await pluginMain(macvlanPlugin);

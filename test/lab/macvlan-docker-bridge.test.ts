@@ -1,0 +1,46 @@
+// The macvlan underlay and the docker-bridge baseline, whole, on the real kernel:
+// every lesson step passes through the runner and nothing is left behind; CNI
+// CHECK agrees with the kernel; the Kubernetes model check names what docker0 breaks.
+import { expect } from 'chai';
+import { LabInstance, runLab } from '../../src/runner/runner.js';
+import { QuietReporter } from '../../src/runner/reporter.js';
+import { requireBuilt } from '../../src/runner/paths.js';
+import { failures, leftovers } from '../helpers/lab.js';
+
+/** Up, `fn`, down: the lab is removed whatever `fn` does. */
+async function withLab(lab: string, name: string, fn: (inst: LabInstance) => Promise<void>): Promise<void> {
+  const inst = LabInstance.open(lab, { name }, new QuietReporter());
+  try {
+    await inst.up();
+    await fn(inst);
+  } finally {
+    await inst.down();
+  }
+  expect(leftovers(name)).to.deep.equal([]);
+}
+
+describe('lab: macvlan and docker-bridge', function () {
+  this.timeout(120_000);
+  before(() => requireBuilt());
+
+  for (const lab of ['macvlan']) {
+    it(`${lab}: every lesson step passes and nothing is left behind`, async () => {
+      const r = await runLab(lab, {}, new QuietReporter());
+      expect(r.ok, failures(r)).to.equal(true);
+      expect(r.steps.length).to.be.greaterThan(10);
+      expect(r.steps.at(-1)!.stdout, 'the model check prints a verdict per property').to.match(/unique-ip[^\n]*\n[^\n]*shared-ip[^\n]*\n[^\n]*one-network[^\n]*\n[^\n]*no-nat/);
+      expect(leftovers(lab)).to.deep.equal([]);
+    });
+  }
+
+  it('macvlan: CNI CHECK passes for every pod, and names an address the pod lost', async () => {
+    await withLab('macvlan', 'mvcheck', async (inst) => {
+      const pods = inst.pods.list();
+      for (const pod of pods) await inst.pods.cniCheck(pod);
+      const pod = pods[0];
+      await inst.backend.podExec(pod.node, pod.name, ['ip', 'addr', 'del', `${pod.ip}/24`, 'dev', 'eth0']);
+      const err = await inst.pods.cniCheck(pod).catch((e: Error) => e);
+      expect(String(err)).to.match(new RegExp(`plugin macvlan failed \\(code 102\\): CHECK failed: eth0 lacks ${pod.ip!.replace(/\./g, '\\.')}/24`));
+    });
+  });
+});

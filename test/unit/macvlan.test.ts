@@ -1,0 +1,121 @@
+// The pure parts of the macvlan lab: the pod range split per node, the shim,
+// the plugin's configuration, and what the lab file may not say.
+import { expect } from 'chai';
+import { readFileSync } from 'node:fs';
+import { splitPodRange, shimCommands } from '../../src/runner/networks/macvlan.js';
+import { loadMacvlanConf } from '../../src/cni/plugins/macvlan.js';
+import { parseNetConf } from '../../src/cni/config.js';
+import { CniError } from '../../src/cni/errors.js';
+import { LabFileError, parseLab } from '../../src/runner/lab-file.js';
+
+const nodes = [
+  { name: 'master', address: '192.168.10.210' },
+  { name: 'worker', address: '192.168.10.220' },
+];
+
+function cniError(fn: () => unknown): CniError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof CniError) return e;
+    throw e;
+  }
+  throw new Error('expected a CniError');
+}
+
+function labError(text: string): string {
+  try {
+    parseLab(text, 'bad.yaml');
+  } catch (e) {
+    if (e instanceof LabFileError) return e.message;
+    throw e;
+  }
+  throw new Error('expected a LabFileError');
+}
+
+describe('macvlan: the pod range split per node', () => {
+  it('gives each node its own /28 of 192.168.10.64/27, the first address to the shim', () => {
+    expect(splitPodRange('192.168.10.0/24', '192.168.10.64/27', 28, nodes)).to.deep.equal([
+      { node: 'master', slice: '192.168.10.64/28', shim: '192.168.10.64', rangeStart: '192.168.10.65', rangeEnd: '192.168.10.79' },
+      { node: 'worker', slice: '192.168.10.80/28', shim: '192.168.10.80', rangeStart: '192.168.10.81', rangeEnd: '192.168.10.95' },
+    ]);
+  });
+
+  it('never hands out an address twice: slices are disjoint', () => {
+    const many = Array.from({ length: 8 }, (_, i) => ({ name: `n${i}`, address: `192.168.10.${200 + i}` }));
+    const slices = splitPodRange('192.168.10.0/24', '192.168.10.64/26', 29, many);
+    const taken = new Set<string>();
+    for (const s of slices) {
+      const last = Number(s.rangeEnd.split('.')[3]);
+      for (let a = Number(s.shim.split('.')[3]); a <= last; a++) {
+        expect(taken.has(`.${a}`), `.${a} handed out twice`).to.equal(false);
+        taken.add(`.${a}`);
+      }
+    }
+    expect(taken.size).to.equal(64);
+  });
+
+  it("leaves out the underlay's network and broadcast addresses", () => {
+    const elsewhere = [
+      { name: 'a', address: '10.0.0.1' },
+      { name: 'b', address: '10.0.0.2' },
+    ];
+    const [first, second] = splitPodRange('192.168.10.0/24', '192.168.10.0/24', 25, elsewhere);
+    expect(first.shim).to.equal('192.168.10.1');
+    expect(second.rangeEnd).to.equal('192.168.10.254');
+  });
+
+  const bad: [string, string, number, RegExp][] = [
+    ['a range outside the underlay', '10.10.0.0/27', 28, /podCIDR.*must be a range inside the underlay 192\.168\.10\.0\/24/],
+    ['more nodes than slices', '192.168.10.64/28', 28, /holds 1 slices of \/28, but the lab has 2 nodes/],
+    ['a node address inside the range', '192.168.10.192/26', 27, /node master's address 192\.168\.10\.210 lies inside the pod range/],
+    ['a slice smaller than /30', '192.168.10.64/27', 31, /leaves no room for a shim and a pod/],
+  ];
+  for (const [what, range, len, re] of bad) {
+    it(`refuses ${what}`, () => {
+      let message = '';
+      try {
+        splitPodRange('192.168.10.0/24', range, len, nodes);
+      } catch (e) {
+        message = `${(e as { field: string }).field}: ${(e as Error).message}`;
+      }
+      expect(message).to.match(re);
+    });
+  }
+
+  it('sets up the shim as a bridge-mode macvlan with a /32 and routes the slice through it', () => {
+    const [master] = splitPodRange('192.168.10.0/24', '192.168.10.64/27', 28, nodes);
+    expect(shimCommands(master).map((c) => c.join(' '))).to.deep.equal([
+      'link add macvlan-shim link eth0 type macvlan mode bridge',
+      'addr add 192.168.10.64/32 dev macvlan-shim',
+      'link set macvlan-shim up',
+      'route add 192.168.10.64/28 dev macvlan-shim',
+    ]);
+  });
+});
+
+describe('macvlan plugin configuration', () => {
+  const conf = (extra: Record<string, unknown>) => loadMacvlanConf(parseNetConf({ cniVersion: '1.0.0', name: 'mv', type: 'macvlan', ipam: { type: 'host-local' }, ...extra }));
+  it('defaults to bridge mode', () => {
+    expect(conf({ master: 'eth0' }).mode).to.equal('bridge');
+  });
+  it('names the field that is wrong', () => {
+    expect(cniError(() => conf({})).message).to.match(/master: is required/);
+    expect(cniError(() => conf({ master: 'eth0', mode: 'bridged' })).message).to.match(/mode: "bridged" is not one of bridge, private, vepa, passthru/);
+    expect(cniError(() => conf({ master: 'a-name-far-too-long' })).message).to.match(/master: .*at most 15/);
+    expect(cniError(() => loadMacvlanConf(parseNetConf({ cniVersion: '1.0.0', name: 'mv', type: 'macvlan', master: 'eth0' }))).message).to.match(/ipam: is required/);
+  });
+});
+
+describe('lab file: macvlan', () => {
+  const macvlan = readFileSync('labs/macvlan.yaml', 'utf8');
+  const cases: [string, string, RegExp][] = [
+    ['a pod range off the node network', macvlan.replace('podCIDR: 192.168.10.64/27', 'podCIDR: 10.10.0.0/27'), /bad\.yaml:\d+: network\.podCIDR: macvlan pods live on the node network: 10\.10\.0\.0\/27 must be a range inside the underlay/],
+    ['a pod range too small for the nodes', macvlan.replace('subnetLen: 28', 'subnetLen: 27'), /bad\.yaml:\d+: network\.subnetLen: 192\.168\.10\.64\/27 holds 1 slices of \/27, but the lab has 2 nodes/],
+  ];
+  for (const [what, text, re] of cases) {
+    it(`names file, line and field for ${what}`, () => {
+      expect(labError(text)).to.match(re);
+    });
+  }
+});
