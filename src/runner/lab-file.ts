@@ -73,6 +73,16 @@ export const labSchema = z.strictObject({
         image: z.enum(['nginx']),
         replicas: z.number().int().min(1).max(50),
         nodes: z.array(z.string()).optional(),
+        /** Ports published on the pod's node (docker run -p hostPort:containerPort). */
+        ports: z
+          .array(
+            z.strictObject({
+              containerPort: z.number().int().min(1).max(65535),
+              hostPort: z.number().int().min(1).max(65535),
+              protocol: z.enum(['tcp', 'udp']).default('tcp'),
+            }),
+          )
+          .optional(),
       }),
     )
     .default([]),
@@ -166,6 +176,13 @@ export function parseLab(text: string, file: string): Lab {
       if (!seen.has(n)) fail(['workloads', i, 'nodes', j], `no node named "${n}" (nodes: ${[...seen].join(', ')})`);
     }),
   );
+  lab.workloads.forEach((w, i) => {
+    // A node has each host port once: two replicas on one node would both claim it.
+    const nodeCount = (w.nodes ?? [...seen]).length;
+    if (w.ports?.length && w.replicas > nodeCount) {
+      fail(['workloads', i, 'replicas'], `${w.replicas} replicas publish host ports on ${nodeCount} node(s); at most one replica per node can hold a host port`);
+    }
+  });
   lab.steps.forEach((s, i) => {
     if (s.node && !s.node.includes('{{') && !seen.has(s.node)) fail(['steps', i, 'node'], `no node named "${s.node}" (nodes: ${[...seen].join(', ')})`);
     if (s.capture && !seen.has(s.capture.node)) fail(['steps', i, 'capture', 'node'], `no node named "${s.capture.node}"`);

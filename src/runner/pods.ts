@@ -22,6 +22,7 @@ export interface PodSpec {
   name: string;
   node: string;
   workload: string;
+  ports?: PodRecord['ports'];
 }
 
 export class PodManager {
@@ -42,7 +43,8 @@ export class PodManager {
   }
 
   private async exec(node: string, command: 'ADD' | 'DEL' | 'CHECK', plugin: Record<string, unknown>, list: ConfList, pod: PodRecord, prevResult?: unknown) {
-    const conf = { ...plugin, cniVersion: list.cniVersion, name: list.name, ...(prevResult ? { prevResult } : {}) };
+    const runtimeConfig = capabilityArgs(plugin, pod);
+    const conf = { ...plugin, cniVersion: list.cniVersion, name: list.name, ...(runtimeConfig ? { runtimeConfig } : {}), ...(prevResult ? { prevResult } : {}) };
     const env = cniEnv({
       command,
       containerId: pod.containerId,
@@ -131,6 +133,13 @@ export class PodManager {
   list(): PodRecord[] {
     return this.state.state.pods;
   }
+}
+
+/** runtimeConfig for the capabilities a plugin declares, as libcni fills it in (only portMappings here). */
+export function capabilityArgs(plugin: Record<string, unknown>, pod: PodRecord): Record<string, unknown> | undefined {
+  const caps = (plugin.capabilities ?? {}) as Record<string, unknown>;
+  if (caps.portMappings === true && pod.ports?.length) return { portMappings: pod.ports };
+  return undefined;
 }
 
 /** Pods of a workload spread over nodes in turn: replicas 3 on [master, worker] gives master, worker, master. */

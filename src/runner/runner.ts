@@ -93,7 +93,7 @@ export class LabInstance {
 
   private async deploy(): Promise<void> {
     const nodes = this.lab.topology.nodes.map((n) => n.name);
-    const specs = this.lab.workloads.flatMap((w) => schedule(w.name, w.replicas, w.nodes ?? nodes));
+    const specs = this.lab.workloads.flatMap((w) => schedule(w.name, w.replicas, w.nodes ?? nodes).map((s) => ({ ...s, ports: w.ports })));
     // Pods on different nodes start in parallel; on one node one after another, as a kubelet would pace them.
     const byNode = new Map<string, typeof specs>();
     for (const s of specs) byNode.set(s.node, [...(byNode.get(s.node) ?? []), s]);

@@ -36,6 +36,8 @@ export interface PodRecord {
   workload: string;
   status: 'Pending' | 'Running' | 'Failed';
   containerId: string;
+  /** Ports published on the node, passed to CNI as runtimeConfig.portMappings. */
+  ports?: { containerPort: number; hostPort: number; protocol: 'tcp' | 'udp' }[];
 }
 
 export function labDir(lab: string): string {

@@ -5,6 +5,8 @@ import { expect } from 'chai';
 import { LabInstance, runLab } from '../../src/runner/runner.js';
 import { QuietReporter } from '../../src/runner/reporter.js';
 import { requireBuilt } from '../../src/runner/paths.js';
+import { runStep } from '../../src/runner/steps.js';
+import { dnatChainName } from '../../src/cni/plugins/portmap.js';
 import { failures, leftovers } from '../helpers/lab.js';
 
 /** Up, `fn`, down: the lab is removed whatever `fn` does. */
@@ -23,7 +25,7 @@ describe('lab: macvlan and docker-bridge', function () {
   this.timeout(120_000);
   before(() => requireBuilt());
 
-  for (const lab of ['macvlan']) {
+  for (const lab of ['macvlan', 'docker-bridge']) {
     it(`${lab}: every lesson step passes and nothing is left behind`, async () => {
       const r = await runLab(lab, {}, new QuietReporter());
       expect(r.ok, failures(r)).to.equal(true);
@@ -41,6 +43,26 @@ describe('lab: macvlan and docker-bridge', function () {
       await inst.backend.podExec(pod.node, pod.name, ['ip', 'addr', 'del', `${pod.ip}/24`, 'dev', 'eth0']);
       const err = await inst.pods.cniCheck(pod).catch((e: Error) => e);
       expect(String(err)).to.match(new RegExp(`plugin macvlan failed \\(code 102\\): CHECK failed: eth0 lacks ${pod.ip!.replace(/\./g, '\\.')}/24`));
+    });
+  });
+
+  it('docker-bridge: CHECK finds a missing DNAT chain, and the model check without `violates` names both broken properties', async () => {
+    await withLab('docker-bridge', 'dbcheck', async (inst) => {
+      const pods = inst.pods.list();
+      for (const pod of pods) await inst.pods.cniCheck(pod);
+
+      const worker = pods.find((p) => p.node === 'worker')!;
+      const chain = dnatChainName('bridge', worker.containerId);
+      await inst.backend.exec('worker', ['sh', '-c', `iptables -w -t nat -D CNI-HOSTPORT-DNAT -m comment --comment "name: bridge id: ${worker.containerId}" -j ${chain} && iptables -w -t nat -F ${chain} && iptables -w -t nat -X ${chain}`]);
+      const err = await inst.pods.cniCheck(worker).catch((e: Error) => e);
+      expect(String(err)).to.match(new RegExp(`plugin portmap failed \\(code 102\\): CHECK failed: the DNAT chain ${chain} of container \\w+ does not exist`));
+
+      const ctx = { backend: inst.backend, lab: inst.lab, pods, vars: inst.vars };
+      const o = await runStep(ctx, { name: 'the model, claimed', check: 'kubernetes-model' });
+      expect(o.ok).to.equal(false);
+      expect(o.failure).to.match(/unique-ip is violated: .*172\.17\.0\.2 is held by nginx-0 on master and by nginx-1 on worker/);
+      expect(o.failure).to.match(/no-nat is violated: .*was answered by nginx-\d on \w+ \(itself\)/);
+      expect(o.failure).to.not.match(/shared-ip is violated|one-network is violated/);
     });
   });
 });

@@ -4,6 +4,7 @@ import type { Backend, NodeSpec } from '../../topologies/backend.js';
 import type { Lab } from '../lab-file.js';
 import { installFlannel } from './flannel.js';
 import { installMacvlan, validateMacvlan } from './macvlan.js';
+import { installDockerBridge } from './docker-bridge.js';
 
 export interface NetworkPlugin {
   /** Kernel link types the datapath creates (tested in a scratch namespace before the lab starts). */
@@ -25,6 +26,11 @@ export const NETWORKS: Record<string, NetworkPlugin> = {
     kernelFeatures: () => ['macvlan'],
     install: installMacvlan,
     validate: validateMacvlan,
+  },
+  'docker-bridge': {
+    kernelFeatures: () => [],
+    tools: { 'iptables-restore': 'iptables' },
+    install: installDockerBridge,
   },
 };
 

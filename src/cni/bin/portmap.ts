@@ -1,0 +1,4 @@
+import { pluginMain } from '../skel.js';
+import { portmapPlugin } from '../plugins/portmap.js';
+
+await pluginMain(portmapPlugin);
