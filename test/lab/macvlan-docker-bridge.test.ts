@@ -2,6 +2,7 @@
 // every lesson step passes through the runner and nothing is left behind; CNI
 // CHECK agrees with the kernel; the Kubernetes model check names what docker0 breaks.
 import { expect } from 'chai';
+import { readdirSync } from 'node:fs';
 import { LabInstance, runLab } from '../../src/runner/runner.js';
 import { QuietReporter } from '../../src/runner/reporter.js';
 import { requireBuilt } from '../../src/runner/paths.js';
@@ -35,7 +36,7 @@ describe('lab: macvlan and docker-bridge', function () {
     });
   }
 
-  it('macvlan: CNI CHECK passes for every pod, and names an address the pod lost', async () => {
+  it('macvlan: CNI CHECK passes for every pod and names an address the pod lost; DEL releases the address, twice', async () => {
     await withLab('macvlan', 'mvcheck', async (inst) => {
       const pods = inst.pods.list();
       for (const pod of pods) await inst.pods.cniCheck(pod);
@@ -43,10 +44,16 @@ describe('lab: macvlan and docker-bridge', function () {
       await inst.backend.podExec(pod.node, pod.name, ['ip', 'addr', 'del', `${pod.ip}/24`, 'dev', 'eth0']);
       const err = await inst.pods.cniCheck(pod).catch((e: Error) => e);
       expect(String(err)).to.match(new RegExp(`plugin macvlan failed \\(code 102\\): CHECK failed: eth0 lacks ${pod.ip!.replace(/\./g, '\\.')}/24`));
+
+      // DEL gives the address back and removes the macvlan; a second DEL finds nothing to do and succeeds.
+      await inst.pods.cniDel(pod);
+      await inst.pods.cniDel(pod);
+      expect(readdirSync(inst.backend.nodePath(pod.node, '/var/lib/cni/networks/macvlan'))).to.not.include(pod.ip);
+      expect((await inst.backend.podExec(pod.node, pod.name, ['ip', 'link', 'show', 'eth0'], { allowFailure: true })).exitCode).to.not.equal(0);
     });
   });
 
-  it('docker-bridge: CHECK finds a missing DNAT chain, and the model check without `violates` names both broken properties', async () => {
+  it('docker-bridge: CHECK finds a missing DNAT chain; the model check without `violates` names both broken properties; DEL removes the DNAT chain', async () => {
     await withLab('docker-bridge', 'dbcheck', async (inst) => {
       const pods = inst.pods.list();
       for (const pod of pods) await inst.pods.cniCheck(pod);
@@ -63,6 +70,15 @@ describe('lab: macvlan and docker-bridge', function () {
       expect(o.failure).to.match(/unique-ip is violated: .*172\.17\.0\.2 is held by nginx-0 on master and by nginx-1 on worker/);
       expect(o.failure).to.match(/no-nat is violated: .*was answered by nginx-\d on \w+ \(itself\)/);
       expect(o.failure).to.not.match(/shared-ip is violated|one-network is violated/);
+
+      // DEL removes the pod's DNAT chain and the jump to it, also when they are already gone.
+      await inst.pods.cniDel(worker);
+      const master = pods.find((p) => p.node === 'master')!;
+      await inst.pods.cniDel(master);
+      await inst.pods.cniDel(master);
+      const nat = (await inst.backend.exec('master', ['iptables', '-w', '-t', 'nat', '-S'])).stdout;
+      expect(nat).to.not.include(dnatChainName('bridge', master.containerId));
+      expect(nat).to.include('-N CNI-HOSTPORT-DNAT');
     });
   });
 });
