@@ -64,19 +64,20 @@ async function add(args: CmdArgs, conf: MacvlanConf): Promise<Result> {
   const node = new Ip();
   const ctr = new Ip(args.netns);
   await requireMaster(node, conf);
-  // Made straight inside the container's namespace, under its final name.
+  // IPAM first: a bad ipam section or a full range then fails before any link exists.
+  const ipam = await delegateAdd(conf.ipamType, conf.raw, ipamArgs(args));
+  let linkMade = false;
   try {
-    await node.cmd('link', 'add', 'link', conf.master, 'name', args.ifname, 'netns', args.netns, ...(conf.mtu ? ['mtu', String(conf.mtu)] : []), 'type', 'macvlan', 'mode', conf.mode);
-  } catch (e) {
-    if (e instanceof CommandError && /File exists/.test(e.stderr)) {
-      throw new CniError(ErrorCode.InvalidConfig, `the container already has an interface named ${args.ifname}`);
+    // Made straight inside the container's namespace, under its final name.
+    try {
+      await node.cmd('link', 'add', 'link', conf.master, 'name', args.ifname, 'netns', args.netns, ...(conf.mtu ? ['mtu', String(conf.mtu)] : []), 'type', 'macvlan', 'mode', conf.mode);
+    } catch (e) {
+      if (e instanceof CommandError && /File exists/.test(e.stderr)) {
+        throw new CniError(ErrorCode.InvalidConfig, `the container already has an interface named ${args.ifname}`);
+      }
+      throw e;
     }
-    throw e;
-  }
-  let ipamDone = false;
-  try {
-    const ipam = await delegateAdd(conf.ipamType, conf.raw, ipamArgs(args));
-    ipamDone = true;
+    linkMade = true;
     const ips: IPConfig[] = (ipam.ips ?? []).map((ip) => ({ ...ip, interface: 0 }));
     const routes = ipam.routes ?? [];
     await ctr.batch([
@@ -93,9 +94,9 @@ async function add(args: CmdArgs, conf: MacvlanConf): Promise<Result> {
       dns: (conf.dns as Result['dns']) ?? {},
     };
   } catch (e) {
-    // Undo: the child link and the lease.
-    await ctr.deleteLink(args.ifname).catch(() => undefined);
-    if (ipamDone) await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'DEL' }).catch(() => undefined);
+    // Undo: the child link (never one that was there before us) and the lease.
+    if (linkMade) await ctr.deleteLink(args.ifname).catch(() => undefined);
+    await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'DEL' }).catch(() => undefined);
     throw e;
   }
 }
