@@ -61,6 +61,16 @@ function readLog(file: string | undefined): string {
   }
 }
 
+/** The access-log line for `marker` written after offset `before`; nginx writes it just after answering, so wait a little. */
+async function logLine(log: string | undefined, before: number, marker: string): Promise<string> {
+  for (let i = 0; i < 100; i++) {
+    const line = readLog(log).slice(before).split('\n').find((l) => l.includes(marker));
+    if (line) return line;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return '';
+}
+
 async function sharedAddress(ctx: StepContext): Promise<ModelVerdict> {
   for (const p of ctx.pods) {
     // A second process in the sandbox, as a sidecar container would be.
@@ -89,8 +99,7 @@ async function noNat(ctx: StepContext): Promise<ModelVerdict> {
       const itself = who.pod === client.name ? ' (itself)' : '';
       return fail(`${asked} and was answered by ${who.pod} on ${who.node}${itself}: from ${client.node}, that address is a different pod`);
     }
-    const line = readLog(log).slice(before).split('\n').find((l) => l.includes('/model-check')) ?? '';
-    const source = line.split(' ')[0];
+    const source = (await logLine(log, before, '/model-check')).split(' ')[0];
     if (source !== client.ip) return fail(`${asked}; ${server.name} saw the request come from ${source || 'nowhere'}, not from ${client.name}'s own address ${client.ip}`);
     pairs.push(`${client.name}→${server.name}`);
   }
