@@ -14,7 +14,8 @@ await Promise.all([
   ),
   build({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', banner, packages: 'external' }),
   ...readdirSync('src/agents/bin').map((f) =>
-    build({ ...common, entryPoints: [`src/agents/bin/${f}`], outfile: `dist/agents/${basename(f, '.ts')}.js`, banner }),
+    // koffi loads a prebuilt native library at run time: it stays in node_modules.
+    build({ ...common, entryPoints: [`src/agents/bin/${f}`], outfile: `dist/agents/${basename(f, '.ts')}.js`, banner, external: ['koffi'] }),
   ),
 ]);
 for (const f of plugins) chmodSync(`dist/cni/bin/${basename(f, '.ts')}`, 0o755);

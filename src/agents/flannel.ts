@@ -7,6 +7,7 @@ import { Ip } from '../net/ip.js';
 import { ensureRule } from '../net/iptables.js';
 import { formatCidr, formatIp, network, parseCidr, subnet, type Cidr } from '../cni/ipnet.js';
 import { Etcd, type KeyValue } from './etcd.js';
+import { UdpBackend } from './flannel-udp.js';
 
 export interface AgentOptions {
   etcdEndpoint: string;
@@ -20,7 +21,7 @@ export interface AgentOptions {
 export interface NetworkConfig {
   Network: string;
   SubnetLen?: number;
-  Backend?: { Type?: string; VNI?: number; Port?: number };
+  Backend?: { Type?: string; VNI?: number; Port?: number; Offload?: boolean };
 }
 
 export interface Lease {
@@ -39,6 +40,8 @@ export interface FlannelBackend {
   /** Commands (ip batch lines, bridge fdb lines) that make `remote` reachable. */
   addRemote(remote: Lease): { ip: string[][]; bridge: string[][] };
   removeRemote(remote: Lease): { ip: string[][]; bridge: string[][] };
+  /** Release what lives in this process (threads, file descriptors); returns a line for the log. */
+  stop?(): Promise<string | void>;
 }
 
 export const subnetKey = (prefix: string, s: Cidr) => `${prefix}/subnets/${formatIp(s.ip)}-${s.prefix}`;
@@ -123,6 +126,7 @@ export class FlannelAgent {
   private programmed = new Map<string, Lease>();
   private abort = new AbortController();
   private log: (msg: string) => void;
+  private backend?: FlannelBackend;
   lease?: Lease;
 
   constructor(readonly opts: AgentOptions) {
@@ -165,7 +169,8 @@ export class FlannelAgent {
     if (!net) throw new Error(`network config: Network "${config.Network}" is not a CIDR`);
     const len = config.SubnetLen ?? 24;
     const type = config.Backend?.Type ?? 'vxlan';
-    const backend = this.makeBackend(type, config);
+    const backend = this.makeBackend(type, config, net);
+    this.backend = backend;
 
     // The lease is created first (with the subnet), then the device that needs it.
     const placeholder = () => JSON.stringify({ PublicIP: this.opts.publicIp, BackendType: type, BackendData: {} });
@@ -196,10 +201,11 @@ export class FlannelAgent {
     await ensureRule(undefined, 'nat', 'POSTROUTING', ['-s', cidr, '!', '-d', cidr, '-m', 'comment', '--comment', 'flanneld masq', '-j', 'MASQUERADE']);
   }
 
-  private makeBackend(type: string, config: NetworkConfig): FlannelBackend {
+  private makeBackend(type: string, config: NetworkConfig, net: Cidr): FlannelBackend {
     if (type === 'vxlan') return new VxlanBackend(this.ip, this.opts, config.Backend?.VNI ?? 1, config.Backend?.Port ?? 8472);
     if (type === 'host-gw') return new HostGwBackend(this.opts);
-    throw new Error(`backend type "${type}" is not supported (vxlan, host-gw)`);
+    if (type === 'udp') return new UdpBackend(this.ip, this.opts, { network: net, port: config.Backend?.Port ?? 8285, offload: config.Backend?.Offload ?? true });
+    throw new Error(`backend type "${type}" is not supported (vxlan, host-gw, udp)`);
   }
 
   private writeSubnetEnv(networkCidr: string, subnetCidr: string, mtu: number): void {
@@ -265,7 +271,9 @@ export class FlannelAgent {
     }
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     this.abort.abort();
+    const summary = await this.backend?.stop?.();
+    if (summary) this.log(`stopped: ${summary}`);
   }
 }

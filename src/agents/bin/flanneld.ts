@@ -2,6 +2,7 @@
 import { parseArgs } from 'node:util';
 import { FlannelAgent } from '../flannel.js';
 
+process.title = 'flanneld';
 const { values } = parseArgs({
   options: {
     'etcd-endpoints': { type: 'string' },
@@ -25,9 +26,8 @@ const agent = new FlannelAgent({
   subnetFile: values['subnet-file']!,
 });
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(sig, () => {
-    agent.stop();
-    process.exit(0);
+  process.once(sig, () => {
+    agent.stop().finally(() => process.exit(0));
   });
 }
 agent.start().catch((e) => {
