@@ -6,6 +6,7 @@ import type { RunResult } from '../net/exec.js';
 import type { Lab, Step } from './lab-file.js';
 import type { PodRecord } from './state.js';
 import { checkModel, formatVerdicts, judgeModel } from './kubernetes-model.js';
+import { parseIp } from '../cni/ipnet.js';
 
 export interface StepContext {
   backend: Backend;
@@ -28,10 +29,20 @@ export interface StepOutcome {
 
 export class TemplateError extends Error {}
 
+/** Filters after a value: {{pods.a.ip|hex}} gives 0x0a0a0002, for byte matches in capture filters. */
+const FILTERS: Record<string, (v: string) => string> = {
+  hex: (v) => {
+    const ip = parseIp(v);
+    if (ip === undefined) throw new TemplateError(`|hex needs an IPv4 address, got "${v}"`);
+    return `0x${ip.toString(16).padStart(8, '0')}`;
+  },
+};
+
 export function render(text: string, vars: Record<string, string>): string {
-  return text.replace(/\{\{\s*([\w.-]+)\s*\}\}/g, (_, key: string) => {
+  return text.replace(/\{\{\s*([\w.-]+)\s*(?:\|\s*(\w+)\s*)?\}\}/g, (_, key: string, filter?: string) => {
     if (!(key in vars)) throw new TemplateError(`unknown template value {{${key}}}; known: ${Object.keys(vars).sort().join(', ')}`);
-    return vars[key];
+    if (filter && !FILTERS[filter]) throw new TemplateError(`unknown template filter |${filter} in {{${key}|${filter}}}; known: ${Object.keys(FILTERS).join(', ')}`);
+    return filter ? FILTERS[filter](vars[key]) : vars[key];
   });
 }
 
@@ -98,7 +109,7 @@ async function runCommand(ctx: StepContext, step: Step, command: string): Promis
 
 /** Run `fn` while tcpdump listens on a node's interface; returns what tcpdump printed. */
 async function withCapture<T>(ctx: StepContext, c: NonNullable<Step['capture']>, fn: () => Promise<T>): Promise<{ result: T; captured: string }> {
-  const argv = ['tcpdump', '-l', '-n', '-i', c.interface, '-c', String(c.packets), ...(c.decode ? ['-T', c.decode] : []), c.filter];
+  const argv = ['tcpdump', '-l', '-n', '-i', c.interface, '-c', String(c.packets), ...(c.decode ? ['-T', c.decode] : []), render(c.filter, ctx.vars)];
   const started = await ctx.backend.start(c.node, `tcpdump-${Date.now()}`, argv);
   try {
     for (let i = 0; i < 150 && !readLog(started.log).includes('listening on'); i++) await sleep(20);

@@ -18,7 +18,7 @@ export interface NetworkPlugin {
 
 export const NETWORKS: Record<string, NetworkPlugin> = {
   flannel: {
-    kernelFeatures: (lab) => (lab.network.backend === 'vxlan' ? ['vxlan'] : []),
+    kernelFeatures: (lab) => ({ vxlan: ['vxlan'], udp: ['tun'] })[lab.network.backend ?? 'vxlan'] ?? [],
     tools: { etcd: 'etcd-server', etcdctl: 'etcd-client' },
     install: installFlannel,
   },
