@@ -14,7 +14,9 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
   const control = nodes[0];
   const endpoint = await startEtcd(backend, control);
   progress(`etcd on ${control.name} at ${endpoint}`);
-  const config = { Network: lab.network.podCIDR, SubnetLen: lab.network.subnetLen, Backend: { Type: lab.network.backend ?? 'vxlan' } };
+  // backendConfig: more of flannel's Backend settings (VNI, Port, Offload), as in its net-conf.json
+  const extra = (lab.network.backendConfig ?? {}) as Record<string, unknown>;
+  const config = { Network: lab.network.podCIDR, SubnetLen: lab.network.subnetLen, Backend: { Type: lab.network.backend ?? 'vxlan', ...extra } };
   await etcdPut(backend, control, `${FLANNEL_PREFIX}/config`, JSON.stringify(config));
 
   for (const node of nodes) {
