@@ -150,6 +150,28 @@ export function encapLoop(opts: LoopOptions): void {
   }
 }
 
+/**
+ * The packets in one received datagram: usually one; more when the kernel
+ * coalesced datagrams (UDP GRO), each one's length then read from its IP
+ * header. A packet is plain IPv4, or a virtio_net_hdr and a super-packet;
+ * `fn` gets where it starts and how many bytes go to the TUN device, header
+ * included (for a plain packet, the all-zero header the caller puts in front).
+ * Returns how far it got: less than `n` when the rest is not a whole packet.
+ */
+export function forEachPacket(payload: Buffer, n: number, fn: (at: number, len: number, plain: boolean) => void): number {
+  let at = 0;
+  while (at + 20 <= n) {
+    const version = payload[at] >> 4;
+    const plain = version === 4;
+    if (!plain && !(version === 0 && at + VNET_HDR_LEN + 20 <= n)) break;
+    const len = plain ? payload.readUInt16BE(at + 2) : VNET_HDR_LEN + payload.readUInt16BE(at + VNET_HDR_LEN + 2);
+    if (len < 20 || at + len > n) break;
+    fn(at, plain ? VNET_HDR_LEN + len : len, plain);
+    at += len;
+  }
+  return at;
+}
+
 /** UDP → flannel0: receive a datagram, give the kernel the packet(s) inside it. */
 export function decapLoop(opts: LoopOptions): void {
   const { tun, sock, ctl, counters } = opts;
@@ -160,8 +182,9 @@ export function decapLoop(opts: LoopOptions): void {
   const deliver = (at: number, len: number, plain: boolean) => {
     // buf[0..10] stays zero; further in, the header goes over the previous packet's tail, already delivered
     const from = plain ? (at === 0 ? buf : buf.fill(0, at, at + VNET_HDR_LEN).subarray(at)) : payload.subarray(at);
-    if (c.write(tun, from, len) < 0) fail(opts, 'write flannel0');
-    else counters[COUNTERS.packets]++;
+    if (c.write(tun, from, len) < 0) return fail(opts, 'write flannel0');
+    counters[COUNTERS.packets]++;
+    if (!plain) counters[COUNTERS.superPackets]++;
   };
   while (Atomics.load(ctl, CTL.stop) === 0) {
     const n = c.recv(sock, payload, payload.length, MSG_DONTWAIT);
@@ -172,21 +195,6 @@ export function decapLoop(opts: LoopOptions): void {
       continue;
     }
     counters[COUNTERS.bytes] += n;
-    // Usually one packet; more when the kernel coalesced datagrams (UDP GRO): each one's length is in its IP header.
-    for (let at = 0; at + 20 <= n; ) {
-      const version = payload[at] >> 4;
-      if (version === 4) {
-        const len = payload.readUInt16BE(at + 2);
-        if (len < 20 || at + len > n) break;
-        deliver(at, VNET_HDR_LEN + len, true);
-        at += len;
-      } else if (version === 0 && at + VNET_HDR_LEN + 20 <= n) {
-        const len = VNET_HDR_LEN + payload.readUInt16BE(at + VNET_HDR_LEN + 2);
-        if (at + len > n) break;
-        deliver(at, len, false);
-        counters[COUNTERS.superPackets]++;
-        at += len;
-      } else break;
-    }
+    if (forEachPacket(payload, n, deliver) < n) counters[COUNTERS.errors]++;
   }
 }
