@@ -28,7 +28,8 @@ export class UdpBackend implements FlannelBackend {
   readonly type = 'udp';
   readonly overhead = UDP_OVERHEAD;
   private readonly routes = new Map<string, RemoteRoute>();
-  private readonly ctl = new SharedArrayBuffer(CTL.size * 4);
+  /** Shared with both threads: the stop flag and the route table's generation. */
+  private readonly ctl = new Int32Array(new SharedArrayBuffer(CTL.size * 4));
   private readonly workers: { role: string; worker: Worker; exited: Promise<unknown>; counters: Float64Array }[] = [];
   private fds: number[] = [];
 
@@ -72,7 +73,7 @@ export class UdpBackend implements FlannelBackend {
 
   private startWorker(role: 'encap' | 'decap', tun: number, sock: number): void {
     const counters = new SharedArrayBuffer(COUNTERS.size * 8);
-    const workerData: WorkerData = { role, tun, sock, ctl: this.ctl, counters };
+    const workerData: WorkerData = { role, tun, sock, ctl: this.ctl.buffer as SharedArrayBuffer, counters };
     const worker = new Worker(new URL('./flannel-udp-worker.js', import.meta.url), { workerData });
     worker.on('error', (e) => {
       console.error(`flanneld: udp ${role} thread failed: ${e.message}`);
@@ -86,7 +87,7 @@ export class UdpBackend implements FlannelBackend {
   private publish(): void {
     const encap = this.workers.find((w) => w.role === 'encap');
     encap?.worker.postMessage([...this.routes.values()]);
-    Atomics.add(new Int32Array(this.ctl), CTL.generation, 1);
+    Atomics.add(this.ctl, CTL.generation, 1);
   }
 
   addRemote(r: Lease) {
@@ -103,7 +104,7 @@ export class UdpBackend implements FlannelBackend {
 
   /** Stop both threads, then close flannel0 (which removes it) and the socket. */
   async stop(): Promise<string> {
-    Atomics.store(new Int32Array(this.ctl), CTL.stop, 1);
+    Atomics.store(this.ctl, CTL.stop, 1);
     await Promise.all(this.workers.map((w) => w.exited));
     for (const fd of this.fds) c.close(fd);
     this.fds = [];
