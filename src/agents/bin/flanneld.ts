@@ -28,7 +28,7 @@ const agent = new FlannelAgent({
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.once(sig, () => {
     // Threads finish within one poll interval; should one hang, exit anyway.
-    setTimeout(() => process.exit(0), 1000).unref();
+    setTimeout(() => process.exit(0), 1500).unref();
     agent.stop().finally(() => process.exit(0));
   });
 }
