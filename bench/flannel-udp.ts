@@ -49,6 +49,17 @@ async function iperfClient(backend: Backend, at: Where, address: string): Promis
   return report.end.sum_received.bits_per_second / 1e9;
 }
 
+/** CPU time (user + system, all threads) of these processes so far, in seconds; clock ticks are 1/100 s on Linux. */
+function cpuSeconds(pids: number[]): number {
+  let ticks = 0;
+  for (const pid of pids) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // fields from 3 on
+    ticks += Number(rest[11]) + Number(rest[12]); // utime, stime
+  }
+  return ticks / 100;
+}
+
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const summary = (xs: number[]) => ({ medianGbps: +median(xs).toFixed(3), minGbps: +Math.min(...xs).toFixed(3), maxGbps: +Math.max(...xs).toFixed(3) });
 
@@ -80,10 +91,17 @@ async function measure(config: Config) {
     const servers = [await iperfServer(inst.backend, { node: worker.name }), await iperfServer(inst.backend, { node: b.node, pod: b.name })];
     const underlay: number[] = [];
     const overlay: number[] = [];
+    // What the daemons spend per byte does not depend on how busy the machine is: the lesson's cost, measured.
+    const agents = inst.state.state.processes.filter((p) => p.name === 'flanneld').map((p) => p.pid);
+    let agentCpu = 0;
+    let gigabytes = 0;
     try {
       for (let i = 0; i < repeat; i++) {
         underlay.push(await iperfClient(inst.backend, { node: 'master' }, worker.address));
+        const cpu0 = cpuSeconds(agents);
         overlay.push(await iperfClient(inst.backend, { node: a.node, pod: a.name }, b.ip!));
+        agentCpu += cpuSeconds(agents) - cpu0;
+        gigabytes += (overlay[i] * seconds) / 8;
       }
     } finally {
       for (const pid of servers) await inst.backend.stop(pid);
@@ -97,6 +115,7 @@ async function measure(config: Config) {
       underlay: summary(underlay),
       podToPod: summary(overlay),
       ratioToUnderlay: +(median(overlay) / median(underlay)).toFixed(3),
+      flanneldCpuSecondsPerGB: +(agentCpu / gigabytes).toFixed(2),
     };
   } finally {
     await inst.down();
@@ -111,13 +130,14 @@ if (values.json) console.log(JSON.stringify(report, null, 2));
 else {
   console.log(`flannel-udp: iperf3, one TCP stream, ${seconds} s × ${repeat} (medians; min–max), kernel ${report.kernel}\n`);
   const row = (cells: string[]) => console.log(cells.map((c, i) => (i === 0 ? c.padEnd(40) : c.padStart(22))).join(''));
-  row(['datapath (pod MTU)', 'pod→pod Gbit/s', 'underlay Gbit/s', 'pod→pod / underlay']);
+  row(['datapath (pod MTU)', 'pod→pod Gbit/s', 'underlay Gbit/s', 'pod→pod / underlay', 'flanneld CPU s/GB']);
   for (const r of results) {
     row([
       `${r.config} (${r.podMtu})`,
       `${r.podToPod.medianGbps.toFixed(2)} (${r.podToPod.minGbps.toFixed(2)}–${r.podToPod.maxGbps.toFixed(2)})`,
       `${r.underlay.medianGbps.toFixed(2)} (${r.underlay.minGbps.toFixed(2)}–${r.underlay.maxGbps.toFixed(2)})`,
       `${(r.ratioToUnderlay * 100).toFixed(1)}%`,
+      r.flanneldCpuSecondsPerGB.toFixed(2),
     ]);
   }
 }
