@@ -7,12 +7,12 @@
 //
 // On the wire a packet of up to the flannel MTU travels as plain IP in UDP,
 // exactly as flannel sends it. A TCP super-packet (TSO, up to 64 KiB) travels
-// as one UDP datagram holding the 10-byte virtio_net_hdr and then the packet,
-// which the underlay fragments; the first nibble tells the two apart (4 for
-// IPv4, 0 for the header). The receiver hands a super-packet to the kernel
+// as one UDP datagram holding the 10-byte virtio_net_hdr and then the packet
+// (UDP GSO cuts it for the underlay, UDP GRO joins it again); the first nibble
+// tells the two apart (4 for IPv4, 0 for the header). The receiver hands a super-packet to the kernel
 // whole, so crossing between kernel and user space happens once per 64 KiB
 // instead of once per 1472 bytes.
-import { formatIp, mask, network, type Cidr } from '../cni/ipnet.js';
+import { mask, network, type Cidr } from '../cni/ipnet.js';
 import { E, errno, libcCalls as c, POLLIN, sockaddrIn } from '../net/libc.js';
 import { VNET, VNET_HDR_LEN } from '../net/tun.js';
 
@@ -51,10 +51,6 @@ export class RouteTable {
   lookup(dst: number): Buffer | undefined {
     for (const e of this.entries) if ((dst & e.mask) >>> 0 === e.net) return e.addr;
     return undefined;
-  }
-
-  describe(): string {
-    return this.entries.map((e) => `${formatIp(e.net)} → ${e.addr[4]}.${e.addr[5]}.${e.addr[6]}.${e.addr[7]}`).join(', ');
   }
 }
 
