@@ -67,6 +67,15 @@ export class Etcd {
     return r.succeeded === true;
   }
 
+  /** Replace `key` only if nobody wrote it since `modRevision`: compare-and-swap for read-modify-write records. */
+  async putIfUnchanged(key: string, value: string, modRevision: number): Promise<boolean> {
+    const r = await this.call<{ succeeded?: boolean }>('/v3/kv/txn', {
+      compare: [{ key: b64(key), target: 'MOD', result: 'EQUAL', mod_revision: String(modRevision) }],
+      success: [{ request_put: { key: b64(key), value: b64(value) } }],
+    });
+    return r.succeeded === true;
+  }
+
   /** Stream changes under a prefix from `fromRevision` on, until `signal` aborts. */
   async watch(prefix: string, fromRevision: number, onEvents: (events: WatchEvent[]) => void | Promise<void>, signal: AbortSignal): Promise<void> {
     const res = await fetch(`${this.endpoint}/v3/watch`, {
