@@ -79,26 +79,30 @@ async function add(args: CmdArgs, conf: CalicoConf): Promise<Result> {
   const node = new Ip();
   const ctr = new Ip(args.netns);
   const hostIf = hostVethName(args);
-  // Before IPAM: an attached pod keeps its address (the undo below would free it).
-  if (await node.link(hostIf)) throw new CniError(ErrorCode.InvalidConfig, `${hostIf} already exists on the node: pod ${args.args.K8S_POD_NAME ?? args.containerId} is attached already`);
-  const ipam = await delegateAdd(conf.ipamType, conf.raw, ipamArgs(args));
-  let vethMade = false;
+  // The veth first: if the pod is attached already, this fails before IPAM, so
+  // the undo below never frees an address that is in use.
   try {
-    const ips: IPConfig[] = (ipam.ips ?? []).map((ip) => ({ address: ip.address, interface: 1 }));
-    if (!ips.length || ips.some((ip) => !parseCidr(ip.address))) throw new CniError(ErrorCode.InvalidConfig, `IPAM ${conf.ipamType} returned no usable IPv4 address: ${JSON.stringify(ipam.ips)}`);
-    try {
-      await node.cmd('link', 'add', hostIf, 'mtu', String(conf.mtu), 'type', 'veth', 'peer', 'name', args.ifname, 'mtu', String(conf.mtu), 'netns', args.netns);
-      vethMade = true;
-    } catch (e) {
-      if (e instanceof CommandError && /File exists/.test(e.stderr)) {
-        throw new CniError(ErrorCode.InvalidConfig, `the container already has an interface named ${args.ifname}`);
-      }
-      throw e;
-    }
     await node.batch([
+      ['link', 'add', hostIf, 'mtu', String(conf.mtu), 'type', 'veth', 'peer', 'name', args.ifname, 'mtu', String(conf.mtu), 'netns', args.netns],
       ['link', 'set', 'dev', hostIf, 'address', HOST_MAC],
       ['link', 'set', 'dev', hostIf, 'up'],
     ]);
+  } catch (e) {
+    if (e instanceof CommandError && /File exists/.test(e.stderr)) {
+      if (await node.link(hostIf).catch(() => undefined)) {
+        throw new CniError(ErrorCode.InvalidConfig, `${hostIf} already exists on the node: pod ${args.args.K8S_POD_NAME ?? args.containerId} is attached already`);
+      }
+      throw new CniError(ErrorCode.InvalidConfig, `the container already has an interface named ${args.ifname}`);
+    }
+    await node.deleteLink(hostIf).catch(() => undefined); // the link add may have worked and a later line failed
+    throw e;
+  }
+  let ipamDone = false;
+  try {
+    const ipam = await delegateAdd(conf.ipamType, conf.raw, ipamArgs(args));
+    ipamDone = true;
+    const ips: IPConfig[] = (ipam.ips ?? []).map((ip) => ({ address: ip.address, interface: 1 }));
+    if (!ips.length || ips.some((ip) => !parseCidr(ip.address))) throw new CniError(ErrorCode.InvalidConfig, `IPAM ${conf.ipamType} returned no usable IPv4 address: ${JSON.stringify(ipam.ips)}`);
     await node.sysctl(hostSysctls(hostIf));
     await ctr.batch(containerSetup(args.ifname, ips));
     // The node's way back to the pod: one /32 per address, on the pod's own veth.
@@ -117,8 +121,8 @@ async function add(args: CmdArgs, conf: CalicoConf): Promise<Result> {
     };
   } catch (e) {
     // Undo: the veth (its peer and the /32 route go with it), then the address.
-    if (vethMade) await node.deleteLink(hostIf).catch(() => undefined);
-    await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'DEL' }).catch(() => undefined);
+    await node.deleteLink(hostIf).catch(() => undefined);
+    if (ipamDone) await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'DEL' }).catch(() => undefined);
     throw e;
   }
 }
