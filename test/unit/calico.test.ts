@@ -220,6 +220,10 @@ describe('calico datapath pieces', () => {
 describe('service steps', () => {
   const calicoLab = readFileSync('labs/calico-bgp.yaml', 'utf8');
 
+  it('names the Calico modes when network.backend is none of them', () => {
+    expect(() => parseLab(calicoLab.replace('backend: bgp', 'backend: gre'), 'bad.yaml')).to.throw(/bad\.yaml:\d+: network\.backend: "gre" is not a Calico mode \(bgp, vxlan, ipip\)/);
+  });
+
   it('a service step must name a node of the lab', () => {
     const bad = calicoLab.replace('service: { node: worker, name: bird, action: stop }', 'service: { node: wrker, name: bird, action: stop }');
     expect(() => parseLab(bad, 'bad.yaml')).to.throw(/bad\.yaml:\d+: steps\[\d+\]\.service\.node: no node named "wrker"/);

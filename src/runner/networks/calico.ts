@@ -12,7 +12,7 @@ import type { CalicoMode, NodeStatus } from '../../agents/calico-node.js';
 import { meshProtocolName, parseProtocols } from '../../agents/bird.js';
 
 export const CALICO_AS = 64512;
-const MODES: CalicoMode[] = ['bgp', 'vxlan', 'ipip'];
+export const CALICO_MODES: CalicoMode[] = ['bgp', 'vxlan', 'ipip'];
 /** Pod MTU: the underlay's minus what the encapsulation adds. */
 const MTU: Record<CalicoMode, number> = { bgp: 1500, vxlan: 1450, ipip: 1480 };
 
@@ -25,8 +25,14 @@ export const CALICO_PATHS = {
 
 export function calicoMode(lab: Lab): CalicoMode {
   const mode = (lab.network.backend ?? 'bgp') as CalicoMode;
-  if (!MODES.includes(mode)) throw new Error(`network.backend "${lab.network.backend}" is not a Calico mode (${MODES.join(', ')})`);
+  if (!CALICO_MODES.includes(mode)) throw new Error(`network.backend "${lab.network.backend}" is not a Calico mode (${CALICO_MODES.join(', ')})`);
   return mode;
+}
+
+/** Lab-file check: network.backend must name a Calico mode. */
+export function validateCalico(lab: Lab): { path: (string | number)[]; message: string }[] {
+  const mode = lab.network.backend ?? 'bgp';
+  return CALICO_MODES.includes(mode as CalicoMode) ? [] : [{ path: ['network', 'backend'], message: `"${mode}" is not a Calico mode (${CALICO_MODES.join(', ')})` }];
 }
 
 /** The services Calico runs on a node and how each starts: calico-node always, BIRD in BGP mode. */

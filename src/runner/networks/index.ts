@@ -5,7 +5,7 @@ import type { Lab } from '../lab-file.js';
 import { installFlannel } from './flannel.js';
 import { installMacvlan, validateMacvlan } from './macvlan.js';
 import { installDockerBridge } from './docker-bridge.js';
-import { calicoMode, calicoServices, installCalico } from './calico.js';
+import { calicoMode, calicoServices, installCalico, validateCalico } from './calico.js';
 
 export interface NetworkPlugin {
   /** Kernel link types the datapath creates (tested in a scratch namespace before the lab starts). */
@@ -40,6 +40,7 @@ export const NETWORKS: Record<string, NetworkPlugin> = {
     tools: { etcd: 'etcd-server', etcdctl: 'etcd-client', bird: 'bird2', birdc: 'bird2' },
     install: installCalico,
     services: calicoServices,
+    validate: validateCalico,
   },
 };
 
