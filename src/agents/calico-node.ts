@@ -12,7 +12,7 @@ import { dirname } from 'node:path';
 import { Ip } from '../net/ip.js';
 import { birdc, birdConfig } from './bird.js';
 import { BlockAllocator } from './calico-ipam.js';
-import { affinityOf, EtcdCalicoStore, NODES_PREFIX, type Block, type CalicoNode, type IpPool } from './calico-store.js';
+import { affinityOf, EtcdCalicoStore, type Block, type CalicoNode, type IpPool } from './calico-store.js';
 
 export type CalicoMode = 'bgp' | 'vxlan' | 'ipip';
 
@@ -162,9 +162,7 @@ export class CalicoNodeAgent {
 
   /** Bring the node in line with the datastore; returns the revision it read. */
   async reconcile(): Promise<{ revision: number }> {
-    // The revision before the reads: whatever changes after it, the watch delivers.
-    const { revision } = await this.store.etcd.list(NODES_PREFIX);
-    const [nodes, blocks] = await Promise.all([this.store.nodes(), this.store.blocks()]);
+    const { nodes, blocks, revision } = await this.store.snapshot();
     const others = nodes.filter((n) => n.name !== this.opts.nodename);
     const mine = blocks.filter((b) => b.value.affinity === affinityOf(this.opts.nodename)).map((b) => b.value.cidr);
     const peers = this.mode === 'bgp' ? await this.configureBird(others, mine) : await this.programRoutes(others, blocks.map((b) => b.value), mine);

@@ -1,7 +1,7 @@
 // Calico's datastore in etcd: IP pools, nodes and IPAM blocks, under the key
 // names Calico itself uses (etcdv3 datastore). The IPAM plugin and the node
 // agent share it; every write that others may race with is a compare-and-swap.
-import { Etcd } from './etcd.js';
+import { Etcd, type KeyValue } from './etcd.js';
 
 export const POOLS_PREFIX = '/calico/resources/v3/projectcalico.org/ippools/';
 export const NODES_PREFIX = '/calico/resources/v3/projectcalico.org/nodes/';
@@ -75,6 +75,19 @@ function nodeResource(n: CalicoNode) {
   return { kind: 'Node', apiVersion: 'projectcalico.org/v3', metadata: { name }, spec: { bgp: { ipv4Address, ...(asNumber ? { asNumber } : {}) }, ...tunnels } };
 }
 
+function parsePool(kv: KeyValue): IpPool {
+  const r = JSON.parse(kv.value) as ReturnType<typeof poolResource>;
+  return { name: r.metadata.name, cidr: r.spec.cidr, blockSize: r.spec.blockSize ?? 26, vxlanMode: r.spec.vxlanMode ?? 'Never', ipipMode: r.spec.ipipMode ?? 'Never' };
+}
+
+function parseNode(kv: KeyValue): CalicoNode {
+  const r = JSON.parse(kv.value) as ReturnType<typeof nodeResource>;
+  const { bgp, ...tunnels } = r.spec;
+  return { name: r.metadata.name, ipv4Address: bgp.ipv4Address, ...(bgp.asNumber ? { asNumber: bgp.asNumber } : {}), ...tunnels };
+}
+
+const parseBlock = (kv: KeyValue): Versioned<Block> => ({ value: JSON.parse(kv.value) as Block, revision: kv.modRevision });
+
 export class EtcdCalicoStore implements IpamStore {
   readonly etcd: Etcd;
   constructor(endpoint: string) {
@@ -82,24 +95,17 @@ export class EtcdCalicoStore implements IpamStore {
   }
 
   async pools(): Promise<IpPool[]> {
-    const { kvs } = await this.etcd.list(POOLS_PREFIX);
-    return kvs.map((kv) => {
-      const r = JSON.parse(kv.value) as ReturnType<typeof poolResource>;
-      return { name: r.metadata.name, cidr: r.spec.cidr, blockSize: r.spec.blockSize ?? 26, vxlanMode: r.spec.vxlanMode ?? 'Never', ipipMode: r.spec.ipipMode ?? 'Never' };
-    });
+    return (await this.etcd.list(POOLS_PREFIX)).kvs.map(parsePool);
   }
 
-  async putPool(p: IpPool): Promise<void> {
-    await this.etcd.put(POOLS_PREFIX + p.name, JSON.stringify(poolResource(p)));
-  }
-
-  async nodes(): Promise<CalicoNode[]> {
-    const { kvs } = await this.etcd.list(NODES_PREFIX);
-    return kvs.map((kv) => {
-      const r = JSON.parse(kv.value) as ReturnType<typeof nodeResource>;
-      const { bgp, ...tunnels } = r.spec;
-      return { name: r.metadata.name, ipv4Address: bgp.ipv4Address, ...(bgp.asNumber ? { asNumber: bgp.asNumber } : {}), ...tunnels };
-    });
+  /** Nodes and blocks in one read, and the revision it was read at (a watch from revision + 1 misses nothing). */
+  async snapshot(): Promise<{ nodes: CalicoNode[]; blocks: Versioned<Block>[]; revision: number }> {
+    const { kvs, revision } = await this.etcd.list('/calico/');
+    return {
+      nodes: kvs.filter((kv) => kv.key.startsWith(NODES_PREFIX)).map(parseNode),
+      blocks: kvs.filter((kv) => kv.key.startsWith(BLOCKS_PREFIX)).map(parseBlock),
+      revision,
+    };
   }
 
   async putNode(n: CalicoNode): Promise<void> {
@@ -108,7 +114,7 @@ export class EtcdCalicoStore implements IpamStore {
 
   async blocks(): Promise<Versioned<Block>[]> {
     const { kvs } = await this.etcd.list(BLOCKS_PREFIX);
-    return kvs.map((kv) => ({ value: JSON.parse(kv.value) as Block, revision: kv.modRevision }));
+    return kvs.map(parseBlock);
   }
 
   createBlock(block: Block): Promise<boolean> {

@@ -51,8 +51,7 @@ async function withDatastore<T>(conf: CalicoIpamConf, fn: (a: BlockAllocator) =>
     return await fn(new BlockAllocator(new EtcdCalicoStore(conf.etcdEndpoint)));
   } catch (e) {
     if (e instanceof CniError) throw e;
-    const cause = (e as { cause?: { code?: string; message?: string } }).cause;
-    const why = cause?.code ?? cause?.message ?? (e as Error).message;
+    const why = (e as NodeJS.ErrnoException).code ?? (e as Error).message;
     throw new CniError(ErrorCode.TryAgainLater, `the Calico datastore (etcd at ${conf.etcdEndpoint}) did not answer: ${why}`);
   }
 }
