@@ -1,5 +1,8 @@
 // A small etcd v3 client over etcd's JSON gateway (/v3/kv/*, /v3/watch): the
-// few calls a flannel-like agent needs, with Node's own fetch and no gRPC stack.
+// few calls a flannel-like agent needs, with Node's own HTTP and no gRPC stack.
+// Unary calls use node:http rather than fetch: a CNI plugin lives for one call,
+// and loading fetch's machinery costs it more than the call itself.
+import { request } from 'node:http';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const unb64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
@@ -33,10 +36,21 @@ const toKv = (kv: RawKv): KeyValue => ({ key: unb64(kv.key), value: unb64(kv.val
 export class Etcd {
   constructor(readonly endpoint: string) {}
 
-  private async call<T>(path: string, body: unknown, signal?: AbortSignal): Promise<T> {
-    const res = await fetch(`${this.endpoint}${path}`, { method: 'POST', body: JSON.stringify(body), signal });
-    if (!res.ok) throw new Error(`etcd ${path}: HTTP ${res.status} ${await res.text()}`);
-    return (await res.json()) as T;
+  private call<T>(path: string, body: unknown): Promise<T> {
+    return new Promise((resolve, reject) => {
+      const req = request(`${this.endpoint}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          if ((res.statusCode ?? 500) >= 300) reject(new Error(`etcd ${path}: HTTP ${res.statusCode} ${text}`));
+          else resolve(JSON.parse(text) as T);
+        });
+      });
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
+    });
   }
 
   async get(key: string): Promise<KeyValue | undefined> {
@@ -62,6 +76,15 @@ export class Etcd {
   async createIfAbsent(key: string, value: string): Promise<boolean> {
     const r = await this.call<{ succeeded?: boolean }>('/v3/kv/txn', {
       compare: [{ key: b64(key), target: 'CREATE', result: 'EQUAL', create_revision: '0' }],
+      success: [{ request_put: { key: b64(key), value: b64(value) } }],
+    });
+    return r.succeeded === true;
+  }
+
+  /** Replace `key` only if nobody wrote it since `modRevision`: compare-and-swap for read-modify-write records. */
+  async putIfUnchanged(key: string, value: string, modRevision: number): Promise<boolean> {
+    const r = await this.call<{ succeeded?: boolean }>('/v3/kv/txn', {
+      compare: [{ key: b64(key), target: 'MOD', result: 'EQUAL', mod_revision: String(modRevision) }],
       success: [{ request_put: { key: b64(key), value: b64(value) } }],
     });
     return r.succeeded === true;

@@ -40,12 +40,16 @@ const stepSchema = z
         decode: z.enum(['vxlan']).optional(),
       })
       .optional(),
+    /** Stop or start a node service by name (a fault and its recovery); stopped by the PID the lab recorded. */
+    service: z.strictObject({ node: z.string(), name: z.string().min(1), action: z.enum(['stop', 'start']) }).optional(),
+    /** Record the step's duration (until its expectations held, retries included) under this name. */
+    measure: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and "-"').optional(),
     expect: expectSchema.optional(),
     save: z.record(z.string(), z.string()).optional(),
     retry: z.strictObject({ times: z.number().int().positive(), intervalMs: z.number().int().positive().default(200) }).optional(),
   })
-  .refine((s) => s.check !== undefined || (s.run !== undefined && (s.node !== undefined) !== (s.pod !== undefined)), {
-    message: 'a step needs `check`, or `run` with exactly one of `node` or `pod`',
+  .refine((s) => s.check !== undefined || (s.service !== undefined && s.run === undefined) || (s.run !== undefined && (s.node !== undefined) !== (s.pod !== undefined)), {
+    message: 'a step needs `check`, or `run` with exactly one of `node` or `pod`, or `service`',
   });
 
 export const labSchema = z.strictObject({
@@ -186,6 +190,7 @@ export function parseLab(text: string, file: string): Lab {
   lab.steps.forEach((s, i) => {
     if (s.node && !s.node.includes('{{') && !seen.has(s.node)) fail(['steps', i, 'node'], `no node named "${s.node}" (nodes: ${[...seen].join(', ')})`);
     if (s.capture && !seen.has(s.capture.node)) fail(['steps', i, 'capture', 'node'], `no node named "${s.capture.node}"`);
+    if (s.service && !seen.has(s.service.node)) fail(['steps', i, 'service', 'node'], `no node named "${s.service.node}" (nodes: ${[...seen].join(', ')})`);
     for (const [k, re] of Object.entries(s.save ?? {})) {
       try {
         new RegExp(re, 'm');

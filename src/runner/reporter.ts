@@ -45,7 +45,10 @@ export class TextReporter implements Reporter {
     if (!o.ok) {
       if (o.command) this.out(`      ran on ${o.target}: ${o.command}`);
       this.out(`      ${o.failure}`);
-    } else if (this.verbose && o.stdout) {
+    } else if (o.metrics) {
+      for (const [k, ms] of Object.entries(o.metrics)) this.out(`      ${bold(`${k}: ${ms} ms`)}`);
+    }
+    if (o.ok && this.verbose && o.stdout) {
       this.out(dim(o.stdout.trimEnd().split('\n').map((l) => `      | ${l}`).join('\n')));
     }
   }

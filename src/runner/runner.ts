@@ -7,7 +7,8 @@ import { loadLab, type Lab } from './lab-file.js';
 import { StateFile, readState, labDir } from './state.js';
 import { PodManager, schedule } from './pods.js';
 import { startNginx } from './workloads.js';
-import { installNetwork } from './networks/index.js';
+import { installNetwork, networkPlugin } from './networks/index.js';
+import { NodeServices } from './services.js';
 import { runStep, type StepOutcome } from './steps.js';
 import { MissingFeatureError, preflight } from './preflight.js';
 import { requireBuilt } from './paths.js';
@@ -111,7 +112,10 @@ export class LabInstance {
   }
 
   fillVars(): void {
-    for (const n of this.lab.topology.nodes) this.vars[`nodes.${n.name}.address`] = n.address;
+    for (const n of this.lab.topology.nodes) {
+      this.vars[`nodes.${n.name}.address`] = n.address;
+      this.vars[`nodes.${n.name}.dir`] = this.backend.nodePath(n.name, '');
+    }
     for (const p of this.pods.list()) {
       this.vars[`pods.${p.name}.ip`] = p.ip ?? '';
       this.vars[`pods.${p.name}.node`] = p.node;
@@ -121,7 +125,10 @@ export class LabInstance {
 
   async steps(): Promise<StepOutcome[]> {
     const outcomes: StepOutcome[] = [];
-    const ctx = { backend: this.backend, lab: this.lab, pods: this.pods.list(), vars: this.vars };
+    const plugin = networkPlugin(this.lab.network.plugin);
+    const nodeSpec = (name: string) => this.lab.topology.nodes.find((n) => n.name === name)!;
+    const services = new NodeServices(this.backend, this.state, (node) => plugin.services?.(this.backend, this.lab, nodeSpec(node)) ?? {});
+    const ctx = { backend: this.backend, lab: this.lab, pods: this.pods.list(), vars: this.vars, services };
     for (const [i, step] of this.lab.steps.entries()) {
       const o = await runStep(ctx, step);
       outcomes.push(o);

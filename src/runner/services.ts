@@ -1,6 +1,7 @@
 // Control-plane services a lab runs on its nodes: real etcd from Debian's etcd-server.
 import type { Backend } from '../topologies/backend.js';
 import type { NodeSpec } from '../topologies/backend.js';
+import type { StateFile } from './state.js';
 
 export const ETCD_CLIENT_PORT = 2379;
 
@@ -35,4 +36,44 @@ export async function startEtcd(backend: Backend, node: NodeSpec): Promise<strin
 
 export async function etcdPut(backend: Backend, node: NodeSpec, key: string, value: string): Promise<void> {
   await backend.exec(node.name, ['etcdctl', '--endpoints', `http://127.0.0.1:${ETCD_CLIENT_PORT}`, 'put', key, value], { env: { ETCDCTL_API: '3' } });
+}
+
+/** Stop and start a node's services by name, for `service` steps (a fault, then the recovery). */
+export interface ServiceControl {
+  stop(node: string, name: string): Promise<string>;
+  start(node: string, name: string): Promise<string>;
+}
+
+/** Stops only the PID recorded for the service; starts it again with the command its network plugin gives. */
+export class NodeServices implements ServiceControl {
+  constructor(
+    private backend: Backend,
+    private state: StateFile,
+    /** The services a node runs and the command that starts each. */
+    private commands: (node: string) => Record<string, string[]>,
+  ) {}
+
+  private running(node: string, name: string) {
+    return this.state.state.processes.find((p) => p.node === node && p.name === name);
+  }
+
+  async stop(node: string, name: string): Promise<string> {
+    const p = this.running(node, name);
+    if (!p) {
+      const there = this.state.state.processes.filter((q) => q.node === node).map((q) => q.name);
+      throw new Error(`no service "${name}" is running on ${node} (running there: ${there.join(', ') || 'nothing'})`);
+    }
+    await this.backend.stop(p.pid);
+    return `stopped ${name} on ${node} (pid ${p.pid})`;
+  }
+
+  async start(node: string, name: string): Promise<string> {
+    const p = this.running(node, name);
+    if (p) throw new Error(`${name} is already running on ${node} (pid ${p.pid})`);
+    const commands = this.commands(node);
+    const argv = commands[name];
+    if (!argv) throw new Error(`"${name}" is not a service the network runs on ${node} (services: ${Object.keys(commands).join(', ') || 'none'})`);
+    const started = await this.backend.start(node, name, argv);
+    return `started ${name} on ${node} (pid ${started.pid})`;
+  }
 }

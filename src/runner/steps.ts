@@ -7,6 +7,7 @@ import type { Lab, Step } from './lab-file.js';
 import type { PodRecord } from './state.js';
 import { checkModel, formatVerdicts, judgeModel } from './kubernetes-model.js';
 import { parseIp } from '../cni/ipnet.js';
+import type { ServiceControl } from './services.js';
 
 export interface StepContext {
   backend: Backend;
@@ -14,6 +15,8 @@ export interface StepContext {
   pods: PodRecord[];
   /** Template values: pods.<name>.ip, nodes.<name>.address, and what earlier steps saved. */
   vars: Record<string, string>;
+  /** Stops and starts node services for `service` steps. */
+  services?: ServiceControl;
 }
 
 export interface StepOutcome {
@@ -25,6 +28,8 @@ export interface StepOutcome {
   /** What was expected and what came back, when a check failed. */
   failure?: string;
   stdout?: string;
+  /** What a step with `measure` recorded, in milliseconds. */
+  metrics?: Record<string, number>;
 }
 
 export class TemplateError extends Error {}
@@ -133,8 +138,16 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runStep(ctx: StepContext, step: Step): Promise<StepOutcome> {
   const t0 = performance.now();
-  const done = (o: Omit<StepOutcome, 'name' | 'durationMs'>): StepOutcome => ({ name: step.name, durationMs: performance.now() - t0, ...o });
+  const done = (o: Omit<StepOutcome, 'name' | 'durationMs'>): StepOutcome => {
+    const durationMs = performance.now() - t0;
+    return { name: step.name, durationMs, ...o, ...(step.measure && o.ok ? { metrics: { [step.measure]: Math.round(durationMs) } } : {}) };
+  };
   try {
+    if (step.service) {
+      const { node, name, action } = step.service;
+      if (!ctx.services) return done({ ok: false, failure: 'this lab cannot stop or start node services' });
+      return done({ ok: true, target: `node ${node}`, command: `${action} ${name}`, stdout: await ctx.services[action](node, name) });
+    }
     if (step.check) {
       const { failure, stdout } = await builtinCheck(ctx, step);
       return done({ ok: !failure, failure, target: 'cluster', command: `check ${step.check}`, stdout });

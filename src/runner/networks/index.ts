@@ -5,6 +5,7 @@ import type { Lab } from '../lab-file.js';
 import { installFlannel } from './flannel.js';
 import { installMacvlan, validateMacvlan } from './macvlan.js';
 import { installDockerBridge } from './docker-bridge.js';
+import { calicoMode, calicoServices, installCalico, validateCalico } from './calico.js';
 
 export interface NetworkPlugin {
   /** Kernel link types the datapath creates (tested in a scratch namespace before the lab starts). */
@@ -14,6 +15,8 @@ export interface NetworkPlugin {
   install(backend: Backend, lab: Lab, nodes: NodeSpec[], progress: (msg: string) => void): Promise<void>;
   /** Lab-file problems only this plugin can see; the path names the field. */
   validate?(lab: Lab): { path: (string | number)[]; message: string }[];
+  /** Long-running services it runs on a node, by name, and the command that starts each (for `service` steps). */
+  services?(backend: Backend, lab: Lab, node: NodeSpec): Record<string, string[]>;
 }
 
 export const NETWORKS: Record<string, NetworkPlugin> = {
@@ -31,6 +34,13 @@ export const NETWORKS: Record<string, NetworkPlugin> = {
     kernelFeatures: () => [],
     tools: { 'iptables-restore': 'iptables' },
     install: installDockerBridge,
+  },
+  calico: {
+    kernelFeatures: (lab) => ({ bgp: [], vxlan: ['vxlan'], ipip: ['ipip'] })[calicoMode(lab)],
+    tools: { etcd: 'etcd-server', etcdctl: 'etcd-client', bird: 'bird2', birdc: 'bird2' },
+    install: installCalico,
+    services: calicoServices,
+    validate: validateCalico,
   },
 };
 

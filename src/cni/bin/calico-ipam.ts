@@ -1,0 +1,6 @@
+import { pluginMain } from '../skel.js';
+import { calicoIpam } from '../plugins/calico-ipam.js';
+
+await pluginMain(calicoIpam);
+// The HTTP agent may keep its connection to etcd open: do not wait for it.
+process.exit();

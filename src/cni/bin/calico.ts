@@ -1,0 +1,6 @@
+import { pluginMain } from '../skel.js';
+import { calicoPlugin } from '../plugins/calico.js';
+
+await pluginMain(calicoPlugin);
+// The HTTP agent may keep its connection to etcd open: do not wait for it.
+process.exit();

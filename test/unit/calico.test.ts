@@ -1,0 +1,257 @@
+// Calico's parts that need no kernel: the block allocator (over a datastore
+// kept in memory, with etcd's compare-and-swap semantics), BIRD's generated
+// configuration (checked by BIRD's own parser), and the plugin's naming and routes.
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from '../../src/net/exec.js';
+import { BlockAllocator, nextFreeBlock, poolBlocks } from '../../src/agents/calico-ipam.js';
+import type { Block, IpamStore, IpPool, Versioned } from '../../src/agents/calico-store.js';
+import { birdConfig, meshProtocolName, parseProtocols } from '../../src/agents/bird.js';
+import { modeOf, remoteBlockRoute } from '../../src/agents/calico-node.js';
+import { containerSetup, hostVethName } from '../../src/cni/plugins/calico.js';
+import { CniError, ErrorCode } from '../../src/cni/errors.js';
+import { NodeServices } from '../../src/runner/services.js';
+import { parseLab } from '../../src/runner/lab-file.js';
+
+const POOL: IpPool = { name: 'default-ipv4-ippool', cidr: '10.244.0.0/16', blockSize: 26, vxlanMode: 'Never', ipipMode: 'Never' };
+
+/** A datastore in memory with etcd's rules: create-if-absent, compare-and-swap on the revision. Every call yields, so parallel callers interleave. */
+class MemoryStore implements IpamStore {
+  private rev = 1;
+  readonly data = new Map<string, Versioned<Block>>();
+  conflictsToInject = 0;
+  constructor(private poolList: IpPool[] = [POOL]) {}
+  private tick = () => new Promise((r) => setImmediate(r));
+  async pools() {
+    await this.tick();
+    return this.poolList;
+  }
+  async blocks() {
+    await this.tick();
+    return [...this.data.values()].map((b) => ({ value: structuredClone(b.value), revision: b.revision }));
+  }
+  async createBlock(block: Block) {
+    await this.tick();
+    if (this.data.has(block.cidr)) return false;
+    this.data.set(block.cidr, { value: structuredClone(block), revision: ++this.rev });
+    return true;
+  }
+  async updateBlock(block: Block, revision: number) {
+    await this.tick();
+    if (this.conflictsToInject > 0) {
+      this.conflictsToInject--;
+      this.data.get(block.cidr)!.revision = ++this.rev; // someone else wrote it meanwhile
+      return false;
+    }
+    if (this.data.get(block.cidr)?.revision !== revision) return false;
+    this.data.set(block.cidr, { value: structuredClone(block), revision: ++this.rev });
+    return true;
+  }
+}
+
+describe('calico IPAM blocks', () => {
+  it('cuts a pool into blocks in address order and finds the first unclaimed one', () => {
+    const blocks = poolBlocks({ ...POOL, cidr: '10.244.0.0/24' });
+    expect(blocks).to.deep.equal(['10.244.0.0/26', '10.244.0.64/26', '10.244.0.128/26', '10.244.0.192/26']);
+    expect(poolBlocks(POOL)).to.have.length(1024);
+    expect(nextFreeBlock(POOL, new Set(['10.244.0.0/26', '10.244.0.128/26']))).to.equal('10.244.0.64/26');
+  });
+
+  it('gives each node its own block, in the order the nodes ask', async () => {
+    const a = new BlockAllocator(new MemoryStore());
+    expect((await a.ensureBlock('master')).map((b) => b.cidr)).to.deep.equal(['10.244.0.0/26']);
+    expect((await a.ensureBlock('worker')).map((b) => b.cidr)).to.deep.equal(['10.244.0.64/26']);
+    expect((await a.ensureBlock('master')).map((b) => b.cidr)).to.deep.equal(['10.244.0.0/26']); // kept, not claimed again
+  });
+
+  it('assigns the lowest free address of the node\'s block; the same handle gets the same address', async () => {
+    const store = new MemoryStore();
+    const a = new BlockAllocator(store);
+    await a.ensureBlock('master');
+    await a.ensureBlock('worker');
+    expect(await a.assign({ node: 'worker', handle: 'net.c1', attrs: { pod: 'default/nginx-1' } })).to.equal('10.244.0.64');
+    expect(await a.assign({ node: 'worker', handle: 'net.c2' })).to.equal('10.244.0.65');
+    expect(await a.assign({ node: 'worker', handle: 'net.c1' })).to.equal('10.244.0.64');
+    expect(store.data.get('10.244.0.64/26')!.value.allocations[0]).to.deep.equal({ handle: 'net.c1', attrs: { pod: 'default/nginx-1' } });
+  });
+
+  it('claims the next block when the node\'s blocks are full, and says when the pool is exhausted', async () => {
+    const small = { ...POOL, cidr: '10.244.0.0/25' }; // two /26 blocks
+    const a = new BlockAllocator(new MemoryStore([small]));
+    const got: string[] = [];
+    for (let i = 0; i < 65; i++) got.push(await a.assign({ node: 'master', handle: `net.c${i}` }));
+    expect(got[63]).to.equal('10.244.0.63');
+    expect(got[64]).to.equal('10.244.0.64'); // first address of the second block, now master's too
+    for (let i = 65; i < 128; i++) await a.assign({ node: 'master', handle: `net.c${i}` });
+    const err = await a.assign({ node: 'master', handle: 'net.one-too-many' }).catch((e: CniError) => e);
+    expect(err).to.be.instanceOf(CniError);
+    expect((err as CniError).code).to.equal(ErrorCode.AddressRangeExhausted);
+    expect((err as CniError).message).to.match(/every block of 10\.244\.0\.0\/25 is claimed/);
+  });
+
+  it('releases a handle\'s address for reuse; releasing twice is fine', async () => {
+    const a = new BlockAllocator(new MemoryStore());
+    await a.assign({ node: 'master', handle: 'net.a' });
+    await a.assign({ node: 'master', handle: 'net.b' });
+    expect(await a.release('net.a')).to.deep.equal(['10.244.0.0']);
+    expect(await a.release('net.a')).to.deep.equal([]);
+    expect(await a.addresses('net.b')).to.deep.equal(['10.244.0.1']);
+    expect(await a.assign({ node: 'master', handle: 'net.c' })).to.equal('10.244.0.0');
+  });
+
+  it('never hands out one address twice to parallel ADDs on two nodes', async () => {
+    const store = new MemoryStore();
+    const a = new BlockAllocator(store);
+    const jobs = Array.from({ length: 40 }, (_, i) => a.assign({ node: i % 2 ? 'worker' : 'master', handle: `net.p${i}` }).then((ip) => ({ i, ip })));
+    const got = await Promise.all(jobs);
+    expect(new Set(got.map((g) => g.ip)).size).to.equal(40);
+    // Each node's pods come from that node's own block(s).
+    for (const { i, ip } of got) {
+      const block = [...store.data.values()].find((b) => Object.values(b.value.allocations).some((x) => x.handle === `net.p${i}`))!;
+      expect(block.value.affinity, ip).to.equal(i % 2 ? 'host:worker' : 'host:master');
+    }
+  });
+
+  it('reads again and retries when another writer changed the block meanwhile', async () => {
+    const store = new MemoryStore();
+    const a = new BlockAllocator(store);
+    await a.ensureBlock('master');
+    store.conflictsToInject = 3;
+    expect(await a.assign({ node: 'master', handle: 'net.x' })).to.equal('10.244.0.0');
+    store.conflictsToInject = 1000;
+    const err = await new BlockAllocator(store, 5).assign({ node: 'master', handle: 'net.y' }).catch((e: CniError) => e);
+    expect((err as CniError).code).to.equal(ErrorCode.TryAgainLater);
+  });
+
+  it('names the pools when ipv4_pools matches none', async () => {
+    const err = await new BlockAllocator(new MemoryStore()).assign({ node: 'm', handle: 'h', pools: ['10.99.0.0/16'] }).catch((e: CniError) => e);
+    expect((err as CniError).code).to.equal(ErrorCode.InvalidConfig);
+    expect((err as CniError).message).to.match(/ipam\.ipv4_pools: none of 10\.99\.0\.0\/16 is a pool \(pools: default-ipv4-ippool 10\.244\.0\.0\/16\)/);
+  });
+});
+
+describe('BIRD configuration for the BGP mesh', () => {
+  const master = { node: 'master', address: '192.168.10.210', asNumber: 64512, peers: [{ name: 'worker', address: '192.168.10.220' }], blocks: ['10.244.0.0/26'] };
+  const worker = { node: 'worker', address: '192.168.10.220', asNumber: 64512, peers: [{ name: 'master', address: '192.168.10.210' }], blocks: ['10.244.0.64/26'] };
+
+  it('is accepted by BIRD\'s own parser (bird -p)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'cnilab-bird-'));
+    try {
+      for (const [i, o] of [master, worker, { ...master, peers: [], blocks: [] }].entries()) {
+        const file = join(dir, `bird${i}.conf`);
+        writeFileSync(file, birdConfig(o));
+        const r = await run(['bird', '-p', '-c', file], { allowFailure: true });
+        expect(r.exitCode, `${r.stderr}\n${birdConfig(o)}`).to.equal(0);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('announces the node\'s blocks as blackholes and peers with every other node in one AS', () => {
+    const text = birdConfig({ ...master, peers: [{ name: 'w2', address: '192.168.10.230' }, { name: 'worker', address: '192.168.10.220' }], blocks: ['10.244.1.0/26', '10.244.0.0/26'] });
+    expect(text).to.include('router id 192.168.10.210;');
+    expect(text).to.match(/protocol static blocks \{\n  ipv4;\n  route 10\.244\.0\.0\/26 blackhole;\n  route 10\.244\.1\.0\/26 blackhole;\n\}/);
+    expect(text).to.include('local 192.168.10.210 as 64512;');
+    const sessions = [...text.matchAll(/protocol bgp (\S+) from mesh \{\n  description "(\S+)";\n  neighbor (\S+) as 64512;/g)].map((m) => m.slice(1));
+    expect(sessions).to.deep.equal([
+      ['Mesh_192_168_10_220', 'worker', '192.168.10.220'],
+      ['Mesh_192_168_10_230', 'w2', '192.168.10.230'],
+    ]);
+    expect(text).to.not.match(/^\s*(persist|graceful restart)\b/m); // a stopped BIRD takes its routes with it
+  });
+
+  it('makes the node with the higher address the passive one of each pair, as Calico does', () => {
+    expect(birdConfig(master)).to.not.include('passive on;');
+    expect(birdConfig(worker)).to.match(/neighbor 192\.168\.10\.210 as 64512;\n  passive on;/);
+  });
+
+  it('reads birdc show protocols', () => {
+    const out = [
+      'BIRD 2.0.12 ready.',
+      'Name       Proto      Table      State  Since         Info',
+      'device1    Device     ---        up     03:56:14.249  ',
+      'blocks     Static     master4    up     03:56:14.249  ',
+      'Mesh_192_168_10_220 BGP        ---        start  03:56:20.525  Active        Received: Administrative shutdown',
+      'Mesh_192_168_10_230 BGP        ---        up     03:56:15.204  Established   ',
+    ].join('\n');
+    const rows = parseProtocols(out);
+    expect(rows.map((r) => r.name)).to.deep.equal(['device1', 'blocks', 'Mesh_192_168_10_220', 'Mesh_192_168_10_230']);
+    expect(rows[2]).to.include({ proto: 'BGP', state: 'start', info: 'Active        Received: Administrative shutdown' });
+    expect(rows[3]).to.include({ state: 'up', info: 'Established' });
+    expect(meshProtocolName('192.168.10.230')).to.equal('Mesh_192_168_10_230');
+  });
+});
+
+describe('calico datapath pieces', () => {
+  it('names the host side as Calico does: cali + 11 hex digits of sha1("<namespace>.<pod>")', () => {
+    expect(hostVethName({ args: { K8S_POD_NAMESPACE: 'default', K8S_POD_NAME: 'nginx-0' }, containerId: 'x' })).to.equal('calic048fd9a750');
+    expect(hostVethName({ args: {}, containerId: 'abc' })).to.match(/^cali[0-9a-f]{11}$/);
+  });
+
+  it('gives the pod its /32 and a default route via 169.254.1.1 onlink', () => {
+    expect(containerSetup('eth0', [{ address: '10.244.0.1/32' }])).to.deep.equal([
+      ['addr', 'add', '10.244.0.1/32', 'dev', 'eth0'],
+      ['link', 'set', 'dev', 'eth0', 'up'],
+      ['route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link'],
+      ['route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink'],
+    ]);
+  });
+
+  it('routes a remote block via the remote VTEP (vxlan) or the remote node through tunl0 (ipip)', () => {
+    const owner = { name: 'worker', ipv4Address: '192.168.10.220/24', ipv4VXLANTunnelAddr: '10.244.0.64', vxlanTunnelMACAddr: '66:aa:bb:cc:dd:ee' };
+    expect(remoteBlockRoute('vxlan', '10.244.0.64/26', owner)).to.deep.equal({
+      ip: [
+        ['neigh', 'replace', '10.244.0.64', 'lladdr', '66:aa:bb:cc:dd:ee', 'dev', 'vxlan.calico', 'nud', 'permanent'],
+        ['route', 'replace', '10.244.0.64/26', 'via', '10.244.0.64', 'dev', 'vxlan.calico', 'onlink', 'proto', '80'],
+      ],
+      bridge: [['fdb', 'replace', '66:aa:bb:cc:dd:ee', 'dev', 'vxlan.calico', 'dst', '192.168.10.220', 'self', 'permanent']],
+    });
+    expect(remoteBlockRoute('vxlan', '10.244.0.64/26', { name: 'w', ipv4Address: '192.168.10.220/24' })).to.equal(undefined); // still setting up
+    expect(remoteBlockRoute('ipip', '10.244.0.64/26', owner)!.ip).to.deep.equal([['route', 'replace', '10.244.0.64/26', 'via', '192.168.10.220', 'dev', 'tunl0', 'onlink', 'proto', '80']]);
+    expect(modeOf({ ...POOL, vxlanMode: 'Always' })).to.equal('vxlan');
+    expect(modeOf({ ...POOL, ipipMode: 'Always' })).to.equal('ipip');
+    expect(modeOf(POOL)).to.equal('bgp');
+  });
+});
+
+describe('service steps', () => {
+  const calicoLab = readFileSync('labs/calico-bgp.yaml', 'utf8');
+
+  it('names the Calico modes when network.backend is none of them', () => {
+    expect(() => parseLab(calicoLab.replace('backend: bgp', 'backend: gre'), 'bad.yaml')).to.throw(/bad\.yaml:\d+: network\.backend: "gre" is not a Calico mode \(bgp, vxlan, ipip\)/);
+  });
+
+  it('a service step must name a node of the lab', () => {
+    const bad = calicoLab.replace('service: { node: worker, name: bird, action: stop }', 'service: { node: wrker, name: bird, action: stop }');
+    expect(() => parseLab(bad, 'bad.yaml')).to.throw(/bad\.yaml:\d+: steps\[\d+\]\.service\.node: no node named "wrker"/);
+    const noAction = calicoLab.replace('service: { node: worker, name: bird, action: stop }', 'service: { node: worker, name: bird, action: restart }');
+    expect(() => parseLab(noAction, 'bad.yaml')).to.throw(/steps\[\d+\]\.service\.action/);
+  });
+
+  it('stops only the recorded PID and starts the plugin\'s command again, naming what is wrong otherwise', async () => {
+    const calls: string[] = [];
+    const state = { state: { processes: [{ pid: 4242, startTime: 1, name: 'bird', node: 'worker' }] } };
+    const backend = {
+      async stop(pid: number) {
+        calls.push(`stop ${pid}`);
+        state.state.processes = state.state.processes.filter((p) => p.pid !== pid);
+      },
+      async start(node: string, name: string, argv: string[]) {
+        calls.push(`start ${name} on ${node}: ${argv.join(' ')}`);
+        state.state.processes.push({ pid: 4343, startTime: 2, name, node });
+        return { pid: 4343, log: '' };
+      },
+    };
+    const services = new NodeServices(backend as any, state as any, () => ({ bird: ['bird', '-f'], 'calico-node': ['node'] }));
+    expect(await services.stop('master', 'bird').catch((e: Error) => e.message)).to.equal('no service "bird" is running on master (running there: nothing)');
+    expect(await services.stop('worker', 'bird').catch((e: Error) => e.message)).to.equal('stopped bird on worker (pid 4242)');
+    expect(await services.stop('worker', 'bird').catch((e: Error) => e.message)).to.equal('no service "bird" is running on worker (running there: nothing)');
+    expect(await services.start('worker', 'birdd').catch((e: Error) => e.message)).to.equal('"birdd" is not a service the network runs on worker (services: bird, calico-node)');
+    expect(await services.start('worker', 'bird')).to.equal('started bird on worker (pid 4343)');
+    expect(await services.start('worker', 'bird').catch((e: Error) => e.message)).to.equal('bird is already running on worker (pid 4343)');
+    expect(calls).to.deep.equal(['stop 4242', 'start bird on worker: bird -f']);
+  });
+});
