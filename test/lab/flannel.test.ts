@@ -12,6 +12,16 @@ import { join } from 'node:path';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** Poll until `cond` holds; generous, since CI machines are shared and slow at times. */
+async function waitFor(cond: () => boolean, timeoutMs = 60_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (cond()) return true;
+    await sleep(5);
+  }
+  return cond();
+}
+
 describe('lab: flannel-vxlan and flannel-host-gw', function () {
   this.timeout(120_000);
   before(() => requireBuilt());
@@ -36,7 +46,7 @@ describe('lab: flannel-vxlan and flannel-host-gw', function () {
   it('refuses a second instance with the same name, naming the way out', async () => {
     const first = runLab('flannel-host-gw', { name: 'dup' }, new QuietReporter());
     // Wait until the first one has recorded itself, then try again under the same name.
-    for (let i = 0; i < 200 && !readState('dup'); i++) await sleep(10);
+    await waitFor(() => readState('dup') !== undefined);
     const second = await runLab('flannel-host-gw', { name: 'dup' }, new QuietReporter()).catch((e: Error) => e);
     expect(String(second)).to.match(/already up.*cnilab down dup/);
     expect((await first).ok).to.equal(true);
@@ -46,7 +56,8 @@ describe('lab: flannel-vxlan and flannel-host-gw', function () {
   it('Ctrl-C during up tears the half-built lab down before exiting', async () => {
     const instance = 'interrupted';
     const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), 'up', 'flannel-host-gw', '--name', instance], { stdio: 'ignore' });
-    for (let i = 0; i < 1000 && (readState(instance)?.processes.length ?? 0) < 2; i++) await sleep(5);
+    const reached = await waitFor(() => (readState(instance)?.processes.length ?? 0) >= 2);
+    expect(reached, 'the runner never started etcd and an agent').to.equal(true);
     const pids = readState(instance)!.processes.map((p) => p.pid);
     child.kill('SIGINT');
     const code = await new Promise((r) => child.once('exit', (c) => r(c)));
@@ -64,8 +75,7 @@ describe('lab: flannel-vxlan and flannel-host-gw', function () {
         const s = readState(instance);
         return killAt === 'network' ? (s?.processes.length ?? 0) >= 2 : (s?.pods.length ?? 0) >= 1;
       };
-      for (let i = 0; i < 1000 && !reached(); i++) await sleep(5);
-      expect(reached(), `the runner never reached the ${killAt} phase`).to.equal(true);
+      expect(await waitFor(reached), `the runner never reached the ${killAt} phase`).to.equal(true);
       child.kill('SIGKILL');
       await new Promise((r) => child.once('exit', r));
       const pids = readState(instance)!.processes.map((p) => p.pid);
