@@ -17,6 +17,7 @@ const expectSchema = z.strictObject({
   stdout: regexList.optional(),
   notStdout: regexList.optional(),
   capture: regexList.optional(),
+  notCapture: regexList.optional(),
   json: z.array(z.strictObject({ path: z.string(), equals: z.unknown().optional(), matches: z.string().optional() })).optional(),
   count: z.number().int().optional(),
   nodes: z.record(z.string(), z.number().int()).optional(),

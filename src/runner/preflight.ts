@@ -43,6 +43,7 @@ export class MissingFeatureError extends Error {
 }
 
 function onPath(cmd: string): boolean {
+  if (cmd.startsWith('/')) return existsSync(cmd);
   return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => existsSync(`${d}/${cmd}`));
 }
 
@@ -106,6 +107,8 @@ export async function preflight(lab: Lab, opts: { install: boolean; log: (msg: s
     await aptInstall(packages);
   }
   const missing = await missingKernelFeatures(requiredKernelFeatures(lab));
+  const probe = networkPlugin(lab.network.plugin).probeKernel;
+  if (probe) missing.push(...(await probe(lab)));
   if (missing.length) throw new MissingFeatureError(lab.name, missing);
 }
 

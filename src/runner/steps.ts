@@ -86,6 +86,10 @@ export function checkExpectations(step: Step, r: RunResult, vars: Record<string,
     const pattern = render(re, vars);
     if (!new RegExp(pattern, 'm').test(captured ?? '')) return `expected the capture to match /${pattern}/\n    captured:\n${excerpt(captured ?? '')}`;
   }
+  for (const re of asList(e.notCapture)) {
+    const pattern = render(re, vars);
+    if (new RegExp(pattern, 'm').test(captured ?? '')) return `expected the capture NOT to match /${pattern}/\n    captured:\n${excerpt(captured ?? '')}`;
+  }
   if (e.json) {
     let doc: unknown;
     try {
@@ -114,7 +118,7 @@ async function runCommand(ctx: StepContext, step: Step, command: string): Promis
 
 /** Run `fn` while tcpdump listens on a node's interface; returns what tcpdump printed. */
 async function withCapture<T>(ctx: StepContext, c: NonNullable<Step['capture']>, fn: () => Promise<T>): Promise<{ result: T; captured: string }> {
-  const argv = ['tcpdump', '-l', '-n', '-i', c.interface, '-c', String(c.packets), ...(c.decode ? ['-T', c.decode] : []), render(c.filter, ctx.vars)];
+  const argv = ['tcpdump', '-l', '-n', '-i', render(c.interface, ctx.vars), '-c', String(c.packets), ...(c.decode ? ['-T', c.decode] : []), render(c.filter, ctx.vars)];
   const started = await ctx.backend.start(c.node, `tcpdump-${Date.now()}`, argv);
   try {
     for (let i = 0; i < 150 && !readLog(started.log).includes('listening on'); i++) await sleep(20);

@@ -54,4 +54,11 @@ export interface Backend {
   /** Run in a pod's sandbox. */
   podExec(node: string, pod: string, argv: string[], opts?: ExecOptions): Promise<RunResult>;
   podStart(node: string, pod: string, name: string, argv: string[]): Promise<Started>;
+
+  /**
+   * A BPF filesystem of the node's own, for the programs and maps a datapath
+   * pins (pins are global to the machine, so nodes and labs never share one);
+   * returns its path. Removed with the lab.
+   */
+  bpffs?(node: string): Promise<string>;
 }

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { netnsPath, run, startDetached, type RunResult } from '../net/exec.js';
 import { Ip } from '../net/ip.js';
 import { addNetns, deleteNetns, listNetns, netnsInode } from '../net/netns.js';
+import { isBpffs, mountBpffs } from '../net/bpf.js';
 import { NAME_PREFIX, labDir, listLabs, processStartTime, StateFile } from '../runner/state.js';
 import { pidsInNetns, stopPid, stopRecorded } from '../runner/processes.js';
 import type { Backend, ExecOptions, Started, Topology } from './backend.js';
@@ -169,6 +170,15 @@ export class NetnsBackend implements Backend {
     // The runtime's part, as CRI does before calling CNI: loopback up.
     await new Ip(name).cmd('link', 'set', 'lo', 'up');
     return { netns: netnsPath(name) };
+  }
+
+  /** A BPF filesystem mounted in the node's directory (recorded first); unmounted with the lab's other mounts. */
+  async bpffs(node: string): Promise<string> {
+    const dir = this.nodePath(node, '/sys/fs/bpf');
+    if (isBpffs(dir)) return dir;
+    this.state.update((s) => s.mounts.push(dir));
+    await mountBpffs(dir);
+    return dir;
   }
 
   async removeSandbox(_node: string, pod: string): Promise<void> {

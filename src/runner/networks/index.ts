@@ -6,12 +6,15 @@ import { installFlannel } from './flannel.js';
 import { installMacvlan, validateMacvlan } from './macvlan.js';
 import { installDockerBridge } from './docker-bridge.js';
 import { calicoMode, calicoServices, installCalico, validateCalico } from './calico.js';
+import { CILIUM_TOOLS, installCilium, missingBpfFeatures, validateCilium } from './cilium.js';
 
 export interface NetworkPlugin {
   /** Kernel link types the datapath creates (tested in a scratch namespace before the lab starts). */
   kernelFeatures(lab: Lab): string[];
-  /** Extra commands it runs, and the Debian package of each. */
+  /** Extra commands it runs (or files it needs, by absolute path), and the Debian package of each. */
   tools?: Record<string, string>;
+  /** Kernel features that are not link types, tried before the lab starts; returns the missing ones, named. */
+  probeKernel?(lab: Lab): Promise<string[]>;
   install(backend: Backend, lab: Lab, nodes: NodeSpec[], progress: (msg: string) => void): Promise<void>;
   /** Lab-file problems only this plugin can see; the path names the field. */
   validate?(lab: Lab): { path: (string | number)[]; message: string }[];
@@ -41,6 +44,13 @@ export const NETWORKS: Record<string, NetworkPlugin> = {
     install: installCalico,
     services: calicoServices,
     validate: validateCalico,
+  },
+  cilium: {
+    kernelFeatures: (lab) => (lab.network.backend === 'vxlan' ? ['vxlan'] : []),
+    tools: CILIUM_TOOLS,
+    probeKernel: missingBpfFeatures,
+    validate: validateCilium,
+    install: installCilium,
   },
 };
 

@@ -1,0 +1,165 @@
+/* Maps and helpers shared by the programs on pod devices (lxc.c) and on node
+ * devices (node.c). The layouts are mirrored in src/agents/cilium-maps.ts,
+ * which is the only code that writes these maps. */
+#ifndef CNILAB_COMMON_H
+#define CNILAB_COMMON_H
+
+#include <linux/bpf.h>
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/pkt_cls.h>
+#include <stddef.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#define AF_INET 2
+#define ARPHRD_ETHER 1
+#define ARPOP_REQUEST 1
+#define ARPOP_REPLY 2
+#define MODE_NATIVE 0
+#define MODE_VXLAN 1
+
+/* An IPv4 address as four bytes, so that bpftool prints it as [10,10,0,2]. */
+struct ipv4 {
+	__u8 addr[4];
+};
+
+/* A pod on this node: the host side of its veth pair and both MACs. */
+struct endpoint_info {
+	__u32 ifindex;     /* the lxc device */
+	__u8 mac[6];       /* the pod's eth0 */
+	__u8 node_mac[6];  /* the lxc device's own MAC, the pod's gateway */
+};
+
+struct remote_key {
+	__u32 prefixlen;   /* LPM trie keys start with the prefix length */
+	__u8 addr[4];
+};
+
+/* Packets a pod received (rx) and sent (tx), IPv4 only. */
+struct endpoint_counters {
+	__u64 rx_packets;
+	__u64 rx_bytes;
+	__u64 tx_packets;
+	__u64 tx_bytes;
+};
+
+struct node_config {
+	__u32 mode;            /* MODE_NATIVE or MODE_VXLAN */
+	__u32 tunnel_ifindex;  /* the metadata-mode VXLAN device */
+	__u32 vni;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct ipv4);
+	__type(value, struct endpoint_info);
+} endpoints SEC(".maps");
+
+/* Pod CIDR of every other node -> that node's underlay address. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 256);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct remote_key);
+	__type(value, struct ipv4);
+} remote_nodes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct ipv4);
+	__type(value, struct endpoint_counters);
+} counters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct node_config);
+} config SEC(".maps");
+
+static __always_inline struct ipv4 as_key(__be32 addr)
+{
+	struct ipv4 k;
+	__builtin_memcpy(k.addr, &addr, 4);
+	return k;
+}
+
+static __always_inline void count(__be32 addr, __u64 bytes, int rx)
+{
+	struct ipv4 k = as_key(addr);
+	struct endpoint_counters *c = bpf_map_lookup_elem(&counters, &k);
+	if (!c)
+		return;
+	if (rx) {
+		__sync_fetch_and_add(&c->rx_packets, 1);
+		__sync_fetch_and_add(&c->rx_bytes, bytes);
+	} else {
+		__sync_fetch_and_add(&c->tx_packets, 1);
+		__sync_fetch_and_add(&c->tx_bytes, bytes);
+	}
+}
+
+/* The IPv4 header after the Ethernet header, or NULL when the packet is not IPv4. */
+static __always_inline struct iphdr *ipv4_header(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct iphdr *ip = data + sizeof(*eth);
+	if ((void *)(ip + 1) > end || eth->h_proto != bpf_htons(ETH_P_IP))
+		return NULL;
+	return ip;
+}
+
+/* A router's part: one hop less. Returns 0 when the packet has no hops left. */
+static __always_inline int decrement_ttl(struct __sk_buff *skb)
+{
+	struct iphdr *ip = ipv4_header(skb);
+	if (!ip || ip->ttl <= 1)
+		return 0;
+	__u16 *word = (__u16 *)&ip->ttl; /* ttl and protocol share one checksummed word */
+	__u16 before = *word;
+	ip->ttl--;
+	__u16 after = *word;
+	bpf_l3_csum_replace(skb, ETH_HLEN + offsetof(struct iphdr, check), before, after, 2);
+	return 1;
+}
+
+/*
+ * Hand the packet straight to a pod on this node: Ethernet addresses as the
+ * pod expects them, then into the pod's own namespace through the peer of its
+ * lxc device, without a pass through the node's stack.
+ */
+static __always_inline int deliver_local(struct __sk_buff *skb, const struct endpoint_info *ep, __be32 daddr)
+{
+	if (!decrement_ttl(skb))
+		return TC_ACT_SHOT;
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return TC_ACT_SHOT;
+	__builtin_memcpy(eth->h_dest, ep->mac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, ep->node_mac, ETH_ALEN);
+	count(daddr, skb->len, 1);
+	return bpf_redirect_peer(ep->ifindex, 0);
+}
+
+/* Delivery for what arrives from the underlay or the tunnel: a local pod, or up the node's stack. */
+static __always_inline int from_outside(struct __sk_buff *skb)
+{
+	struct iphdr *ip = ipv4_header(skb);
+	if (!ip)
+		return TC_ACT_OK;
+	__be32 daddr = ip->daddr;
+	struct ipv4 k = as_key(daddr);
+	struct endpoint_info *ep = bpf_map_lookup_elem(&endpoints, &k);
+	if (!ep)
+		return TC_ACT_OK;
+	return deliver_local(skb, ep, daddr);
+}
+
+#endif
