@@ -88,6 +88,8 @@ static __always_inline int to_node_native(struct __sk_buff *skb, __be32 node_ip)
 /* Overlay: one metadata-mode VXLAN device; the tunnel key names the other node. */
 static __always_inline int to_node_vxlan(struct __sk_buff *skb, __be32 node_ip, const struct node_config *cfg)
 {
+	if (!decrement_ttl(skb))
+		return TC_ACT_SHOT;
 	struct bpf_tunnel_key key = {
 		.tunnel_id = cfg->vni,
 		.remote_ipv4 = bpf_ntohl(node_ip),

@@ -7,7 +7,7 @@
 // here pins anything in the machine's /sys/fs/bpf, and unmounting a node's
 // filesystem frees everything pinned in it.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, statfsSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { CommandError, inNetns, run, type Netns } from './exec.js';
 
@@ -63,6 +63,9 @@ export async function compileBpf(source: string, cacheDir: string): Promise<stri
     throw new Error(`compiling ${source} failed:\n${why}`);
   }
   renameSync(tmp, out);
+  // Objects of older versions of this source are of no use any more.
+  const stale = new RegExp(`^${basename(source, '.c')}-[0-9a-f]{16}\\.o$`);
+  for (const f of readdirSync(cacheDir)) if (stale.test(f) && join(cacheDir, f) !== out) rmSync(join(cacheDir, f), { force: true });
   return out;
 }
 
