@@ -55,11 +55,12 @@ static __always_inline int to_node_native(struct __sk_buff *skb, __be32 node_ip)
 	struct iphdr *ip = ipv4_header(skb);
 	if (!ip)
 		return TC_ACT_SHOT;
+	/* No tot_len: the kernel then checks the packet itself against the MTU,
+	 * knowing that a GSO packet leaves as segments that fit. */
 	struct bpf_fib_lookup fib = {
 		.family = AF_INET,
 		.ipv4_src = ip->saddr,
 		.ipv4_dst = node_ip,
-		.tot_len = bpf_ntohs(ip->tot_len),
 		.ifindex = skb->ingress_ifindex,
 	};
 	long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
