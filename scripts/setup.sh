@@ -8,6 +8,7 @@ PACKAGES=(
   iperf3 nginx tcpdump busybox-static
   etcd-server etcd-client bird2
   containernetworking-plugins podman
+  clang llvm libbpf-dev linux-libc-dev bpftool
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
