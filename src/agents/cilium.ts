@@ -240,5 +240,7 @@ export function checkConfig(raw: unknown, file: string): CiliumAgentConfig {
   });
   for (const f of ['bpffs', 'socket', 'readyFile', 'underlayDevice'] as const) if (typeof c[f] !== 'string' || !c[f]) throw bad(f, 'is required');
   if (!c.objects?.lxc || !c.objects?.node) throw bad('objects', 'needs the lxc and node object files');
+  // sockaddr_un holds 108 bytes with the terminating zero.
+  if (Buffer.byteLength(c.socket) > 107) throw bad('socket', `${c.socket} is longer than a unix socket path may be (107 bytes); use a shorter CNILAB_STATE_DIR or instance name`);
   return c;
 }
