@@ -4,7 +4,7 @@
 // ratio to the raw underlay (node to node) measured in the same lab, between
 // the same two nodes, alternating with it. Repeated; medians with min and max.
 //
-//   CNILAB_STATE_DIR=… CNILAB_PREFIX=… npx tsx bench/cilium.ts [--repeat 3] [--seconds 3] [--json]
+//   npm run bench:cilium -- [--repeat 3] [--seconds 3] [--labs a,b] [--json]
 //
 // iperf3 servers are started in the lab (recorded in its state) and stopped by PID.
 import { parseArgs } from 'node:util';
