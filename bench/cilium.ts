@@ -1,6 +1,6 @@
 // The lesson in numbers: cross-node TCP throughput of pod to pod with the
 // eBPF datapath (cilium-ebpf, cilium-vxlan) beside plain routing
-// (flannel-host-gw) and a VXLAN bridge overlay (flannel-vxlan), each as a
+// (calico-bgp, flannel-host-gw) and a VXLAN bridge overlay (flannel-vxlan), each as a
 // ratio to the raw underlay (node to node) measured in the same lab, between
 // the same two nodes, alternating with it. Repeated; medians with min and max.
 //
@@ -17,7 +17,7 @@ const { values } = parseArgs({
   options: {
     repeat: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '3' },
-    labs: { type: 'string', default: 'cilium-ebpf,cilium-vxlan,flannel-host-gw,flannel-vxlan' },
+    labs: { type: 'string', default: 'cilium-ebpf,cilium-vxlan,calico-bgp,flannel-host-gw,flannel-vxlan' },
     json: { type: 'boolean', default: false },
   },
 });
