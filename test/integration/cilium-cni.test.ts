@@ -20,6 +20,16 @@ const NODE = `${PREFIX}node`;
 const BIN = resolve('dist/cni/bin');
 const SUBNET = '10.251.0.0/24';
 
+/** Poll until `cond` holds; generous, since CI machines are shared and slow at times. */
+async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await cond()) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return cond();
+}
+
 interface Out {
   exitCode: number;
   stdout: string;
@@ -27,7 +37,7 @@ interface Out {
 }
 
 describe('cilium-cni with the cilium agent on the real kernel', function () {
-  this.timeout(60_000);
+  this.timeout(120_000);
   let dir: string;
   let bpffs: string;
   let agentPid = 0;
@@ -92,8 +102,7 @@ describe('cilium-cni with the cilium agent on the real kernel', function () {
     const fd = openSync(agentLog, 'a');
     agentPid = startDetached(inNetns(NODE, process.execPath, [resolve('dist/agents/cilium-agent.js'), '--config', join(dir, 'agent.json')]), { stdout: fd, stderr: fd });
     closeSync(fd);
-    for (let i = 0; i < 500 && !existsSync(config.readyFile); i++) await new Promise((r) => setTimeout(r, 20));
-    expect(existsSync(config.readyFile), `agent not ready: ${readFileSync(agentLog, 'utf8')}`).to.equal(true);
+    expect(await waitFor(() => existsSync(config.readyFile)), `agent not ready: ${readFileSync(agentLog, 'utf8')}`).to.equal(true);
     ids = await pinnedProgramIds(join(bpffs, 'cilium', 'progs'));
   });
 
@@ -103,7 +112,7 @@ describe('cilium-cni with the cilium agent on the real kernel', function () {
     if (bpffs && existsSync(bpffs)) await run(['umount', bpffs], { allowFailure: true });
     if (dir) rmSync(dir, { recursive: true, force: true });
     // The programs go once their namespace and their pins are gone (namespaces are freed in the background).
-    for (let i = 0; i < 500 && (await Promise.all(ids.map(programLoaded))).some(Boolean); i++) await new Promise((r) => setTimeout(r, 20));
+    await waitFor(async () => !(await Promise.all(ids.map(programLoaded))).some(Boolean));
     for (const id of ids) expect(await programLoaded(id), `BPF program ${id} still loaded`).to.equal(false);
   });
 

@@ -19,6 +19,16 @@ import { listNetns } from '../../src/net/netns.js';
 import { alive, failures, leftovers } from '../helpers/lab.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Poll until `cond` holds; generous, since CI machines are shared and slow at times. */
+async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await cond()) return true;
+    await sleep(20);
+  }
+  return cond();
+}
 const NODES = ['master', 'worker'];
 const MAPS = ['endpoints', 'remote_nodes', 'counters', 'config'];
 
@@ -53,12 +63,9 @@ const gone = async (kind: 'prog' | 'map', id: number) => (kind === 'prog' ? !(aw
 
 /** Network namespaces are freed by the kernel in the background; what they held goes a moment later. */
 async function eventuallyGone(kind: 'prog' | 'map', ids: number[]): Promise<number[]> {
-  for (let i = 0; i < 500; i++) {
-    const left = (await Promise.all(ids.map(async (id) => ((await gone(kind, id)) ? undefined : id)))).filter((x): x is number => x !== undefined);
-    if (!left.length) return [];
-    await sleep(20);
-  }
-  return (await Promise.all(ids.map(async (id) => ((await gone(kind, id)) ? undefined : id)))).filter((x): x is number => x !== undefined);
+  const left = async () => (await Promise.all(ids.map(async (id) => ((await gone(kind, id)) ? undefined : id)))).filter((x): x is number => x !== undefined);
+  await waitFor(async () => (await left()).length === 0);
+  return left();
 }
 
 const bpfMounts = () => readFileSync('/proc/self/mountinfo', 'utf8').split('\n').filter((l) => / - bpf /.test(l));
@@ -112,8 +119,7 @@ describe('lab: cilium-ebpf and cilium-vxlan', function () {
     const instance = 'cil-killed';
     const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), 'up', 'cilium-ebpf', '--name', instance, '--json'], { stdio: 'ignore' });
     const reached = () => (readState(instance)?.processes.length ?? 0) >= 2 && bpfMounts().some((l) => l.includes(`${labDir(instance)}/nodes/worker/sys/fs/bpf`));
-    for (let i = 0; i < 1000 && !reached(); i++) await sleep(10);
-    expect(reached(), 'the runner never started both agents').to.equal(true);
+    expect(await waitFor(reached), 'the runner never started both agents').to.equal(true);
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     const pids = readState(instance)!.processes.map((p) => p.pid);
