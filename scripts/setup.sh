@@ -9,6 +9,10 @@ PACKAGES=(
   etcd-server etcd-client bird2
   containernetworking-plugins podman
   clang llvm libbpf-dev linux-libc-dev bpftool
+  # podman's own dependencies bring crun, which refuses hosts with hybrid
+  # cgroup v1/v2 mounts; runc runs there. No fuse-overlayfs, slirp4netns or
+  # netavark: the tests use vfs storage, rootful podman and the CNI backend.
+  runc
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
