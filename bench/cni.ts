@@ -1,0 +1,234 @@
+// ADD and DEL latency of our bridge + host-local against the reference
+// plugins (/usr/lib/cni), interleaved in one run, each executed as a runtime
+// does: exec with CNI_* env and the config on stdin, from inside a node
+// namespace. `npm run bench:cni [-- --cycles 30 --warmup 3 --json]`.
+//
+// The process re-executes itself inside the node namespace for the timed
+// loop, so no nsenter stands between the clock and the plugin.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { release, tmpdir, cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { inNetns, netnsPath } from '../src/net/exec.js';
+import { addNetns, deleteNetns, listNetns } from '../src/net/netns.js';
+import { summarize, type Summary } from '../src/bench/stats.js';
+
+const OURS = resolve('dist/cni/bin');
+const REFERENCE = '/usr/lib/cni';
+
+interface Impl {
+  key: string;
+  label: string;
+  dir: string;
+  env: Record<string, string>;
+}
+
+/** What the parent hands the timed loop inside the node namespace. */
+interface Plan {
+  id: string;
+  cycles: number;
+  warmup: number;
+  dataDir: string;
+  impls: Impl[];
+}
+
+interface Measured {
+  add: number[];
+  del: number[];
+}
+
+interface Outcome {
+  results: Record<string, { add: Summary; del: Summary }>;
+  components: { what: string; median: number }[];
+}
+
+function netconf(impl: Impl, index: number, dataDir: string): string {
+  return JSON.stringify({
+    cniVersion: '1.0.0',
+    name: `cnitest-b-${impl.key}`,
+    type: 'bridge',
+    bridge: `cnib-${index}`,
+    isGateway: true,
+    ipam: { type: 'host-local', ranges: [[{ subnet: `10.77.${index}.0/24` }]], dataDir },
+  });
+}
+
+function exec(file: string, env: NodeJS.ProcessEnv, input: string, args: string[] = []): { ms: number; code: number; stdout: string; stderr: string } {
+  const t0 = performance.now();
+  const r = spawnSync(file, args, { env, input, encoding: 'utf8' });
+  const ms = performance.now() - t0;
+  if (r.error) throw r.error;
+  return { ms, code: r.status ?? 128, stdout: r.stdout, stderr: r.stderr };
+}
+
+function cniCall(impl: Impl, command: 'ADD' | 'DEL', conf: string, containerId: string, netns: string) {
+  const env = {
+    PATH: process.env.PATH,
+    CNI_COMMAND: command,
+    CNI_CONTAINERID: containerId,
+    CNI_NETNS: netns,
+    CNI_IFNAME: 'eth0',
+    CNI_PATH: impl.dir,
+    ...impl.env,
+  };
+  const r = exec(join(impl.dir, 'bridge'), env, conf);
+  if (r.code !== 0) throw new Error(`${impl.label} ${command} failed (exit ${r.code}): ${r.stdout}${r.stderr}`);
+  if (command === 'ADD' && !JSON.parse(r.stdout).ips?.length) throw new Error(`${impl.label} ADD returned no address: ${r.stdout}`);
+  return r.ms;
+}
+
+function medianOf(n: number, fn: () => number): number {
+  const xs = Array.from({ length: n }, fn);
+  return summarize(xs).median;
+}
+
+/** Fixed costs that explain the totals: process start-up, module load, one `ip`. */
+function components(plan: Plan, probe: string): { what: string; median: number }[] {
+  const n = 30;
+  const clean = { PATH: process.env.PATH }; // what a runtime passes, give or take; no NODE_* start-up options
+  const time = (argv: string[], env: NodeJS.ProcessEnv = clean) => () => {
+    const r = exec(argv[0], env, '', argv.slice(1));
+    if (r.code !== 0) throw new Error(`${argv.join(' ')}: exit ${r.code} ${r.stderr}`);
+    return r.ms;
+  };
+  const version = (impl: Impl) => time([join(impl.dir, 'bridge')], { PATH: process.env.PATH, CNI_COMMAND: 'VERSION', ...impl.env });
+  const out = [
+    { what: 'exec of /bin/true from this process (the floor under every number)', median: medianOf(n, time(['/bin/true'])) },
+    { what: 'node -e 0 (Node start-up)', median: medianOf(n, time([process.execPath, '-e', '0'])) },
+  ];
+  for (const impl of plan.impls) out.push({ what: `${impl.label}: VERSION (start-up and load, no kernel work)`, median: medianOf(n, version(impl)) });
+  out.push({ what: 'one `ip link show` spawn in this namespace', median: medianOf(n, time(['ip', 'link', 'show', 'lo'])) });
+  out.push({ what: 'one `nsenter --net=<ctr> ip link show` spawn', median: medianOf(n, time(inNetns(probe, 'ip', ['link', 'show', 'lo']))) });
+  return out;
+}
+
+/** The timed loop; runs inside the node namespace. */
+async function inside(plan: Plan): Promise<Outcome> {
+  const confs = plan.impls.map((impl, i) => netconf(impl, i, plan.dataDir));
+  const samples: Measured[] = plan.impls.map(() => ({ add: [], del: [] }));
+  const total = plan.warmup + plan.cycles;
+  for (let cycle = 0; cycle < total; cycle++) {
+    // Rotate the order every cycle so that no implementation always goes first.
+    for (let k = 0; k < plan.impls.length; k++) {
+      const i = (cycle + k) % plan.impls.length;
+      const impl = plan.impls[i];
+      const ctr = `${plan.id}-c${cycle}-${i}`;
+      await addNetns(ctr);
+      try {
+        const add = cniCall(impl, 'ADD', confs[i], `bench${cycle}`, netnsPath(ctr));
+        const del = cniCall(impl, 'DEL', confs[i], `bench${cycle}`, netnsPath(ctr));
+        if (cycle >= plan.warmup) {
+          samples[i].add.push(add);
+          samples[i].del.push(del);
+        }
+      } finally {
+        await deleteNetns(ctr);
+      }
+    }
+    if (cycle % 10 === 9) process.stderr.write(`  cycle ${cycle + 1}/${total}\n`);
+  }
+  const probe = `${plan.id}-probe`;
+  await addNetns(probe);
+  try {
+    const results: Outcome['results'] = {};
+    plan.impls.forEach((impl, i) => (results[impl.key] = { add: summarize(samples[i].add), del: summarize(samples[i].del) }));
+    return { results, components: components(plan, probe) };
+  } finally {
+    await deleteNetns(probe);
+  }
+}
+
+function childOutput(argv: string[]): Promise<string> {
+  return new Promise((res, rej) => {
+    const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.on('error', rej);
+    child.on('exit', (code) => (code === 0 ? res(out) : rej(new Error(`benchmark loop failed (exit ${code})`))));
+  });
+}
+
+function versionOf(argv: string[]): string {
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8' });
+  return (r.stdout || r.stderr || '').split('\n')[0].trim();
+}
+
+function fmt(ms: number): string {
+  return ms.toFixed(1).padStart(8);
+}
+
+function printTable(plan: Plan, outcome: Outcome): void {
+  const { results } = outcome;
+  console.log(`\nCNI ADD/DEL latency in ms, ${plan.cycles} cycles after ${plan.warmup} warm-up, interleaved`);
+  console.log('config: bridge + host-local, isGateway, cniVersion 1.0.0, one bridge and /24 per implementation\n');
+  console.log(`${''.padEnd(34)}ADD median  ADD p90  DEL median  DEL p90`);
+  for (const impl of plan.impls) {
+    const r = results[impl.key];
+    console.log(`${impl.label.padEnd(34)}${fmt(r.add.median)}   ${fmt(r.add.p90)}${fmt(r.del.median)}    ${fmt(r.del.p90)}`);
+  }
+  const ref = results.reference;
+  console.log('');
+  for (const impl of plan.impls.filter((i) => i.key !== 'reference')) {
+    const r = results[impl.key];
+    const x = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
+    console.log(
+      `ratio ${impl.label} / reference: ADD median ${x(r.add.median, ref.add.median)}, ADD p90 ${x(r.add.p90, ref.add.p90)}, ` +
+        `DEL median ${x(r.del.median, ref.del.median)}, DEL p90 ${x(r.del.p90, ref.del.p90)}`,
+    );
+  }
+  console.log('\nwhere the time goes (median of 30, ms):');
+  for (const c of outcome.components) console.log(`  ${fmt(c.median)}  ${c.what}`);
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      cycles: { type: 'string', default: '30' },
+      warmup: { type: 'string', default: '3' },
+      json: { type: 'boolean', default: false },
+      inside: { type: 'string' },
+    },
+  });
+  if (values.inside) {
+    process.stdout.write(JSON.stringify(await inside(JSON.parse(values.inside) as Plan)));
+    return;
+  }
+  for (const dir of [OURS, REFERENCE]) {
+    if (!existsSync(join(dir, 'bridge'))) throw new Error(`${dir}/bridge is missing (run npm run build; install containernetworking-plugins)`);
+  }
+  const cycles = Number(values.cycles);
+  const warmup = Number(values.warmup);
+  if (!(cycles >= 1 && warmup >= 0)) throw new Error('--cycles must be at least 1 and --warmup at least 0');
+
+  const id = `cnitest-b-bench-${process.pid}`;
+  const tmp = mkdtempSync(join(tmpdir(), 'cnitest-b-bench-'));
+  const noDaemon = join(tmp, 'no-daemon'); // a run dir without a socket: the shim runs the plugin itself
+  mkdirSync(noDaemon);
+  const impls: Impl[] = [
+    { key: 'reference', label: 'reference (Go, /usr/lib/cni)', dir: REFERENCE, env: {} },
+    { key: 'ours-standalone', label: 'ours without daemon', dir: OURS, env: { CNILAB_RUN_DIR: noDaemon } },
+  ];
+  const plan: Plan = { id, cycles, warmup, dataDir: join(tmp, 'leases'), impls };
+  let nodeCreated = false;
+  try {
+    await addNetns(id);
+    nodeCreated = true;
+    if (!values.json) process.stderr.write(`node namespace ${id}; ${warmup + cycles} cycles of ${impls.length} implementations\n`);
+    const script = process.argv[1];
+    const out = await childOutput(inNetns(id, process.execPath, [...process.execArgv, script, '--inside', JSON.stringify(plan)]));
+    const outcome = JSON.parse(out) as Outcome;
+    if (values.json) {
+      const env = { kernel: release(), cpus: cpus().length, node: process.version, ip: versionOf(['ip', '-V']), reference: versionOf([join(REFERENCE, 'bridge'), '--version']) };
+      console.log(JSON.stringify({ cycles, warmup, env, ...outcome }, null, 2));
+    } else {
+      printTable(plan, outcome);
+    }
+  } finally {
+    for (const ns of listNetns().filter((n) => n.startsWith(`${id}-`))) await deleteNetns(ns);
+    if (nodeCreated) await deleteNetns(id);
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+await main();
