@@ -11,6 +11,8 @@ export class CommandError extends Error {
     readonly command: string[],
     readonly exitCode: number | null,
     readonly stderr: string,
+    /** What the command printed before it failed (an `ip -batch` prints the lines that worked). */
+    readonly stdout = '',
   ) {
     super(`${command.join(' ')} failed (exit ${exitCode}): ${stderr.trim() || 'no error output'}`);
     this.name = 'CommandError';
@@ -40,17 +42,22 @@ export interface RunResult {
   exitCode: number;
 }
 
+// CNILAB_TRACE=1: one stderr line per command with its wall time, to see where a plugin's time goes.
+const trace = process.env.CNILAB_TRACE ? (argv: string[], t0: number) => process.stderr.write(`trace ${(performance.now() - t0).toFixed(2)} ms ${argv.join(' ')}\n`) : undefined;
+
 export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
+  const t0 = performance.now();
   return new Promise((resolve, reject) => {
     const child = execFile(
       argv[0],
       argv.slice(1),
       { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: opts.env ?? process.env },
       (err, stdout, stderr) => {
+        trace?.(argv, t0);
         const exitCode = err ? (typeof err.code === 'number' ? err.code : 127) : 0;
         if (err && !opts.allowFailure) {
           const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-          reject(new CommandError(argv, exitCode, missing ? `${argv[0]} is not installed` : stderr));
+          reject(new CommandError(argv, exitCode, missing ? `${argv[0]} is not installed` : stderr, stdout));
           return;
         }
         resolve({ stdout, stderr, exitCode });

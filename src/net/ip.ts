@@ -56,7 +56,9 @@ export class Ip {
   constructor(readonly netns: Netns = undefined) {}
 
   private argv(tool: 'ip' | 'bridge', args: string[]): string[] {
-    return inNetns(this.netns, tool, args);
+    // `ip -n NAME` enters a named namespace itself: one process instead of nsenter + ip.
+    const name = this.netns && namedNetns(this.netns);
+    return name ? [tool, '-n', name, ...args] : inNetns(this.netns, tool, args);
   }
 
   /** Run one `ip` command. */
@@ -73,6 +75,16 @@ export class Ip {
     }
     const text = lines.map((l) => l.join(' ')).join('\n') + '\n';
     await run(this.argv('ip', ['-batch', '-']), { input: text });
+  }
+
+  /**
+   * Several commands in one `ip -json -details -batch`: returns one array per
+   * `show` line, in order. On failure the CommandError names the line
+   * (see failedBatchLine) and its stdout holds what the lines before printed.
+   */
+  async batchJson<T>(lines: string[][]): Promise<T[][]> {
+    const text = lines.map((l) => l.join(' ')).join('\n') + '\n';
+    return parseJsonLines<T>((await run(this.argv('ip', ['-json', '-details', '-batch', '-']), { input: text })).stdout);
   }
 
   async json<T>(...args: string[]): Promise<T> {
@@ -144,6 +156,27 @@ export class Ip {
   async readSysctl(key: string): Promise<string> {
     return (await run(inNetns(this.netns, 'sysctl', ['-n', key]))).stdout.trim();
   }
+}
+
+/** The name of a namespace under /run/netns (what `ip -n` takes), or undefined for any other path. */
+export function namedNetns(netns: string): string | undefined {
+  if (!netns.startsWith('/')) return netns;
+  const m = /^(?:\/var)?\/run\/netns\/([^/]+)$/.exec(netns);
+  return m ? m[1] : undefined;
+}
+
+/** `ip -json -batch` prints each `show` as one JSON array on its own line. */
+export function parseJsonLines<T>(out: string): T[][] {
+  return out
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as T[]);
+}
+
+/** The 1-based line of an `ip -batch` input that failed, from ip's "Command failed -:N". */
+export function failedBatchLine(e: unknown): number | undefined {
+  const m = e instanceof CommandError ? /Command failed [^\n]*:(\d+)/.exec(e.stderr) : null;
+  return m ? Number(m[1]) : undefined;
 }
 
 export function isNotFound(e: unknown): boolean {

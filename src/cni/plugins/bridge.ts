@@ -9,7 +9,7 @@ import type { Plugin } from '../skel.js';
 import type { Result, IPConfig } from '../result.js';
 import { delegateAdd, invokePlugin, registerInProcess } from '../invoke.js';
 import { formatCidr, networkCidr, parseCidr } from '../ipnet.js';
-import { Ip, isNotFound, type Link } from '../../net/ip.js';
+import { Ip, failedBatchLine, isNotFound, parseJsonLines, type Link } from '../../net/ip.js';
 import { CommandError } from '../../net/exec.js';
 import { addMasquerade, masqChainName, removeMasquerade } from '../../net/iptables.js';
 import { hostLocal } from './host-local.js';
@@ -57,33 +57,70 @@ function encodeArgs(a: Record<string, string>): string {
     .join(';');
 }
 
-async function ensureBridge(node: Ip, conf: BridgeConf): Promise<Link> {
-  let link = await node.link(conf.bridge);
-  if (!link) {
-    try {
-      await node.batch([
-        ['link', 'add', 'name', conf.bridge, 'mtu', String(conf.mtu), 'type', 'bridge'],
-        ['link', 'set', 'dev', conf.bridge, 'up'],
-      ]);
-    } catch (e) {
-      // Another ADD created it at the same moment: that is fine.
-      if (!(e instanceof CommandError && /File exists/.test(e.stderr))) throw e;
-    }
-    link = await node.link(conf.bridge);
-    if (!link) throw new CniError(ErrorCode.KernelOperationFailed, `bridge ${conf.bridge} could not be created`);
+async function createBridge(node: Ip, conf: BridgeConf): Promise<void> {
+  try {
+    await node.batch([
+      ['link', 'add', 'name', conf.bridge, 'mtu', String(conf.mtu), 'type', 'bridge'],
+      ['link', 'set', 'dev', conf.bridge, 'up'],
+    ]);
+  } catch (e) {
+    // Another ADD created it at the same moment: that is fine.
+    if (!(e instanceof CommandError && /File exists/.test(e.stderr))) throw e;
   }
-  if (link.linkinfo?.info_kind !== 'bridge') {
-    throw invalidConfig('bridge', `"${conf.bridge}" exists on the node and is a ${link.linkinfo?.info_kind ?? 'device'}, not a bridge`);
-  }
-  return link;
 }
 
-/** The veth pair: `hostVeth` stays on the node, its peer goes into the container as the ifname. */
-async function addVeth(node: Ip, hostVeth: string, args: CmdArgs, mtu: number): Promise<void> {
+function notABridge(conf: BridgeConf, link: Link | undefined): CniError | undefined {
+  if (!link || link.linkinfo?.info_kind === 'bridge') return undefined;
+  return invalidConfig('bridge', `"${conf.bridge}" exists on the node and is a ${link.linkinfo?.info_kind ?? 'device'}, not a bridge`);
+}
+
+/** A random unicast, locally administered MAC, as the kernel would pick; set by us so that no read-back is needed. */
+function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0] & 0xfe) | 0x02;
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
+interface Veth {
+  host: string;
+  hostMac: string;
+  ctrMac: string;
+}
+
+/**
+ * The node side in one `ip` process: check the bridge, create the veth pair
+ * with its peer already in the container, make the host end a port, put the
+ * gateways on the bridge. Returns the bridge as it is after the port joined
+ * (a bridge takes its first port's MAC), or undefined when there is no bridge
+ * yet and nothing was done.
+ */
+async function plugIntoBridge(node: Ip, conf: BridgeConf, args: CmdArgs, veth: Veth, ips: IPConfig[]): Promise<Link | undefined> {
+  const mtu = String(conf.mtu);
+  const lines = [
+    ['link', 'show', 'dev', conf.bridge],
+    ['link', 'add', veth.host, 'address', veth.hostMac, 'mtu', mtu, 'type', 'veth', 'peer', 'name', args.ifname, 'address', veth.ctrMac, 'mtu', mtu, 'netns', args.netns],
+    ['link', 'set', 'dev', veth.host, 'master', conf.bridge],
+    ['link', 'set', 'dev', veth.host, 'up'],
+  ];
+  if (conf.hairpinMode) lines.push(['link', 'set', 'dev', veth.host, 'type', 'bridge_slave', 'hairpin', 'on']);
+  if (conf.promiscMode) lines.push(['link', 'set', 'dev', conf.bridge, 'promisc', 'on']);
+  if (conf.isGateway) {
+    for (const ip of ips) if (ip.gateway) lines.push(['addr', 'replace', `${ip.gateway}/${ip.address.split('/')[1]}`, 'dev', conf.bridge]);
+  }
+  lines.push(['link', 'show', 'dev', conf.bridge]);
   try {
-    await node.cmd('link', 'add', hostVeth, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', args.ifname, 'mtu', String(mtu), 'netns', args.netns);
+    const shown = await node.batchJson<Link>(lines);
+    const bridge = shown[shown.length - 1][0];
+    const wrong = notABridge(conf, bridge);
+    if (wrong) throw wrong;
+    return bridge;
   } catch (e) {
-    if (e instanceof CommandError && /File exists/.test(e.stderr)) {
+    const line = failedBatchLine(e);
+    if (line === 1 && isNotFound(e)) return undefined;
+    if (!(e instanceof CommandError)) throw e;
+    const wrong = notABridge(conf, parseJsonLines<Link>(e.stdout)[0]?.[0]);
+    if (wrong) throw wrong;
+    if (line === 2 && /File exists/.test(e.stderr)) {
       throw new CniError(ErrorCode.InvalidConfig, `the container already has an interface named ${args.ifname}`);
     }
     throw e;
@@ -94,23 +131,26 @@ function requireNetns(args: CmdArgs): void {
   if (!existsSync(args.netns)) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS "${args.netns}" does not exist`);
 }
 
+// Two `ip` processes on the usual path (one per namespace), three when the
+// bridge is new: process start-up is most of an ADD's cost.
 async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
   requireNetns(args);
   const node = new Ip();
   const ctr = new Ip(args.netns);
-  // IPAM first: a bad ipam section or a full range then fails before any link exists.
+  // IPAM first: a bad ipam section or a full range then fails before any link
+  // exists, and the gateway goes onto the bridge with the port, in one process.
   let ipam: Result = { cniVersion: conf.cniVersion, ips: [], routes: [] };
   if (conf.ipamType) ipam = await delegateAdd(conf.ipamType, conf.raw, ipamArgs(args));
-  const hostVeth = `veth${randomBytes(4).toString('hex')}`;
+  const ips: IPConfig[] = (ipam.ips ?? []).map((ip) => ({ ...ip, interface: 2 }));
+  const veth: Veth = { host: `veth${randomBytes(4).toString('hex')}`, hostMac: randomMac(), ctrMac: randomMac() };
   try {
-    await ensureBridge(node, conf);
-    await addVeth(node, hostVeth, args, conf.mtu);
-    const hostSetup = [['link', 'set', 'dev', hostVeth, 'master', conf.bridge], ['link', 'set', 'dev', hostVeth, 'up']];
-    if (conf.hairpinMode) hostSetup.push(['link', 'set', 'dev', hostVeth, 'type', 'bridge_slave', 'hairpin', 'on']);
-    if (conf.promiscMode) hostSetup.push(['link', 'set', 'dev', conf.bridge, 'promisc', 'on']);
-    await node.batch(hostSetup);
 
-    const ips: IPConfig[] = (ipam.ips ?? []).map((ip) => ({ ...ip, interface: 2 }));
+    let bridge = await plugIntoBridge(node, conf, args, veth, ips);
+    if (!bridge) {
+      await createBridge(node, conf);
+      bridge = await plugIntoBridge(node, conf, args, veth, ips);
+      if (!bridge) throw new CniError(ErrorCode.KernelOperationFailed, `bridge ${conf.bridge} could not be created`);
+    }
 
     const inside: string[][] = [];
     for (const ip of ips) inside.push(['addr', 'add', ip.address, 'dev', args.ifname]);
@@ -124,16 +164,7 @@ async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
     }
     await ctr.batch(inside);
 
-    if (conf.isGateway) {
-      const setup: string[][] = [];
-      for (const ip of ips) {
-        if (!ip.gateway) continue;
-        const prefix = ip.address.split('/')[1];
-        setup.push(['addr', 'replace', `${ip.gateway}/${prefix}`, 'dev', conf.bridge]);
-      }
-      await node.batch(setup);
-      await node.sysctl({ 'net.ipv4.ip_forward': 1 });
-    }
+    if (conf.isGateway) await node.sysctl({ 'net.ipv4.ip_forward': 1 });
     if (conf.ipMasq) {
       const chain = masqChainName(conf.name, args.containerId);
       for (const ip of ips) {
@@ -142,16 +173,12 @@ async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
       }
     }
 
-    // Read the bridge again: it takes a port's MAC when the first one joins.
-    const nodeLinks = await node.json<Link[]>('link', 'show');
-    const mac = (name: string) => nodeLinks.find((l) => l.ifname === name)?.address;
-    const [ctrLink] = await ctr.json<Link[]>('link', 'show', 'dev', args.ifname);
     return {
       cniVersion: conf.cniVersion,
       interfaces: [
-        { name: conf.bridge, mac: mac(conf.bridge) },
-        { name: hostVeth, mac: mac(hostVeth) },
-        { name: args.ifname, mac: ctrLink.address, sandbox: args.netns },
+        { name: conf.bridge, mac: bridge.address },
+        { name: veth.host, mac: veth.hostMac },
+        { name: args.ifname, mac: veth.ctrMac, sandbox: args.netns },
       ],
       ips,
       routes,
@@ -159,8 +186,8 @@ async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
     };
   } catch (e) {
     // Undo: the veth (its peer goes with it), the lease, the NAT rules.
-    await node.deleteLink(hostVeth).catch(() => undefined);
-    if (conf.ipamType) await invokePlugin(conf.ipamType!, conf.raw, { ...ipamArgs(args), command: 'DEL' }).catch(() => undefined);
+    await node.deleteLink(veth.host).catch(() => undefined);
+    if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'DEL' }).catch(() => undefined);
     if (conf.ipMasq) await removeMasquerade(undefined, masqChainName(conf.name, args.containerId)).catch(() => undefined);
     throw e;
   }
