@@ -1,22 +1,43 @@
-// Bundles the CNI plugins into dist/cni/bin (one executable file each, usable
-// as CNI_PATH by any runtime) and the CLI and node agents into dist/.
+// Builds what runtimes and labs run:
+//   dist/cni/lib/<plugin>.mjs  each plugin bundled into one file (no node_modules walk at start-up)
+//   dist/cni/bin/<plugin>      the executable a runtime calls (CNI_PATH): the C shim of
+//                              src/cni/shim.c, which uses the node's daemon when one runs and
+//                              otherwise runs lib/<plugin>.mjs with node; without a C compiler,
+//                              the bundle itself
+//   dist/cni/cnid.mjs          the per-node daemon that keeps every plugin loaded
+//   dist/cli.js, dist/agents/  the CLI and the node agents
 import { build } from 'esbuild';
-import { chmodSync, readdirSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { chmodSync, copyFileSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { basename } from 'node:path';
 
-const plugins = readdirSync('src/cni/bin').filter((f) => f.endsWith('.ts'));
+const plugins = readdirSync('src/cni/bin')
+  .filter((f) => f.endsWith('.ts'))
+  .map((f) => basename(f, '.ts'));
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'esm', logLevel: 'warning', legalComments: 'none' };
 const banner = { js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" };
 
 await Promise.all([
-  ...plugins.map((f) =>
-    build({ ...common, entryPoints: [`src/cni/bin/${f}`], outfile: `dist/cni/bin/${basename(f, '.ts')}`, banner, minify: true }),
-  ),
+  ...plugins.map((p) => build({ ...common, entryPoints: [`src/cni/bin/${p}.ts`], outfile: `dist/cni/lib/${p}.mjs`, banner, minify: true })),
+  build({ ...common, entryPoints: ['src/cni/cnid.ts'], outfile: 'dist/cni/cnid.mjs', banner, minify: true }),
   build({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', banner, packages: 'external' }),
   ...readdirSync('src/agents/bin').map((f) =>
     // koffi loads a prebuilt native library at run time: it stays in node_modules.
     build({ ...common, entryPoints: [`src/agents/bin/${f}`], outfile: `dist/agents/${basename(f, '.ts')}.js`, banner, external: ['koffi'] }),
   ),
 ]);
-for (const f of plugins) chmodSync(`dist/cni/bin/${basename(f, '.ts')}`, 0o755);
+
+mkdirSync('dist/cni/bin', { recursive: true });
+const cc = spawnSync(process.env.CC || 'cc', ['-O2', '-Wall', '-Wextra', `-DCNILAB_NODE="${process.execPath}"`, '-o', 'dist/cni/shim', 'src/cni/shim.c'], { stdio: 'inherit' });
+if (cc.status !== 0) {
+  console.warn('build: no working C compiler (cc); dist/cni/bin holds the plain node plugins, which cannot use the daemon');
+}
+for (const p of plugins) {
+  // Copy, then rename into place: a runtime may be executing the old file right now.
+  const tmp = `dist/cni/bin/.${p}.tmp`;
+  copyFileSync(cc.status === 0 ? 'dist/cni/shim' : `dist/cni/lib/${p}.mjs`, tmp);
+  chmodSync(tmp, 0o755);
+  renameSync(tmp, `dist/cni/bin/${p}`);
+  chmodSync(`dist/cni/lib/${p}.mjs`, 0o755);
+}
 chmodSync('dist/cli.js', 0o755);

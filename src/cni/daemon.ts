@@ -1,0 +1,204 @@
+// Thick mode: one long-lived process per node network namespace keeps the
+// plugins loaded, so a call costs no Node start-up. The executables in
+// dist/cni/bin are a small C program (shim.c) that forwards each call here
+// over a unix socket and, when no daemon listens, runs the plugin with node
+// itself: a runtime never needs to know whether a daemon is there.
+//
+// One call per connection:
+//   request   <plugin>\0 NAME=value\0 ... \0 <stdin>   (then the caller half-closes)
+//   response  <exit code>\n<stdout>
+// The socket is <run dir>/cni-<inode of the network namespace>.sock: the shim
+// finds the daemon of the namespace it runs in, and only that one.
+import { closeSync, existsSync, mkdirSync, openSync, rmdirSync, statSync, unlinkSync, chmodSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+import { netnsPath, inNetns, startDetached } from '../net/exec.js';
+import { CniError, ErrorCode } from './errors.js';
+import { dispatch, type Plugin } from './skel.js';
+import { CURRENT_VERSION } from './version.js';
+
+export const RUN_DIR_ENV = 'CNILAB_RUN_DIR';
+export const DEFAULT_RUN_DIR = '/run/cnilab';
+
+export function runDir(env: NodeJS.ProcessEnv = process.env): string {
+  return env[RUN_DIR_ENV] || DEFAULT_RUN_DIR;
+}
+
+/** A network namespace's identity while it exists: the inode of its nsfs file. */
+export function netnsInode(path = '/proc/self/ns/net'): number {
+  return statSync(path).ino;
+}
+
+export function socketPath(dir: string, inode: number): string {
+  return join(dir, `cni-${inode}.sock`);
+}
+
+export interface Request {
+  plugin: string;
+  /** Only the CNI_* variables travel; the daemon has its own PATH. */
+  env: Record<string, string>;
+  stdin: string;
+}
+
+export function encodeRequest(r: Request): Buffer {
+  const head = [r.plugin, ...Object.entries(r.env).map(([k, v]) => `${k}=${v}`), ''].join('\0') + '\0';
+  return Buffer.concat([Buffer.from(head), Buffer.from(r.stdin)]);
+}
+
+export function decodeRequest(buf: Buffer): Request {
+  const end = buf.indexOf('\0\0');
+  if (end < 0) throw new CniError(ErrorCode.DecodeFailure, 'malformed request to the cnilab daemon: no end of the environment');
+  const [plugin, ...vars] = buf.subarray(0, end).toString('utf8').split('\0');
+  const env: Record<string, string> = {};
+  for (const v of vars) {
+    const eq = v.indexOf('=');
+    if (eq > 0 && v.startsWith('CNI_')) env[v.slice(0, eq)] = v.slice(eq + 1);
+  }
+  return { plugin, env, stdin: buf.subarray(end + 2).toString('utf8') };
+}
+
+export function encodeResponse(code: number, stdout: string): Buffer {
+  return Buffer.from(`${code}\n${stdout}`);
+}
+
+export function decodeResponse(buf: Buffer): { code: number; stdout: string } {
+  const nl = buf.indexOf('\n');
+  if (nl < 0) throw new Error('the cnilab daemon closed the connection without an answer');
+  return { code: Number(buf.subarray(0, nl).toString()), stdout: buf.subarray(nl + 1).toString('utf8') };
+}
+
+/** Run one call; never throws, as a plugin process never does. */
+export async function handle(plugins: Record<string, Plugin<any>>, raw: Buffer): Promise<{ request?: Request; code: number; stdout: string }> {
+  let request: Request | undefined;
+  try {
+    request = decodeRequest(raw);
+    const plugin = plugins[request.plugin];
+    if (!plugin) throw new CniError(ErrorCode.PluginNotAvailable, `the cnilab daemon does not serve plugin "${request.plugin}"; it serves ${Object.keys(plugins).join(', ')}`);
+    let stdout = '';
+    const code = await dispatch(plugin, { env: { PATH: process.env.PATH, ...request.env }, stdin: request.stdin, write: (t) => (stdout += t) });
+    return { request, code, stdout };
+  } catch (e) {
+    const err = CniError.from(e);
+    return { request, code: Math.min(err.code, 255) || 1, stdout: JSON.stringify(err.toJSON(CURRENT_VERSION)) };
+  }
+}
+
+function connects(path: string): Promise<boolean> {
+  return new Promise((res) => {
+    const s = createConnection(path);
+    s.once('connect', () => {
+      s.destroy();
+      res(true);
+    });
+    s.once('error', () => res(false));
+  });
+}
+
+export interface Serving {
+  path: string;
+  /** Stop accepting, finish the calls under way, remove the socket. */
+  close(): Promise<void>;
+}
+
+/** Listen for the network namespace this process is in. */
+export async function serve(plugins: Record<string, Plugin<any>>, dir: string, log: (line: string) => void): Promise<Serving> {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const path = socketPath(dir, netnsInode());
+  if (existsSync(path)) {
+    if (await connects(path)) throw new Error(`a cnilab daemon already serves this network namespace (${path})`);
+    unlinkSync(path); // left by a daemon that was killed
+  }
+  // allowHalfOpen: the caller half-closes after its stdin and still waits for the answer.
+  const server = createServer({ allowHalfOpen: true }, (sock) => {
+    const chunks: Buffer[] = [];
+    sock.on('data', (c) => chunks.push(c));
+    sock.on('error', () => undefined); // the caller went away; nothing to answer
+    sock.on('end', async () => {
+      const t0 = performance.now();
+      const { request, code, stdout } = await handle(plugins, Buffer.concat(chunks));
+      sock.end(encodeResponse(code, stdout));
+      const e = request?.env ?? {};
+      log(`${request?.plugin ?? '?'} ${e.CNI_COMMAND ?? '?'} ${e.CNI_CONTAINERID ?? ''} ${e.CNI_IFNAME ?? ''} exit ${code} ${(performance.now() - t0).toFixed(1)} ms`);
+    });
+  });
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(path, () => res());
+  });
+  chmodSync(path, 0o600);
+  return {
+    path,
+    close: () =>
+      new Promise<void>((res) => {
+        server.close(() => res());
+        try {
+          unlinkSync(path);
+        } catch {
+          /* already gone */
+        }
+        try {
+          rmdirSync(dir); // only when no other node's daemon still has a socket there
+        } catch {
+          /* not empty */
+        }
+      }),
+  };
+}
+
+export interface DaemonHandle {
+  pid: number;
+  socket: string;
+  netns: string;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Start the daemon inside a node namespace (name or path), detached, its
+ * output appended to `log`; resolves once it answers on its socket.
+ */
+export async function startDaemon(netns: string, opts: { log: string; runDir?: string; script?: string }): Promise<DaemonHandle> {
+  const dir = opts.runDir ?? DEFAULT_RUN_DIR;
+  const script = opts.script ?? resolve('dist/cni/cnid.mjs');
+  if (!existsSync(script)) throw new Error(`${script} is missing: run npm run build`);
+  const fd = openSync(opts.log, 'a');
+  let pid: number;
+  try {
+    // nsenter execs node in place: the PID we get is the daemon's.
+    pid = startDetached(inNetns(netns, process.execPath, [script]), { stdout: fd, stderr: fd, env: { PATH: process.env.PATH, [RUN_DIR_ENV]: dir } });
+  } finally {
+    closeSync(fd);
+  }
+  const socket = socketPath(dir, netnsInode(netnsPath(netns)));
+  for (let waited = 0; waited < 10_000; waited += 20) {
+    if (existsSync(socket) && (await connects(socket))) return { pid, socket, netns };
+    if (!alive(pid)) throw new Error(`the cnilab daemon for ${netns} exited at start; see ${opts.log}`);
+    await sleep(20);
+  }
+  await stopDaemon({ pid, socket, netns });
+  throw new Error(`the cnilab daemon for ${netns} did not answer on ${socket} within 10 s; see ${opts.log}`);
+}
+
+/** Stop the daemon by its PID: SIGTERM, then SIGKILL after 5 s; its socket goes either way. */
+export async function stopDaemon(d: DaemonHandle): Promise<void> {
+  if (alive(d.pid)) process.kill(d.pid, 'SIGTERM');
+  for (let waited = 0; alive(d.pid) && waited < 5000; waited += 20) await sleep(20);
+  if (alive(d.pid)) {
+    process.kill(d.pid, 'SIGKILL');
+    while (alive(d.pid)) await sleep(20);
+  }
+  try {
+    unlinkSync(d.socket);
+  } catch {
+    /* removed by the daemon itself */
+  }
+}
