@@ -13,6 +13,7 @@ import { parseArgs } from 'node:util';
 import { inNetns, netnsPath } from '../src/net/exec.js';
 import { addNetns, deleteNetns, listNetns } from '../src/net/netns.js';
 import { summarize, type Summary } from '../src/bench/stats.js';
+import { RUN_DIR_ENV, startDaemon, stopDaemon, type DaemonHandle } from '../src/cni/daemon.js';
 
 const OURS = resolve('dist/cni/bin');
 const REFERENCE = '/usr/lib/cni';
@@ -205,15 +206,19 @@ async function main(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'cnitest-b-bench-'));
   const noDaemon = join(tmp, 'no-daemon'); // a run dir without a socket: the shim runs the plugin itself
   mkdirSync(noDaemon);
+  const runDir = join(tmp, 'run'); // the daemon's socket: private to this run, not /run/cnilab
   const impls: Impl[] = [
     { key: 'reference', label: 'reference (Go, /usr/lib/cni)', dir: REFERENCE, env: {} },
-    { key: 'ours-standalone', label: 'ours without daemon', dir: OURS, env: { CNILAB_RUN_DIR: noDaemon } },
+    { key: 'ours', label: 'ours (shim + node daemon)', dir: OURS, env: { [RUN_DIR_ENV]: runDir } },
+    { key: 'ours-standalone', label: 'ours without daemon', dir: OURS, env: { [RUN_DIR_ENV]: noDaemon } },
   ];
   const plan: Plan = { id, cycles, warmup, dataDir: join(tmp, 'leases'), impls };
   let nodeCreated = false;
+  let daemon: DaemonHandle | undefined;
   try {
     await addNetns(id);
     nodeCreated = true;
+    daemon = await startDaemon(id, { log: join(tmp, 'cnid.log'), runDir });
     if (!values.json) process.stderr.write(`node namespace ${id}; ${warmup + cycles} cycles of ${impls.length} implementations\n`);
     const script = process.argv[1];
     const out = await childOutput(inNetns(id, process.execPath, [...process.execArgv, script, '--inside', JSON.stringify(plan)]));
@@ -225,6 +230,10 @@ async function main(): Promise<void> {
       printTable(plan, outcome);
     }
   } finally {
+    if (daemon) {
+      await stopDaemon(daemon);
+      if (existsSync(daemon.socket)) console.error(`daemon socket ${daemon.socket} was left behind`);
+    }
     for (const ns of listNetns().filter((n) => n.startsWith(`${id}-`))) await deleteNetns(ns);
     if (nodeCreated) await deleteNetns(id);
     rmSync(tmp, { recursive: true, force: true });
