@@ -13,7 +13,8 @@ import { parseArgs } from 'node:util';
 import { inNetns, netnsPath } from '../src/net/exec.js';
 import { addNetns, deleteNetns, listNetns } from '../src/net/netns.js';
 import { summarize, type Summary } from '../src/bench/stats.js';
-import { RUN_DIR_ENV, startDaemon, stopDaemon, type DaemonHandle } from '../src/cni/daemon.js';
+import { RUN_DIR_ENV } from '../src/cni/daemon.js';
+import { startCnid, stopCnid, type Cnid } from '../src/runner/cnid.js';
 
 const OURS = resolve('dist/cni/bin');
 const REFERENCE = '/usr/lib/cni';
@@ -214,11 +215,11 @@ async function main(): Promise<void> {
   ];
   const plan: Plan = { id, cycles, warmup, dataDir: join(tmp, 'leases'), impls };
   let nodeCreated = false;
-  let daemon: DaemonHandle | undefined;
+  let daemon: Cnid | undefined;
   try {
     await addNetns(id);
     nodeCreated = true;
-    daemon = await startDaemon(id, { log: join(tmp, 'cnid.log'), runDir });
+    daemon = await startCnid(id, { log: join(tmp, 'cnid.log'), runDir });
     if (!values.json) process.stderr.write(`node namespace ${id}; ${warmup + cycles} cycles of ${impls.length} implementations\n`);
     const script = process.argv[1];
     const out = await childOutput(inNetns(id, process.execPath, [...process.execArgv, script, '--inside', JSON.stringify(plan)]));
@@ -231,7 +232,7 @@ async function main(): Promise<void> {
     }
   } finally {
     if (daemon) {
-      await stopDaemon(daemon);
+      await stopCnid(daemon);
       if (existsSync(daemon.socket)) console.error(`daemon socket ${daemon.socket} was left behind`);
     }
     for (const ns of listNetns().filter((n) => n.startsWith(`${id}-`))) await deleteNetns(ns);

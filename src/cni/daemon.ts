@@ -9,24 +9,20 @@
 //   response  <exit code>\n<stdout>
 // The socket is <run dir>/cni-<inode of the network namespace>.sock: the shim
 // finds the daemon of the namespace it runs in, and only that one.
-import { closeSync, existsSync, mkdirSync, openSync, rmdirSync, statSync, unlinkSync, chmodSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, rmdirSync, unlinkSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
-import { join, resolve } from 'node:path';
-import { netnsPath, inNetns, startDetached } from '../net/exec.js';
+import { join } from 'node:path';
+import { netnsInode } from '../net/netns.js';
 import { CniError, ErrorCode } from './errors.js';
 import { dispatch, type Plugin } from './skel.js';
 import { CURRENT_VERSION } from './version.js';
 
 export const RUN_DIR_ENV = 'CNILAB_RUN_DIR';
-export const DEFAULT_RUN_DIR = '/run/cnilab';
+// Not /run/cnilab itself: every directory there is a lab's state.
+export const DEFAULT_RUN_DIR = '/run/cnilab-cnid';
 
 export function runDir(env: NodeJS.ProcessEnv = process.env): string {
   return env[RUN_DIR_ENV] || DEFAULT_RUN_DIR;
-}
-
-/** A network namespace's identity while it exists: the inode of its nsfs file. */
-export function netnsInode(path = '/proc/self/ns/net'): number {
-  return statSync(path).ino;
 }
 
 export function socketPath(dir: string, inode: number): string {
@@ -83,7 +79,8 @@ export async function handle(plugins: Record<string, Plugin<any>>, raw: Buffer):
   }
 }
 
-function connects(path: string): Promise<boolean> {
+/** Whether something answers on a unix socket. */
+export function connects(path: string): Promise<boolean> {
   return new Promise((res) => {
     const s = createConnection(path);
     s.once('connect', () => {
@@ -103,7 +100,8 @@ export interface Serving {
 /** Listen for the network namespace this process is in. */
 export async function serve(plugins: Record<string, Plugin<any>>, dir: string, log: (line: string) => void): Promise<Serving> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const path = socketPath(dir, netnsInode());
+  // The shim finds us by the inode of the namespace it runs in.
+  const path = socketPath(dir, netnsInode('/proc/self/ns/net')!);
   if (existsSync(path)) {
     if (await connects(path)) throw new Error(`a cnilab daemon already serves this network namespace (${path})`);
     unlinkSync(path); // left by a daemon that was killed
@@ -114,6 +112,7 @@ export async function serve(plugins: Record<string, Plugin<any>>, dir: string, l
     sock.on('data', (c) => chunks.push(c));
     sock.on('error', () => undefined); // the caller went away; nothing to answer
     sock.on('end', async () => {
+      if (chunks.length === 0) return void sock.end(); // a probe that only checks we answer
       const t0 = performance.now();
       const { request, code, stdout } = await handle(plugins, Buffer.concat(chunks));
       sock.end(encodeResponse(code, stdout));
@@ -143,62 +142,4 @@ export async function serve(plugins: Record<string, Plugin<any>>, dir: string, l
         }
       }),
   };
-}
-
-export interface DaemonHandle {
-  pid: number;
-  socket: string;
-  netns: string;
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/**
- * Start the daemon inside a node namespace (name or path), detached, its
- * output appended to `log`; resolves once it answers on its socket.
- */
-export async function startDaemon(netns: string, opts: { log: string; runDir?: string; script?: string }): Promise<DaemonHandle> {
-  const dir = opts.runDir ?? DEFAULT_RUN_DIR;
-  const script = opts.script ?? resolve('dist/cni/cnid.mjs');
-  if (!existsSync(script)) throw new Error(`${script} is missing: run npm run build`);
-  const fd = openSync(opts.log, 'a');
-  let pid: number;
-  try {
-    // nsenter execs node in place: the PID we get is the daemon's.
-    pid = startDetached(inNetns(netns, process.execPath, [script]), { stdout: fd, stderr: fd, env: { PATH: process.env.PATH, [RUN_DIR_ENV]: dir } });
-  } finally {
-    closeSync(fd);
-  }
-  const socket = socketPath(dir, netnsInode(netnsPath(netns)));
-  for (let waited = 0; waited < 10_000; waited += 20) {
-    if (existsSync(socket) && (await connects(socket))) return { pid, socket, netns };
-    if (!alive(pid)) throw new Error(`the cnilab daemon for ${netns} exited at start; see ${opts.log}`);
-    await sleep(20);
-  }
-  await stopDaemon({ pid, socket, netns });
-  throw new Error(`the cnilab daemon for ${netns} did not answer on ${socket} within 10 s; see ${opts.log}`);
-}
-
-/** Stop the daemon by its PID: SIGTERM, then SIGKILL after 5 s; its socket goes either way. */
-export async function stopDaemon(d: DaemonHandle): Promise<void> {
-  if (alive(d.pid)) process.kill(d.pid, 'SIGTERM');
-  for (let waited = 0; alive(d.pid) && waited < 5000; waited += 20) await sleep(20);
-  if (alive(d.pid)) {
-    process.kill(d.pid, 'SIGKILL');
-    while (alive(d.pid)) await sleep(20);
-  }
-  try {
-    unlinkSync(d.socket);
-  } catch {
-    /* removed by the daemon itself */
-  }
 }

@@ -58,7 +58,7 @@ static int connect_daemon(void) {
   struct stat ns;
   if (stat("/proc/self/ns/net", &ns) != 0) return -1;
   const char *dir = getenv("CNILAB_RUN_DIR");
-  if (!dir || !*dir) dir = "/run/cnilab";
+  if (!dir || !*dir) dir = "/run/cnilab-cnid";
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
   int len = snprintf(addr.sun_path, sizeof addr.sun_path, "%s/cni-%lu.sock", dir, (unsigned long)ns.st_ino);
   if (len < 0 || (size_t)len >= sizeof addr.sun_path) return -1;

@@ -1,5 +1,7 @@
 // A real runtime calls our plugins: Debian's podman with the CNI backend runs
 // two busybox containers on a network made of our bridge + host-local.
+// Container a is set up by the plugin executables alone; then the node's CNI
+// daemon starts and container b, and both DELs, go through it.
 //
 // Everything is private to this test: containers.conf, storage (vfs, so no
 // overlay mounts), the CNI config dir, the lease dir, and the network
@@ -14,6 +16,8 @@ import { join, resolve } from 'node:path';
 import { inNetns, run } from '../../src/net/exec.js';
 import { Ip, type Link } from '../../src/net/ip.js';
 import { addNetns, deleteNetns } from '../../src/net/netns.js';
+import { RUN_DIR_ENV } from '../../src/cni/daemon.js';
+import { startCnid, stopCnid, type Cnid } from '../../src/runner/cnid.js';
 
 const OUR_PLUGINS = resolve('dist/cni/bin');
 const NS = `cnitest-b-podman-${process.pid}`;
@@ -47,7 +51,10 @@ describe('podman (CNI backend) runs containers on our bridge + host-local', func
   let global: string[] = [];
   let nsCreated = false;
   let existedBefore = new Set<string>();
+  let cnid: Cnid | undefined;
   const ips: Record<string, string> = {};
+  const ids: Record<string, string> = {};
+  const daemonCalls = () => readFileSync(join(dir, 'cnid.log'), 'utf8').split('\n').filter((l) => / exit -?\d+ /.test(l));
 
   const podman = async (...args: string[]) => (await run(inNetns(NS, 'podman', [...global, ...args]), { env })).stdout.trim();
 
@@ -96,7 +103,9 @@ describe('podman (CNI backend) runs containers on our bridge + host-local', func
         ],
       }),
     );
-    env = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf') };
+    // podman passes its environment on to the plugins: this is where the shim looks for the daemon.
+    const runDir = join(dir, 'cnid-run');
+    env = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf'), [RUN_DIR_ENV]: runDir };
     global = ['--root', storage.graphroot, '--runroot', storage.runroot, '--tmpdir', join(dir, 'tmp'), '--storage-driver', storage.driver];
 
     await addNetns(NS);
@@ -106,10 +115,12 @@ describe('podman (CNI backend) runs containers on our bridge + host-local', func
     await podman('import', join(dir, 'rootfs.tar'), IMAGE);
 
     await podman('run', '-d', '--pull', 'never', '--name', 'a', '--network', NETWORK, IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www');
+    cnid = await startCnid(NS, { log: join(dir, 'cnid.log'), runDir });
     await podman('run', '-d', '--pull', 'never', '--name', 'b', '--network', NETWORK, IMAGE, 'sleep', '600');
     for (const c of ['a', 'b']) {
       const networks = JSON.parse(await podman('inspect', c, '--format', '{{json .NetworkSettings.Networks}}'));
       ips[c] = networks[NETWORK]?.IPAddress ?? '';
+      ids[c] = await podman('inspect', c, '--format', '{{.Id}}');
     }
   });
 
@@ -121,6 +132,7 @@ describe('podman (CNI backend) runs containers on our bridge + host-local', func
       await podman('rm', '-f', '-a', '-t', '0').catch((e) => console.error(`podman rm: ${e.message}`));
       await podman('system', 'reset', '-f').catch((e) => console.error(`podman system reset: ${e.message}`));
     }
+    if (cnid) await stopCnid(cnid);
     // Anything podman still has mounted under our directory (shm, storage) goes first.
     const mounts = readFileSync('/proc/self/mountinfo', 'utf8')
       .split('\n')
@@ -155,6 +167,12 @@ describe('podman (CNI backend) runs containers on our bridge + host-local', func
     }
   });
 
+  it('set up container a without the daemon and container b through it', () => {
+    const adds = daemonCalls().filter((l) => l.includes(' bridge ADD '));
+    expect(adds).to.have.length(1);
+    expect(adds[0]).to.include(` ${ids.b} eth0 exit 0 `);
+  });
+
   it('builds the bridge in our namespace, with one port per container, and none in the root namespace', async () => {
     const ports = await new Ip(NS).json<Link[]>('link', 'show', 'master', BRIDGE);
     expect(ports.map((l) => l.ifname)).to.have.length(2);
@@ -176,6 +194,8 @@ describe('podman (CNI backend) runs containers on our bridge + host-local', func
 
   it('releases the addresses and the veth pairs when podman removes the containers', async () => {
     await podman('rm', '-f', '-t', '0', 'a', 'b');
+    const dels = daemonCalls().filter((l) => l.includes(' bridge DEL '));
+    for (const c of ['a', 'b']) expect(dels.some((l) => l.includes(` ${ids[c]} eth0 exit 0 `)), `DEL of ${c} through the daemon`).to.equal(true);
     const leases = readdirSync(join(dir, 'leases', NETWORK)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
     expect(leases).to.deep.equal([]);
     expect(await new Ip(NS).json<Link[]>('link', 'show', 'master', BRIDGE)).to.deep.equal([]);
