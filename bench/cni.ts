@@ -6,13 +6,14 @@
 // The process re-executes itself inside the node namespace for the timed
 // loop, so no nsenter stands between the clock and the plugin.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { release, tmpdir, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { inNetns, netnsPath } from '../src/net/exec.js';
 import { addNetns, deleteNetns, listNetns } from '../src/net/netns.js';
 import { summarize, type Summary } from '../src/bench/stats.js';
+import { daemonBreakdown, type Breakdown } from '../src/bench/cni-trace.js';
 import { RUN_DIR_ENV } from '../src/cni/daemon.js';
 import { startCnid, stopCnid, type Cnid } from '../src/runner/cnid.js';
 
@@ -43,6 +44,8 @@ interface Measured {
 interface Outcome {
   results: Record<string, { add: Summary; del: Summary }>;
   components: { what: string; median: number }[];
+  /** Inside the daemon, from its trace log. */
+  daemon?: { add?: Breakdown; del?: Breakdown };
 }
 
 function netconf(impl: Impl, index: number, dataDir: string): string {
@@ -101,7 +104,7 @@ function components(plan: Plan, probe: string): { what: string; median: number }
   ];
   for (const impl of plan.impls) out.push({ what: `${impl.label}: VERSION (start-up and load, no kernel work)`, median: medianOf(n, version(impl)) });
   out.push({ what: 'one `ip link show` spawn in this namespace', median: medianOf(n, time(['ip', 'link', 'show', 'lo'])) });
-  out.push({ what: 'one `nsenter --net=<ctr> ip link show` spawn', median: medianOf(n, time(inNetns(probe, 'ip', ['link', 'show', 'lo']))) });
+  out.push({ what: 'one `ip -n <ctr> link show` spawn (ip enters the namespace itself)', median: medianOf(n, time(['ip', '-n', probe, 'link', 'show', 'lo'])) });
   return out;
 }
 
@@ -181,6 +184,13 @@ function printTable(plan: Plan, outcome: Outcome): void {
   }
   console.log('\nwhere the time goes (median of 30, ms):');
   for (const c of outcome.components) console.log(`  ${fmt(c.median)}  ${c.what}`);
+  for (const [verb, b] of Object.entries(outcome.daemon ?? {})) {
+    if (!b) continue;
+    console.log(`\ninside the daemon, one ${verb.toUpperCase()} (medians, ms; the rest of the time above is the shim, the socket and the exec):`);
+    console.log(`  ${fmt(b.total)}  in all`);
+    for (const c of b.commands) console.log(`  ${fmt(c.median)}  ${c.command}${c.perCall === 1 ? '' : ` (${c.perCall.toFixed(2)} per call)`}`);
+    console.log(`  ${fmt(b.rest)}  everything else (IPAM files, JSON, sysctl, the event loop)`);
+  }
 }
 
 async function main(): Promise<void> {
@@ -198,6 +208,9 @@ async function main(): Promise<void> {
   }
   for (const dir of [OURS, REFERENCE]) {
     if (!existsSync(join(dir, 'bridge'))) throw new Error(`${dir}/bridge is missing (run npm run build; install containernetworking-plugins)`);
+  }
+  if (readFileSync(join(OURS, 'bridge')).subarray(0, 4).toString('latin1') !== '\x7fELF') {
+    throw new Error(`${OURS}/bridge is not the shim (the build found no C compiler): install gcc and libc6-dev, then npm run build`);
   }
   const cycles = Number(values.cycles);
   const warmup = Number(values.warmup);
@@ -219,11 +232,14 @@ async function main(): Promise<void> {
   try {
     await addNetns(id);
     nodeCreated = true;
-    daemon = await startCnid(id, { log: join(tmp, 'cnid.log'), runDir });
+    daemon = await startCnid(id, { log: join(tmp, 'cnid.log'), runDir, trace: true });
     if (!values.json) process.stderr.write(`node namespace ${id}; ${warmup + cycles} cycles of ${impls.length} implementations\n`);
     const script = process.argv[1];
     const out = await childOutput(inNetns(id, process.execPath, [...process.execArgv, script, '--inside', JSON.stringify(plan)]));
     const outcome = JSON.parse(out) as Outcome;
+    const log = readFileSync(join(tmp, 'cnid.log'), 'utf8');
+    const measured = (containerId: string) => Number(containerId.replace('bench', '')) >= warmup;
+    outcome.daemon = { add: daemonBreakdown(log, 'ADD', measured), del: daemonBreakdown(log, 'DEL', measured) };
     if (values.json) {
       const env = { kernel: release(), cpus: cpus().length, node: process.version, ip: versionOf(['ip', '-V']), reference: versionOf([join(REFERENCE, 'bridge'), '--version']) };
       console.log(JSON.stringify({ cycles, warmup, env, ...outcome }, null, 2));

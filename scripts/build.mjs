@@ -28,9 +28,17 @@ await Promise.all([
 ]);
 
 mkdirSync('dist/cni/bin', { recursive: true });
-const cc = spawnSync(process.env.CC || 'cc', ['-O2', '-Wall', '-Wextra', `-DCNILAB_NODE="${process.execPath}"`, '-o', 'dist/cni/shim', 'src/cni/shim.c'], { stdio: 'inherit' });
+// Static when libc.a is there: no dynamic loader, about a millisecond less per call.
+const compile = (extra) =>
+  spawnSync(process.env.CC || 'cc', ['-O2', '-Wall', '-Wextra', ...extra, `-DCNILAB_NODE="${process.execPath}"`, '-o', 'dist/cni/shim', 'src/cni/shim.c'], {
+    stdio: ['ignore', 'inherit', 'pipe'],
+    encoding: 'utf8',
+  });
+let cc = compile(['-static', '-s']);
+if (cc.status !== 0) cc = compile([]);
 if (cc.status !== 0) {
-  console.warn('build: no working C compiler (cc); dist/cni/bin holds the plain node plugins, which cannot use the daemon');
+  console.warn(`build: no working C compiler (cc): ${cc.stderr ?? cc.error?.message}`);
+  console.warn('build: dist/cni/bin holds the plain node plugins, which cannot use the CNI daemon');
 }
 for (const p of plugins) {
   // Copy, then rename into place: a runtime may be executing the old file right now.

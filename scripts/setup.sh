@@ -13,6 +13,9 @@ PACKAGES=(
   # cgroup v1/v2 mounts; runc runs there. No fuse-overlayfs, slirp4netns or
   # netavark: the tests use vfs storage, rootful podman and the CNI backend.
   runc
+  # The C shim in dist/cni/bin that hands CNI calls to the node's daemon
+  # (libc6-dev brings the static libc it links against).
+  gcc libc6-dev
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -22,9 +22,10 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /**
  * Start the daemon inside a node namespace (name or path), detached, its log
  * appended to `log`; resolves once it answers on its socket. `runDir` must be
- * the CNILAB_RUN_DIR the node's runtime passes to the plugins.
+ * the CNILAB_RUN_DIR the node's runtime passes to the plugins; `trace` logs
+ * every command the plugins run, with its time.
  */
-export async function startCnid(netns: string, opts: { log: string; runDir?: string }): Promise<Cnid> {
+export async function startCnid(netns: string, opts: { log: string; runDir?: string; trace?: boolean }): Promise<Cnid> {
   const runDir = opts.runDir ?? DEFAULT_RUN_DIR;
   if (!existsSync(CNID_SCRIPT)) throw new Error(`${CNID_SCRIPT} is missing: run npm run build`);
   const inode = netnsInode(netnsPath(netns));
@@ -35,7 +36,8 @@ export async function startCnid(netns: string, opts: { log: string; runDir?: str
   let pid: number;
   try {
     // nsenter execs node in place: the PID we get is the daemon's.
-    const env = { PATH: process.env.PATH, [RUN_DIR_ENV]: runDir };
+    const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, [RUN_DIR_ENV]: runDir };
+    if (opts.trace) env.CNILAB_TRACE = '1'; // log each command with its time
     pid = startDetached(inNetns(netns, process.execPath, [CNID_SCRIPT]), { stdout: fd, stderr: fd, env });
   } finally {
     closeSync(fd);

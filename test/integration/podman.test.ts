@@ -52,6 +52,7 @@ describe('podman (CNI backend) runs containers on our bridge + host-local', func
   let nsCreated = false;
   let existedBefore = new Set<string>();
   let cnid: Cnid | undefined;
+  let shimBuilt = false; // built without a C compiler, the plugins are plain node scripts: no daemon
   const ips: Record<string, string> = {};
   const ids: Record<string, string> = {};
   const daemonCalls = () => readFileSync(join(dir, 'cnid.log'), 'utf8').split('\n').filter((l) => / exit -?\d+ /.test(l));
@@ -62,6 +63,7 @@ describe('podman (CNI backend) runs containers on our bridge + host-local', func
     if (!(await which('podman'))) this.skip(); // podman is not installed: nothing to run
     if (!existsSync(join(OUR_PLUGINS, 'bridge'))) throw new Error(`${OUR_PLUGINS}/bridge is missing: run npm run build`);
     existedBefore = new Set(SYSTEM_LEFTOVERS.filter((p) => existsSync(p)));
+    shimBuilt = readFileSync(join(OUR_PLUGINS, 'bridge')).subarray(0, 4).toString('latin1') === '\x7fELF';
 
     dir = mkdtempSync(join(tmpdir(), 'cnitest-b-podman-'));
     const cniDir = join(dir, 'cni');
@@ -115,7 +117,7 @@ describe('podman (CNI backend) runs containers on our bridge + host-local', func
     await podman('import', join(dir, 'rootfs.tar'), IMAGE);
 
     await podman('run', '-d', '--pull', 'never', '--name', 'a', '--network', NETWORK, IMAGE, 'httpd', '-f', '-p', '80', '-h', '/www');
-    cnid = await startCnid(NS, { log: join(dir, 'cnid.log'), runDir });
+    if (shimBuilt) cnid = await startCnid(NS, { log: join(dir, 'cnid.log'), runDir });
     await podman('run', '-d', '--pull', 'never', '--name', 'b', '--network', NETWORK, IMAGE, 'sleep', '600');
     for (const c of ['a', 'b']) {
       const networks = JSON.parse(await podman('inspect', c, '--format', '{{json .NetworkSettings.Networks}}'));
@@ -167,7 +169,8 @@ describe('podman (CNI backend) runs containers on our bridge + host-local', func
     }
   });
 
-  it('set up container a without the daemon and container b through it', () => {
+  it('set up container a without the daemon and container b through it', function () {
+    if (!shimBuilt) this.skip(); // no shim, no daemon
     const adds = daemonCalls().filter((l) => l.includes(' bridge ADD '));
     expect(adds).to.have.length(1);
     expect(adds[0]).to.include(` ${ids.b} eth0 exit 0 `);
@@ -194,8 +197,10 @@ describe('podman (CNI backend) runs containers on our bridge + host-local', func
 
   it('releases the addresses and the veth pairs when podman removes the containers', async () => {
     await podman('rm', '-f', '-t', '0', 'a', 'b');
-    const dels = daemonCalls().filter((l) => l.includes(' bridge DEL '));
-    for (const c of ['a', 'b']) expect(dels.some((l) => l.includes(` ${ids[c]} eth0 exit 0 `)), `DEL of ${c} through the daemon`).to.equal(true);
+    if (shimBuilt) {
+      const dels = daemonCalls().filter((l) => l.includes(' bridge DEL '));
+      for (const c of ['a', 'b']) expect(dels.some((l) => l.includes(` ${ids[c]} eth0 exit 0 `)), `DEL of ${c} through the daemon`).to.equal(true);
+    }
     const leases = readdirSync(join(dir, 'leases', NETWORK)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
     expect(leases).to.deep.equal([]);
     expect(await new Ip(NS).json<Link[]>('link', 'show', 'master', BRIDGE)).to.deep.equal([]);
