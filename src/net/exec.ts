@@ -1,7 +1,7 @@
 // The one place that runs kernel tools (ip, bridge, sysctl, iptables, nsenter).
 // It uses node:child_process rather than execa on purpose: CNI plugins are
 // bundled from this code and every millisecond of start-up counts there.
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 
 /** A network namespace: a name under /run/netns, an absolute path, or undefined for "the one we are in". */
 export type Netns = string | undefined;
@@ -43,7 +43,7 @@ export interface RunResult {
 }
 
 // CNILAB_TRACE=1: one stderr line per command with its wall time, to see where a plugin's time goes.
-const trace = process.env.CNILAB_TRACE ? (argv: string[], t0: number) => process.stderr.write(`trace ${(performance.now() - t0).toFixed(2)} ms ${argv.join(' ')}\n`) : undefined;
+export const trace = process.env.CNILAB_TRACE ? (argv: string[], t0: number) => process.stderr.write(`trace ${(performance.now() - t0).toFixed(2)} ms ${argv.join(' ')}\n`) : undefined;
 
 export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
   const t0 = performance.now();
@@ -65,6 +65,15 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
     );
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
+}
+
+/**
+ * A command that keeps running, fed on its stdin; its stdout and stderr come
+ * merged into one stream, in the order it wrote them. It ends with us: its
+ * stdin closes when we exit.
+ */
+export function startPiped(argv: string[]): ChildProcess {
+  return spawn('sh', ['-c', 'exec "$@" 2>&1', 'sh', ...argv], { stdio: ['pipe', 'pipe', 'ignore'] });
 }
 
 /** Start a long-running process detached from us, with output to a file descriptor; returns its PID. */

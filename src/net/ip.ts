@@ -2,6 +2,7 @@
 // Reads use `ip -json`; several changes go through one `ip -batch` spawn.
 import { writeFileSync } from 'node:fs';
 import { CommandError, inNetns, run, type Netns } from './exec.js';
+import { IpSession } from './ip-session.js';
 
 export interface AddrInfo {
   family: 'inet' | 'inet6';
@@ -52,6 +53,21 @@ export interface FdbEntry {
   state?: string;
 }
 
+let session: IpSession | undefined;
+
+/**
+ * Keep one `ip` process running for the namespace this process is in, and
+ * send the batches of `new Ip()` to it (the CNI daemon does this). Returns
+ * the function that stops it.
+ */
+export function keepIpRunning(): () => void {
+  const s = (session = new IpSession());
+  return () => {
+    s.close();
+    if (session === s) session = undefined;
+  };
+}
+
 export class Ip {
   constructor(readonly netns: Netns = undefined) {}
 
@@ -69,6 +85,10 @@ export class Ip {
   /** Run several `ip` commands in one process; stops at the first failure and says which line. */
   async batch(lines: string[][]): Promise<void> {
     if (lines.length === 0) return;
+    if (session && !this.netns) {
+      await session.batch(lines);
+      return;
+    }
     if (lines.length === 1) {
       await this.cmd(...lines[0]);
       return;
@@ -83,6 +103,7 @@ export class Ip {
    * (see failedBatchLine) and its stdout holds what the lines before printed.
    */
   async batchJson<T>(lines: string[][]): Promise<T[][]> {
+    if (session && !this.netns) return parseJsonLines<T>(await session.batch(lines));
     const text = lines.map((l) => l.join(' ')).join('\n') + '\n';
     return parseJsonLines<T>((await run(this.argv('ip', ['-json', '-details', '-batch', '-']), { input: text })).stdout);
   }

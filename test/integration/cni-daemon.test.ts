@@ -20,6 +20,21 @@ const NODE = `${PREFIX}node`;
 const OTHER_NODE = `${PREFIX}other`;
 const BRIDGE = 'cnitest-b-br1';
 
+/** PIDs whose parent is `pid` (field 4 of /proc/PID/stat). */
+function childrenOf(pid: number): number[] {
+  return readdirSync('/proc')
+    .filter((e) => /^\d+$/.test(e))
+    .filter((e) => {
+      try {
+        const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 describe('CNI daemon (thick mode) behind the shim', function () {
   let dir = '';
   let runDir = '';
@@ -180,7 +195,10 @@ describe('CNI daemon (thick mode) behind the shim', function () {
   });
 
   it('stops by its PID and leaves nothing behind; the shim then runs the plugin itself', async () => {
+    const helpers = childrenOf(cnid!.pid);
+    expect(helpers.map((pid) => readFileSync(`/proc/${pid}/comm`, 'utf8').trim())).to.include('ip'); // its long-running ip
     await stopCnid(cnid!);
+    for (const pid of helpers) expect(isRunning(pid), `helper ${pid}`).to.equal(false);
     expect(isRunning(cnid!.pid)).to.equal(false);
     expect(existsSync(cnid!.socket)).to.equal(false);
     expect(existsSync(runDir)).to.equal(false);
