@@ -1,7 +1,7 @@
 // ADD and DEL latency of our bridge + host-local against the reference
 // plugins (/usr/lib/cni), interleaved in one run, each executed as a runtime
 // does: exec with CNI_* env and the config on stdin, from inside a node
-// namespace. `npm run bench:cni [-- --cycles 30 --warmup 3 --json]`.
+// namespace. `npm run bench:cni [-- --cycles 30 --warmup 5 --json]`.
 //
 // The process re-executes itself inside the node namespace for the timed
 // loop, so no nsenter stands between the clock and the plugin.
@@ -163,6 +163,17 @@ function fmt(ms: number): string {
   return ms.toFixed(1).padStart(8);
 }
 
+/** Each of ours against the reference: ADD and DEL, median and p90. */
+function ratios(plan: Plan, outcome: Outcome): Record<string, Record<string, number>> {
+  const ref = outcome.results.reference;
+  const out: Record<string, Record<string, number>> = {};
+  for (const impl of plan.impls.filter((i) => i.key !== 'reference')) {
+    const r = outcome.results[impl.key];
+    out[impl.key] = { addMedian: r.add.median / ref.add.median, addP90: r.add.p90 / ref.add.p90, delMedian: r.del.median / ref.del.median, delP90: r.del.p90 / ref.del.p90 };
+  }
+  return out;
+}
+
 function printTable(plan: Plan, outcome: Outcome): void {
   const { results } = outcome;
   console.log(`\nCNI ADD/DEL latency in ms, ${plan.cycles} cycles after ${plan.warmup} warm-up, interleaved`);
@@ -172,15 +183,11 @@ function printTable(plan: Plan, outcome: Outcome): void {
     const r = results[impl.key];
     console.log(`${impl.label.padEnd(34)}${fmt(r.add.median)}   ${fmt(r.add.p90)}${fmt(r.del.median)}    ${fmt(r.del.p90)}`);
   }
-  const ref = results.reference;
   console.log('');
-  for (const impl of plan.impls.filter((i) => i.key !== 'reference')) {
-    const r = results[impl.key];
-    const x = (a: number, b: number) => `${(a / b).toFixed(2)}x`;
-    console.log(
-      `ratio ${impl.label} / reference: ADD median ${x(r.add.median, ref.add.median)}, ADD p90 ${x(r.add.p90, ref.add.p90)}, ` +
-        `DEL median ${x(r.del.median, ref.del.median)}, DEL p90 ${x(r.del.p90, ref.del.p90)}`,
-    );
+  const x = (v: number) => `${v.toFixed(2)}x`;
+  for (const [key, r] of Object.entries(ratios(plan, outcome))) {
+    const label = plan.impls.find((i) => i.key === key)!.label;
+    console.log(`ratio ${label} / reference: ADD median ${x(r.addMedian)}, ADD p90 ${x(r.addP90)}, DEL median ${x(r.delMedian)}, DEL p90 ${x(r.delP90)}`);
   }
   console.log('\nwhere the time goes (median of 30, ms):');
   for (const c of outcome.components) console.log(`  ${fmt(c.median)}  ${c.what}`);
@@ -197,7 +204,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       cycles: { type: 'string', default: '30' },
-      warmup: { type: 'string', default: '3' },
+      warmup: { type: 'string', default: '5' },
       json: { type: 'boolean', default: false },
       inside: { type: 'string' },
     },
@@ -241,8 +248,16 @@ async function main(): Promise<void> {
     const measured = (containerId: string) => Number(containerId.replace('bench', '')) >= warmup;
     outcome.daemon = { add: daemonBreakdown(log, 'ADD', measured), del: daemonBreakdown(log, 'DEL', measured) };
     if (values.json) {
-      const env = { kernel: release(), cpus: cpus().length, node: process.version, ip: versionOf(['ip', '-V']), reference: versionOf([join(REFERENCE, 'bridge'), '--version']) };
-      console.log(JSON.stringify({ cycles, warmup, env, ...outcome }, null, 2));
+      const env = {
+        kernel: release(),
+        cpus: cpus().length,
+        node: process.version,
+        ip: versionOf(['ip', '-V']),
+        reference: versionOf(['dpkg-query', '-W', '-f=containernetworking-plugins ${Version}', 'containernetworking-plugins']),
+      };
+      const config = JSON.parse(netconf(impls[0], 0, plan.dataDir));
+      const round = (_k: string, v: unknown) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v);
+      console.log(JSON.stringify({ cycles, warmup, env, config, ...outcome, ratios: ratios(plan, outcome) }, round, 2));
     } else {
       printTable(plan, outcome);
     }
