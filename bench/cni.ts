@@ -227,7 +227,7 @@ async function main(): Promise<void> {
   const tmp = mkdtempSync(join(tmpdir(), 'cnitest-b-bench-'));
   const noDaemon = join(tmp, 'no-daemon'); // a run dir without a socket: the shim runs the plugin itself
   mkdirSync(noDaemon);
-  const runDir = join(tmp, 'run'); // the daemon's socket: private to this run, not /run/cnilab
+  const runDir = join(tmp, 'run'); // the daemon's socket: private to this run, not /run/cnilab-cnid
   const impls: Impl[] = [
     { key: 'reference', label: 'reference (Go, /usr/lib/cni)', dir: REFERENCE, env: {} },
     { key: 'ours', label: 'ours (shim + node daemon)', dir: OURS, env: { [RUN_DIR_ENV]: runDir } },
