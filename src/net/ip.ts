@@ -1,5 +1,6 @@
 // A typed wrapper over iproute2 (`ip`, `bridge`), bound to one network namespace.
-// Reads use `ip -json`; several changes go through one `ip -batch` spawn.
+// Reads use `ip -json`; several changes go through one `ip -batch` spawn, or,
+// in a long-lived process that asked for it, to an ip kept running (ip-session.ts).
 import { writeFileSync } from 'node:fs';
 import { CommandError, inNetns, run, type Netns } from './exec.js';
 import { IpSession } from './ip-session.js';
