@@ -49,9 +49,16 @@ export class IpSession {
     return job;
   }
 
-  close(): void {
-    this.child?.stdin?.end();
+  /** End ip (its stdin closes) and wait until it is gone; SIGKILL after 2 s. */
+  async close(): Promise<void> {
+    const child = this.child;
     this.child = undefined;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.stdin?.end();
+    const timer = setTimeout(() => child.kill('SIGKILL'), 2000);
+    await exited;
+    clearTimeout(timer);
   }
 
   private async runLines(lines: string[][]): Promise<string> {

@@ -61,11 +61,11 @@ let session: IpSession | undefined;
  * send the batches of `new Ip()` to it (the CNI daemon does this). Returns
  * the function that stops it.
  */
-export function keepIpRunning(): () => void {
+export function keepIpRunning(): () => Promise<void> {
   const s = (session = new IpSession());
-  return () => {
-    s.close();
+  return async () => {
     if (session === s) session = undefined;
+    await s.close();
   };
 }
 

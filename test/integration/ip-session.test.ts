@@ -18,7 +18,7 @@ describe('IpSession (one ip process for many batches)', () => {
   });
 
   after(async () => {
-    session?.close();
+    await session?.close();
     await deleteNetns(NS);
   });
 
