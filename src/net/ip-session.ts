@@ -1,29 +1,34 @@
-// One `ip` process kept running for the namespace this process is in: each
-// command goes down a pipe instead of starting a process, which costs about as
-// much as the kernel work itself. A long-lived process (the CNI daemon) turns
-// it on; a one-shot plugin has nothing to keep.
+// One `ip` process kept running for the namespace this process is in: a batch
+// goes down a pipe instead of starting a process, which costs about as much
+// as the kernel work itself. A long-lived process (the CNI daemon) turns it
+// on; a one-shot plugin has nothing to keep.
 //
-// ip runs with -force so that it survives a failing command; after every
-// command we send a `link show` of a name longer than any interface can have.
-// Its error marks where the command's output ends in the one stream that
-// carries ip's stdout and stderr, in the order ip wrote them.
+// ip reads `-batch -` from the pipe. Every batch ends with `link show dev lo`,
+// whose JSON line says that the lines before it are done: each `show` line
+// prints exactly one JSON line, the others print none. ip stops, and exits,
+// at the first failing line, as `ip -batch` does; the next batch starts a new
+// ip. stdout and stderr arrive merged, in the order ip wrote them.
 import type { ChildProcess } from 'node:child_process';
 import { CommandError, inNetns, startPiped, trace, type Netns } from './exec.js';
 
-const ARGS = ['-json', '-details', '-force', '-batch', '-'];
+const ARGS = ['-json', '-details', '-batch', '-'];
+const END = ['link', 'show', 'dev', 'lo'];
 
 interface Pending {
-  marker: string;
-  resolve(text: string): void;
-  reject(e: Error): void;
+  /** JSON lines that finish the batch: one per show line, one for END. */
+  want: number;
+  done(text: string, exited: boolean): void;
 }
+
+const isJson = (line: string) => line.startsWith('[') || line.startsWith('{');
 
 export class IpSession {
   private child?: ChildProcess;
   private stream = '';
   private pending?: Pending;
   private queue: Promise<unknown> = Promise.resolve();
-  private seq = 0;
+  /** Lines the current ip has been sent: ip numbers its failures from its own start. */
+  private sent = 0;
   private readonly argv: string[];
 
   /** For the namespace this process is in, or (for tests) another one. */
@@ -43,9 +48,9 @@ export class IpSession {
    */
   batch(lines: string[][]): Promise<string> {
     const t0 = performance.now();
-    const job = this.queue.then(() => this.runLines(lines));
-    if (trace) void job.finally(() => trace!(['ip-session', `(${lines.length} lines)`], t0)).catch(() => undefined);
+    const job = this.queue.then(() => this.runBatch(lines));
     this.queue = job.catch(() => undefined);
+    if (trace) void job.finally(() => trace!(['ip-session', `(${lines.length} lines)`], t0)).catch(() => undefined);
     return job;
   }
 
@@ -61,60 +66,66 @@ export class IpSession {
     clearTimeout(timer);
   }
 
-  private async runLines(lines: string[][]): Promise<string> {
-    let stdout = '';
-    for (let i = 0; i < lines.length; i++) {
-      const text = await this.one(lines[i].join(' '));
-      const out = text.split('\n').filter((l) => l.startsWith('[') || l.startsWith('{'));
-      const rest = text.split('\n').filter((l) => l && !l.startsWith('[') && !l.startsWith('{'));
-      stdout += out.map((l) => l + '\n').join('');
-      if (rest.length && /^Command failed /.test(rest[rest.length - 1])) {
-        const errors = rest.slice(0, -1).join('\n');
-        throw new CommandError(this.argv, 1, `${errors}\nCommand failed -:${i + 1}\n`, stdout);
-      }
-    }
-    return stdout;
-  }
-
-  private one(line: string): Promise<string> {
+  private async runBatch(lines: string[][]): Promise<string> {
     const child = this.start();
-    const marker = `cnilab-sentinel-${++this.seq}`;
-    return new Promise<string>((resolve, reject) => {
-      this.pending = { marker, resolve, reject };
-      child.stdin!.write(`${line}\nlink show dev ${marker}\n`);
+    const first = this.sent + 1;
+    this.sent += lines.length + 1;
+    const { text, exited } = await new Promise<{ text: string; exited: boolean }>((resolve) => {
+      this.pending = { want: lines.filter((l) => l[1] === 'show').length + 1, done: (text, exited) => resolve({ text, exited }) };
+      child.stdin!.write([...lines, END].map((l) => l.join(' ')).join('\n') + '\n');
     });
+    const all = text.split('\n').filter(Boolean);
+    const json = all.filter(isJson);
+    if (!exited) return json.slice(0, -1).map((l) => l + '\n').join(''); // without END's line
+    const stdout = json.map((l) => l + '\n').join('');
+    const failed = all.map((l) => /^Command failed .*:(\d+)$/.exec(l)).find(Boolean);
+    if (!failed) throw new CommandError(this.argv, null, `ip stopped in the middle of a batch: ${all.filter((l) => !isJson(l)).join('\n')}`, stdout);
+    const errors = all.filter((l) => !isJson(l) && !l.startsWith('Command failed'));
+    throw new CommandError(this.argv, 1, `${errors.join('\n')}\nCommand failed -:${Number(failed[1]) - first + 1}\n`, stdout);
   }
 
   private start(): ChildProcess {
     if (this.child) return this.child;
     const child = startPiped(this.argv);
+    this.sent = 0;
+    this.stream = '';
     child.stdout!.setEncoding('utf8');
     child.stdout!.on('data', (d: string) => {
       this.stream += d;
       this.settle();
     });
-    const gone = (why: string) => {
+    const gone = () => {
       if (this.child === child) this.child = undefined;
-      this.stream = '';
-      this.pending?.reject(new CommandError(this.argv, null, `ip stopped: ${why}`));
+      const p = this.pending;
       this.pending = undefined;
+      p?.done(this.stream, true);
+      this.stream = '';
     };
-    child.on('exit', (code, signal) => gone(`exit ${code ?? signal}`));
-    child.on('error', (e) => gone(e.message));
-    child.stdin!.on('error', () => undefined); // reported by 'exit'
+    // 'close' comes after the last of its output has been read.
+    child.on('close', gone);
+    child.on('error', gone);
+    child.stdin!.on('error', () => undefined); // reported by 'close'
     this.child = child;
     return child;
   }
 
-  /** Hand the pending command its text once the sentinel's error has arrived. */
+  /** Hand the pending batch its text once its last JSON line has arrived. */
   private settle(): void {
     const p = this.pending;
     if (!p) return;
-    const end = new RegExp(`Device "${p.marker}" does not exist\\.\\nCommand failed -:\\d+\\n`).exec(this.stream);
-    if (!end) return;
-    const text = this.stream.slice(0, end.index);
-    this.stream = this.stream.slice(end.index + end[0].length);
+    let seen = 0;
+    let end = -1;
+    for (let i = 0; i < this.stream.length && seen < p.want; ) {
+      const nl = this.stream.indexOf('\n', i);
+      if (nl < 0) return;
+      if (isJson(this.stream.slice(i, nl))) seen++;
+      i = nl + 1;
+      end = i;
+    }
+    if (seen < p.want) return;
+    const text = this.stream.slice(0, end);
+    this.stream = this.stream.slice(end);
     this.pending = undefined;
-    p.resolve(text);
+    p.done(text, false);
   }
 }

@@ -1,6 +1,7 @@
 // The long-running `ip` of the CNI daemon keeps the meaning of `ip -batch`:
 // lines run in order, the first failure stops the batch and is named by its
-// line, the show lines' JSON comes back, and a dead ip is restarted.
+// line (also after earlier batches), the show lines' JSON comes back, and a
+// dead ip is restarted.
 import { expect } from 'chai';
 import { CommandError } from '../../src/net/exec.js';
 import { failedBatchLine, Ip, parseJsonLines, type Link } from '../../src/net/ip.js';
@@ -54,7 +55,17 @@ describe('IpSession (one ip process for many batches)', () => {
     expect((await new Ip(NS).link('cnitest-v1'))?.flags).to.not.include('UP');
   });
 
+  it('keeps one ip for many batches', async () => {
+    await session.batch([['link', 'show', 'dev', 'lo']]);
+    const pid = session.pid;
+    await session.batch([['link', 'set', 'dev', 'cnitest-v0', 'mtu', '1400']]);
+    const [[v0]] = parseJsonLines<Link>(await session.batch([['link', 'show', 'dev', 'cnitest-v0']]));
+    expect(v0.mtu).to.equal(1400);
+    expect(session.pid).to.equal(pid);
+  });
+
   it('starts a new ip when the old one is gone', async () => {
+    await session.batch([['link', 'show', 'dev', 'lo']]);
     const before = session.pid!;
     process.kill(before, 'SIGKILL');
     await new Promise((r) => setTimeout(r, 100));
