@@ -2,7 +2,9 @@
 // exactly as a runtime does (the node's conflist, ADD with the result cached,
 // CHECK, DEL in reverse order), then the workload's processes in the pod.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { connects, RUN_DIR_ENV } from '../cni/daemon.js';
+import { CNID_SCRIPT } from './cnid.js';
 import { join } from 'node:path';
 import { cniEnv } from '../cni/invoke.js';
 import { CniError } from '../cni/errors.js';
@@ -11,6 +13,24 @@ import type { StateFile, PodRecord } from './state.js';
 import { CNI_BIN_DIR } from './paths.js';
 
 export const CONF_DIR = '/etc/cni/net.d';
+/** Where a node's CNI daemon listens; the shims find it through CNILAB_RUN_DIR. */
+export const CNID_DIR = '/run/cnilab-cnid';
+
+/**
+ * Start the node's CNI daemon (thick mode: the plugins' logic kept warm behind
+ * the C shims in dist/cni/bin), recorded by PID like every other node process.
+ * The plugins work without it; it only saves Node's start-up on every call.
+ */
+export async function startNodeCnid(backend: Backend, node: string): Promise<void> {
+  const dir = backend.nodePath(node, CNID_DIR);
+  mkdirSync(dir, { recursive: true });
+  await backend.start(node, 'cnid', [process.execPath, CNID_SCRIPT], { env: { [RUN_DIR_ENV]: dir } });
+  for (let waited = 0; waited < 10_000; waited += 20) {
+    for (const f of readdirSync(dir)) if (f.endsWith('.sock') && (await connects(join(dir, f)))) return;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`the CNI daemon on ${node} did not answer within 10 s; see ${backend.nodePath(node, '/var/log/cnid.log')}`);
+}
 
 export interface ConfList {
   cniVersion: string;
@@ -54,7 +74,8 @@ export class PodManager {
       path: [CNI_BIN_DIR],
     });
     const type = String(plugin.type);
-    const r = await this.backend.exec(node, [join(CNI_BIN_DIR, type)], { input: JSON.stringify(conf), env: env as Record<string, string>, allowFailure: true });
+    const runDir = { [RUN_DIR_ENV]: this.backend.nodePath(node, CNID_DIR) };
+    const r = await this.backend.exec(node, [join(CNI_BIN_DIR, type)], { input: JSON.stringify(conf), env: { ...(env as Record<string, string>), ...runDir }, allowFailure: true });
     let out: Record<string, unknown> = {};
     try {
       out = r.stdout.trim() ? JSON.parse(r.stdout) : {};

@@ -12,6 +12,7 @@ import { NodeServices } from './services.js';
 import { runStep, type StepOutcome } from './steps.js';
 import { MissingFeatureError, preflight } from './preflight.js';
 import { requireBuilt } from './paths.js';
+import { startNodeCnid } from './pods.js';
 import type { Reporter } from './reporter.js';
 
 export interface RunOptions {
@@ -81,6 +82,7 @@ export class LabInstance {
       requireBuilt();
       this.state.save();
       await this.phase(`nodes (${lab.topology.nodes.map((n) => n.name).join(', ')}) on ${backend.kind}`, () => backend.up());
+      await this.phase('cni daemons', () => Promise.all(lab.topology.nodes.map((n) => startNodeCnid(backend, n.name))));
       await this.phase(`network ${lab.network.plugin} (${lab.network.backend})`, () =>
         installNetwork(backend, lab, lab.topology.nodes, (m) => this.reporter.info(m)),
       );
