@@ -29,6 +29,8 @@ export interface Link {
 }
 
 export interface Route {
+  /** Set for anything but a plain unicast route: blackhole, local, unreachable, … */
+  type?: string;
   dst: string;
   gateway?: string;
   dev?: string;
@@ -50,6 +52,7 @@ export interface FdbEntry {
   mac: string;
   ifname?: string;
   dst?: string;
+  master?: string;
   flags?: string[];
   state?: string;
 }
@@ -67,6 +70,24 @@ export function keepIpRunning(): () => Promise<void> {
     if (session === s) session = undefined;
     await s.close();
   };
+}
+
+/** What `ip route get` answers: the kernel's own forwarding decision for one address. */
+export interface RouteLookup {
+  type?: string;
+  dst: string;
+  from?: string;
+  gateway?: string;
+  dev?: string;
+  prefsrc?: string;
+  iif?: string;
+  flags?: string[];
+}
+
+/** Another namespace as this one numbers it (`ip netns list-id`); the name when it is a named one. */
+export interface NetnsId {
+  nsid: number;
+  name?: string;
 }
 
 export class Ip {
@@ -152,6 +173,30 @@ export class Ip {
 
   async fdb(dev: string): Promise<FdbEntry[]> {
     return this.bridgeJson<FdbEntry[]>('fdb', 'show', 'dev', dev);
+  }
+
+  /** Every FDB entry: bridge ports, VXLAN remotes, the bridges' own addresses. */
+  async fdbAll(): Promise<FdbEntry[]> {
+    return this.bridgeJson<FdbEntry[]>('fdb', 'show');
+  }
+
+  /** Links with their addresses and details (kind, VXLAN id, bridge port) in one call. */
+  async linksWithAddrs(): Promise<Link[]> {
+    return this.json<Link[]>('-details', 'addr', 'show');
+  }
+
+  /**
+   * The kernel's route decision for `dst`. With `iif` (and `from`), the decision for a
+   * packet arriving on that interface, as a forwarding node makes it.
+   */
+  async routeGet(dst: string, opts: { from?: string; iif?: string } = {}): Promise<RouteLookup> {
+    const args = ['route', 'get', dst, ...(opts.from ? ['from', opts.from] : []), ...(opts.iif ? ['iif', opts.iif] : [])];
+    const [answer] = await this.json<RouteLookup[]>(...args);
+    return answer;
+  }
+
+  async netnsIds(): Promise<NetnsId[]> {
+    return this.json<NetnsId[]>('netns', 'list-id');
   }
 
   async deleteLink(name: string): Promise<boolean> {

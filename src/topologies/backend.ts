@@ -61,4 +61,8 @@ export interface Backend {
    * returns its path. Removed with the lab.
    */
   bpffs?(node: string): Promise<string>;
+  /** The argv that runs `argv` on a node (or in its pod), for callers that spawn it themselves, such as the benchmark tools. */
+  commandFor?(node: string, pod: string | undefined, argv: string[]): string[];
+  /** The network namespace of a node (or of its pod) as a path nsenter takes, so the kernel's view there can be read. */
+  netnsPath?(node: string, pod?: string): string;
 }

@@ -112,6 +112,14 @@ export class NetnsBackend implements Backend {
     return this.nsenter(podNetns(this.topo.lab, pod), join(this.podRoot(pod), 'uts'), argv);
   }
 
+  commandFor(node: string, pod: string | undefined, argv: string[]): string[] {
+    return pod ? this.podArgv(pod, argv) : this.nodeArgv(node, argv);
+  }
+
+  netnsPath(node: string, pod?: string): string {
+    return netnsPath(pod ? podNetns(this.topo.lab, pod) : nodeNetns(this.topo.lab, node));
+  }
+
   exec(node: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
     return run(this.nodeArgv(node, argv), { input: opts.input, allowFailure: opts.allowFailure, env: { ...process.env, ...opts.env } });
   }

@@ -1,0 +1,50 @@
+// Reading a running lab from the kernel: in every node's and pod's namespace,
+// links with addresses, routes, neighbours, FDB and the namespace ids (through
+// src/net/ip.ts), plus which process holds each TUN device (src/net/proc.ts).
+import { Ip } from '../net/ip.js';
+import { netnsInode } from '../net/netns.js';
+import { tunOwners } from '../net/proc.js';
+import { pidsInNetns } from '../runner/processes.js';
+import type { LabState } from '../runner/state.js';
+import type { Backend } from '../topologies/backend.js';
+import { buildModel, kindOf, type NetModel, type RawNamespace } from './model.js';
+
+export interface InspectTarget {
+  kind: 'node' | 'pod';
+  name: string;
+  node: string;
+}
+
+/** A node's or pod's namespace as a path; backends that cannot say are named in the error. */
+export function netnsOf(backend: Backend, t: InspectTarget): string {
+  if (!backend.netnsPath) throw new Error(`the ${backend.kind} backend does not expose its namespaces, so cnilab cannot read the kernel's view there; use the netns backend`);
+  return backend.netnsPath(t.node, t.kind === 'pod' ? t.name : undefined);
+}
+
+/** Everything the kernel says about one namespace, in parallel `ip -json` calls. */
+export async function readNamespace(backend: Backend, t: InspectTarget): Promise<RawNamespace> {
+  const netns = netnsOf(backend, t);
+  const ip = new Ip(netns);
+  const [links, routes, neighbours, fdb, nsids] = await Promise.all([ip.linksWithAddrs(), ip.routes(), ip.neighbours(), ip.fdbAll(), ip.netnsIds()]);
+  const raw: RawNamespace = { ...t, netns, links, routes, neighbours, fdb, nsids };
+  if (links.some((l) => kindOf(l) === 'tun')) {
+    const inode = netnsInode(netns);
+    raw.tunOwners = inode === undefined ? [] : tunOwners(pidsInNetns(new Set([inode])));
+  }
+  return raw;
+}
+
+/** The lab's nodes (in topology order) and its pods. */
+export function targetsOf(nodes: string[], state: LabState): InspectTarget[] {
+  return [...nodes.map((n) => ({ kind: 'node' as const, name: n, node: n })), ...state.pods.map((p) => ({ kind: 'pod' as const, name: p.name, node: p.node }))];
+}
+
+export async function inspectRaw(backend: Backend, targets: InspectTarget[]): Promise<RawNamespace[]> {
+  return Promise.all(targets.map((t) => readNamespace(backend, t)));
+}
+
+/** The model of a running lab, from the kernel. */
+export async function inspectLab(backend: Backend, state: LabState, nodes: string[]): Promise<NetModel> {
+  const raw = await inspectRaw(backend, targetsOf(nodes, state));
+  return buildModel(raw, { lab: state.lab, backend: backend.kind });
+}

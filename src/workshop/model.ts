@@ -1,0 +1,327 @@
+// The network a lab built, as plain data: what the kernel reported in each
+// node's and pod's namespace, with the links between namespaces resolved.
+// Built by a pure function from raw `ip -json` answers, so it is tested on
+// recorded snapshots; drawn by render-text.ts and render-svg.ts.
+import type { FdbEntry, Link, NetnsId, Neighbour, Route } from '../net/ip.js';
+import type { TunOwner } from '../net/proc.js';
+import { contains, formatCidr, networkCidr, parseCidr, parseIp, type Cidr } from '../cni/ipnet.js';
+
+/** One namespace as the kernel answered, before anything is resolved. */
+export interface RawNamespace {
+  kind: 'node' | 'pod';
+  name: string;
+  /** The node a pod runs on; a node's own name for a node. */
+  node: string;
+  /** Path of the namespace (for matching `ip netns list-id` names). */
+  netns: string;
+  links: Link[];
+  routes: Route[];
+  neighbours: Neighbour[];
+  fdb: FdbEntry[];
+  nsids: NetnsId[];
+  tunOwners?: TunOwner[];
+}
+
+export interface LinkView {
+  ifindex: number;
+  name: string;
+  /** As `ip link` prints it: eth0@if5 for a link whose other end has index 5. */
+  label: string;
+  /** veth, bridge, vxlan, tun, macvlan, ipip, … or loopback / ether when the kernel names no kind. */
+  kind: string;
+  mtu: number;
+  mac?: string;
+  up: boolean;
+  master?: string;
+  /** IPv4 addresses with their prefix, in the kernel's order. */
+  addresses: string[];
+  /** The other end in another namespace of the lab: a veth's peer, a macvlan's parent. */
+  peer?: PeerRef;
+  /** The other end is in a namespace outside the lab's nodes and pods (the underlay switch). */
+  peerOutside?: boolean;
+  vxlan?: { vni: number; port: number; local?: string; dev?: string };
+  /** For a TUN device: the processes the kernel hands its packets to. */
+  tunOwners?: { pid: number; comm: string; udpPorts: number[] }[];
+}
+
+export interface PeerRef {
+  ns: string;
+  ifname: string;
+  ifindex: number;
+}
+
+export interface NsView {
+  /** "master", or "pod/nginx-0" */
+  id: string;
+  kind: 'node' | 'pod';
+  name: string;
+  node: string;
+  links: LinkView[];
+  routes: Route[];
+  neighbours: Neighbour[];
+  /** Unicast FDB entries (bridge ports, VXLAN remotes); multicast ones left out. */
+  fdb: FdbEntry[];
+}
+
+/** A node's route toward another node's pods, and how the packet gets there. */
+export interface NodeRoute {
+  node: string;
+  dst: string;
+  gateway?: string;
+  dev: string;
+  toNode?: string;
+  /** "VXLAN VNI 1 → 192.168.10.220:8472", "via 192.168.10.220 (eth0)", "TUN flannel0 → pid 123 (udp 8285)" */
+  how: string;
+  route: string;
+}
+
+export interface NetModel {
+  lab: string;
+  backend: string;
+  takenAt: string;
+  /** The subnet every node has an address in. */
+  underlay?: string;
+  namespaces: NsView[];
+  nodeRoutes: NodeRoute[];
+}
+
+export const nsId = (kind: 'node' | 'pod', name: string) => (kind === 'pod' ? `pod/${name}` : name);
+
+export function kindOf(l: Link): string {
+  return l.linkinfo?.info_kind ?? (l.link_type === 'loopback' ? 'loopback' : l.link_type === 'none' ? 'tun' : 'ether');
+}
+
+function ipv4(l: Link): string[] {
+  return (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+}
+
+function linkView(l: Link): LinkView {
+  const kind = kindOf(l);
+  const data = l.linkinfo?.info_data ?? {};
+  const view: LinkView = {
+    ifindex: l.ifindex,
+    name: l.ifname,
+    label: l.link_index !== undefined && l.link_netnsid !== undefined ? `${l.ifname}@if${l.link_index}` : l.link ? `${l.ifname}@${l.link}` : l.ifname,
+    kind,
+    mtu: l.mtu,
+    mac: l.address && l.link_type !== 'loopback' ? l.address : undefined,
+    up: l.flags.includes('UP'),
+    master: l.master,
+    addresses: ipv4(l),
+  };
+  if (kind === 'vxlan') view.vxlan = { vni: Number(data.id), port: Number(data.port ?? 8472), local: data.local as string | undefined, dev: data.link as string | undefined };
+  return view;
+}
+
+const isMulticastMac = (mac: string) => (parseInt(mac.slice(0, 2), 16) & 1) === 1;
+
+/** Build the model: resolve which link is the other end of which, and what each node routes to which node. */
+export function buildModel(raw: RawNamespace[], meta: { lab: string; backend: string; takenAt?: string }): NetModel {
+  const namespaces: NsView[] = raw.map((r) => ({
+    id: nsId(r.kind, r.name),
+    kind: r.kind,
+    name: r.name,
+    node: r.node,
+    links: r.links.map(linkView),
+    routes: r.routes,
+    neighbours: r.neighbours,
+    fdb: r.fdb.filter((f) => !isMulticastMac(f.mac)),
+  }));
+  raw.forEach((r, i) => resolvePeers(r, namespaces[i], raw, namespaces));
+  raw.forEach((r, i) => {
+    for (const o of r.tunOwners ?? []) {
+      const link = namespaces[i].links.find((l) => l.name === o.ifname);
+      if (link) (link.tunOwners ??= []).push({ pid: o.pid, comm: o.comm, udpPorts: o.udpPorts });
+    }
+  });
+  const model: NetModel = { lab: meta.lab, backend: meta.backend, takenAt: meta.takenAt ?? new Date().toISOString(), namespaces, nodeRoutes: [] };
+  model.underlay = underlaySubnet(model);
+  model.nodeRoutes = namespaces.filter((n) => n.kind === 'node').flatMap((n) => nodeRoutes(model, n));
+  return model;
+}
+
+/**
+ * The other end of each veth (and a macvlan's parent) in another namespace. The
+ * kernel gives the peer's ifindex and the peer namespace's id as this namespace
+ * numbers it; `ip netns list-id` names that namespace when it is a named one.
+ * Without a name, the pair is found by the indices pointing at each other,
+ * preferring the pod's own node when several namespaces would fit.
+ */
+function resolvePeers(r: RawNamespace, view: NsView, raw: RawNamespace[], all: NsView[]): void {
+  for (const l of r.links) {
+    if (l.link_index === undefined || l.link_netnsid === undefined) continue;
+    const link = view.links.find((v) => v.ifindex === l.ifindex)!;
+    const named = r.nsids.find((n) => n.nsid === l.link_netnsid)?.name;
+    let target: number | undefined;
+    if (named) target = raw.findIndex((o) => basename(o.netns) === named);
+    if (target === undefined || target < 0) {
+      const fits = raw
+        .map((o, i) => ({ o, i }))
+        .filter(({ o }) => o !== r && o.links.some((p) => p.ifindex === l.link_index && (kindOf(l) !== 'veth' || p.link_index === l.ifindex)));
+      // A name that is not one of ours means the other end is outside the lab's view (the underlay).
+      const pick = named ? undefined : fits.length === 1 ? fits[0] : fits.find(({ o }) => o.name === r.node || o.node === r.name);
+      target = pick?.i;
+    }
+    if (target === undefined || target < 0) {
+      link.peerOutside = true;
+      continue;
+    }
+    const p = raw[target].links.find((x) => x.ifindex === l.link_index);
+    if (p) link.peer = { ns: all[target].id, ifname: p.ifname, ifindex: p.ifindex };
+    else link.peerOutside = true;
+  }
+}
+
+function basename(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
+}
+
+/** The subnet every node has an address in: the underlay the nodes share. */
+export function underlaySubnet(model: NetModel): string | undefined {
+  const nodes = model.namespaces.filter((n) => n.kind === 'node');
+  if (!nodes.length) return undefined;
+  const nets = (n: NsView) => new Set(n.links.filter((l) => l.kind !== 'loopback').flatMap((l) => l.addresses.map((a) => formatCidr(networkCidr(parseCidr(a)!)))));
+  const [first, ...rest] = nodes.map(nets);
+  // The widest shared network that is not a host route (/32 VTEP addresses are per node anyway).
+  const shared = [...first].filter((c) => rest.every((s) => s.has(c)) && !c.endsWith('/32'));
+  return shared.sort((a, b) => Number(a.split('/')[1]) - Number(b.split('/')[1]))[0];
+}
+
+export function nsById(model: NetModel, id: string): NsView | undefined {
+  return model.namespaces.find((n) => n.id === id);
+}
+
+export function linkByName(ns: NsView, name: string | undefined): LinkView | undefined {
+  return name === undefined ? undefined : ns.links.find((l) => l.name === name);
+}
+
+/** The node uplink: the link holding the node's address in the underlay. */
+export function uplink(model: NetModel, ns: NsView): LinkView | undefined {
+  const under = model.underlay ? parseCidr(model.underlay) : undefined;
+  const inUnderlay = (l: LinkView) => under !== undefined && l.addresses.some((a) => contains(under, parseIp(a.split('/')[0])!));
+  return ns.links.find((l) => inUnderlay(l) && l.kind !== 'macvlan') ?? ns.links.find(inUnderlay);
+}
+
+/** The first IPv4 address of a namespace outside loopback: a pod's own address. */
+export function primaryAddress(ns: NsView): string | undefined {
+  for (const l of ns.links) if (l.kind !== 'loopback' && l.addresses.length) return l.addresses[0].split('/')[0];
+  return undefined;
+}
+
+/** Which namespace has `ip` as one of its addresses. */
+export function ownerOfAddress(model: NetModel, ip: string): { ns: NsView; link: LinkView } | undefined {
+  for (const ns of model.namespaces) for (const link of ns.links) if (link.addresses.some((a) => a.split('/')[0] === ip)) return { ns, link };
+  return undefined;
+}
+
+/** Which link (outside `except`) has MAC `mac`; links that carry an address come first (a bridge port may share its bridge's MAC). */
+export function ownerOfMac(model: NetModel, mac: string, except?: string): { ns: NsView; link: LinkView } | undefined {
+  const found: { ns: NsView; link: LinkView }[] = [];
+  for (const ns of model.namespaces) if (ns.id !== except) for (const link of ns.links) if (link.mac?.toLowerCase() === mac.toLowerCase()) found.push({ ns, link });
+  return found.find((f) => f.link.addresses.length) ?? found.find((f) => !f.link.master) ?? found[0];
+}
+
+/**
+ * The node (other than `from`) where packets for `dst` (an address or a whole subnet) are delivered: the one with
+ * the most specific directly connected route to it (a pod subnet on a bridge, a
+ * /32 to a pod's veth), tunnels left aside.
+ */
+export function nodeServing(model: NetModel, dst: string, from?: string): NsView | undefined {
+  const want = parseCidr(dst.includes('/') ? dst : `${dst}/32`);
+  if (!want) return undefined;
+  const addr = want.ip;
+  let best: { ns: NsView; len: number } | undefined;
+  for (const ns of model.namespaces) {
+    if (ns.kind !== 'node' || ns.id === from) continue;
+    for (const r of ns.routes) {
+      if (r.type || r.gateway || r.scope !== 'link' || r.dst === 'default' || !inCidr(r.dst, addr)) continue;
+      if (['tun', 'vxlan', 'ipip', 'gre'].includes(linkByName(ns, r.dev)?.kind ?? '')) continue;
+      const len = parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`)!.prefix;
+      if (len > want.prefix) continue; // covers only part of what is asked for
+      if (!best || len > best.len) best = { ns, len };
+    }
+  }
+  return best?.ns;
+}
+
+function inCidr(dst: string, addr: number): boolean {
+  const c: Cidr | undefined = parseCidr(dst.includes('/') ? dst : `${dst}/32`);
+  return c !== undefined && contains(c, addr);
+}
+
+/** Longest-prefix match over a routing table (main table, unicast). */
+export function longestMatch(routes: Route[], ip: string): Route | undefined {
+  const addr = parseIp(ip);
+  if (addr === undefined) return undefined;
+  let best: { r: Route; len: number } | undefined;
+  for (const r of routes) {
+    if (r.type && r.type !== 'unicast') continue;
+    const len = r.dst === 'default' ? 0 : parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`)?.prefix;
+    if (len === undefined) continue;
+    if (r.dst !== 'default' && !inCidr(r.dst, addr)) continue;
+    if (!best || len > best.len) best = { r, len };
+  }
+  return best?.r;
+}
+
+/** A route as `ip route` prints it. */
+export function formatRoute(r: Route): string {
+  return [
+    r.dst,
+    r.gateway ? `via ${r.gateway}` : '',
+    r.dev ? `dev ${r.dev}` : '',
+    r.protocol && r.protocol !== 'boot' ? `proto ${r.protocol}` : '',
+    r.scope && r.scope !== 'global' ? `scope ${r.scope}` : '',
+    r.prefsrc ? `src ${r.prefsrc}` : '',
+    ...(r.flags ?? []),
+  ]
+    .filter(Boolean)
+    .join(' ');
+}
+
+export function neighbourOf(ns: NsView, ip: string, dev?: string): Neighbour | undefined {
+  return ns.neighbours.find((n) => n.dst === ip && (!dev || n.dev === dev) && n.lladdr);
+}
+
+/** The FDB entry for `mac` on a VXLAN device, or on a bridge (an entry learned or set on one of its ports). */
+export function fdbFor(ns: NsView, mac: string, dev: LinkView): FdbEntry | undefined {
+  const same = (f: FdbEntry) => f.mac.toLowerCase() === mac.toLowerCase();
+  if (dev.kind === 'bridge') return ns.fdb.find((f) => same(f) && f.master === dev.name && f.state !== 'permanent') ?? ns.fdb.find((f) => same(f) && f.master === dev.name);
+  return ns.fdb.find((f) => same(f) && f.ifname === dev.name && f.dst);
+}
+
+/** How each of a node's routes reaches another node: the tunnel or next hop, from the kernel's tables. */
+function nodeRoutes(model: NetModel, ns: NsView): NodeRoute[] {
+  const out: NodeRoute[] = [];
+  for (const r of ns.routes) {
+    if (r.dst === 'default' || !r.dev || r.type) continue;
+    const dev = linkByName(ns, r.dev);
+    if (!dev) continue;
+    let toNode: string | undefined;
+    let how: string | undefined;
+    if (dev.kind === 'vxlan' && r.gateway) {
+      const mac = neighbourOf(ns, r.gateway, dev.name)?.lladdr;
+      const remote = mac ? fdbFor(ns, mac, dev)?.dst : undefined;
+      if (remote) {
+        toNode = ownerOfAddress(model, remote)?.ns.node;
+        how = `VXLAN VNI ${dev.vxlan?.vni} via ${dev.name} → ${remote}:${dev.vxlan?.port}`;
+      }
+    } else if (dev.kind === 'tun') {
+      // One TUN route may cover every node's subnet (then the process behind it picks the node per packet).
+      toNode = nodeServing(model, r.dst, ns.id)?.node;
+      const owner = dev.tunOwners?.[0];
+      how = `TUN ${dev.name} → ${owner ? `${owner.comm} (pid ${owner.pid}${owner.udpPorts.length ? `, udp ${owner.udpPorts.join(',')}` : ''})` : 'a user-space process'}`;
+    } else if (r.gateway) {
+      const owner = ownerOfAddress(model, r.gateway);
+      if (owner && owner.ns.kind === 'node' && owner.ns.id !== ns.id) {
+        toNode = owner.ns.node;
+        how = `routed via ${r.gateway} (${r.dev})`;
+      }
+    } else if (dev.kind === 'ipip' || dev.kind === 'gre') {
+      toNode = nodeServing(model, r.dst, ns.id)?.node;
+      how = `${dev.kind.toUpperCase()} ${dev.name}`;
+    }
+    if (how && toNode !== ns.node) out.push({ node: ns.node, dst: r.dst, gateway: r.gateway, dev: r.dev, toNode, how, route: formatRoute(r) });
+  }
+  return out;
+}

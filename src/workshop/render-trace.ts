@@ -1,0 +1,50 @@
+// A trace for people: one line per hop, the kernel command that answered it
+// underneath (to type in `cnilab shell`), and with --capture the packets each
+// interface saw. Pure: a TraceReport in, text out.
+import type { TraceReport } from './trace-run.js';
+import type { Hop } from './trace.js';
+
+export interface TextStyle {
+  bold(s: string): string;
+  dim(s: string): string;
+  green(s: string): string;
+  red(s: string): string;
+}
+
+export const plain: TextStyle = { bold: (s) => s, dim: (s) => s, green: (s) => s, red: (s) => s };
+
+const place = (at: string) => (at.startsWith('pod/') ? at.slice(4) : at);
+
+export function formatTrace(r: TraceReport, style: TextStyle = plain): string[] {
+  const lines: string[] = [];
+  const end = (e: TraceReport['from']) => `${e.ns.startsWith('pod/') ? 'pod' : 'node'} ${place(e.ns)} (${e.ip})`;
+  lines.push(style.bold(`trace ${end(r.from)} → ${end(r.to)} in ${r.lab}`));
+  const whereW = Math.max(5, ...r.hops.map((h) => place(h.at).length));
+  const kindW = Math.max(...r.hops.map((h) => h.kind.length), 4);
+  const counted = r.hops.some((h) => h.packets !== undefined);
+  const sent = r.capture?.sent;
+  r.hops.forEach((h: Hop, i) => {
+    const n = String(i + 1).padStart(2);
+    const pk = counted ? `${packets(h, sent, style)} ` : '';
+    lines.push(`${n} ${pk}${place(h.at).padEnd(whereW)}  ${style.bold(h.kind.padEnd(kindW))}  ${h.text}`);
+    if (h.kernel) lines.push(`${' '.repeat(3 + (counted ? 6 : 0) + whereW + 2 + kindW + 2)}${style.dim(`$ ${h.kernel}`)}`);
+  });
+  if (r.delivered) lines.push(style.green(`✔ delivered in ${r.hops.length} steps${r.tunnels.length ? `, through ${r.tunnels.map((t) => (t.via === 'vxlan' ? `VXLAN (VNI ${t.vni}, UDP ${t.port})` : `a TUN device and UDP${t.port ? ` ${t.port}` : ''}`)).join(', ')}` : ', no encapsulation'}`));
+  else lines.push(style.red(`✘ ${r.problem ?? 'the walk stopped'}`));
+  if (!r.reachable) lines.push(style.red('  note: the first ping got no answer; the path above is where the kernel would send it'));
+  if (r.capture) {
+    const c = r.capture;
+    lines.push(
+      c.allSeen
+        ? style.green(`✔ capture: all ${c.sent} pings seen at every interface of the path (${c.received}/${c.sent} answered)`)
+        : style.red(`✘ capture: not every interface saw all ${c.sent} pings (${c.received}/${c.sent} answered); the counts above show where they stopped`),
+    );
+  }
+  return lines;
+}
+
+function packets(h: Hop, sent: number | undefined, style: TextStyle): string {
+  if (h.packets === undefined) return '     ';
+  const text = `${h.packets}/${sent ?? '?'}`.padStart(5);
+  return h.packets === sent ? style.green(text) : style.red(text);
+}
