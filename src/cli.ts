@@ -7,6 +7,7 @@ import { listLabs, readState, StateFile, type LabState } from './runner/state.js
 import { cleanAll, cleanLab } from './runner/clean.js';
 import { createBackend, backendNames } from './topologies/registry.js';
 import { PreflightError } from './runner/preflight.js';
+import { workshopCommands } from './workshop/commands.js';
 
 /** Exit codes a CI job can read. */
 const EXIT = { ok: 0, stepsFailed: 1, usage: 2, labFile: 3, preflight: 4, runtime: 5 } as const;
@@ -61,10 +62,11 @@ program
   .addOption(backendOption())
   .option('--no-install', 'do not install missing Debian packages; fail and name them instead')
   .option('-v, --verbose', 'show each step\'s output')
+  .option('-q, --quiet', 'print only the verdict line')
   .option('--json', 'print one JSON report instead of progress')
   .addHelpText('after', '\nExample:\n  cnilab run flannel-vxlan\n  cnilab run flannel-vxlan --json > report.json')
   .action(async (labName: string, o) => {
-    const reporter = o.json ? new QuietReporter() : new TextReporter(undefined, o.verbose);
+    const reporter = o.json || o.quiet ? new QuietReporter() : new TextReporter(undefined, o.verbose);
     const report = await runLab(labName, { name: o.name, backend: o.backend, install: o.install }, reporter);
     print(o.json, report, () => printRun(report));
     process.exitCode = report.skipped ? EXIT.ok : report.error ? EXIT.runtime : report.ok ? EXIT.ok : EXIT.stepsFailed;
@@ -78,13 +80,15 @@ program
   .addOption(backendOption())
   .option('--no-install', 'do not install missing Debian packages')
   .option('--json', 'print the pods as JSON when up')
+  .option('-q, --quiet', 'print nothing but errors')
   .addHelpText('after', '\nExample:\n  cnilab up flannel-vxlan && cnilab exec nginx-0 -- ip addr')
   .action(async (labName: string, o) => {
-    const reporter = o.json ? new QuietReporter() : new TextReporter();
+    const reporter = o.json || o.quiet ? new QuietReporter() : new TextReporter();
     const inst = LabInstance.open(labName, { name: o.name, backend: o.backend }, reporter);
     await tearDownOnSignal(inst, () => inst.up({ install: o.install }));
+    if (o.quiet && !o.json) return;
     print(o.json, { lab: inst.state.state.lab, pods: inst.pods.list() }, () =>
-      console.log(`\n${green('✔')} ${inst.state.state.lab} is up. Try: cnilab get pods · cnilab exec ${inst.pods.list()[0]?.name ?? 'master'} -- ip addr · cnilab down`),
+      console.log(`\n${green('✔')} ${inst.state.state.lab} is up. Try: cnilab get pods · cnilab shell ${inst.pods.list()[0]?.name ?? 'master'} · cnilab diagram · cnilab trace · cnilab down`),
     );
   });
 
@@ -92,10 +96,12 @@ program
   .command('down')
   .description('tear down a running lab (the only one, or the one named)')
   .argument('[instance]', 'instance name')
-  .action(async (name?: string) => {
+  .option('-q, --quiet', 'print nothing but errors')
+  .addHelpText('after', '\nExample:\n  cnilab down\n  cnilab down flannel-vxlan')
+  .action(async (name: string | undefined, o) => {
     const s = pickInstance(name);
     await cleanLab(s.lab);
-    console.log(`${green('✔')} ${s.lab} is down`);
+    if (!o.quiet) console.log(`${green('✔')} ${s.lab} is down`);
   });
 
 program
@@ -124,6 +130,7 @@ program
   .option('--lab <instance>', 'which running lab (default: the only one)')
   .option('-o, --output <format>', 'wide | json', 'wide')
   .option('--json', 'same as -o json')
+  .addHelpText('after', '\nExample:\n  cnilab get pods\n  cnilab get pods -o json')
   .action(async (kind: string, o) => {
     if (!['pods', 'pod', 'po'].includes(kind)) throw new UsageError(`cannot get "${kind}"; try: cnilab get pods`);
     const s = pickInstance(o.lab);
@@ -139,6 +146,7 @@ program
   .command('ls')
   .description('list the labs cnilab ships and the ones that are up')
   .option('--json', 'as JSON')
+  .addHelpText('after', '\nExample:\n  cnilab ls\n  cnilab ls --json')
   .action((o) => {
     const available = listLabFiles().map((name) => {
       const { lab } = loadLab(name);
@@ -161,6 +169,7 @@ program
   .command('clean')
   .description('remove everything any lab made (namespaces, processes, mounts, files), even after a crash')
   .option('--json', 'as JSON')
+  .addHelpText('after', '\nExample:\n  cnilab clean')
   .action(async (o) => {
     const r = await cleanAll();
     print(o.json, r, () => {
@@ -169,12 +178,24 @@ program
     });
   });
 
+for (const c of workshopCommands({ pickInstance, openInstance, usageError: (m) => new UsageError(m), exit: EXIT })) program.addCommand(c);
+
+/** Every error ends with what to do next, unless its message already names a command to run. */
+function nextStep(code: number, message: string): string {
+  if (/`[^`]+`|run it as root|drop --no-install|install them/.test(message)) return '';
+  if (code === EXIT.usage) return '\n  next: see `cnilab --help`, or `cnilab <command> --help` for examples';
+  if (code === EXIT.labFile && /no lab named/.test(message)) return '\n  next: `cnilab ls` lists the labs that ship; or give the path to a lab YAML file';
+  if (code === EXIT.labFile) return '\n  next: fix the file at that line and field; labs/flannel-vxlan.yaml is a complete example';
+  if (code === EXIT.runtime) return '\n  next: `cnilab status` shows what is still alive, `cnilab clean` removes anything a lab left; CNILAB_DEBUG=1 prints the stack';
+  return '';
+}
+
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
   const err = e as Error;
   const code = err instanceof LabFileError ? EXIT.labFile : err instanceof PreflightError ? EXIT.preflight : err instanceof UsageError ? EXIT.usage : EXIT.runtime;
-  console.error(`${red('error:')} ${err.message}`);
+  console.error(`${red('error:')} ${err.message}${nextStep(code, err.message)}`);
   if (code === EXIT.runtime && process.env.CNILAB_DEBUG) console.error(err.stack);
   process.exitCode = code;
 }

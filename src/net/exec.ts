@@ -88,3 +88,24 @@ export function startDetached(argv: string[], opts: { stdout: number; stderr: nu
   child.unref();
   return child.pid;
 }
+
+/**
+ * Run a command on the caller's terminal (an interactive shell in a namespace)
+ * and resolve with its exit code. Ctrl-C belongs to the command meanwhile, not to us.
+ */
+export function runInteractive(argv: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const ignore = () => undefined;
+    process.on('SIGINT', ignore);
+    const child = spawn(argv[0], argv.slice(1), { stdio: 'inherit', env: opts.env ?? process.env });
+    const done = () => process.off('SIGINT', ignore);
+    child.once('error', (e) => {
+      done();
+      reject(e);
+    });
+    child.once('exit', (code, signal) => {
+      done();
+      resolve(code ?? (signal ? 128 : 1));
+    });
+  });
+}

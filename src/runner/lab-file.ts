@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { parseCidr, contains, parseIp } from '../cni/ipnet.js';
 import { NETWORKS } from './networks/index.js';
 import { MODEL_PROPERTIES } from './kubernetes-model.js';
+import { exerciseProblems, exercisesSchema } from '../workshop/exercises.js';
 
 const name = z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'lower-case letters, digits and "-"');
 const regexList = z.union([z.string(), z.array(z.string())]);
@@ -92,6 +93,8 @@ export const labSchema = z.strictObject({
     )
     .default([]),
   steps: z.array(stepSchema).default([]),
+  /** The lesson's questions and try-it-yourself steps, for `cnilab lesson`. */
+  exercises: exercisesSchema.optional(),
 });
 
 export type Lab = z.infer<typeof labSchema>;
@@ -200,6 +203,8 @@ export function parseLab(text: string, file: string): Lab {
       }
     }
   });
+  const pods = lab.workloads.flatMap((w) => Array.from({ length: w.replicas }, (_, i) => `${w.name}-${i}`));
+  for (const p of exerciseProblems(lab.exercises ?? [], [...seen], pods)) fail(p.path, p.message);
   return lab;
 }
 
