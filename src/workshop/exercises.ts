@@ -34,11 +34,11 @@ export const exercisesSchema = z.array(exerciseSchema);
 export type Exercise = z.infer<typeof exerciseSchema>;
 export type TryItem = Exercise['try'][number];
 
-/** How a try item reads on screen: "(pod nginx-0) $ ip addr show eth0". */
-export function describeTry(t: TryItem): string {
+/** How a try item reads on screen: "(pod nginx-0) $ ip addr show eth0", with `command` as it will run. */
+export function describeTry(t: TryItem, command = t.run): string {
   if (t.trace) return `$ cnilab trace ${t.trace.from} ${t.trace.to}${t.trace.capture ? ' --capture' : ''}`;
   if (t.diagram) return '$ cnilab diagram';
-  return `(${t.pod ? `pod ${t.pod}` : `node ${t.node}`}) $ ${t.run}`;
+  return `(${t.pod ? `pod ${t.pod}` : `node ${t.node}`}) $ ${command}`;
 }
 
 /** Names in try items that refer to nothing in the lab: each with its path in the file, for the error. */

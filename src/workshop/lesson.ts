@@ -33,10 +33,11 @@ export interface LessonContext {
 
 const MAX_OUTPUT_LINES = 30;
 
-function indent(text: string, by = '    '): string {
+/** Output indented under its command; a long command output is cut (a diagram or trace is shown whole). */
+function indent(text: string, max = Infinity): string {
   const lines = text.trimEnd().split('\n');
-  const shown = lines.length > MAX_OUTPUT_LINES ? [...lines.slice(0, MAX_OUTPUT_LINES), `… (${lines.length - MAX_OUTPUT_LINES} more lines)`] : lines;
-  return shown.map((l) => by + l).join('\n');
+  const kept = lines.length > max ? [...lines.slice(0, max), `… (${lines.length - max} more lines)`] : lines;
+  return kept.map((l) => '    ' + l).join('\n');
 }
 
 /** Run one try item on the live lab; returns what it printed. */
@@ -87,17 +88,18 @@ export async function walkExercises(ctx: LessonContext, io: LessonIO, style: Tex
         await io.shell(target.node, target.pod);
       }
     };
+    const shown = (t: TryItem) => describeTry(t, t.run === undefined ? undefined : render(t.run, ctx.vars));
     io.clear();
     io.write(`${style.bold(`Exercise ${i + 1}/${exercises.length} · ${e.title}`)}\n\n`);
     if (e.explain) io.write(`${text(e.explain)}\n\n`);
     if (e.question) io.write(`${style.bold('?')} ${text(e.question)}\n\n`);
     if (e.try.length) {
-      io.write(`Try it:\n${e.try.map((t) => `  ${describeTry(t)}`).join('\n')}\n`);
+      io.write(`Try it:\n${e.try.map((t) => `  ${shown(t)}`).join('\n')}\n`);
       if ((await wait(`[Enter] run ${e.try.length === 1 ? 'it' : 'them'} · [s] shell on ${describeTarget(target)} · [q] quit`)) === 'quit') return { total: exercises.length, completed, quit: true };
       for (const t of e.try) {
-        io.write(`\n${style.bold(describeTry(t))}\n`);
+        io.write(`\n${style.bold(shown(t))}\n`);
         try {
-          io.write(`${indent(await runTry(ctx, t, style))}\n`);
+          io.write(`${indent(await runTry(ctx, t, style), t.run ? MAX_OUTPUT_LINES : Infinity)}\n`);
         } catch (err) {
           io.write(`${indent(style.red((err as Error).message))}\n`);
         }
