@@ -198,6 +198,7 @@ function drawNode(svg: Svg, p: Placed): void {
   }
 
   // The routing table, as `ip route` prints it.
+  const behindRoutes = svg.parts.length;
   cursor += 26;
   const routesH = 26 + n.routes.length * LINE;
   svg.group(`routes-${n.node.name}`, () => {
@@ -218,12 +219,15 @@ function drawNode(svg: Svg, p: Placed): void {
       svg.text(x + w / 2, cursor + 33, `${n.uplink!.addresses.join(' ')} · mtu ${n.uplink!.mtu}`, { size: 11, mono: true, anchor: 'middle' });
     });
     p.uplinkBox = { x: ux, y: cursor, w: uw, h: 40 };
+    // macvlan pods hang off the uplink; their lines pass behind the routing table.
+    const lines = new Svg();
     p.slots.forEach((s, i) => {
       if (s.via !== 'macvlan') return;
       const cx = slotX(i) + POD_W / 2;
-      svg.path(`M ${cx} ${y + ROW.pods + POD_H} C ${cx} ${cursor - 30}, ${x + w / 2} ${cursor - 40}, ${x + w / 2} ${cursor}`, C.uplink.stroke, { dash: '5 4', width: 2 });
-      svg.text(cx + 6, y + ROW.pods + POD_H + 26, `macvlan on ${s.host!.name}`, { size: 10.5, color: C.muted });
+      lines.path(`M ${cx} ${y + ROW.pods + POD_H} C ${cx} ${cursor - 30}, ${x + w / 2} ${cursor - 40}, ${x + w / 2} ${cursor}`, C.uplink.stroke, { dash: '5 4', width: 2 });
+      lines.text(cx + 6, y + ROW.pods + POD_H + 26, `macvlan on ${s.host!.name}`, { size: 10.5, color: C.muted });
     });
+    svg.parts.splice(behindRoutes, 0, ...lines.parts);
     cursor += 40;
   }
 }
@@ -276,20 +280,22 @@ export function renderSvg(model: NetModel): string {
 
   // Tunnels between nodes: a dashed link between the devices that carry a node's route to the other.
   const drawn = new Set<string>();
-  for (const r of model.nodeRoutes) {
-    if (!r.toNode) continue;
+  // A route through a TUN device may serve every node (the process picks one per packet): join it to each node with one.
+  const links = model.nodeRoutes.flatMap((r) => (r.toNode ? [{ r, to: r.toNode }] : placed.filter((p) => p.layout.node.name !== r.node && p.tunnelBoxes.size).map((p) => ({ r, to: p.layout.node.name }))));
+  for (const { r, to } of links) {
     const a = placed.find((p) => p.layout.node.name === r.node);
-    const b = placed.find((p) => p.layout.node.name === r.toNode);
+    const b = placed.find((p) => p.layout.node.name === to);
     const boxA = a?.tunnelBoxes.get(r.dev);
     const boxB = b && [...b.tunnelBoxes.values()][0];
-    const key = [r.node, r.toNode].sort().join('|');
+    const key = [r.node, to].sort().join('|');
     if (!a || !b || !boxA || !boxB || drawn.has(key)) continue;
     drawn.add(key);
     const [left, right, lp] = a.x < b.x ? [boxA, boxB, a] : [boxB, boxA, b];
     const y1 = left.y + 22;
     const y2 = right.y + 22;
     const dev = a.layout.tunnels.find((t) => t.name === r.dev);
-    const label = dev?.vxlan ? `VXLAN VNI ${dev.vxlan.vni} · UDP ${dev.vxlan.port}` : r.how.split(' → ')[0];
+    const owner = dev?.tunOwners?.[0];
+    const label = dev?.vxlan ? `VXLAN VNI ${dev.vxlan.vni} · UDP ${dev.vxlan.port}` : owner ? `${owner.comm}${owner.udpPorts.length ? ` · UDP ${owner.udpPorts.join(',')}` : ''}` : r.how.split(' → ')[0];
     const adjacent = Math.abs(placed.indexOf(a) - placed.indexOf(b)) === 1;
     svg.group(`tunnel-${key.replace('|', '-')}`, () => {
       if (adjacent) {

@@ -1,0 +1,199 @@
+// The packet walk on recorded and hand-written datapaths, with `ip route get`
+// answered from the snapshot's own tables; and the pieces --capture relies on.
+import { expect } from 'chai';
+import { walk, type TracePath } from '../../src/workshop/trace.js';
+import { captureFilter, packetsSeen, resolveEnd } from '../../src/workshop/trace-run.js';
+import { formatTrace } from '../../src/workshop/render-trace.js';
+import { nsById, type NetModel } from '../../src/workshop/model.js';
+import { parseProcNetUdp, parseTunIff } from '../../src/net/proc.js';
+import { calicoBgp, flannelUdp, macvlan, recorded } from '../helpers/topologies.js';
+import { tableOracle } from '../helpers/netmodel.js';
+
+async function trace(m: NetModel, from: string, to: string): Promise<TracePath> {
+  return walk(m, tableOracle(m), resolveEnd(m, from)!, resolveEnd(m, to)!);
+}
+
+const steps = (t: TracePath) => t.hops.map((h) => `${h.at} ${h.kind}`);
+
+describe('trace: the walk', () => {
+  it('flannel-vxlan across nodes: veth, cni0, flannel.1, neighbour, FDB, VXLAN to 192.168.10.220, and back down', async () => {
+    const t = await trace(recorded('flannel-vxlan'), 'nginx-0', 'nginx-1');
+    expect(t.delivered, t.problem).to.equal(true);
+    expect(steps(t)).to.deep.equal([
+      'pod/nginx-0 route',
+      'pod/nginx-0 neighbour',
+      'master veth',
+      'master bridge',
+      'master route',
+      'master neighbour',
+      'master fdb',
+      'master encap',
+      'master route',
+      'master neighbour',
+      'worker wire',
+      'worker decap',
+      'worker route',
+      'worker neighbour',
+      'worker fdb',
+      'pod/nginx-1 veth',
+      'pod/nginx-1 deliver',
+    ]);
+    expect(t.hops[4].text).to.equal('10.10.1.0/24 via 10.10.1.0 dev flannel.1 onlink');
+    expect(t.hops[6].text).to.match(/^[0-9a-f:]{17} is reached through 192\.168\.10\.220/);
+    expect(t.hops[7].text).to.equal('flannel.1 wraps it in VXLAN: VNI 1, UDP 192.168.10.210 → 192.168.10.220:8472');
+    expect(t.tunnels).to.deep.equal([{ via: 'vxlan', src: '192.168.10.210', dst: '192.168.10.220', port: 8472, vni: 1 }]);
+    // What --capture listens on: the pod's packet inside, the UDP packet on both uplinks.
+    expect(t.hops.filter((h) => h.device).map((h) => `${h.at} ${h.device} ${h.layer}`)).to.deep.equal([
+      'pod/nginx-0 eth0 inner',
+      `master ${t.hops[2].device} inner`,
+      'master cni0 inner',
+      'master flannel.1 inner',
+      'master eth0 outer',
+      'worker eth0 outer',
+      'worker flannel.1 inner',
+      'worker cni0 inner',
+      `worker ${t.hops[14].device} inner`,
+      'pod/nginx-1 eth0 inner',
+    ]);
+  });
+
+  it('flannel-vxlan on one node: through cni0 only, no route on the node', async () => {
+    const t = await trace(recorded('flannel-vxlan'), 'nginx-0', 'nginx-2');
+    expect(steps(t)).to.deep.equal(['pod/nginx-0 route', 'pod/nginx-0 neighbour', 'master veth', 'master bridge', 'pod/nginx-2 veth', 'pod/nginx-2 deliver']);
+    expect(t.tunnels).to.deep.equal([]);
+  });
+
+  it('flannel-host-gw: the route via the other node, across the underlay with no wrapping', async () => {
+    const t = await trace(recorded('flannel-host-gw'), 'nginx-0', 'nginx-1');
+    expect(t.delivered, t.problem).to.equal(true);
+    expect(steps(t)).to.deep.equal([
+      'pod/nginx-0 route',
+      'pod/nginx-0 neighbour',
+      'master veth',
+      'master bridge',
+      'master route',
+      'master neighbour',
+      'worker wire',
+      'worker route',
+      'worker neighbour',
+      'worker fdb',
+      'pod/nginx-1 veth',
+      'pod/nginx-1 deliver',
+    ]);
+    expect(t.hops[4].text).to.equal('10.10.1.0/24 via 192.168.10.220 dev eth0');
+    expect(t.hops.every((h) => h.layer !== 'outer')).to.equal(true);
+  });
+
+  it('Calico-style: 169.254.1.1 answered by the cali veth, a /32 route per pod, the other block via the other node', async () => {
+    const t = await trace(calicoBgp(), 'web-0', 'web-1');
+    expect(t.delivered, t.problem).to.equal(true);
+    expect(steps(t)).to.deep.equal([
+      'pod/web-0 route',
+      'pod/web-0 neighbour',
+      'master veth',
+      'master route',
+      'master neighbour',
+      'worker wire',
+      'worker route',
+      'worker neighbour',
+      'pod/web-1 veth',
+      'pod/web-1 deliver',
+    ]);
+    expect(t.hops[1].text).to.equal('169.254.1.1 is at ee:ee:ee:ee:ee:ee on eth0 (REACHABLE)');
+    expect(t.hops[3].text).to.equal('10.10.171.0/26 via 192.168.10.220 dev eth0 proto bird');
+    expect(t.hops[6].text).to.equal('10.10.171.1 dev calia17a7ab6ab scope link');
+  });
+
+  it('macvlan: to a pod on another node through the parent and the underlay; to a sibling directly', async () => {
+    const m = macvlan();
+    const far = await trace(m, 'a', 'b');
+    expect(steps(far)).to.deep.equal(['pod/a route', 'pod/a neighbour', 'master macvlan', 'pod/b wire', 'pod/b deliver']);
+    const near = await trace(m, 'a', 'c');
+    expect(steps(near)).to.deep.equal(['pod/a route', 'pod/a neighbour', 'pod/c macvlan', 'pod/c deliver']);
+  });
+
+  it('flannel UDP: into flannel0, to flanneld, in UDP 8285 to the node that has the pod, out of its flannel0', async () => {
+    const t = await trace(flannelUdp(), 'nginx-0', 'nginx-1');
+    expect(t.delivered, t.problem).to.equal(true);
+    expect(steps(t)).to.deep.equal([
+      'pod/nginx-0 route',
+      'pod/nginx-0 neighbour',
+      'master veth',
+      'master bridge',
+      'master route',
+      'master tun',
+      'master route',
+      'master neighbour',
+      'worker wire',
+      'worker decap',
+      'worker route',
+      'worker neighbour',
+      'worker fdb',
+      'pod/nginx-1 veth',
+      'pod/nginx-1 deliver',
+    ]);
+    expect(t.hops[5].text).to.equal('flannel0 is a TUN device: the kernel hands the packet to flanneld (pid 4242), which sends it in UDP 192.168.10.210 → 192.168.10.220:8285 to node worker');
+    expect(captureFilter(t, 'outer')).to.equal('udp and src host 192.168.10.210 and dst host 192.168.10.220 and dst port 8285');
+  });
+
+  it('stops where the kernel has no answer, and says what to look at', async () => {
+    const m = recorded('flannel-vxlan');
+    nsById(m, 'master')!.fdb = nsById(m, 'master')!.fdb.filter((f) => f.ifname !== 'flannel.1');
+    const noFdb = await trace(m, 'nginx-0', 'nginx-1');
+    expect(noFdb.delivered).to.equal(false);
+    expect(noFdb.problem).to.match(/flannel\.1 on node master has no FDB entry for [0-9a-f:]{17}.*bridge fdb show dev flannel\.1/);
+
+    const m2 = recorded('flannel-host-gw');
+    nsById(m2, 'master')!.routes = nsById(m2, 'master')!.routes.filter((r) => !r.gateway);
+    const noRoute = await trace(m2, 'nginx-0', 'nginx-1');
+    expect(noRoute.problem).to.match(/^node master has no route to 10\.10\.1\.2: RTNETLINK answers: Network is unreachable\. Look at `ip route` there \(cnilab shell master\)/);
+
+    const m3 = recorded('flannel-vxlan');
+    nsById(m3, 'pod/nginx-0')!.neighbours = [];
+    const noNeigh = await trace(m3, 'nginx-0', 'nginx-1');
+    expect(noNeigh.problem).to.match(/pod nginx-0 has no neighbour entry for 10\.10\.0\.1 on eth0/);
+  });
+});
+
+describe('trace: text, capture filters and counts', () => {
+  it('prints one numbered line per hop with the kernel command under it, and the packets each interface saw', async () => {
+    const t = await trace(recorded('flannel-vxlan'), 'nginx-0', 'nginx-2');
+    t.hops.forEach((h) => h.device && (h.packets = 3));
+    const lines = formatTrace({ ...t, reachable: true, capture: { sent: 3, received: 3, allSeen: true } });
+    expect(lines[0]).to.equal('trace pod nginx-0 (10.10.0.2) → pod nginx-2 (10.10.0.3) in flannel-vxlan');
+    expect(lines[1]).to.match(/^ 1 {3}3\/3 nginx-0 +route +10\.10\.0\.0\/24 dev eth0/);
+    expect(lines[2].trim()).to.equal('$ ip route get 10.10.0.3');
+    expect(lines.at(-2)).to.equal('✔ delivered in 6 steps, no encapsulation');
+    expect(lines.at(-1)).to.equal('✔ capture: all 3 pings seen at every interface of the path (3/3 answered)');
+  });
+
+  it('filters the pings themselves inside, and the tunnel packets outside', async () => {
+    const t = await trace(recorded('flannel-vxlan'), 'nginx-0', 'nginx-1');
+    expect(captureFilter(t, 'inner')).to.equal('icmp[icmptype] == icmp-echo and src host 10.10.0.2 and dst host 10.10.1.2');
+    expect(captureFilter(t, 'outer')).to.equal('udp and src host 192.168.10.210 and dst host 192.168.10.220 and dst port 8472');
+  });
+
+  it('counts what the kernel matched when tcpdump stopped', () => {
+    expect(packetsSeen('listening on eth0\n\n2 packets captured\n3 packets received by filter\n0 packets dropped by kernel\n')).to.equal(3);
+    expect(packetsSeen('1 packet captured\n')).to.equal(1);
+    expect(packetsSeen('tcpdump: eth9: No such device exists')).to.be.NaN;
+  });
+
+  it('reads TUN owners and UDP ports from /proc text', () => {
+    expect(parseTunIff('pos:\t0\nflags:\t02\nmnt_id:\t15\niff:\tflannel0\n')).to.equal('flannel0');
+    expect(parseTunIff('pos:\t0\nflags:\t02\n')).to.equal(undefined);
+    const udp = parseProcNetUdp(
+      '  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n' +
+        '  12: 00000000:205D 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 54321 2 0000000000000000 0\n',
+    );
+    expect([...udp.entries()]).to.deep.equal([[54321, 8285]]);
+  });
+
+  it('resolves pods and nodes to their addresses, and an address to its namespace', () => {
+    const m = recorded('flannel-vxlan');
+    expect(resolveEnd(m, 'nginx-1')).to.deep.equal({ ns: 'pod/nginx-1', ip: '10.10.1.2' });
+    expect(resolveEnd(m, 'worker')).to.deep.equal({ ns: 'worker', ip: '192.168.10.220' });
+    expect(resolveEnd(m, '10.10.0.3')).to.deep.equal({ ns: 'pod/nginx-2', ip: '10.10.0.3' });
+    expect(resolveEnd(m, 'nginx-9')).to.equal(undefined);
+  });
+});
