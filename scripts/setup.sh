@@ -16,6 +16,8 @@ PACKAGES=(
   # The C shim in dist/cni/bin that hands CNI calls to the node's daemon
   # (libc6-dev brings the static libc it links against).
   gcc libc6-dev
+  # cnilab diagram's test opens the SVG in chromium; cnilab lesson's test drives it in tmux.
+  chromium tmux
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
