@@ -2,6 +2,7 @@
 // links with addresses, routes, neighbours, FDB and the namespace ids (through
 // src/net/ip.ts), plus which process holds each TUN device (src/net/proc.ts).
 import { Ip } from '../net/ip.js';
+import { natRules } from '../net/iptables.js';
 import { netnsInode } from '../net/netns.js';
 import { tunOwners } from '../net/proc.js';
 import { pidsInNetns } from '../runner/processes.js';
@@ -25,8 +26,15 @@ export function netnsOf(backend: Backend, t: InspectTarget): string {
 export async function readNamespace(backend: Backend, t: InspectTarget): Promise<RawNamespace> {
   const netns = netnsOf(backend, t);
   const ip = new Ip(netns);
-  const [links, routes, neighbours, fdb, nsids] = await Promise.all([ip.linksWithAddrs(), ip.routes(), ip.neighbours(), ip.fdbAll(), ip.netnsIds()]);
-  const raw: RawNamespace = { ...t, netns, links, routes, neighbours, fdb, nsids };
+  const [links, routes, neighbours, fdb, nsids, nat] = await Promise.all([
+    ip.linksWithAddrs(),
+    ip.routes(),
+    ip.neighbours(),
+    ip.fdbAll(),
+    ip.netnsIds(),
+    t.kind === 'node' ? natRules(netns) : Promise.resolve(undefined),
+  ]);
+  const raw: RawNamespace = { ...t, netns, links, routes, neighbours, fdb, nsids, ...(nat ? { nat } : {}) };
   if (links.some((l) => kindOf(l) === 'tun')) {
     const inode = netnsInode(netns);
     raw.tunOwners = inode === undefined ? [] : tunOwners(pidsInNetns(new Set([inode])));

@@ -20,6 +20,8 @@ export interface RawNamespace {
   fdb: FdbEntry[];
   nsids: NetnsId[];
   tunOwners?: TunOwner[];
+  /** `iptables -t nat -S` on a node: what rewrites a packet's source on its way out. */
+  nat?: string[];
 }
 
 export interface LinkView {
@@ -39,6 +41,8 @@ export interface LinkView {
   peer?: PeerRef;
   /** The other end is in a namespace outside the lab's nodes and pods (the underlay switch). */
   peerOutside?: boolean;
+  /** A macvlan's parent device, in this namespace (a node's shim) or another (a pod's eth0 on its node). */
+  parent?: PeerRef;
   vxlan?: { vni: number; port: number; local?: string; dev?: string };
   /** For a TUN device: the processes the kernel hands its packets to. */
   tunOwners?: { pid: number; comm: string; udpPorts: number[] }[];
@@ -61,6 +65,7 @@ export interface NsView {
   neighbours: Neighbour[];
   /** Unicast FDB entries (bridge ports, VXLAN remotes); multicast ones left out. */
   fdb: FdbEntry[];
+  nat?: string[];
 }
 
 /** A node's route toward another node's pods, and how the packet gets there. */
@@ -126,8 +131,16 @@ export function buildModel(raw: RawNamespace[], meta: { lab: string; backend: st
     routes: r.routes,
     neighbours: r.neighbours,
     fdb: r.fdb.filter((f) => !isMulticastMac(f.mac)),
+    ...(r.nat ? { nat: r.nat } : {}),
   }));
   raw.forEach((r, i) => resolvePeers(r, namespaces[i], raw, namespaces));
+  for (const n of namespaces) {
+    for (const l of n.links) {
+      if (l.kind !== 'macvlan') continue;
+      const sameNs = l.label.includes('@') && !l.peer && !l.peerOutside ? n.links.find((p) => p.name === l.label.split('@')[1]) : undefined;
+      l.parent = l.peer ?? (sameNs && { ns: n.id, ifname: sameNs.name, ifindex: sameNs.ifindex });
+    }
+  }
   raw.forEach((r, i) => {
     for (const o of r.tunOwners ?? []) {
       const link = namespaces[i].links.find((l) => l.name === o.ifname);
@@ -176,14 +189,21 @@ function basename(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }
 
-/** The subnet every node has an address in: the underlay the nodes share. */
+/**
+ * The underlay: a network every node has an address in, each node a different
+ * one (a docker0 with 172.17.0.1 on every node is shared, but not a network
+ * between them). The widest such network, host routes aside.
+ */
 export function underlaySubnet(model: NetModel): string | undefined {
   const nodes = model.namespaces.filter((n) => n.kind === 'node');
   if (!nodes.length) return undefined;
-  const nets = (n: NsView) => new Set(n.links.filter((l) => l.kind !== 'loopback').flatMap((l) => l.addresses.map((a) => formatCidr(networkCidr(parseCidr(a)!)))));
-  const [first, ...rest] = nodes.map(nets);
-  // The widest shared network that is not a host route (/32 VTEP addresses are per node anyway).
-  const shared = [...first].filter((c) => rest.every((s) => s.has(c)) && !c.endsWith('/32'));
+  const addrs = (n: NsView) => n.links.filter((l) => l.kind !== 'loopback').flatMap((l) => l.addresses);
+  const netOf = (a: string) => formatCidr(networkCidr(parseCidr(a)!));
+  const candidates = new Set(addrs(nodes[0]).map(netOf).filter((c) => !c.endsWith('/32')));
+  const shared = [...candidates].filter((net) => {
+    const mine = nodes.map((n) => addrs(n).find((a) => netOf(a) === net)?.split('/')[0]);
+    return mine.every(Boolean) && new Set(mine).size === nodes.length;
+  });
   return shared.sort((a, b) => Number(a.split('/')[1]) - Number(b.split('/')[1]))[0];
 }
 

@@ -29,7 +29,8 @@ export function formatTrace(r: TraceReport, style: TextStyle = plain): string[] 
     lines.push(`${n} ${pk}${place(h.at).padEnd(whereW)}  ${style.bold(h.kind.padEnd(kindW))}  ${h.text}`);
     if (h.kernel) lines.push(`${' '.repeat(3 + (counted ? 6 : 0) + whereW + 2 + kindW + 2)}${style.dim(`$ ${h.kernel}`)}`);
   });
-  if (r.delivered) lines.push(style.green(`✔ delivered in ${r.hops.length} steps${r.tunnels.length ? `, through ${r.tunnels.map((t) => (t.via === 'vxlan' ? `VXLAN (VNI ${t.vni}, UDP ${t.port})` : `a TUN device and UDP${t.port ? ` ${t.port}` : ''}`)).join(', ')}` : ', no encapsulation'}`));
+  const nat = r.nat ? `; source NAT on ${place(r.nat.at)}: ${place(r.to.ns)} sees ${r.nat.to}, not ${r.from.ip}` : '';
+  if (r.delivered) lines.push(style.green(`✔ delivered in ${r.hops.length} steps${r.tunnels.length ? `, through ${r.tunnels.map((t) => (t.via === 'vxlan' ? `VXLAN (VNI ${t.vni}, UDP ${t.port})` : `a TUN device and UDP${t.port ? ` ${t.port}` : ''}`)).join(', ')}` : ', no encapsulation'}${nat}`));
   else lines.push(style.red(`✘ ${r.problem ?? 'the walk stopped'}`));
   if (!r.reachable) lines.push(style.red('  note: the first ping got no answer; the path above is where the kernel would send it'));
   if (r.capture) {

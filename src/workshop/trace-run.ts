@@ -75,12 +75,13 @@ interface Point {
   ns: NsView;
   device: string;
   layer: 'inner' | 'outer';
+  src?: string;
   hops: Hop[];
 }
 
-/** tcpdump's filter for the packets of this trace at one point: the pings themselves, or the tunnel packets around them. */
-export function captureFilter(path: TracePath, layer: 'inner' | 'outer'): string {
-  if (layer === 'inner') return `icmp[icmptype] == icmp-echo and src host ${path.from.ip} and dst host ${path.to.ip}`;
+/** tcpdump's filter for the packets of this trace at one point: the pings themselves (from `src` there), or the tunnel packets around them. */
+export function captureFilter(path: TracePath, layer: 'inner' | 'outer', src = path.from.ip): string {
+  if (layer === 'inner') return `icmp[icmptype] == icmp-echo and src host ${src} and dst host ${path.to.ip}`;
   const t: Tunnel | undefined = path.tunnels[0];
   if (!t) return `src host ${path.from.ip} and dst host ${path.to.ip}`;
   return `udp and src host ${t.src} and dst host ${t.dst}${t.port ? ` and dst port ${t.port}` : ''}`;
@@ -91,15 +92,15 @@ async function captureAlong(backend: Backend, model: NetModel, path: TracePath, 
   const points: Point[] = [];
   for (const h of path.hops) {
     if (!h.device || !h.layer) continue;
-    const existing = points.find((p) => p.ns.id === h.at && p.device === h.device && p.layer === h.layer);
+    const existing = points.find((p) => p.ns.id === h.at && p.device === h.device && p.layer === h.layer && p.src === h.src);
     if (existing) existing.hops.push(h);
-    else points.push({ ns: nsById(model, h.at)!, device: h.device, layer: h.layer, hops: [h] });
+    else points.push({ ns: nsById(model, h.at)!, device: h.device, layer: h.layer, src: h.src, hops: [h] });
   }
   const tag = `trace-${process.pid}-${Date.now()}`;
   const started: Started[] = [];
   try {
     for (const [i, p] of points.entries()) {
-      const argv = ['tcpdump', '-n', '-l', '--immediate-mode', '-i', p.device, captureFilter(path, p.layer)];
+      const argv = ['tcpdump', '-n', '-l', '--immediate-mode', '-i', p.device, captureFilter(path, p.layer, p.src)];
       const name = `${tag}-${i}`;
       started.push(p.ns.kind === 'pod' ? await backend.podStart(p.ns.node, p.ns.name, name, argv) : await backend.start(p.ns.node, name, argv));
     }

@@ -7,6 +7,7 @@
 // oracle (the kernel's `ip route get`, or a table lookup in unit tests), so the
 // same code is tested on recorded and synthetic topologies.
 import type { RouteLookup } from '../net/ip.js';
+import { sourceNat } from './nat.js';
 import {
   fdbFor,
   formatRoute,
@@ -28,7 +29,7 @@ export interface TraceEnd {
   ip: string;
 }
 
-export type HopKind = 'route' | 'neighbour' | 'veth' | 'bridge' | 'fdb' | 'encap' | 'wire' | 'decap' | 'tun' | 'macvlan' | 'deliver';
+export type HopKind = 'route' | 'nat' | 'neighbour' | 'veth' | 'bridge' | 'fdb' | 'encap' | 'wire' | 'decap' | 'tun' | 'macvlan' | 'deliver';
 
 export interface Hop {
   /** Namespace id where this happens. */
@@ -41,6 +42,8 @@ export interface Hop {
   device?: string;
   /** The pod's own packet, or the tunnel packet around it. */
   layer?: 'inner' | 'outer';
+  /** The packet's source address here (it changes where a node applies source NAT). */
+  src?: string;
   /** Packets a capture on `device` counted while the ping ran. */
   packets?: number;
 }
@@ -61,6 +64,8 @@ export interface TracePath {
   delivered: boolean;
   /** Why the walk stopped short, and what to look at. */
   problem?: string;
+  /** Where a node rewrote the source address, and to what. */
+  nat?: { at: string; to: string };
   /** Set when tunnels wrap the packet: what a capture filters on outside. */
   tunnels: Tunnel[];
 }
@@ -77,7 +82,7 @@ class Walk {
   tunnel?: Tunnel;
   constructor(
     readonly model: NetModel,
-    readonly src: string,
+    public src: string,
     readonly dst: string,
   ) {}
 
@@ -86,7 +91,7 @@ class Walk {
   }
 
   hop(h: Hop): void {
-    this.hops.push(h.device ? { layer: this.layer, ...h } : h);
+    this.hops.push(h.device ? { layer: this.layer, ...(this.tunnel ? {} : { src: this.src }), ...h } : h);
   }
 
   ns(id: string): NsView {
@@ -102,14 +107,16 @@ const where = (ns: NsView) => (ns.kind === 'pod' ? `pod ${ns.name}` : `node ${ns
 export async function walk(model: NetModel, oracle: RouteOracle, from: TraceEnd, to: TraceEnd): Promise<TracePath> {
   const w = new Walk(model, from.ip, to.ip);
   const tunnels: Tunnel[] = [];
-  const result = (delivered: boolean, problem?: string): TracePath => ({ lab: model.lab, from, to, hops: w.hops, delivered, problem, tunnels });
+  let origin = from.ip;
+  let nat: TracePath['nat'];
+  const result = (delivered: boolean, problem?: string): TracePath => ({ lab: model.lab, from: { ...from, ip: origin }, to, hops: w.hops, delivered, problem, tunnels, ...(nat ? { nat } : {}) });
   let ns = w.ns(from.ns);
   let iif: string | undefined;
 
   for (let guard = 0; guard < 64; guard++) {
     const t = w.tunnel;
     const dst = t?.dst ?? to.ip;
-    const src = t?.src ?? from.ip;
+    const src = t?.src ?? w.src;
     const opts = iif ? { from: src, iif } : {};
     const kernel = `ip route get ${dst}${iif ? ` from ${src} iif ${iif}` : ''}`;
     let r: RouteLookup;
@@ -122,6 +129,7 @@ export async function walk(model: NetModel, oracle: RouteOracle, from: TraceEnd,
     if (r.type === 'local') {
       if (!t) {
         w.hop({ at: ns.id, kind: 'deliver', text: `${dst} is an address of ${where(ns)}: delivered`, kernel });
+        if (ns.id !== to.ns) return result(false, `the packet never leaves for ${where(w.ns(to.ns))}: ${where(ns)} has the same address ${dst} itself, so the pod network is not one flat network (every pod needs its own address)`);
         return result(true);
       }
       const next = arriveThroughTunnel(w, ns, t, kernel);
@@ -130,12 +138,27 @@ export async function walk(model: NetModel, oracle: RouteOracle, from: TraceEnd,
       continue;
     }
 
+    // The source address is the kernel's choice for the first hop (a node may send from another of its addresses).
+    if (guard === 0 && r.prefsrc) w.src = origin = r.prefsrc;
     const out = linkByName(ns, r.dev);
     if (!out) return result(false, `${where(ns)}: the kernel routes ${dst} to ${r.dev}, which cnilab did not see there`);
     const matched = longestMatch(ns.routes, dst);
     const decision = `${r.gateway ? `via ${r.gateway} ` : ''}dev ${r.dev}`;
     const text = matched && matched.dev === r.dev && matched.gateway === r.gateway ? formatRoute(matched) : `${dst} ${decision}`;
     w.hop({ at: ns.id, kind: 'route', text, kernel, device: out.name });
+    const routeHop = w.hops[w.hops.length - 1];
+
+    // Source NAT on the way out (a node masquerading what leaves its pod network).
+    const snat = !t && ns.nat?.length ? sourceNat(ns.nat, { src: w.src, dst: to.ip, outDev: out.name }) : undefined;
+    if (snat) {
+      const to2 = snat.toSource ?? r.prefsrc ?? out.addresses[0]?.split('/')[0] ?? '?';
+      const rule = snat.rule.replace(/ -m comment --comment ("[^"]*"|\S+)/g, '');
+      w.hop({ at: ns.id, kind: 'nat', text: `iptables nat POSTROUTING rewrites the source ${w.src} → ${to2} (${snat.masquerade ? `MASQUERADE: ${out.name}'s address` : 'SNAT'}): ${rule}`, kernel: 'iptables -t nat -S POSTROUTING' });
+      // tcpdump on the outgoing interface sees the packet after POSTROUTING, with its new source.
+      routeHop.src = to2;
+      w.src = to2;
+      nat = { at: ns.id, to: to2 };
+    }
 
     if (out.kind === 'tun') {
       const next = intoTun(w, ns, out, to.ip);
@@ -213,20 +236,21 @@ function forward(w: Walk, start: NsView, out: LinkView, mac: string): Next {
       continue;
     }
 
-    if (cur.peer && cur.kind === 'macvlan') {
-      const parentNs = w.ns(cur.peer.ns);
-      const parent = linkByName(parentNs, cur.peer.ifname)!;
+    if (cur.kind === 'macvlan' && cur.parent) {
+      const parent = cur.parent;
+      const parentNs = w.ns(parent.ns);
+      const parentLink = linkByName(parentNs, parent.ifname)!;
       // Children of one parent reach each other inside the macvlan driver (bridge mode); anything else leaves through the parent.
       for (const ns2 of w.model.namespaces) {
-        const sib = ns2.links.find((l) => l.kind === 'macvlan' && l.mac === mac && l.peer?.ns === cur.peer!.ns && l.peer.ifindex === cur.peer!.ifindex);
+        const sib = ns2.links.find((l) => l !== cur && l.kind === 'macvlan' && l.mac === mac && l.parent?.ns === parent.ns && l.parent.ifindex === parent.ifindex);
         if (sib) {
-          w.hop({ at: ns2.id, kind: 'macvlan', text: `${cur.name} and ${sib.name} of ${where(ns2)} are macvlans on the same parent ${parent.name} of ${where(parentNs)}: delivered between them directly`, device: sib.name });
+          w.hop({ at: ns2.id, kind: 'macvlan', text: `${cur.name} of ${where(ns)} and ${sib.name} of ${where(ns2)} are macvlans on the same parent, ${parentNs.name}'s ${parentLink.name}: delivered between them directly`, device: sib.name });
           return { ns: ns2, iif: sib.name };
         }
       }
-      w.hop({ at: parentNs.id, kind: 'macvlan', text: `${cur.name} is a macvlan on ${where(parentNs)}'s ${parent.name}: the frame leaves through ${parent.name}` });
+      w.hop({ at: parentNs.id, kind: 'macvlan', text: `${cur.name} is a macvlan on ${where(parentNs)}'s ${parentLink.name}: the frame leaves through ${parentLink.name}` });
       ns = parentNs;
-      cur = parent;
+      cur = parentLink;
       continue;
     }
 

@@ -6,6 +6,7 @@ import { captureFilter, packetsSeen, resolveEnd } from '../../src/workshop/trace
 import { formatTrace } from '../../src/workshop/render-trace.js';
 import { nsById, type NetModel } from '../../src/workshop/model.js';
 import { parseProcNetUdp, parseTunIff } from '../../src/net/proc.js';
+import { sourceNat, words } from '../../src/workshop/nat.js';
 import { calicoBgp, flannelUdp, macvlan, recorded } from '../helpers/topologies.js';
 import { tableOracle } from '../helpers/netmodel.js';
 
@@ -136,6 +137,23 @@ describe('trace: the walk', () => {
     expect(captureFilter(t, 'outer')).to.equal('udp and src host 192.168.10.210 and dst host 192.168.10.220 and dst port 8285');
   });
 
+  it('docker-bridge: pods on two nodes share 172.17.0.2, so the packet never leaves; to the other node it is masqueraded', async () => {
+    const m = recorded('docker-bridge');
+    const same = await trace(m, 'nginx-0', 'nginx-1');
+    expect(same.delivered).to.equal(false);
+    expect(steps(same)).to.deep.equal(['pod/nginx-0 deliver']);
+    expect(same.problem).to.match(/never leaves for pod nginx-1: pod nginx-0 has the same address 172\.17\.0\.2 itself/);
+
+    const out = await trace(m, 'nginx-0', 'worker');
+    expect(out.delivered, out.problem).to.equal(true);
+    expect(steps(out)).to.deep.equal(['pod/nginx-0 route', 'pod/nginx-0 neighbour', 'master veth', 'master bridge', 'master route', 'master nat', 'master neighbour', 'worker wire', 'worker deliver']);
+    expect(out.hops[5].text).to.match(/^iptables nat POSTROUTING rewrites the source 172\.17\.0\.2 → 192\.168\.10\.210 \(MASQUERADE: eth0's address\): -A CNI-[0-9a-f]+ ! -d 224\.0\.0\.0\/4 -j MASQUERADE$/);
+    expect(out.nat).to.deep.equal({ at: 'master', to: '192.168.10.210' });
+    // Captures before the rewrite look for the pod's address, from the uplink on for the node's.
+    expect(out.hops.filter((h) => h.device).map((h) => `${h.device} ${h.src}`)).to.deep.equal(['eth0 172.17.0.2', `${out.hops[2].device} 172.17.0.2`, 'docker0 172.17.0.2', 'eth0 192.168.10.210', 'eth0 192.168.10.210']);
+    expect(formatTrace({ ...out, reachable: true }).at(-1)).to.equal('✔ delivered in 9 steps, no encapsulation; source NAT on master: worker sees 192.168.10.210, not 172.17.0.2');
+  });
+
   it('stops where the kernel has no answer, and says what to look at', async () => {
     const m = recorded('flannel-vxlan');
     nsById(m, 'master')!.fdb = nsById(m, 'master')!.fdb.filter((f) => f.ifname !== 'flannel.1');
@@ -152,6 +170,44 @@ describe('trace: the walk', () => {
     nsById(m3, 'pod/nginx-0')!.neighbours = [];
     const noNeigh = await trace(m3, 'nginx-0', 'nginx-1');
     expect(noNeigh.problem).to.match(/pod nginx-0 has no neighbour entry for 10\.10\.0\.1 on eth0/);
+  });
+});
+
+describe('trace: source NAT from the nat table', () => {
+  const flannel = ['-P POSTROUTING ACCEPT', '-A POSTROUTING -s 10.10.0.0/16 ! -d 10.10.0.0/16 -m comment --comment "flanneld masq" -j MASQUERADE'];
+  const cniBridge = [
+    '-A POSTROUTING -s 172.17.0.2/32 -m comment --comment "name: bridge id: dcc8" -j CNI-2847',
+    '-A CNI-2847 -d 172.17.0.0/16 -m comment --comment "name: bridge id: dcc8" -j ACCEPT',
+    '-A CNI-2847 ! -d 224.0.0.0/4 -m comment --comment "name: bridge id: dcc8" -j MASQUERADE',
+  ];
+
+  it('keeps quoted comments whole', () => {
+    expect(words('-A X -m comment --comment "a b \\"c\\"" -j Y')).to.deep.equal(['-A', 'X', '-m', 'comment', '--comment', 'a b \\"c\\"', '-j', 'Y']);
+  });
+
+  it('flanneld masquerades only what leaves the pod network', () => {
+    expect(sourceNat(flannel, { src: '10.10.0.2', dst: '10.10.1.2', outDev: 'flannel.1' })).to.equal(undefined);
+    expect(sourceNat(flannel, { src: '10.10.0.2', dst: '192.168.10.220', outDev: 'eth0' })).to.include({ masquerade: true, rule: flannel[1] });
+  });
+
+  it('follows a jump into the bridge plugin\'s chain: ACCEPT inside the subnet, MASQUERADE outside', () => {
+    expect(sourceNat(cniBridge, { src: '172.17.0.2', dst: '172.17.0.3', outDev: 'docker0' })).to.equal(undefined);
+    expect(sourceNat(cniBridge, { src: '172.17.0.2', dst: '192.168.10.220', outDev: 'eth0' })?.rule).to.equal(cniBridge[2]);
+    expect(sourceNat(cniBridge, { src: '172.17.0.9', dst: '192.168.10.220', outDev: 'eth0' })).to.equal(undefined);
+  });
+
+  it('SNAT names its address; RETURN goes back; ! -o and a rule it cannot judge are handled, the latter named', () => {
+    const rules = [
+      '-A POSTROUTING -j SUB',
+      '-A SUB -s 10.0.0.0/8 -j RETURN',
+      '-A POSTROUTING -m mark --mark 0x4000 -j MASQUERADE',
+      '-A POSTROUTING ! -o docker0 -s 172.17.0.0/16 -j SNAT --to-source 192.168.10.5:1024-2048',
+    ];
+    const v = sourceNat(rules, { src: '172.17.0.2', dst: '8.8.8.8', outDev: 'eth0' })!;
+    expect(v).to.include({ masquerade: false, toSource: '192.168.10.5' });
+    expect(v.skipped).to.deep.equal([rules[2]]);
+    expect(sourceNat(rules, { src: '172.17.0.2', dst: '8.8.8.8', outDev: 'docker0' })).to.equal(undefined);
+    expect(sourceNat(rules, { src: '10.1.1.1', dst: '8.8.8.8', outDev: 'eth0' })).to.equal(undefined);
   });
 });
 

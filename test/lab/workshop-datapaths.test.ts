@@ -1,0 +1,66 @@
+// diagram and trace on datapaths other than flannel's, from the kernel alone:
+// macvlan pods on the node network (and the node's shim) and Docker's bridge
+// with source NAT between hosts. Captures count the pings at every hop.
+import { expect } from 'chai';
+import { LabInstance } from '../../src/runner/runner.js';
+import { QuietReporter } from '../../src/runner/reporter.js';
+import { requireBuilt } from '../../src/runner/paths.js';
+import { inspectLab } from '../../src/workshop/inspect.js';
+import { nsById } from '../../src/workshop/model.js';
+import { layoutNode } from '../../src/workshop/layout.js';
+import { traceLab } from '../../src/workshop/trace-run.js';
+import { leftovers } from '../helpers/lab.js';
+
+const nodesOf = (inst: LabInstance) => inst.lab.topology.nodes.map((n) => n.name);
+
+describe('workshop on macvlan and docker-bridge', function () {
+  this.timeout(120_000);
+  let mv: LabInstance;
+  let db: LabInstance;
+
+  before(async () => {
+    requireBuilt();
+    mv = LabInstance.open('macvlan', { name: 'ws-macvlan' }, new QuietReporter());
+    db = LabInstance.open('docker-bridge', { name: 'ws-docker' }, new QuietReporter());
+    await Promise.all([mv.up(), db.up()]);
+  });
+
+  after(async () => {
+    await Promise.all([mv?.down(), db?.down()]);
+    expect([...leftovers('ws-macvlan'), ...leftovers('ws-docker')]).to.deep.equal([]);
+  });
+
+  it('macvlan: the model hangs each pod off its node\'s eth0, and the shim is a macvlan of the node itself', async () => {
+    const m = await inspectLab(mv.backend, mv.state.state, nodesOf(mv));
+    const master = layoutNode(m, nsById(m, 'master')!);
+    expect(master.macvlanPods.map((p) => `${p.parent.name} ${p.pod.pod.name}`)).to.deep.equal(['eth0 nginx-0', 'eth0 nginx-2']);
+    const shim = master.others.find((l) => l.kind === 'macvlan')!;
+    expect(shim.parent).to.deep.include({ ns: 'master', ifname: 'eth0' });
+    expect(m.underlay).to.equal('192.168.10.0/24');
+  });
+
+  it('macvlan: across nodes through the parent and the underlay; node to pod through the shim; every ping seen', async () => {
+    const far = await traceLab(mv.backend, mv.state.state, nodesOf(mv), 'nginx-0', 'nginx-1', { capture: true });
+    expect(far.hops.map((h) => `${h.at} ${h.kind}`)).to.deep.equal(['pod/nginx-0 route', 'pod/nginx-0 neighbour', 'master macvlan', 'pod/nginx-1 wire', 'pod/nginx-1 deliver']);
+    expect(far.capture?.allSeen).to.equal(true);
+    const shim = await traceLab(mv.backend, mv.state.state, nodesOf(mv), 'master', 'nginx-0', { capture: true });
+    expect(shim.from.ip).to.equal('192.168.10.64'); // the kernel sends from the shim's address
+    expect(shim.hops.map((h) => `${h.at} ${h.kind}`)).to.deep.equal(['master route', 'master neighbour', 'pod/nginx-0 macvlan', 'pod/nginx-0 deliver']);
+    expect(shim.capture?.allSeen).to.equal(true);
+  });
+
+  it('docker-bridge: both pods are 172.17.0.2, so a ping to the other pod never leaves its own', async () => {
+    const r = await traceLab(db.backend, db.state.state, nodesOf(db), 'nginx-0', 'nginx-1');
+    expect(r.delivered).to.equal(false);
+    expect(r.problem).to.match(/pod nginx-0 has the same address 172\.17\.0\.2 itself/);
+  });
+
+  it('docker-bridge: to the other node the source is masqueraded, and the captures follow the new address', async () => {
+    const r = await traceLab(db.backend, db.state.state, nodesOf(db), 'nginx-0', 'worker', { capture: true });
+    expect(r.delivered, r.problem).to.equal(true);
+    expect(r.nat).to.deep.equal({ at: 'master', to: '192.168.10.210' });
+    expect(r.hops.map((h) => h.kind)).to.deep.equal(['route', 'neighbour', 'veth', 'bridge', 'route', 'nat', 'neighbour', 'wire', 'deliver']);
+    expect(r.hops.filter((h) => h.device).map((h) => `${h.device} ${h.src} ${h.packets}`).slice(-2)).to.deep.equal(['eth0 192.168.10.210 3', 'eth0 192.168.10.210 3']);
+    expect(r.capture?.allSeen).to.equal(true);
+  });
+});
