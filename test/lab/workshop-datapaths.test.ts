@@ -9,6 +9,7 @@ import { inspectLab } from '../../src/workshop/inspect.js';
 import { nsById } from '../../src/workshop/model.js';
 import { layoutNode } from '../../src/workshop/layout.js';
 import { traceLab } from '../../src/workshop/trace-run.js';
+import { formatTrace } from '../../src/workshop/render-trace.js';
 import { leftovers } from '../helpers/lab.js';
 
 const nodesOf = (inst: LabInstance) => inst.lab.topology.nodes.map((n) => n.name);
@@ -42,11 +43,11 @@ describe('workshop on macvlan and docker-bridge', function () {
   it('macvlan: across nodes through the parent and the underlay; node to pod through the shim; every ping seen', async () => {
     const far = await traceLab(mv.backend, mv.state.state, nodesOf(mv), 'nginx-0', 'nginx-1', { capture: true });
     expect(far.hops.map((h) => `${h.at} ${h.kind}`)).to.deep.equal(['pod/nginx-0 route', 'pod/nginx-0 neighbour', 'master macvlan', 'pod/nginx-1 wire', 'pod/nginx-1 deliver']);
-    expect(far.capture?.allSeen).to.equal(true);
+    expect(far.capture?.allSeen, formatTrace(far).join('\n')).to.equal(true);
     const shim = await traceLab(mv.backend, mv.state.state, nodesOf(mv), 'master', 'nginx-0', { capture: true });
     expect(shim.from.ip).to.equal('192.168.10.64'); // the kernel sends from the shim's address
     expect(shim.hops.map((h) => `${h.at} ${h.kind}`)).to.deep.equal(['master route', 'master neighbour', 'pod/nginx-0 macvlan', 'pod/nginx-0 deliver']);
-    expect(shim.capture?.allSeen).to.equal(true);
+    expect(shim.capture?.allSeen, formatTrace(shim).join('\n')).to.equal(true);
   });
 
   it('docker-bridge: both pods are 172.17.0.2, so a ping to the other pod never leaves its own', async () => {
@@ -61,6 +62,6 @@ describe('workshop on macvlan and docker-bridge', function () {
     expect(r.nat).to.deep.equal({ at: 'master', to: '192.168.10.210' });
     expect(r.hops.map((h) => h.kind)).to.deep.equal(['route', 'neighbour', 'veth', 'bridge', 'route', 'nat', 'neighbour', 'wire', 'deliver']);
     expect(r.hops.filter((h) => h.device).map((h) => `${h.device} ${h.src} ${h.packets}`).slice(-2)).to.deep.equal(['eth0 192.168.10.210 3', 'eth0 192.168.10.210 3']);
-    expect(r.capture?.allSeen).to.equal(true);
+    expect(r.capture?.allSeen, formatTrace(r).join('\n')).to.equal(true);
   });
 });

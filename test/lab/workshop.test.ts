@@ -15,6 +15,7 @@ import { readState } from '../../src/runner/state.js';
 import { inspectLab } from '../../src/workshop/inspect.js';
 import { formatRoute, nsById, type NetModel } from '../../src/workshop/model.js';
 import { traceLab } from '../../src/workshop/trace-run.js';
+import { formatTrace } from '../../src/workshop/render-trace.js';
 import { renderSvg } from '../../src/workshop/render-svg.js';
 import { leftovers } from '../helpers/lab.js';
 
@@ -107,7 +108,7 @@ describe('workshop on live labs', function () {
       const counted = r.hops.filter((h) => h.packets !== undefined);
       expect(counted.length).to.equal(10);
       expect(counted.map((h) => `${h.at} ${h.device} ${h.packets}`)).to.deep.equal(counted.map((h) => `${h.at} ${h.device} 3`));
-      expect(r.capture).to.deep.equal({ sent: 3, received: 3, allSeen: true });
+      expect(r.capture, formatTrace(r).join('\n')).to.deep.equal({ sent: 3, received: 3, allSeen: true });
       // The captures were stopped by their PIDs and are no longer in the lab's records.
       expect(readState('ws-vxlan')!.processes.length).to.equal(before);
     });
@@ -117,7 +118,7 @@ describe('workshop on live labs', function () {
       expect(r.delivered, r.problem).to.equal(true);
       expect(r.hops.map((h) => h.kind)).to.not.include('encap');
       expect(r.hops.filter((h) => h.device === 'eth0' && h.at !== 'pod/nginx-0' && h.at !== 'pod/nginx-1').map((h) => `${h.at} ${h.layer} ${h.packets}`)).to.deep.equal(['master inner 2', 'worker inner 2']);
-      expect(r.capture?.allSeen).to.equal(true);
+      expect(r.capture?.allSeen, formatTrace(r).join('\n')).to.equal(true);
     });
   });
 
