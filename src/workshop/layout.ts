@@ -2,7 +2,7 @@
 // renderers (terminal and SVG): the uplink, bridges with their ports and the pod
 // behind each port, tunnel devices, pods reached without a bridge (a veth routed
 // by the node, a macvlan on the uplink), and the routes toward other nodes.
-import { formatRoute, linkByName, uplink, type LinkView, type NetModel, type NodeRoute, type NsView } from './model.js';
+import { formatRoute, linkByName, TUNNEL_KINDS, uplink, type LinkView, type NetModel, type NodeRoute, type NsView } from './model.js';
 
 export interface PodEnd {
   pod: NsView;
@@ -40,8 +40,6 @@ export interface NodeLayout {
   routes: string[];
   toNodes: NodeRoute[];
 }
-
-const TUNNEL_KINDS = new Set(['vxlan', 'tun', 'ipip', 'gre', 'geneve', 'wireguard', 'sit']);
 
 function podEnd(model: NetModel, pod: NsView): PodEnd | undefined {
   const link = pod.links.find((l) => l.kind !== 'loopback' && (l.peer || l.addresses.length));

@@ -90,6 +90,9 @@ export interface NetModel {
   nodeRoutes: NodeRoute[];
 }
 
+/** Link kinds that carry traffic between nodes inside another packet (or through a process). */
+export const TUNNEL_KINDS = new Set(['vxlan', 'tun', 'ipip', 'gre', 'geneve', 'wireguard', 'sit']);
+
 export const nsId = (kind: 'node' | 'pod', name: string) => (kind === 'pod' ? `pod/${name}` : name);
 
 export function kindOf(l: Link): string {
@@ -197,7 +200,8 @@ function basename(path: string): string {
 export function underlaySubnet(model: NetModel): string | undefined {
   const nodes = model.namespaces.filter((n) => n.kind === 'node');
   if (!nodes.length) return undefined;
-  const addrs = (n: NsView) => n.links.filter((l) => l.kind !== 'loopback').flatMap((l) => l.addresses);
+  // Tunnel devices carry pod addresses (flannel0 holds 10.10.0.0/16 on every node): not the underlay.
+  const addrs = (n: NsView) => n.links.filter((l) => l.kind !== 'loopback' && !TUNNEL_KINDS.has(l.kind)).flatMap((l) => l.addresses);
   const netOf = (a: string) => formatCidr(networkCidr(parseCidr(a)!));
   const candidates = new Set(addrs(nodes[0]).map(netOf).filter((c) => !c.endsWith('/32')));
   const shared = [...candidates].filter((net) => {
@@ -255,7 +259,7 @@ export function nodeServing(model: NetModel, dst: string, from?: string): NsView
     if (ns.kind !== 'node' || ns.id === from) continue;
     for (const r of ns.routes) {
       if (r.type || r.gateway || r.scope !== 'link' || r.dst === 'default' || !inCidr(r.dst, addr)) continue;
-      if (['tun', 'vxlan', 'ipip', 'gre'].includes(linkByName(ns, r.dev)?.kind ?? '')) continue;
+      if (TUNNEL_KINDS.has(linkByName(ns, r.dev)?.kind ?? '')) continue;
       const len = parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`)!.prefix;
       if (len > want.prefix) continue; // covers only part of what is asked for
       if (!best || len > best.len) best = { ns, len };

@@ -113,10 +113,14 @@ export async function walk(model: NetModel, oracle: RouteOracle, from: TraceEnd,
   let ns = w.ns(from.ns);
   let iif: string | undefined;
 
+  const seen = new Set<string>();
   for (let guard = 0; guard < 64; guard++) {
     const t = w.tunnel;
     const dst = t?.dst ?? to.ip;
     const src = t?.src ?? w.src;
+    const state = `${ns.id}|${iif}|${src}|${dst}`;
+    if (seen.has(state)) return result(false, `the packet comes back to ${where(ns)}${iif ? ` on ${iif}` : ''} on its way to ${dst}: a routing loop`);
+    seen.add(state);
     const opts = iif ? { from: src, iif } : {};
     const kernel = `ip route get ${dst}${iif ? ` from ${src} iif ${iif}` : ''}`;
     let r: RouteLookup;
@@ -144,7 +148,7 @@ export async function walk(model: NetModel, oracle: RouteOracle, from: TraceEnd,
     if (!out) return result(false, `${where(ns)}: the kernel routes ${dst} to ${r.dev}, which cnilab did not see there`);
     const matched = longestMatch(ns.routes, dst);
     const decision = `${r.gateway ? `via ${r.gateway} ` : ''}dev ${r.dev}`;
-    const text = matched && matched.dev === r.dev && matched.gateway === r.gateway ? formatRoute(matched) : `${dst} ${decision}`;
+    const text = matched && matched.dev === r.dev && matched.gateway === r.gateway ? formatRoute(matched) + (matched.protocol === 'bird' ? ' (learned over BGP: BIRD put it there)' : '') : `${dst} ${decision}`;
     w.hop({ at: ns.id, kind: 'route', text, kernel, device: out.name });
     const routeHop = w.hops[w.hops.length - 1];
 
@@ -266,6 +270,7 @@ function forward(w: Walk, start: NsView, out: LinkView, mac: string): Next {
 
 /** A TUN device hands the packet to the process that holds it open, which sends it in UDP to the node that serves the destination. */
 function intoTun(w: Walk, ns: NsView, tun: LinkView, dst: string): { tunnel: Tunnel } | { problem: string } {
+  if (w.tunnel) return { problem: `${where(ns)} routes the tunnel packet for ${w.tunnel.dst} into ${tun.name} again: a tunnel inside itself` };
   const owner = tun.tunOwners?.[0];
   const target = nodeServing(w.model, dst, ns.id);
   if (!target) return { problem: `${tun.name} on ${where(ns)} is a TUN device, and no other node has ${dst} on a connected network` };

@@ -130,6 +130,9 @@ describe('workshop renderers', () => {
   for (const [name, make] of [
     ['flannel-vxlan', () => recorded('flannel-vxlan')],
     ['flannel-host-gw', () => recorded('flannel-host-gw')],
+    ['recorded calico-bgp', () => recorded('calico-bgp')],
+    ['recorded flannel-udp', () => recorded('flannel-udp')],
+    ['recorded docker-bridge', () => recorded('docker-bridge')],
     ['calico-bgp', calicoBgp],
     ['macvlan', macvlan],
     ['flannel-udp', flannelUdp],

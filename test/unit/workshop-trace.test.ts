@@ -101,8 +101,28 @@ describe('trace: the walk', () => {
       'pod/web-1 deliver',
     ]);
     expect(t.hops[1].text).to.equal('169.254.1.1 is at ee:ee:ee:ee:ee:ee on eth0 (REACHABLE)');
-    expect(t.hops[3].text).to.equal('10.10.171.0/26 via 192.168.10.220 dev eth0 proto bird');
+    expect(t.hops[3].text).to.equal('10.10.171.0/26 via 192.168.10.220 dev eth0 proto bird (learned over BGP: BIRD put it there)');
     expect(t.hops[6].text).to.equal('10.10.171.1 dev calia17a7ab6ab scope link');
+  });
+
+  it('recorded calico-bgp: across nodes by the BGP route, on one node by the /32 route to the other cali veth', async () => {
+    const m = recorded('calico-bgp');
+    const far = await trace(m, 'nginx-0', 'nginx-1');
+    expect(far.delivered, far.problem).to.equal(true);
+    expect(far.hops.map((h) => h.kind)).to.deep.equal(['route', 'neighbour', 'veth', 'route', 'neighbour', 'wire', 'route', 'neighbour', 'veth', 'deliver']);
+    expect(far.hops[3].text).to.match(/^10\.244\.0\.64\/26 via 192\.168\.10\.220 dev eth0 proto bird \(learned over BGP/);
+    const near = await trace(m, 'nginx-0', 'nginx-2');
+    expect(near.hops.map((h) => `${h.at} ${h.kind}`)).to.deep.equal(['pod/nginx-0 route', 'pod/nginx-0 neighbour', 'master veth', 'master route', 'master neighbour', 'pod/nginx-2 veth', 'pod/nginx-2 deliver']);
+    expect(near.hops[3].text).to.match(/^10\.244\.0\.1 dev cali[0-9a-f]{11} scope link$/);
+  });
+
+  it('recorded flannel-udp: flannel0 holds 10.10.x.0/16 on every node, yet the underlay is still the nodes\' network', async () => {
+    const m = recorded('flannel-udp');
+    expect(m.underlay).to.equal('192.168.10.0/24');
+    const t = await trace(m, 'nginx-0', 'nginx-1');
+    expect(t.delivered, t.problem).to.equal(true);
+    expect(t.hops.map((h) => h.kind)).to.deep.equal(['route', 'neighbour', 'veth', 'bridge', 'route', 'tun', 'route', 'neighbour', 'wire', 'decap', 'route', 'neighbour', 'fdb', 'veth', 'deliver']);
+    expect(t.tunnels).to.deep.equal([{ via: 'tun', src: '192.168.10.210', dst: '192.168.10.220', port: 8285 }]);
   });
 
   it('macvlan: to a pod on another node through the parent and the underlay; to a sibling directly', async () => {
