@@ -38,6 +38,8 @@ export interface NodeLayout {
   /** Pods of this node not connected to anything we saw. */
   loosePods: PodEnd[];
   routes: string[];
+  /** The nat table's rewriting rules (MASQUERADE, SNAT, DNAT), comments left out. */
+  nat: string[];
   toNodes: NodeRoute[];
 }
 
@@ -84,7 +86,8 @@ export function layoutNode(model: NetModel, node: NsView): NodeLayout {
   const others = node.links.filter((l) => l.kind !== 'loopback' && !shown.has(l) && !tunnels.includes(l));
   const loosePods = pods.filter((p) => !placed.has(p.id)).flatMap((p) => podEnd(model, p) ?? []);
   const routes = node.routes.map((r) => (r.type ? `${r.type} ${formatRoute(r)}` : formatRoute(r)));
-  return { node, uplink: up, bridges, routed, macvlanPods, tunnels, others, loosePods, routes, toNodes: model.nodeRoutes.filter((r) => r.node === node.name) };
+  const nat = (node.nat ?? []).filter((r) => / -j (MASQUERADE|SNAT|DNAT)\b/.test(r)).map((r) => r.replace(/ -m comment --comment ("[^"]*"|\S+)/g, ''));
+  return { node, uplink: up, bridges, routed, macvlanPods, tunnels, others, loosePods, routes, nat, toNodes: model.nodeRoutes.filter((r) => r.node === node.name) };
 }
 
 export function layoutNodes(model: NetModel): NodeLayout[] {

@@ -110,7 +110,7 @@ const ROW = {
 };
 
 function nodeWidth(slots: Slot[], n: NodeLayout): number {
-  const longest = Math.max(0, ...n.routes.map((r) => r.length));
+  const longest = Math.max(0, ...[...n.routes, ...n.nat].map((r) => r.length));
   return Math.max(MIN_NODE_W, slots.length * (POD_W + SLOT_GAP) + SLOT_GAP, Math.min(760, longest * 6.3 + 2 * 24));
 }
 
@@ -197,14 +197,19 @@ function drawNode(svg: Svg, p: Placed): void {
     cursor += dh;
   }
 
-  // The routing table, as `ip route` prints it.
+  // The routing table, as `ip route` prints it (and the nat table's rewriting rules, where there are any).
   const behindRoutes = svg.parts.length;
   cursor += 26;
-  const routesH = 26 + n.routes.length * LINE;
+  const routesH = tableHeight(n);
   svg.group(`routes-${n.node.name}`, () => {
     svg.rect(x + 24, cursor, w - 48, routesH, { fill: '#ffffff', stroke: '#d0d7de' });
     svg.text(x + 36, cursor + 18, `ip route (${n.node.name})`, { size: 11, weight: 700, color: C.muted });
     n.routes.forEach((r, j) => svg.text(x + 36, cursor + 34 + j * LINE, r, { size: 10.5, mono: true, width: w - 72 }));
+    if (n.nat.length) {
+      const top = cursor + 26 + n.routes.length * LINE + 8;
+      svg.text(x + 36, top + 10, `iptables -t nat (${n.node.name})`, { size: 11, weight: 700, color: C.muted });
+      n.nat.forEach((r, j) => svg.text(x + 36, top + 26 + j * LINE, r, { size: 10.5, mono: true, width: w - 72 }));
+    }
   });
   cursor += routesH;
 
@@ -232,13 +237,15 @@ function drawNode(svg: Svg, p: Placed): void {
   }
 }
 
+const tableHeight = (n: NodeLayout) => 26 + n.routes.length * LINE + (n.nat.length ? 26 + n.nat.length * LINE : 0);
+
 const deviceHeight = (tableLines: number) => 46 + (tableLines ? tableLines * 14 + 4 : 0);
 
 function nodeHeight(n: NodeLayout, slots: Slot[]): number {
   let h = ROW.hosts + HOST_H;
   h += n.bridges.length * 70 + (slots.some((s) => s.via === 'routed') ? 70 : 0);
   for (const d of [...n.tunnels, ...n.others]) h += 26 + deviceHeight(n.tunnels.includes(d) ? tunnelTables(n, d.name).length : 0);
-  h += 26 + 26 + n.routes.length * LINE;
+  h += 26 + tableHeight(n);
   if (n.uplink) h += 26 + 40;
   return h + 24;
 }

@@ -33,6 +33,7 @@ function nodeTree(n: NodeLayout, s: TextStyle): Tree {
   for (const o of n.others) children.push({ text: `${o.label} ${describeLink(o)}` });
   for (const p of n.loosePods) children.push({ text: `${s.bold(`pod ${p.pod.name}`)} ${describePod(p)} (not attached to anything seen on ${n.node.name})` });
   children.push({ text: 'routes', children: n.routes.map((r) => ({ text: s.dim(r) })) });
+  if (n.nat.length) children.push({ text: 'nat (iptables -t nat)', children: n.nat.map((r) => ({ text: s.dim(r) })) });
   if (n.toNodes.length) children.push({ text: 'to other nodes', children: n.toNodes.map((r) => ({ text: `${r.dst} ⇒ ${r.toNode ? s.bold(r.toNode) : 'any node'}: ${r.how}` })) });
   const up = n.uplink ? `${n.uplink.label} ${n.uplink.addresses.join(' ')}` : 'no uplink in the underlay';
   return { text: `${s.bold(`node ${n.node.name}`)}  ${up}`, children };
