@@ -1,6 +1,7 @@
 // diagram and trace on datapaths other than flannel's, from the kernel alone:
-// macvlan pods on the node network (and the node's shim) and Docker's bridge
-// with source NAT between hosts. Captures count the pings at every hop.
+// Calico's routed veths with BGP routes, macvlan pods on the node network (and
+// the node's shim), and Docker's bridge with source NAT between hosts.
+// Captures count the pings at every hop.
 import { expect } from 'chai';
 import { LabInstance } from '../../src/runner/runner.js';
 import { QuietReporter } from '../../src/runner/reporter.js';
@@ -14,21 +15,54 @@ import { leftovers } from '../helpers/lab.js';
 
 const nodesOf = (inst: LabInstance) => inst.lab.topology.nodes.map((n) => n.name);
 
-describe('workshop on macvlan and docker-bridge', function () {
+describe('workshop on calico-bgp, macvlan and docker-bridge', function () {
   this.timeout(120_000);
+  let cb: LabInstance;
   let mv: LabInstance;
   let db: LabInstance;
 
   before(async () => {
     requireBuilt();
+    cb = LabInstance.open('calico-bgp', { name: 'ws-calico' }, new QuietReporter());
     mv = LabInstance.open('macvlan', { name: 'ws-macvlan' }, new QuietReporter());
     db = LabInstance.open('docker-bridge', { name: 'ws-docker' }, new QuietReporter());
-    await Promise.all([mv.up(), db.up()]);
+    await Promise.all([cb.up(), mv.up(), db.up()]);
   });
 
   after(async () => {
-    await Promise.all([mv?.down(), db?.down()]);
-    expect([...leftovers('ws-macvlan'), ...leftovers('ws-docker')]).to.deep.equal([]);
+    await Promise.all([cb?.down(), mv?.down(), db?.down()]);
+    expect([...leftovers('ws-calico'), ...leftovers('ws-macvlan'), ...leftovers('ws-docker')]).to.deep.equal([]);
+  });
+
+  it('calico-bgp: no bridge, a routed cali veth per pod, and each node\'s block reached via the other node over BGP', async () => {
+    const m = await inspectLab(cb.backend, cb.state.state, nodesOf(cb));
+    const master = layoutNode(m, nsById(m, 'master')!);
+    expect(master.bridges).to.deep.equal([]);
+    expect(master.routed.map((a) => `${a.host.name.slice(0, 4)} ${a.host.mac} ${a.pod?.pod.name} ${a.pod?.gateway}`)).to.deep.equal(['cali ee:ee:ee:ee:ee:ee nginx-0 169.254.1.1', 'cali ee:ee:ee:ee:ee:ee nginx-2 169.254.1.1']);
+    expect(m.nodeRoutes.map((r) => `${r.node} → ${r.toNode}: ${r.route}`)).to.deep.equal([
+      'master → worker: 10.244.0.64/26 via 192.168.10.220 dev eth0 proto bird',
+      'worker → master: 10.244.0.0/26 via 192.168.10.210 dev eth0 proto bird',
+    ]);
+  });
+
+  it('calico-bgp: proxy ARP for 169.254.1.1, the BGP route, the worker\'s /32, every ping seen', async () => {
+    const r = await traceLab(cb.backend, cb.state.state, nodesOf(cb), 'nginx-0', 'nginx-1', { capture: true });
+    expect(r.delivered, r.problem).to.equal(true);
+    expect(r.hops.map((h) => `${h.at} ${h.kind}`)).to.deep.equal([
+      'pod/nginx-0 route',
+      'pod/nginx-0 neighbour',
+      'master veth',
+      'master route',
+      'master neighbour',
+      'worker wire',
+      'worker route',
+      'worker neighbour',
+      'pod/nginx-1 veth',
+      'pod/nginx-1 deliver',
+    ]);
+    expect(r.hops[1].text).to.match(/^169\.254\.1\.1 is at ee:ee:ee:ee:ee:ee on eth0/);
+    expect(r.hops[3].text).to.include('proto bird (learned over BGP');
+    expect(r.capture?.allSeen, formatTrace(r).join('\n')).to.equal(true);
   });
 
   it('macvlan: the model hangs each pod off its node\'s eth0, and the shim is a macvlan of the node itself', async () => {
