@@ -132,9 +132,7 @@ describe('workshop on live labs', function () {
       expect(s.pods.map((p: { name: string; processes: { name: string; alive: boolean }[] }) => `${p.name} ${p.processes.map((x) => `${x.name}:${x.alive}`)}`)).to.deep.equal(['nginx-0 nginx:true', 'nginx-1 nginx:true', 'nginx-2 nginx:true']);
     });
 
-    it('diagram: text for the terminal, -o file.svg, --json model', async () => {
-      const text = await cli(['diagram', 'ws-vxlan']);
-      expect(text.stdout).to.match(/veth[0-9a-f]{8}@if\d+ ═ pod nginx-1 eth0@if\d+ · 10\.10\.1\.2\/24/);
+    it('diagram: -o file.svg, --json model', async () => {
       const dir = mkdtempSync(join(tmpdir(), 'cnilab-diagram-'));
       try {
         const svg = await cli(['diagram', 'ws-vxlan', '-o', join(dir, 'd.svg')]);
