@@ -164,3 +164,25 @@ export async function missingTcBpf(netns: string, dev: string, probeObject: stri
   if (filter.exitCode !== 0) return [`BPF tc classifiers (cls_bpf and the bpf() syscall: ${filter.stderr.trim().split('\n')[0]})`];
   return [];
 }
+
+/** A BPF program attached to a device in a namespace (tc clsact ingress/egress, or XDP), as `bpftool net show` lists it. */
+export interface BpfAttachment {
+  dev: string;
+  hook: string;
+  name: string;
+}
+
+/** Every BPF program on a device of the namespace; none when bpftool is missing or cannot tell. */
+export async function bpfAttachments(netns: Netns): Promise<BpfAttachment[]> {
+  const r = await run(inNetns(netns, 'bpftool', ['-j', 'net', 'show']), { allowFailure: true });
+  if (r.exitCode !== 0 || !r.stdout.trim()) return [];
+  try {
+    const [net] = JSON.parse(r.stdout) as { xdp?: { devname: string; name?: string; mode?: string }[]; tc?: { devname: string; kind: string; name: string }[] }[];
+    return [
+      ...(net?.xdp ?? []).map((x) => ({ dev: x.devname, hook: `xdp${x.mode ? ` ${x.mode}` : ''}`, name: (x.name ?? '?').split(':')[0] })),
+      ...(net?.tc ?? []).map((t) => ({ dev: t.devname, hook: `tc ${t.kind.replace(/^clsact\//, '')}`, name: t.name.split(':')[0] })),
+    ];
+  } catch {
+    return [];
+  }
+}

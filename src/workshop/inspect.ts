@@ -3,6 +3,7 @@
 // src/net/ip.ts), plus which process holds each TUN device (src/net/proc.ts).
 import { Ip } from '../net/ip.js';
 import { natRules } from '../net/iptables.js';
+import { bpfAttachments } from '../net/bpf.js';
 import { netnsInode } from '../net/netns.js';
 import { tunOwners } from '../net/proc.js';
 import { pidsInNetns } from '../runner/processes.js';
@@ -26,15 +27,16 @@ export function netnsOf(backend: Backend, t: InspectTarget): string {
 export async function readNamespace(backend: Backend, t: InspectTarget): Promise<RawNamespace> {
   const netns = netnsOf(backend, t);
   const ip = new Ip(netns);
-  const [links, routes, neighbours, fdb, nsids, nat] = await Promise.all([
+  const [links, routes, neighbours, fdb, nsids, nat, bpf] = await Promise.all([
     ip.linksWithAddrs(),
     ip.routes(),
     ip.neighbours(),
     ip.fdbAll(),
     ip.netnsIds(),
     t.kind === 'node' ? natRules(netns) : Promise.resolve(undefined),
+    t.kind === 'node' ? bpfAttachments(netns) : Promise.resolve([]),
   ]);
-  const raw: RawNamespace = { ...t, netns, links, routes, neighbours, fdb, nsids, ...(nat ? { nat } : {}) };
+  const raw: RawNamespace = { ...t, netns, links, routes, neighbours, fdb, nsids, ...(nat ? { nat } : {}), ...(bpf.length ? { bpf } : {}) };
   if (links.some((l) => kindOf(l) === 'tun')) {
     const inode = netnsInode(netns);
     raw.tunOwners = inode === undefined ? [] : tunOwners(pidsInNetns(new Set([inode])));

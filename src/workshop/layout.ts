@@ -101,6 +101,7 @@ export function describeLink(l: LinkView): string {
   if (l.tunOwners?.length) parts.push(`→ ${l.tunOwners.map((o) => `${o.comm} pid ${o.pid}${o.udpPorts.length ? ` UDP ${o.udpPorts.join(',')}` : ''}`).join(', ')}`);
   parts.push(...l.addresses);
   parts.push(`mtu ${l.mtu}`);
+  if (l.bpf?.length) parts.push(`BPF: ${l.bpf.join(', ')}`);
   if (!l.up) parts.push('DOWN');
   return parts.join(' · ');
 }

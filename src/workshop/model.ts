@@ -4,6 +4,7 @@
 // recorded snapshots; drawn by render-text.ts and render-svg.ts.
 import type { FdbEntry, Link, NetnsId, Neighbour, Route } from '../net/ip.js';
 import type { TunOwner } from '../net/proc.js';
+import type { BpfAttachment } from '../net/bpf.js';
 import { contains, formatCidr, networkCidr, parseCidr, parseIp, type Cidr } from '../cni/ipnet.js';
 
 /** One namespace as the kernel answered, before anything is resolved. */
@@ -22,6 +23,8 @@ export interface RawNamespace {
   tunOwners?: TunOwner[];
   /** `iptables -t nat -S` on a node: what rewrites a packet's source on its way out. */
   nat?: string[];
+  /** BPF programs on the namespace's devices (`bpftool net show`). */
+  bpf?: BpfAttachment[];
 }
 
 export interface LinkView {
@@ -46,6 +49,8 @@ export interface LinkView {
   vxlan?: { vni: number; port: number; local?: string; dev?: string };
   /** For a TUN device: the processes the kernel hands its packets to. */
   tunOwners?: { pid: number; comm: string; udpPorts: number[] }[];
+  /** BPF programs attached to it: "tc ingress from_container". */
+  bpf?: string[];
 }
 
 export interface PeerRef {
@@ -145,6 +150,10 @@ export function buildModel(raw: RawNamespace[], meta: { lab: string; backend: st
     }
   }
   raw.forEach((r, i) => {
+    for (const b of r.bpf ?? []) {
+      const link = namespaces[i].links.find((l) => l.name === b.dev);
+      if (link) (link.bpf ??= []).push(`${b.hook} ${b.name}`);
+    }
     for (const o of r.tunOwners ?? []) {
       const link = namespaces[i].links.find((l) => l.name === o.ifname);
       if (link) (link.tunOwners ??= []).push({ pid: o.pid, comm: o.comm, udpPorts: o.udpPorts });

@@ -142,6 +142,8 @@ function drawNode(svg: Svg, p: Placed): void {
       svg.group(`if-${n.node.name}-${s.host!.name}`, () => {
         svg.rect(hx, hy, HOST_W, HOST_H, C.host);
         svg.text(cx, hy + 22, s.host!.label, { size: 12, mono: true, anchor: 'middle', width: HOST_W - 12 });
+        // A BPF program on the veth takes the packet before any bridge or route below.
+        if (s.host!.bpf?.length) svg.text(cx + 6, hy + HOST_H + 16, `BPF ${bpfNames(s.host!)}`, { size: 10.5, weight: 700, mono: true, color: C.tunnel.stroke, width: POD_W / 2 + SLOT_GAP });
       });
       if (s.pod) {
         svg.line(cx, y + ROW.pods + POD_H, cx, hy, C.host.stroke, { dash: '5 4', width: 2 });
@@ -216,12 +218,12 @@ function drawNode(svg: Svg, p: Placed): void {
   // The uplink to the underlay; macvlan pods hang off it (or off their own parent).
   cursor += 26;
   if (n.uplink) {
-    const uw = 300;
+    const uw = 360;
     const ux = x + (w - uw) / 2;
     svg.group(`uplink-${n.node.name}`, () => {
       svg.rect(ux, cursor, uw, 40, C.uplink);
       svg.text(x + w / 2, cursor + 17, n.uplink!.label, { size: 13, mono: true, anchor: 'middle', weight: 700 });
-      svg.text(x + w / 2, cursor + 33, `${n.uplink!.addresses.join(' ')} · mtu ${n.uplink!.mtu}`, { size: 11, mono: true, anchor: 'middle' });
+      svg.text(x + w / 2, cursor + 33, `${n.uplink!.addresses.join(' ')} · mtu ${n.uplink!.mtu}${n.uplink!.bpf?.length ? ` · BPF ${bpfNames(n.uplink!)}` : ''}`, { size: 11, mono: true, anchor: 'middle', width: uw - 16 });
     });
     p.uplinkBox = { x: ux, y: cursor, w: uw, h: 40 };
     // macvlan pods hang off the uplink; their lines pass behind the routing table.
@@ -236,6 +238,9 @@ function drawNode(svg: Svg, p: Placed): void {
     cursor += 40;
   }
 }
+
+/** The programs on a link, by name: "from_container". */
+const bpfNames = (l: LinkView) => (l.bpf ?? []).map((b) => b.split(' ').pop()).join(', ');
 
 const tableHeight = (n: NodeLayout) => 26 + n.routes.length * LINE + (n.nat.length ? 26 + n.nat.length * LINE : 0);
 

@@ -21,7 +21,7 @@ function draw(t: Tree[], prefix = '', out: string[] = []): string[] {
 
 function attachment(a: Attachment, s: TextStyle): Tree {
   const pod = a.pod ? ` ═ ${s.bold(`pod ${a.pod.pod.name}`)} ${describePod(a.pod)}` : ' ═ (other end not in the lab)';
-  return { text: `${a.host.label}${pod}` };
+  return { text: `${a.host.label}${a.host.bpf?.length ? ` [BPF: ${a.host.bpf.join(', ')}]` : ''}${pod}` };
 }
 
 function nodeTree(n: NodeLayout, s: TextStyle): Tree {
@@ -35,7 +35,7 @@ function nodeTree(n: NodeLayout, s: TextStyle): Tree {
   children.push({ text: 'routes', children: n.routes.map((r) => ({ text: s.dim(r) })) });
   if (n.nat.length) children.push({ text: 'nat (iptables -t nat)', children: n.nat.map((r) => ({ text: s.dim(r) })) });
   if (n.toNodes.length) children.push({ text: 'to other nodes', children: n.toNodes.map((r) => ({ text: `${r.dst} ⇒ ${r.toNode ? s.bold(r.toNode) : 'any node'}: ${r.how}` })) });
-  const up = n.uplink ? `${n.uplink.label} ${n.uplink.addresses.join(' ')}` : 'no uplink in the underlay';
+  const up = n.uplink ? `${n.uplink.label} ${n.uplink.addresses.join(' ')}${n.uplink.bpf?.length ? ` [BPF: ${n.uplink.bpf.join(', ')}]` : ''}` : 'no uplink in the underlay';
   return { text: `${s.bold(`node ${n.node.name}`)}  ${up}`, children };
 }
 

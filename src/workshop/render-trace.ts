@@ -40,6 +40,13 @@ export function formatTrace(r: TraceReport, style: TextStyle = plain): string[] 
         ? style.green(`✔ capture: all ${c.sent} pings seen at every interface of the path (${c.received}/${c.sent} answered)`)
         : style.red(`✘ capture: not every interface saw all ${c.sent} pings (${c.received}/${c.sent} answered); the counts above show where they stopped`),
     );
+    if (c.beyond) {
+      lines.push(
+        c.beyond.length
+          ? `  beyond the walk, the pings were seen on: ${c.beyond.map((b) => `${place(b.at)} ${b.device} ${b.packets}/${c.sent}`).join(' · ')}`
+          : '  beyond the walk, no other interface of the lab saw them',
+      );
+    }
   }
   return lines;
 }

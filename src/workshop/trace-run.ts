@@ -19,8 +19,12 @@ export interface TraceOptions {
 export interface TraceReport extends TracePath {
   /** Whether the first ping got an answer. */
   reachable: boolean;
-  /** With --capture: pings sent, and whether every capture point saw all of them. */
-  capture?: { sent: number; received: number; allSeen: boolean };
+  /**
+   * With --capture: pings sent, and whether every capture point saw all of them.
+   * When the walk stopped short, `beyond` lists the other interfaces of the lab
+   * where the pings were seen all the same (a BPF datapath the tables do not show).
+   */
+  capture?: { sent: number; received: number; allSeen: boolean; beyond?: { at: string; device: string; packets: number }[] };
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -67,7 +71,7 @@ export async function traceLab(backend: Backend, state: LabState, nodes: string[
   model = await inspectLab(backend, state, nodes);
   const path = await walk(model, kernelOracle(backend, model), from, to);
   const report: TraceReport = { ...path, reachable: ping.exitCode === 0 };
-  if (opts.capture && path.hops.some((h) => h.device)) report.capture = await captureAlong(backend, model, report, opts.count ?? 3);
+  if (opts.capture) report.capture = await captureAlong(backend, model, report, opts.count ?? 3);
   return report;
 }
 
@@ -77,6 +81,8 @@ interface Point {
   layer: 'inner' | 'outer';
   src?: string;
   hops: Hop[];
+  /** Not on the walked path: listened on to find where the pings go when the walk stopped short. */
+  beyond?: boolean;
 }
 
 /** tcpdump's filter for the packets of this trace at one point: the pings themselves (from `src` there), or the tunnel packets around them. */
@@ -96,11 +102,21 @@ async function captureAlong(backend: Backend, model: NetModel, path: TracePath, 
     if (existing) existing.hops.push(h);
     else points.push({ ns: nsById(model, h.at)!, device: h.device, layer: h.layer, src: h.src, hops: [h] });
   }
+  if (!path.delivered) {
+    for (const ns of model.namespaces) {
+      for (const l of ns.links) {
+        if (l.kind === 'loopback' || !l.up || points.some((p) => p.ns.id === ns.id && p.device === l.name)) continue;
+        points.push({ ns, device: l.name, layer: 'inner', hops: [], beyond: true });
+      }
+    }
+  }
   const tag = `trace-${process.pid}-${Date.now()}`;
   const started: Started[] = [];
   try {
     for (const [i, p] of points.entries()) {
-      const argv = ['tcpdump', '-n', '-l', '--immediate-mode', '-i', p.device, captureFilter(path, p.layer, p.src)];
+      // Off the path the source may have been rewritten: match the pings by their destination alone.
+      const filter = p.beyond ? `icmp[icmptype] == icmp-echo and dst host ${path.to.ip}` : captureFilter(path, p.layer, p.src);
+      const argv = ['tcpdump', '-n', '-l', '--immediate-mode', '-i', p.device, filter];
       const name = `${tag}-${i}`;
       started.push(p.ns.kind === 'pod' ? await backend.podStart(p.ns.node, p.ns.name, name, argv) : await backend.start(p.ns.node, name, argv));
     }
@@ -111,10 +127,13 @@ async function captureAlong(backend: Backend, model: NetModel, path: TracePath, 
     const ping = await execIn(backend, src, ['ping', '-c', String(count), '-i', '0.2', '-W', '2', path.to.ip]);
     const received = Number(/(\d+) (?:packets )?received/.exec(ping.stdout)?.[1] ?? 0);
     for (const s of started) await backend.stop(s.pid);
+    const seen = points.map((_, i) => packetsSeen(readLog(started[i].log)));
     points.forEach((p, i) => {
-      for (const h of p.hops) h.packets = packetsSeen(readLog(started[i].log));
+      for (const h of p.hops) h.packets = seen[i];
     });
-    return { sent: count, received, allSeen: points.every((p) => p.hops[0].packets === count) };
+    const onPath = points.filter((p) => !p.beyond);
+    const beyond = points.flatMap((p, i) => (p.beyond && seen[i] > 0 ? [{ at: p.ns.id, device: p.device, packets: seen[i] }] : []));
+    return { sent: count, received, allSeen: onPath.every((p) => p.hops[0].packets === count), ...(path.delivered ? {} : { beyond }) };
   } finally {
     for (const s of started) {
       await backend.stop(s.pid);

@@ -29,7 +29,7 @@ export interface TraceEnd {
   ip: string;
 }
 
-export type HopKind = 'route' | 'nat' | 'neighbour' | 'veth' | 'bridge' | 'fdb' | 'encap' | 'wire' | 'decap' | 'tun' | 'macvlan' | 'deliver';
+export type HopKind = 'route' | 'bpf' | 'nat' | 'neighbour' | 'veth' | 'bridge' | 'fdb' | 'encap' | 'wire' | 'decap' | 'tun' | 'macvlan' | 'deliver';
 
 export interface Hop {
   /** Namespace id where this happens. */
@@ -123,10 +123,14 @@ export async function walk(model: NetModel, oracle: RouteOracle, from: TraceEnd,
     seen.add(state);
     const opts = iif ? { from: src, iif } : {};
     const kernel = `ip route get ${dst}${iif ? ` from ${src} iif ${iif}` : ''}`;
+    // A BPF program where the packet arrives sees it before the routing table, and may send it elsewhere.
+    const bpf = linkByName(ns, iif)?.bpf?.filter((b) => b.startsWith('tc ingress') || b.startsWith('xdp'));
+    if (bpf?.length) w.hop({ at: ns.id, kind: 'bpf', text: `${iif} runs BPF (${bpf.join(', ')}): the program sees the packet first and may redirect it; the tables below are what the kernel would use otherwise`, kernel: 'bpftool net show' });
     let r: RouteLookup;
     try {
       r = await oracle.routeGet(ns.id, dst, opts);
     } catch (e) {
+      if (bpf?.length) return result(false, `${where(ns)}'s routing table has no route to ${dst}: from ${iif} on, the BPF program (${bpf.join(', ')}) forwards the packet, which the kernel's tables cannot show; with --capture the trace lists where the pings really go.`);
       return result(false, `${where(ns)} has no route to ${dst}: ${(e as Error).message.split('\n').pop()}. Look at \`ip route\` there (cnilab shell ${ns.name}).`);
     }
 

@@ -1,4 +1,4 @@
-// Snapshots of datapaths as the kernel would report them: five recorded from
+// Snapshots of datapaths as the kernel would report them: six recorded from
 // real labs (test/fixtures/workshop/*.raw.json) and three written by hand in
 // the shapes the lessons describe (Calico's routed veths, macvlan pods on the
 // node network, flannel's UDP backend with a TUN device).
@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { buildModel, type NetModel, type RawNamespace } from '../../src/workshop/model.js';
 import { kernelRoute, link, ns } from './netmodel.js';
 
-export function recorded(lab: 'flannel-vxlan' | 'flannel-host-gw' | 'docker-bridge' | 'calico-bgp' | 'flannel-udp'): NetModel {
+export function recorded(lab: 'flannel-vxlan' | 'flannel-host-gw' | 'docker-bridge' | 'calico-bgp' | 'flannel-udp' | 'cilium-ebpf'): NetModel {
   const raw = JSON.parse(readFileSync(`test/fixtures/workshop/${lab}.raw.json`, 'utf8')) as RawNamespace[];
   return buildModel(raw, { lab, backend: 'netns', takenAt: '2026-01-01T12:00:00.000Z' });
 }

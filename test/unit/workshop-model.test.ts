@@ -133,6 +133,7 @@ describe('workshop renderers', () => {
     ['recorded calico-bgp', () => recorded('calico-bgp')],
     ['recorded flannel-udp', () => recorded('flannel-udp')],
     ['recorded docker-bridge', () => recorded('docker-bridge')],
+    ['recorded cilium-ebpf', () => recorded('cilium-ebpf')],
     ['calico-bgp', calicoBgp],
     ['macvlan', macvlan],
     ['flannel-udp', flannelUdp],
@@ -147,6 +148,12 @@ describe('workshop renderers', () => {
       for (const node of m.namespaces.filter((n) => n.kind === 'node')) expect(svg).to.include(`<g id="routes-${node.name}">`);
     });
   }
+
+  it('BPF programs on a device are drawn where they sit (the terminal and the SVG)', () => {
+    const m = recorded('cilium-ebpf');
+    expect(renderText(m).join('\n')).to.match(/lxc[0-9a-f]{12}@if2 \[BPF: tc ingress from_container\] ═ pod nginx-0/);
+    expect(renderSvg(m)).to.include('BPF from_container').and.include('BPF from_netdev');
+  });
 
   it('SVG escapes what the kernel reports', () => {
     const raw = [ns('node', 'n<1>', 'n<1>', { links: [link(2, 'a&b"c', 'veth', { addrs: ['192.168.1.1/24'] })] })];

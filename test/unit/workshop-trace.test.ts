@@ -174,6 +174,17 @@ describe('trace: the walk', () => {
     expect(formatTrace({ ...out, reachable: true }).at(-1)).to.equal('✔ delivered in 9 steps, no encapsulation; source NAT on master: worker sees 192.168.10.210, not 172.17.0.2');
   });
 
+  it('recorded cilium-ebpf: a BPF program on the host veth forwards what the routing table cannot, and the walk says so', async () => {
+    const m = recorded('cilium-ebpf');
+    const t = await trace(m, 'nginx-0', 'nginx-1');
+    expect(t.delivered).to.equal(false);
+    expect(steps(t)).to.deep.equal(['pod/nginx-0 route', 'pod/nginx-0 neighbour', 'master veth', 'master bpf']);
+    expect(t.hops[3].text).to.match(/^lxc[0-9a-f]{12} runs BPF \(tc ingress from_container\): the program sees the packet first/);
+    expect(t.problem).to.match(/node master's routing table has no route to 10\.10\.1\.2: from lxc[0-9a-f]{12} on, the BPF program \(tc ingress from_container\) forwards the packet/);
+    const lines = formatTrace({ ...t, reachable: true, capture: { sent: 3, received: 3, allSeen: true, beyond: [{ at: 'worker', device: 'eth0', packets: 3 }, { at: 'pod/nginx-1', device: 'eth0', packets: 3 }] } });
+    expect(lines.at(-1)).to.equal('  beyond the walk, the pings were seen on: worker eth0 3/3 · nginx-1 eth0 3/3');
+  });
+
   it('stops where the kernel has no answer, and says what to look at', async () => {
     const m = recorded('flannel-vxlan');
     nsById(m, 'master')!.fdb = nsById(m, 'master')!.fdb.filter((f) => f.ifname !== 'flannel.1');
