@@ -32,7 +32,8 @@ describe('workshop on a BPF datapath (cilium-ebpf)', function () {
     expect(r.hops.map((h) => h.kind), text).to.deep.equal(['route', 'neighbour', 'veth', 'bpf']);
     expect(r.problem).to.match(/the BPF program \(tc ingress from_container\) forwards the packet/);
     expect(r.capture?.allSeen, text).to.equal(true);
-    const beyond = r.capture!.beyond!.map((b) => `${b.at} ${b.device} ${b.packets}`);
-    expect(beyond, text).to.include.members(['master eth0 3', 'worker eth0 3', 'pod/nginx-1 eth0 3']);
+    // Every ping shows up there (a redirect into the pod may show a packet twice, so at least 3).
+    const beyond = r.capture!.beyond!.filter((b) => b.packets >= 3).map((b) => `${b.at} ${b.device}`);
+    expect(beyond, text).to.include.members(['master eth0', 'worker eth0', 'pod/nginx-1 eth0']);
   });
 });

@@ -128,7 +128,8 @@ describe('workshop on live labs', function () {
       expect(r.code, r.stderr).to.equal(0);
       const s = JSON.parse(r.stdout);
       expect(s.healthy).to.equal(true);
-      expect(s.services.map((p: { name: string; node: string }) => `${p.name}@${p.node}`)).to.deep.equal(['etcd@master', 'flanneld@master', 'flanneld@worker']);
+      expect(s.services.map((p: { name: string; node: string }) => `${p.name}@${p.node}`)).to.include.members(['etcd@master', 'flanneld@master', 'flanneld@worker']);
+      expect(s.services.every((p: { alive: boolean }) => p.alive)).to.equal(true);
       expect(s.pods.map((p: { name: string; processes: { name: string; alive: boolean }[] }) => `${p.name} ${p.processes.map((x) => `${x.name}:${x.alive}`)}`)).to.deep.equal(['nginx-0 nginx:true', 'nginx-1 nginx:true', 'nginx-2 nginx:true']);
     });
 
