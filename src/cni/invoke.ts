@@ -1,11 +1,11 @@
 // Calling another plugin, as a runtime or a delegating plugin does: find the
 // executable on CNI_PATH, pass env and config, read the result or the error.
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../net/exec.js';
 import { CniError, ErrorCode } from './errors.js';
 import { parseResult, type Result } from './result.js';
-import type { Command } from './env.js';
+import type { CmdArgs, Command } from './env.js';
 import { dispatch, type Plugin } from './skel.js';
 
 export interface InvokeArgs {
@@ -79,6 +79,19 @@ export async function invokePlugin(type: string, conf: Record<string, unknown>, 
   const file = findPlugin(type, a.path);
   const r = await run([file], { input: stdin, env, allowFailure: true });
   return decodeOutput(type, r.stdout, r.exitCode);
+}
+
+/** The same container, ifname, CNI_ARGS and CNI_PATH, for a plugin we delegate to (IPAM, bridge, …). */
+export function delegateArgs(args: CmdArgs): Omit<InvokeArgs, 'command'> {
+  const cniArgs = Object.entries(args.args)
+    .map(([k, v]) => `${k}=${v}`)
+    .join(';');
+  return { containerId: args.containerId, netns: args.netns, ifname: args.ifname, args: cniArgs, path: args.path };
+}
+
+/** ADD and CHECK need the container's namespace to be there (code 4 names the variable). */
+export function requireNetns(args: CmdArgs): void {
+  if (!existsSync(args.netns)) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS "${args.netns}" does not exist`);
 }
 
 /** Delegate IPAM (or any plugin) and read its ADD result. */

@@ -7,7 +7,7 @@ import { CniError, ErrorCode, invalidConfig } from '../errors.js';
 import { Fields, type NetConf } from '../config.js';
 import type { Plugin } from '../skel.js';
 import type { Result, IPConfig } from '../result.js';
-import { delegateAdd, invokePlugin, registerInProcess } from '../invoke.js';
+import { delegateAdd, invokePlugin, registerInProcess, delegateArgs, requireNetns } from '../invoke.js';
 import { formatCidr, networkCidr, parseCidr } from '../ipnet.js';
 import { Ip, failedBatchLine, isNotFound, parseJsonLines, type Link } from '../../net/ip.js';
 import { CommandError } from '../../net/exec.js';
@@ -47,15 +47,7 @@ export function loadBridgeConf(conf: NetConf): BridgeConf {
   };
 }
 
-function ipamArgs(args: CmdArgs) {
-  return { containerId: args.containerId, netns: args.netns, ifname: args.ifname, args: encodeArgs(args.args), path: args.path };
-}
 
-function encodeArgs(a: Record<string, string>): string {
-  return Object.entries(a)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(';');
-}
 
 async function createBridge(node: Ip, conf: BridgeConf): Promise<void> {
   try {
@@ -127,9 +119,6 @@ async function plugIntoBridge(node: Ip, conf: BridgeConf, args: CmdArgs, veth: V
   }
 }
 
-function requireNetns(args: CmdArgs): void {
-  if (!existsSync(args.netns)) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS "${args.netns}" does not exist`);
-}
 
 // Two `ip` processes on the usual path (one per namespace), three when the
 // bridge is new: process start-up is most of an ADD's cost.
@@ -140,7 +129,7 @@ async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
   // IPAM first: a bad ipam section or a full range then fails before any link
   // exists, and the gateway goes onto the bridge with the port, in one process.
   let ipam: Result = { cniVersion: conf.cniVersion, ips: [], routes: [] };
-  if (conf.ipamType) ipam = await delegateAdd(conf.ipamType, conf.raw, ipamArgs(args));
+  if (conf.ipamType) ipam = await delegateAdd(conf.ipamType, conf.raw, delegateArgs(args));
   const ips: IPConfig[] = (ipam.ips ?? []).map((ip) => ({ ...ip, interface: 2 }));
   const veth: Veth = { host: `veth${randomBytes(4).toString('hex')}`, hostMac: randomMac(), ctrMac: randomMac() };
   try {
@@ -187,14 +176,14 @@ async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
   } catch (e) {
     // Undo: the veth (its peer goes with it), the lease, the NAT rules.
     await node.deleteLink(veth.host).catch(() => undefined);
-    if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'DEL' }).catch(() => undefined);
+    if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'DEL' }).catch(() => undefined);
     if (conf.ipMasq) await removeMasquerade(undefined, masqChainName(conf.name, args.containerId)).catch(() => undefined);
     throw e;
   }
 }
 
 async function del(args: CmdArgs, conf: BridgeConf): Promise<void> {
-  if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'DEL' });
+  if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'DEL' });
   // An empty or vanished namespace means the veth pair is already gone with it.
   if (args.netns && existsSync(args.netns)) {
     try {
@@ -210,7 +199,7 @@ async function check(args: CmdArgs, conf: BridgeConf): Promise<void> {
   const prev = conf.prevResult;
   if (!prev) throw invalidConfig('prevResult', 'CHECK needs the result of the ADD');
   requireNetns(args);
-  if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'CHECK' });
+  if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'CHECK' });
   const mismatch = (what: string) => new CniError(ErrorCode.StateMismatch, `CHECK failed: ${what}`);
 
   const node = new Ip();
@@ -241,9 +230,9 @@ export const bridgePlugin: Plugin<BridgeConf> = {
   del,
   check,
   async gc(args, conf) {
-    if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'GC' });
+    if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'GC' });
   },
   async status(args, conf) {
-    if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'STATUS' });
+    if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'STATUS' });
   },
 };

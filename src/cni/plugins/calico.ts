@@ -3,13 +3,13 @@
 // ARP by proxy, so the pod's only route - default via 169.254.1.1 - ends on
 // the node, which routes the pod's /32 back down the same veth.
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import type { CmdArgs } from '../env.js';
 import { CniError, ErrorCode, invalidConfig } from '../errors.js';
 import { Fields, type NetConf } from '../config.js';
 import type { Plugin } from '../skel.js';
 import type { IPConfig, Result } from '../result.js';
-import { delegateAdd, invokePlugin, registerInProcess } from '../invoke.js';
+import { delegateAdd, invokePlugin, registerInProcess, delegateArgs, requireNetns } from '../invoke.js';
 import { parseCidr } from '../ipnet.js';
 import { Ip, isNotFound, type Link, type Route } from '../../net/ip.js';
 import { CommandError } from '../../net/exec.js';
@@ -48,14 +48,7 @@ export function hostVethName(args: Pick<CmdArgs, 'args' | 'containerId'>): strin
   return `cali${createHash('sha1').update(id).digest('hex').slice(0, 11)}`;
 }
 
-function ipamArgs(args: CmdArgs) {
-  const cniArgs = Object.entries(args.args).map(([k, v]) => `${k}=${v}`).join(';');
-  return { containerId: args.containerId, netns: args.netns, ifname: args.ifname, args: cniArgs, path: args.path };
-}
 
-function requireNetns(args: CmdArgs): void {
-  if (!existsSync(args.netns)) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS "${args.netns}" does not exist`);
-}
 
 /** What the pod's side needs: its /32, and a default route through the link-local gateway. */
 export function containerSetup(ifname: string, ips: IPConfig[]): string[][] {
@@ -99,7 +92,7 @@ async function add(args: CmdArgs, conf: CalicoConf): Promise<Result> {
   }
   let ipamDone = false;
   try {
-    const ipam = await delegateAdd(conf.ipamType, conf.raw, ipamArgs(args));
+    const ipam = await delegateAdd(conf.ipamType, conf.raw, delegateArgs(args));
     ipamDone = true;
     const ips: IPConfig[] = (ipam.ips ?? []).map((ip) => ({ address: ip.address, interface: 1 }));
     if (!ips.length || ips.some((ip) => !parseCidr(ip.address))) throw new CniError(ErrorCode.InvalidConfig, `IPAM ${conf.ipamType} returned no usable IPv4 address: ${JSON.stringify(ipam.ips)}`);
@@ -122,13 +115,13 @@ async function add(args: CmdArgs, conf: CalicoConf): Promise<Result> {
   } catch (e) {
     // Undo: the veth (its peer and the /32 route go with it), then the address.
     await node.deleteLink(hostIf).catch(() => undefined);
-    if (ipamDone) await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'DEL' }).catch(() => undefined);
+    if (ipamDone) await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'DEL' }).catch(() => undefined);
     throw e;
   }
 }
 
 async function del(args: CmdArgs, conf: CalicoConf): Promise<void> {
-  await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'DEL' });
+  await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'DEL' });
   // The host side is found by name, so an empty or vanished CNI_NETNS does not matter.
   try {
     await new Ip().deleteLink(hostVethName(args));
@@ -149,7 +142,7 @@ async function check(args: CmdArgs, conf: CalicoConf): Promise<void> {
   const prev = conf.prevResult;
   if (!prev) throw invalidConfig('prevResult', 'CHECK needs the result of the ADD');
   requireNetns(args);
-  await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'CHECK' });
+  await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'CHECK' });
   const mismatch = (what: string) => new CniError(ErrorCode.StateMismatch, `CHECK failed: ${what}`);
   const node = new Ip();
   const hostIf = hostVethName(args);
@@ -177,6 +170,6 @@ export const calicoPlugin: Plugin<CalicoConf> = {
   del,
   check,
   async status(args, conf) {
-    await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'STATUS' });
+    await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'STATUS' });
   },
 };

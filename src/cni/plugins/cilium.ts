@@ -4,13 +4,12 @@
 // lxc device answers ARP for. The node agent, told over its unix socket,
 // attaches that program and puts the pod in its maps.
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
 import type { CmdArgs } from '../env.js';
 import { CniError, ErrorCode, invalidConfig } from '../errors.js';
 import { Fields, type NetConf } from '../config.js';
 import type { Plugin } from '../skel.js';
 import type { Result } from '../result.js';
-import { delegateAdd, invokePlugin, registerInProcess } from '../invoke.js';
+import { delegateAdd, invokePlugin, registerInProcess, delegateArgs, requireNetns } from '../invoke.js';
 import { Ip, isNotFound, type Link } from '../../net/ip.js';
 import { CommandError } from '../../net/exec.js';
 import { AgentUnreachableError, callAgent, type EndpointSpec } from '../../agents/cilium-api.js';
@@ -44,10 +43,6 @@ export function hostIfname(containerId: string, ifname: string): string {
   return 'lxc' + createHash('sha256').update(`${containerId}/${ifname}`).digest('hex').slice(0, 12);
 }
 
-function ipamArgs(args: CmdArgs) {
-  const cniArgs = Object.entries(args.args).map(([k, v]) => `${k}=${v}`).join(';');
-  return { containerId: args.containerId, netns: args.netns, ifname: args.ifname, args: cniArgs, path: args.path };
-}
 
 async function agent(conf: CiliumConf, method: string, path: string, body?: unknown) {
   try {
@@ -59,9 +54,9 @@ async function agent(conf: CiliumConf, method: string, path: string, body?: unkn
 }
 
 async function add(args: CmdArgs, conf: CiliumConf): Promise<Result> {
-  if (!existsSync(args.netns)) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS "${args.netns}" does not exist`);
+  requireNetns(args);
   // IPAM first: a bad ipam section or a full range fails before any link exists.
-  const ipam = await delegateAdd(conf.ipamType, conf.raw, ipamArgs(args));
+  const ipam = await delegateAdd(conf.ipamType, conf.raw, delegateArgs(args));
   const address = ipam.ips?.find((i) => !i.address.includes(':'))?.address.split('/')[0];
   const host = hostIfname(args.containerId, args.ifname);
   const node = new Ip();
@@ -106,7 +101,7 @@ async function add(args: CmdArgs, conf: CiliumConf): Promise<Result> {
     // Undo: the agent's entry, the veth pair (the pod end goes with it), the lease.
     if (registered) await callAgent(conf.socket, 'DELETE', `/v1/endpoint/${args.containerId}`).catch(() => undefined);
     await node.deleteLink(host).catch(() => undefined);
-    await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'DEL' }).catch(() => undefined);
+    await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'DEL' }).catch(() => undefined);
     throw e;
   }
 }
@@ -125,14 +120,14 @@ async function del(args: CmdArgs, conf: CiliumConf): Promise<void> {
   } catch (e) {
     if (!isNotFound(e)) throw e;
   }
-  await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'DEL' });
+  await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'DEL' });
 }
 
 async function check(args: CmdArgs, conf: CiliumConf): Promise<void> {
   const prev = conf.prevResult;
   if (!prev) throw invalidConfig('prevResult', 'CHECK needs the result of the ADD');
-  if (!existsSync(args.netns)) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS "${args.netns}" does not exist`);
-  await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'CHECK' });
+  requireNetns(args);
+  await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'CHECK' });
   const mismatch = (what: string) => new CniError(ErrorCode.StateMismatch, `CHECK failed: ${what}`);
   const host = hostIfname(args.containerId, args.ifname);
   if (!(await new Ip().link(host))) throw mismatch(`host device ${host} is missing`);
@@ -150,10 +145,10 @@ export const ciliumPlugin: Plugin<CiliumConf> = {
   del,
   check,
   async gc(args, conf) {
-    await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'GC' });
+    await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'GC' });
   },
   async status(args, conf) {
     await agent(conf, 'GET', '/v1/healthz');
-    await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'STATUS' });
+    await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'STATUS' });
   },
 };

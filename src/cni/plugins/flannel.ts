@@ -8,7 +8,7 @@ import { CniError, ErrorCode, invalidConfig } from '../errors.js';
 import { Fields, type NetConf } from '../config.js';
 import type { Plugin } from '../skel.js';
 import { convertResult, type Result } from '../result.js';
-import { delegateAdd, invokePlugin, registerInProcess } from '../invoke.js';
+import { delegateAdd, invokePlugin, registerInProcess, delegateArgs } from '../invoke.js';
 import { bridgePlugin } from './bridge.js';
 
 registerInProcess('bridge', bridgePlugin);
@@ -79,10 +79,6 @@ export function delegateConfig(conf: FlannelConf, env: SubnetEnv): Record<string
 
 const savedPath = (conf: FlannelConf, id: string) => join(conf.dataDir, id);
 
-function delegateArgs(args: CmdArgs) {
-  const cniArgs = Object.entries(args.args).map(([k, v]) => `${k}=${v}`).join(';');
-  return { containerId: args.containerId, netns: args.netns, ifname: args.ifname, args: cniArgs, path: args.path };
-}
 
 async function add(args: CmdArgs, conf: FlannelConf): Promise<Result> {
   const delegate = delegateConfig(conf, readSubnetEnv(conf.subnetFile));

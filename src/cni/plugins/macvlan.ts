@@ -9,7 +9,7 @@ import { CniError, ErrorCode, invalidConfig } from '../errors.js';
 import { Fields, type NetConf } from '../config.js';
 import type { Plugin } from '../skel.js';
 import type { Result, IPConfig } from '../result.js';
-import { delegateAdd, invokePlugin, registerInProcess } from '../invoke.js';
+import { delegateAdd, invokePlugin, registerInProcess, delegateArgs, requireNetns } from '../invoke.js';
 import { Ip, isNotFound, type Link } from '../../net/ip.js';
 import { CommandError } from '../../net/exec.js';
 import { hostLocal } from './host-local.js';
@@ -41,16 +41,7 @@ export function loadMacvlanConf(conf: NetConf): MacvlanConf {
   };
 }
 
-function ipamArgs(args: CmdArgs) {
-  const cniArgs = Object.entries(args.args)
-    .map(([k, v]) => `${k}=${v}`)
-    .join(';');
-  return { containerId: args.containerId, netns: args.netns, ifname: args.ifname, args: cniArgs, path: args.path };
-}
 
-function requireNetns(args: CmdArgs): void {
-  if (!existsSync(args.netns)) throw new CniError(ErrorCode.InvalidEnvironment, `CNI_NETNS "${args.netns}" does not exist`);
-}
 
 async function requireMaster(node: Ip, conf: MacvlanConf): Promise<Link> {
   const link = await node.link(conf.master);
@@ -65,7 +56,7 @@ async function add(args: CmdArgs, conf: MacvlanConf): Promise<Result> {
   const ctr = new Ip(args.netns);
   await requireMaster(node, conf);
   // IPAM first: a bad ipam section or a full range then fails before any link exists.
-  const ipam = await delegateAdd(conf.ipamType, conf.raw, ipamArgs(args));
+  const ipam = await delegateAdd(conf.ipamType, conf.raw, delegateArgs(args));
   let linkMade = false;
   try {
     // Made straight inside the container's namespace, under its final name.
@@ -96,13 +87,13 @@ async function add(args: CmdArgs, conf: MacvlanConf): Promise<Result> {
   } catch (e) {
     // Undo: the child link (never one that was there before us) and the lease.
     if (linkMade) await ctr.deleteLink(args.ifname).catch(() => undefined);
-    await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'DEL' }).catch(() => undefined);
+    await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'DEL' }).catch(() => undefined);
     throw e;
   }
 }
 
 async function del(args: CmdArgs, conf: MacvlanConf): Promise<void> {
-  await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'DEL' });
+  await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'DEL' });
   // An empty or vanished namespace took the child link with it.
   if (!args.netns || !existsSync(args.netns)) return;
   try {
@@ -116,7 +107,7 @@ async function check(args: CmdArgs, conf: MacvlanConf): Promise<void> {
   const prev = conf.prevResult;
   if (!prev) throw invalidConfig('prevResult', 'CHECK needs the result of the ADD');
   requireNetns(args);
-  await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'CHECK' });
+  await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'CHECK' });
   const mismatch = (what: string) => new CniError(ErrorCode.StateMismatch, `CHECK failed: ${what}`);
   const ctr = new Ip(args.netns);
   const link = await ctr.link(args.ifname);
@@ -138,9 +129,9 @@ export const macvlanPlugin: Plugin<MacvlanConf> = {
   check,
   // The runtime's list of valid attachments travels in conf.raw to the IPAM plugin.
   async gc(args, conf) {
-    await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'GC' });
+    await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'GC' });
   },
   async status(args, conf) {
-    await invokePlugin(conf.ipamType, conf.raw, { ...ipamArgs(args), command: 'STATUS' });
+    await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'STATUS' });
   },
 };
