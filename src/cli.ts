@@ -175,6 +175,8 @@ program
     print(o.json, r, () => {
       console.log(`${green('✔')} cleaned ${r.labs.length} lab(s)${r.labs.length ? `: ${r.labs.join(', ')}` : ''}`);
       if (r.orphanNamespaces.length) console.log(`  also removed unrecorded namespaces: ${r.orphanNamespaces.join(', ')}`);
+      if (r.orphanContainers.length) console.log(`  also removed unrecorded containers and networks: ${r.orphanContainers.join(', ')}`);
+      for (const w of r.warnings) console.log(`  ${red('!')} ${w}`);
     });
   });
 

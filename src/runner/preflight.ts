@@ -11,7 +11,7 @@ import { networkPlugin } from './networks/index.js';
 import { NAME_PREFIX } from './state.js';
 
 /** command → the Debian package that ships it (what every lab uses; network plugins add theirs) */
-const TOOLS: Record<string, string> = {
+export const TOOLS: Record<string, string> = {
   ip: 'iproute2',
   bridge: 'iproute2',
   nsenter: 'util-linux',

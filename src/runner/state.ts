@@ -26,6 +26,8 @@ export interface LabState {
   mounts: string[];
   processes: ProcessRecord[];
   pods: PodRecord[];
+  /** Docker backend: the engine, and the network and containers made there (also labelled with the lab). */
+  docker?: { host: string; network?: string; containers: string[] };
 }
 
 export interface PodRecord {

@@ -1,0 +1,124 @@
+// What a remote node runs, as pure functions of their inputs. The docker and
+// vagrant backends reach a node through a shell (`docker exec`, `vagrant ssh`)
+// and send it these same argvs; the netns backend needs none of them.
+// Arguments always travel as positional parameters ("$1", "$@"), never pasted
+// into the script, so no value needs quoting inside it.
+
+/** `sh -c script` with `args` as $1, $2, … */
+export function shArgv(script: string, ...args: string[]): string[] {
+  return ['sh', '-c', script, 'sh', ...args];
+}
+
+/** Field 22 of /proc/PID/stat (start time in clock ticks); the command name may hold spaces, so cut after its ")". */
+const startTimeOf = (pid: string) => `sed 's/.*) //' /proc/${pid}/stat 2>/dev/null | cut -d' ' -f20`;
+
+/**
+ * Start a long-running command in its own session (so neither the end of this
+ * exec nor a closed ssh session stops it), with its output appended to `log`.
+ * Prints "PID STARTTIME" of the command itself and returns at once.
+ */
+export function startArgv(log: string, argv: string[]): string[] {
+  const script = [
+    'log="$1"; shift',
+    'mkdir -p "$(dirname "$log")" || exit 1',
+    'setsid "$@" >>"$log" 2>&1 </dev/null &',
+    `echo "$! $(${startTimeOf('$!')})"`,
+  ].join('\n');
+  return shArgv(script, log, ...argv);
+}
+
+/** Parse what startArgv printed. */
+export function parseStarted(stdout: string): { pid: number; startTime: number } {
+  const m = /^(\d+) (\d+)\s*$/m.exec(stdout);
+  if (!m) throw new Error(`could not read the PID of a started process from ${JSON.stringify(stdout.slice(0, 200))}`);
+  return { pid: Number(m[1]), startTime: Number(m[2]) };
+}
+
+/**
+ * Stop a process by PID if it is still the one we started (same start time):
+ * SIGTERM, then SIGKILL after `graceMs`. A process that is gone already is fine.
+ */
+export function stopArgv(pid: number, startTime: number, graceMs = 2000): string[] {
+  const tries = Math.max(1, Math.round(graceMs / 20));
+  const script = [
+    `[ "$(${startTimeOf('$1')})" = "$2" ] || exit 0`,
+    'kill -TERM "$1" 2>/dev/null || exit 0',
+    `i=0; while [ $i -lt ${tries} ]; do`,
+    `  st=$(sed 's/.*) //' /proc/$1/stat 2>/dev/null | cut -d' ' -f1); [ -z "$st" ] || [ "$st" = Z ] && exit 0`,
+    '  sleep 0.02; i=$((i+1))',
+    'done',
+    'kill -KILL "$1" 2>/dev/null; exit 0',
+  ].join('\n');
+  return shArgv(script, String(pid), String(startTime));
+}
+
+/** Create a file with the content on stdin, and its directory. */
+export function writeFileArgv(path: string): string[] {
+  return shArgv('mkdir -p "$(dirname "$1")" && cat > "$1"', path);
+}
+
+export function readFileArgv(path: string): string[] {
+  return ['cat', path];
+}
+
+/**
+ * Make a node as a node has it: the node-private directories a CNI runtime and
+ * agents use, forwarding on, strict reverse-path filtering off, and no default
+ * route (nothing of a lab leaves the machine).
+ */
+export function nodeInitArgv(dirs: string[]): string[] {
+  const script = [
+    'mkdir -p "$@"',
+    'sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0',
+    'ip route del default 2>/dev/null; true',
+  ].join(' && ');
+  return shArgv(script, ...dirs);
+}
+
+/** Where a pod's hostname (a UTS namespace pinned on a file) lives inside its node. */
+export function podUtsFile(pod: string): string {
+  return `/run/cnilab/pods/${pod}/uts`;
+}
+
+/** A pod sandbox inside a node: a named network namespace with loopback up, and a hostname. */
+export function createSandboxArgv(netns: string, pod: string): string[] {
+  const script = [
+    'ip netns add "$1"',
+    'ip -n "$1" link set lo up',
+    'mkdir -p "$(dirname "$2")"',
+    ': > "$2"',
+    'unshare --uts="$2" hostname "$3"',
+  ].join(' && ');
+  return shArgv(script, netns, podUtsFile(pod), pod);
+}
+
+/** Stop what runs in a sandbox (SIGTERM, then SIGKILL), then remove it; missing parts are fine. */
+export function removeSandboxArgv(netns: string, pod: string): string[] {
+  const script = [
+    'pids() { ip netns pids "$1" 2>/dev/null; }',
+    'for p in $(pids "$1"); do kill -TERM "$p" 2>/dev/null; done',
+    'i=0; while [ -n "$(pids "$1")" ] && [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done',
+    'for p in $(pids "$1"); do kill -KILL "$p" 2>/dev/null; done',
+    'ip netns del "$1" 2>/dev/null',
+    'umount "$2" 2>/dev/null',
+    'rm -rf "$(dirname "$2")"',
+    'true',
+  ].join('\n');
+  return shArgv(script, netns, podUtsFile(pod));
+}
+
+/** Run a command inside a pod's sandbox on its node. */
+export function podArgv(netns: string, pod: string, argv: string[]): string[] {
+  return ['nsenter', `--net=/run/netns/${netns}`, `--uts=${podUtsFile(pod)}`, '--', ...argv];
+}
+
+/** `env K=V … argv`: for transports (ssh) that carry no environment of their own. */
+export function withEnv(env: Record<string, string> | undefined, argv: string[]): string[] {
+  const pairs = Object.entries(env ?? {}).map(([k, v]) => `${k}=${v}`);
+  return pairs.length ? ['env', ...pairs, ...argv] : argv;
+}
+
+/** Quote one word for a POSIX shell. */
+export function shQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}

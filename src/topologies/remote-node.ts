@@ -1,0 +1,88 @@
+// What the docker and vagrant backends share: nodes with a filesystem and a
+// PID space of their own, reached only by running a command on them (`docker
+// exec`, ssh). Everything here is built on `exec` and the pure commands of
+// node-commands.ts; a backend adds the transport and how nodes come and go.
+import { join } from 'node:path';
+import type { RunResult } from '../net/exec.js';
+import type { StateFile } from '../runner/state.js';
+import type { Backend, ExecOptions, Started, Topology } from './backend.js';
+import { podNetns } from './netns.js';
+import { createSandboxArgv, parseStarted, podArgv, readFileArgv, removeSandboxArgv, startArgv, stopArgv, writeFileArgv } from './node-commands.js';
+
+export abstract class RemoteNodeBackend implements Backend {
+  abstract readonly kind: string;
+  constructor(
+    readonly topo: Topology,
+    readonly state: StateFile,
+  ) {}
+
+  abstract up(): Promise<void>;
+  abstract down(): Promise<void>;
+  abstract exec(node: string, argv: string[], opts?: ExecOptions): Promise<RunResult>;
+
+  /** Node-private paths are the real ones: the node has its own filesystem. */
+  nodePath(_node: string, path: string): string {
+    return path.startsWith('/') ? path : `/${path}`;
+  }
+
+  /** The first node reaches every other over the underlay, or `explain` says what may block it. */
+  protected async checkUnderlay(explain: string): Promise<void> {
+    const [first, ...rest] = this.topo.nodes;
+    for (const n of rest) {
+      const r = await this.exec(first.name, ['ping', '-c', '1', '-W', '2', n.address], { allowFailure: true });
+      if (r.exitCode !== 0) throw new Error(`node ${first.name} cannot reach ${n.name} (${n.address}) over the underlay. ${explain}`);
+    }
+  }
+
+  podExec(node: string, pod: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
+    return this.exec(node, podArgv(podNetns(this.topo.lab, pod), pod, argv), opts);
+  }
+
+  /**
+   * Logs go to the lab's directory, which every node sees at the same path
+   * (a bind mount, a synced folder), so the host reads them as they grow.
+   */
+  private async launch(node: string, name: string, argv: string[], log: string, env?: Record<string, string>): Promise<Started> {
+    const r = await this.exec(node, startArgv(log, argv), { env });
+    const { pid, startTime } = parseStarted(r.stdout);
+    this.state.update((s) => s.processes.push({ pid, startTime, name, node }));
+    return { pid, log };
+  }
+
+  start(node: string, name: string, argv: string[], opts: { env?: Record<string, string> } = {}): Promise<Started> {
+    return this.launch(node, name, argv, join(this.state.dir, 'nodes', node, 'log', `${name}.log`), opts.env);
+  }
+
+  podStart(node: string, pod: string, name: string, argv: string[]): Promise<Started> {
+    const log = join(this.state.dir, 'pods', pod, 'log', `${pod}-${name}.log`);
+    return this.launch(node, `${pod}-${name}`, podArgv(podNetns(this.topo.lab, pod), pod, argv), log);
+  }
+
+  /** PIDs are the node's own (its PID space): the stop runs on the node, and only if the start time still matches. */
+  async stop(pid: number): Promise<void> {
+    const rec = this.state.state.processes.find((p) => p.pid === pid);
+    if (rec) await this.exec(rec.node, stopArgv(rec.pid, rec.startTime), { allowFailure: true });
+    this.state.update((s) => (s.processes = s.processes.filter((p) => p.pid !== pid)));
+  }
+
+  async writeFile(node: string, path: string, content: string): Promise<void> {
+    await this.exec(node, writeFileArgv(path), { input: content });
+  }
+
+  async readFile(node: string, path: string): Promise<string | undefined> {
+    const r = await this.exec(node, readFileArgv(path), { allowFailure: true });
+    return r.exitCode === 0 ? r.stdout : undefined;
+  }
+
+  async createSandbox(node: string, pod: string): Promise<{ netns: string }> {
+    const name = podNetns(this.topo.lab, pod);
+    await this.exec(node, createSandboxArgv(name, pod));
+    // The path as the node (where the CNI plugins run) sees it.
+    return { netns: `/run/netns/${name}` };
+  }
+
+  async removeSandbox(node: string, pod: string): Promise<void> {
+    await this.exec(node, removeSandboxArgv(podNetns(this.topo.lab, pod), pod), { allowFailure: true });
+    this.state.update((s) => (s.processes = s.processes.filter((p) => !(p.node === node && p.name.startsWith(`${pod}-`)))));
+  }
+}
