@@ -18,6 +18,8 @@ PACKAGES=(
   gcc libc6-dev
   # cnilab diagram's test opens the SVG in chromium; cnilab lesson's test drives it in tmux.
   chromium tmux
+  # The docker backend: a private dockerd, its node image made with debootstrap; the Vagrantfile checked with vagrant.
+  docker.io debootstrap vagrant
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
