@@ -19,15 +19,12 @@ import { ROOT } from '../runner/paths.js';
 import type { ExecOptions, Topology } from './backend.js';
 import { connectDocker, dockerHost, engineAnswers } from './docker-engine.js';
 import { ensureNodeImage, IMAGE_LABEL } from './docker-image.js';
-import { nodeInitArgv } from './node-commands.js';
+import { NODE_DIRS, nodeInitArgv } from './node-commands.js';
 import { RemoteNodeBackend } from './remote-node.js';
 
 export const LAB_LABEL = 'cnilab.lab';
 export const PREFIX_LABEL = 'cnilab.prefix';
 export const NODE_LABEL = 'cnilab.node';
-
-/** Directories every node has, as the netns backend makes them. */
-export const NODE_DIRS = ['/etc/cni/net.d', '/var/lib/cni', '/run/flannel', '/var/log'];
 
 export function containerName(lab: string, node: string): string {
   return `${NAME_PREFIX}${lab}-${node}`;

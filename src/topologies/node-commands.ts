@@ -61,6 +61,9 @@ export function readFileArgv(path: string): string[] {
   return ['cat', path];
 }
 
+/** Directories every node has, as the netns backend makes them. */
+export const NODE_DIRS = ['/etc/cni/net.d', '/var/lib/cni', '/run/flannel', '/var/log'];
+
 /**
  * Make a node as a node has it: the node-private directories a CNI runtime and
  * agents use, forwarding on, strict reverse-path filtering off, and no default
