@@ -69,8 +69,9 @@ export function networkSpec(topo: Topology): Docker.NetworkCreateOptions {
 export function nodeContainerSpec(topo: Topology, node: string, image: string, stateDir: string, nodeBinary = process.execPath): Docker.ContainerCreateOptions {
   const spec = topo.nodes.find((n) => n.name === node);
   if (!spec) throw new Error(`no node ${node} in lab ${topo.lab}`);
-  const dist = join(ROOT, 'dist');
-  const binds = [`${dist}:${dist}:ro`, `${nodeBinary}:${nodeBinary}:ro`, `${stateDir}:${stateDir}`];
+  // The bundle, and node_modules for what bundles load at run time (native modules such as koffi).
+  const [dist, modules] = [join(ROOT, 'dist'), join(ROOT, 'node_modules')];
+  const binds = [`${dist}:${dist}:ro`, `${modules}:${modules}:ro`, `${nodeBinary}:${nodeBinary}:ro`, `${stateDir}:${stateDir}`];
   if (nodeBinary !== '/usr/local/bin/node') binds.push(`${nodeBinary}:/usr/local/bin/node:ro`);
   return {
     name: containerName(topo.lab, node),
@@ -88,6 +89,8 @@ export function nodeContainerSpec(topo: Topology, node: string, image: string, s
       MaskedPaths: [],
       ReadonlyPaths: [],
       Binds: binds,
+      // TUN devices (flannel's UDP backend) open /dev/net/tun, which a container only has when given.
+      Devices: [{ PathOnHost: '/dev/net/tun', PathInContainer: '/dev/net/tun', CgroupPermissions: 'rwm' }],
     },
     NetworkingConfig: { EndpointsConfig: { [networkName(topo.lab)]: { IPAMConfig: { IPv4Address: spec.address } } } },
   };

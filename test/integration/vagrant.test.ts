@@ -68,6 +68,7 @@ describe('vagrant backend: the Vagrantfile from each lab', function () {
       expect(config.synced_folders).to.deep.include.members([
         { host: '.', guest: '/vagrant', disabled: true },
         { host: dist, guest: dist },
+        { host: join(ROOT, 'node_modules'), guest: join(ROOT, 'node_modules') },
         { host: state, guest: state, create: true },
       ]);
     });

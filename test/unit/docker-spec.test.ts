@@ -50,7 +50,8 @@ describe('docker backend: engine requests', () => {
     expect(h.ReadonlyPaths).to.deep.equal([]);
     expect(h.Init).to.equal(true);
     // The bundle and Node.js read-only at the host's own paths; the lab's directory shared for logs and pod files.
-    expect(h.Binds).to.include.members([`${ROOT}/dist:${ROOT}/dist:ro`, '/usr/bin/node:/usr/bin/node:ro', '/usr/bin/node:/usr/local/bin/node:ro', '/run/cnilab/demo:/run/cnilab/demo']);
+    expect(h.Devices).to.deep.equal([{ PathOnHost: '/dev/net/tun', PathInContainer: '/dev/net/tun', CgroupPermissions: 'rwm' }]);
+    expect(h.Binds).to.include.members([`${ROOT}/dist:${ROOT}/dist:ro`, `${ROOT}/node_modules:${ROOT}/node_modules:ro`, '/usr/bin/node:/usr/bin/node:ro', '/usr/bin/node:/usr/local/bin/node:ro', '/run/cnilab/demo:/run/cnilab/demo']);
     expect(() => nodeContainerSpec(topo, 'nope', 'i', '/x')).to.throw(/no node nope/);
   });
 
