@@ -78,6 +78,11 @@ export function nodeInitArgv(dirs: string[]): string[] {
   return shArgv(script, ...dirs);
 }
 
+/** A BPF filesystem on /sys/fs/bpf, unless one is there: the node's own mount, gone with the node. */
+export function bpffsArgv(dir = '/sys/fs/bpf'): string[] {
+  return shArgv('[ "$(stat -f -c %T "$1" 2>/dev/null)" = bpf_fs ] || { mkdir -p "$1" && mount -t bpf bpf "$1"; }', dir);
+}
+
 /** Where a pod's hostname (a UTS namespace pinned on a file) lives inside its node. */
 export function podUtsFile(pod: string): string {
   return `/run/cnilab/pods/${pod}/uts`;

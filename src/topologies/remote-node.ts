@@ -7,7 +7,7 @@ import type { RunResult } from '../net/exec.js';
 import type { StateFile } from '../runner/state.js';
 import type { Backend, ExecOptions, Started, Topology } from './backend.js';
 import { podNetns } from './netns.js';
-import { createSandboxArgv, parseStarted, podArgv, readFileArgv, removeSandboxArgv, startArgv, stopArgv, writeFileArgv } from './node-commands.js';
+import { bpffsArgv, createSandboxArgv, parseStarted, podArgv, readFileArgv, removeSandboxArgv, startArgv, stopArgv, writeFileArgv } from './node-commands.js';
 
 export abstract class RemoteNodeBackend implements Backend {
   abstract readonly kind: string;
@@ -79,6 +79,12 @@ export abstract class RemoteNodeBackend implements Backend {
     await this.exec(node, createSandboxArgv(name, pod));
     // The path as the node (where the CNI plugins run) sees it.
     return { netns: `/run/netns/${name}` };
+  }
+
+  /** A BPF filesystem of the node's own (for datapaths that pin programs and maps), in the node's own mount table. */
+  async bpffs(node: string): Promise<string> {
+    await this.exec(node, bpffsArgv());
+    return '/sys/fs/bpf';
   }
 
   async removeSandbox(node: string, pod: string): Promise<void> {
