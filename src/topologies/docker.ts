@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
 import { CommandError, type RunResult } from '../net/exec.js';
-import { parseCidr, parseIp, formatIp, network as networkOf, broadcast } from '../cni/ipnet.js';
+import { parseCidr, parseIp, formatIp, network as networkOf, broadcast, overlaps } from '../cni/ipnet.js';
 import { NAME_PREFIX, labDir, readState, type StateFile } from '../runner/state.js';
 import { ROOT } from '../runner/paths.js';
 import type { ExecOptions, Topology } from './backend.js';
@@ -156,6 +156,7 @@ export class DockerBackend extends RemoteNodeBackend {
       }
       const image = await ensureNodeImage(this.docker, (m) => process.stderr.write(`${m}\n`));
       const spec = networkSpec(this.topo);
+      await this.refuseSubnetClash();
       this.state.update((s) => (s.docker!.network = spec.Name));
       await this.docker.createNetwork(spec);
       await Promise.all(
@@ -175,6 +176,23 @@ export class DockerBackend extends RemoteNodeBackend {
     } catch (e) {
       await this.down();
       throw e;
+    }
+  }
+
+  /** One engine keeps its networks' subnets apart: say which network holds the underlay's, before making anything. */
+  private async refuseSubnetClash(): Promise<void> {
+    const wanted = parseCidr(this.topo.underlay.subnet)!;
+    for (const n of await this.docker.listNetworks()) {
+      const clash = (n.IPAM?.Config ?? []).some((c) => {
+        const have = c.Subnet ? parseCidr(c.Subnet) : undefined;
+        return have !== undefined && overlaps(have, wanted);
+      });
+      if (!clash) continue;
+      const owner = n.Labels?.[LAB_LABEL] ? ` (lab ${n.Labels[LAB_LABEL]})` : '';
+      throw new Error(
+        `the Docker network ${n.Name}${owner} already uses ${n.IPAM!.Config![0].Subnet}, which overlaps the underlay ${this.topo.underlay.subnet} of lab ${this.topo.lab}: ` +
+          'one engine keeps its networks apart, so run these labs one after the other, or on another engine (DOCKER_HOST)',
+      );
     }
   }
 

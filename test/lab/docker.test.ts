@@ -92,6 +92,12 @@ describe('docker backend: labs on nodes as containers', function () {
       // Nothing of the lab routes or leaves the machine: no default route in a node, no lab address on the host.
       expect((await b.exec('master', ['ip', 'route', 'show', 'default'])).stdout).to.equal('');
       expect(await rootNamespaceView()).to.equal(before);
+
+      // A second lab on the same subnet cannot share this engine: the error names the network in the way, and nothing is left.
+      const second = LabInstance.open('flannel-vxlan', { name: 'dkr-second', backend: 'docker' }, new QuietReporter());
+      const clash = await second.up({ install: false }).catch((e: Error) => e);
+      expect(String(clash)).to.include(`network ${NAME_PREFIX}dkr-left-underlay (lab dkr-left) already uses 192.168.10.0/24`).and.include('one after the other');
+      expect(await dockerLeftovers(engine!, 'dkr-second')).to.deep.equal([]);
     } finally {
       // Not inst.down(): clean must find everything from the state and labels alone.
       await cleanLab('dkr-left');
