@@ -151,13 +151,17 @@ export async function cleanVagrantLab(lab: string, runner: CommandRunner = runCo
   if (existsSync(sshConfig)) {
     for (const node of sshConfigHosts(readFileSync(sshConfig, 'utf8'))) await runner(sshExitArgv(sshConfig, controlDir, node), {}).catch(() => undefined);
   }
-  try {
-    const r = await runner(vagrantDestroyArgv(), { env: vagrantEnv(context), cwd: context.root });
-    if (r.exitCode !== 0) unreachable = `vagrant destroy for ${lab} failed: ${(r.stderr || r.stdout).trim()}`;
-  } catch (e) {
-    unreachable = `${(e as Error).message}: the VMs of ${lab} (if any) are left; remove them with the provider's tools`;
+  const dotfiles = vagrantEnv(context).VAGRANT_DOTFILE_PATH;
+  // Vagrant records every machine it made under machines/: with none, there is nothing to destroy.
+  if (existsSync(join(dotfiles, 'machines'))) {
+    try {
+      const r = await runner(vagrantDestroyArgv(), { env: vagrantEnv(context), cwd: context.root });
+      if (r.exitCode !== 0) unreachable = `vagrant destroy for ${lab} failed: ${(r.stderr || r.stdout).trim()}`;
+    } catch (e) {
+      unreachable = `${(e as Error).message}: the VMs of ${lab} are left; remove them with the provider's tools`;
+    }
   }
-  if (!unreachable) rmSync(join(context.root, '.vagrant', lab), { recursive: true, force: true });
+  if (!unreachable) rmSync(dotfiles, { recursive: true, force: true });
   rmSync(labDir(lab), { recursive: true, force: true });
   return { unreachable };
 }

@@ -3,7 +3,7 @@
 // Vagrant), `vagrant validate` with Debian's vagrant, and the exact commands
 // the backend runs, through a recording command runner.
 import { expect } from 'chai';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { formatIp, mask } from '../../src/cni/ipnet.js';
@@ -161,8 +161,9 @@ describe('vagrant backend: the commands it runs', () => {
     expect(calls[0].argv.at(-1)).to.equal("sudo -n env 'A=b c' ip route");
   });
 
-  it('down: closes the shared ssh connections and destroys the VMs', async () => {
+  it('down: closes the shared ssh connections and destroys the VMs Vagrant recorded', async () => {
     await backend.up();
+    mkdirSync(join(ROOT, '.vagrant', lab, 'machines', 'master'), { recursive: true }); // what `vagrant up` records
     calls = [];
     await backend.down();
     const sshConfig = join(labDir(lab), 'vagrant-ssh-config');
@@ -171,6 +172,12 @@ describe('vagrant backend: the commands it runs', () => {
       ['vagrant', 'destroy', '--force'],
     ]);
     expect(existsSync(labDir(lab))).to.equal(false);
+    expect(existsSync(join(ROOT, '.vagrant', lab))).to.equal(false);
+  });
+
+  it('down after a `vagrant up` that made no machine has nothing to destroy', async () => {
+    await backend.down();
+    expect(calls.map((c) => c.argv[0])).to.not.include('vagrant');
   });
 
   it("a remote command survives the node's login shell unchanged", async () => {
