@@ -40,7 +40,7 @@ interface Sample {
 const samples: Record<string, Record<string, Sample[]>> = {};
 const failures: string[] = [];
 try {
-  await ensureNodeImage(connectDocker(dockerHost()), (m) => console.error(m));
+  await ensureNodeImage(await connectDocker(dockerHost()), (m) => console.error(m));
   for (const lab of labs) {
     samples[lab] = { netns: [], docker: [] };
     for (let i = 0; i < repeat; i++) {

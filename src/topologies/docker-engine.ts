@@ -6,7 +6,7 @@
 // host side, and nothing of a lab leaves the machine.
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
 import { startDetached } from '../net/exec.js';
 import { stopPid } from '../runner/processes.js';
 
@@ -17,10 +17,22 @@ export function dockerHost(env: NodeJS.ProcessEnv = process.env): string {
   return env.DOCKER_HOST || DEFAULT_DOCKER_HOST;
 }
 
-/** A dockerode client for a DOCKER_HOST value (unix:// sockets only: engines here are local). */
-export function connectDocker(host: string): Docker {
+/** The socket behind a DOCKER_HOST value (unix:// only: engines here are local). */
+export function socketPath(host: string): string {
   if (!host.startsWith('unix://')) throw new Error(`DOCKER_HOST=${host}: cnilab drives local engines only (unix:///path/to/docker.sock)`);
-  return new Docker({ socketPath: host.slice('unix://'.length) });
+  return host.slice('unix://'.length);
+}
+
+/** A dockerode client for a DOCKER_HOST value; dockerode is loaded on first use, so labs on other backends never pay for it. */
+export async function connectDocker(host: string): Promise<Docker> {
+  const path = socketPath(host);
+  const { default: Dockerode } = await import('dockerode');
+  return new Dockerode({ socketPath: path });
+}
+
+/** An engine is worth asking only when its socket exists (asking costs loading dockerode). */
+export function engineSocketExists(host: string): boolean {
+  return existsSync(socketPath(host));
 }
 
 /** True when the engine answers a ping within `timeoutMs`. */
@@ -72,7 +84,7 @@ export async function startPrivateEngine(dir: string, timeoutMs = 30_000): Promi
     closeSync(fd);
   }
   const host = `unix://${join(dir, 'docker.sock')}`;
-  const docker = connectDocker(host);
+  const docker = await connectDocker(host);
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (existsSync(join(dir, 'docker.sock')) && (await engineAnswers(docker, 1000))) return { pid, host, dir, log, docker };

@@ -17,7 +17,7 @@ import { parseCidr, parseIp, formatIp, network as networkOf, broadcast, overlaps
 import { NAME_PREFIX, labDir, readState, type StateFile } from '../runner/state.js';
 import { ROOT } from '../runner/paths.js';
 import type { ExecOptions, Topology } from './backend.js';
-import { connectDocker, dockerHost, engineAnswers } from './docker-engine.js';
+import { connectDocker, dockerHost, engineAnswers, engineSocketExists } from './docker-engine.js';
 import { ensureNodeImage, IMAGE_LABEL } from './docker-image.js';
 import { NODE_DIRS, nodeInitArgv } from './node-commands.js';
 import { RemoteNodeBackend } from './remote-node.js';
@@ -135,34 +135,39 @@ export async function dockerExec(container: Docker.Container, argv: string[], op
 
 export class DockerBackend extends RemoteNodeBackend {
   readonly kind = 'docker';
-  private readonly docker: Docker;
+  private client?: Promise<Docker>;
 
   constructor(topo: Topology, state: StateFile, host = state.state.docker?.host ?? dockerHost()) {
     super(topo, state);
-    this.docker = connectDocker(host);
     if (!state.state.docker) state.state.docker = { host, containers: [] };
   }
 
-  private container(node: string): Docker.Container {
-    return this.docker.getContainer(containerName(this.topo.lab, node));
+  private docker(): Promise<Docker> {
+    this.client ??= connectDocker(this.state.state.docker!.host);
+    return this.client;
+  }
+
+  private async container(node: string): Promise<Docker.Container> {
+    return (await this.docker()).getContainer(containerName(this.topo.lab, node));
   }
 
   async up(): Promise<void> {
     const { lab, nodes } = this.topo;
     const host = this.state.state.docker!.host;
     try {
-      if (!(await engineAnswers(this.docker))) {
+      const docker = await this.docker();
+      if (!(await engineAnswers(docker))) {
         throw new Error(`no Docker engine answers at ${host}: start dockerd, or point DOCKER_HOST at one (README: "Other backends")`);
       }
-      const image = await ensureNodeImage(this.docker, (m) => process.stderr.write(`${m}\n`));
+      const image = await ensureNodeImage(docker, (m) => process.stderr.write(`${m}\n`));
       const spec = networkSpec(this.topo);
       await this.refuseSubnetClash();
       this.state.update((s) => (s.docker!.network = spec.Name));
-      await this.docker.createNetwork(spec);
+      await docker.createNetwork(spec);
       await Promise.all(
         nodes.map(async (n) => {
           this.state.update((s) => s.docker!.containers.push(containerName(lab, n.name)));
-          const c = await this.docker.createContainer(nodeContainerSpec(this.topo, n.name, image, this.state.dir));
+          const c = await docker.createContainer(nodeContainerSpec(this.topo, n.name, image, this.state.dir));
           await c.start();
           await dockerExec(c, nodeInitArgv(NODE_DIRS));
         }),
@@ -182,7 +187,7 @@ export class DockerBackend extends RemoteNodeBackend {
   /** One engine keeps its networks' subnets apart: say which network holds the underlay's, before making anything. */
   private async refuseSubnetClash(): Promise<void> {
     const wanted = parseCidr(this.topo.underlay.subnet)!;
-    for (const n of await this.docker.listNetworks()) {
+    for (const n of await (await this.docker()).listNetworks()) {
       const clash = (n.IPAM?.Config ?? []).some((c) => {
         const have = c.Subnet ? parseCidr(c.Subnet) : undefined;
         return have !== undefined && overlaps(have, wanted);
@@ -200,8 +205,8 @@ export class DockerBackend extends RemoteNodeBackend {
     await cleanDockerLab(this.topo.lab);
   }
 
-  exec(node: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
-    return dockerExec(this.container(node), argv, opts);
+  async exec(node: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
+    return dockerExec(await this.container(node), argv, opts);
   }
 }
 
@@ -239,9 +244,9 @@ function notFound(e: { statusCode?: number }): void {
  */
 export async function cleanDockerLab(lab: string): Promise<DockerCleanReport> {
   const host = readState(lab)?.docker?.host ?? dockerHost();
-  const docker = connectDocker(host);
   let report: DockerCleanReport = { containers: [], networks: [] };
-  if (await engineAnswers(docker)) report = await removeLabelled(docker, lab);
+  const docker = engineSocketExists(host) ? await connectDocker(host) : undefined;
+  if (docker && (await engineAnswers(docker))) report = await removeLabelled(docker, lab);
   else report.unreachable = `the Docker engine at ${host} does not answer; containers labelled ${LAB_LABEL}=${lab} may remain there`;
   rmSync(labDir(lab), { recursive: true, force: true });
   return report;
@@ -253,7 +258,9 @@ export async function cleanDockerLab(lab: string): Promise<DockerCleanReport> {
  * (the tarball they came from stays cached).
  */
 export async function cleanDockerOrphans(): Promise<DockerCleanReport> {
-  const docker = connectDocker(dockerHost());
+  const host = dockerHost();
+  if (!engineSocketExists(host)) return { containers: [], networks: [] };
+  const docker = await connectDocker(host);
   if (!(await engineAnswers(docker, 1000))) return { containers: [], networks: [] };
   const report = await removeLabelled(docker);
   const images = await docker.listImages({ filters: JSON.stringify({ label: [`${IMAGE_LABEL}=node`] }) });
