@@ -5,7 +5,7 @@
 // built once per machine and only imported into each new engine. Node.js and
 // cnilab's bundle are not in the image: the backend mounts the host's.
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { execa } from 'execa';
@@ -160,10 +160,24 @@ export async function ensureRootfsTar(r: ImageRecipe, progress: (msg: string) =>
     writeFileSync(join(target, 'usr/sbin/policy-rc.d'), '#!/bin/sh\nexit 101\n', { mode: 0o755 });
     await execa('tar', ['-C', target, '--one-file-system', '-cf', `${tar}.tmp`, '.']);
     renameSync(`${tar}.tmp`, tar);
+    pruneCache(tar);
     return tar;
   } finally {
     await removeBuildDir(target);
     rmSync(`${tar}.tmp`, { force: true });
+  }
+}
+
+/** Keep the newest tarballs only (this one and the one before, for going back and forth between versions). */
+function pruneCache(keep: string, count = 2): void {
+  const tars = readdirSync(CACHE_DIR)
+    .filter((f) => /^node-[0-9a-f]{16}\.tar$/.test(f))
+    .map((f) => join(CACHE_DIR, f))
+    .filter((f) => f !== keep)
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  for (const old of tars.slice(count - 1)) {
+    rmSync(old, { force: true });
+    rmSync(old.replace(/node-([0-9a-f]{16})\.tar$/, 'build-$1.log'), { force: true });
   }
 }
 
