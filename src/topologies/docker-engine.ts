@@ -8,7 +8,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:f
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { startDetached } from '../net/exec.js';
-import { stopPid } from '../runner/processes.js';
+import { isRunning, stopPid } from '../runner/processes.js';
 
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
 
@@ -88,7 +88,7 @@ export async function startPrivateEngine(dir: string, timeoutMs = 30_000): Promi
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (existsSync(join(dir, 'docker.sock')) && (await engineAnswers(docker, 1000))) return { pid, host, dir, log, docker };
-    if (!alive(pid)) break;
+    if (!isRunning(pid)) break;
     await new Promise((r) => setTimeout(r, 100));
   }
   await stopPid(pid, 10_000);
@@ -99,15 +99,6 @@ export async function startPrivateEngine(dir: string, timeoutMs = 30_000): Promi
 /** Stop a private engine by the PID we started; dockerd stops its containers and its containerd first. */
 export async function stopPrivateEngine(engine: PrivateEngine): Promise<void> {
   await stopPid(engine.pid, 20_000);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 function readTail(file: string, lines = 15): string {
