@@ -4,7 +4,9 @@ import { expect } from 'chai';
 import { NETWORKS } from '../../src/runner/networks/index.js';
 import { TOOLS } from '../../src/runner/preflight.js';
 import { ROOT } from '../../src/runner/paths.js';
-import { NAME_PREFIX } from '../../src/runner/state.js';
+import { existsSync } from 'node:fs';
+import { cleanLab } from '../../src/runner/clean.js';
+import { labDir, NAME_PREFIX, StateFile } from '../../src/runner/state.js';
 import type { Topology } from '../../src/topologies/backend.js';
 import { gatewayFor, networkSpec, nodeContainerSpec, LAB_LABEL, PREFIX_LABEL } from '../../src/topologies/docker.js';
 import { debootstrapArgv, imageHash, imageRecipe, importChanges, nodePackages, parseAptSources } from '../../src/topologies/docker-image.js';
@@ -59,6 +61,16 @@ describe('docker backend: engine requests', () => {
     const argv = dockerdArgv('/tmp/e');
     expect(argv).to.include.members(['--iptables=false', '--ip6tables=false', '--ip-forward=false', '--bridge=none', 'unix:///tmp/e/docker.sock']);
     expect(argv.join(' ')).to.include('--data-root /tmp/e/data --exec-root /tmp/e/exec --pidfile /tmp/e/dockerd.pid');
+  });
+});
+
+describe('docker backend: clean', () => {
+  it('a lab whose engine is gone: its state goes, and the warning says what may remain where', async () => {
+    const lab = 'dkr-engine-gone';
+    new StateFile(lab, { backend: 'docker', docker: { host: 'unix:///nonexistent/docker.sock', containers: [`${NAME_PREFIX}${lab}-master`] } }).save();
+    const warning = await cleanLab(lab);
+    expect(warning).to.include('unix:///nonexistent/docker.sock does not answer').and.include(`${LAB_LABEL}=${lab}`);
+    expect(existsSync(labDir(lab))).to.equal(false);
   });
 });
 
