@@ -39,6 +39,8 @@ interface Sample {
 }
 const samples: Record<string, Record<string, Sample[]>> = {};
 const failures: string[] = [];
+/** Labs this kernel cannot run (a missing feature, named): not timed, not failures. */
+const skipped = new Set<string>();
 try {
   await ensureNodeImage(await connectDocker(dockerHost()), (m) => console.error(m));
   for (const lab of labs) {
@@ -48,7 +50,11 @@ try {
         const t0 = performance.now();
         const r: RunReport = await runLab(lab, { name: `bench-${backend}-${lab}`.slice(0, 31), backend, install: false }, new QuietReporter());
         const totalMs = performance.now() - t0;
-        if (!r.ok) failures.push(`${lab} on ${backend}: ${r.skipped ?? r.error ?? r.steps.filter((s) => !s.ok).map((s) => s.name).join('; ')}`);
+        if (r.skipped) {
+          skipped.add(`${lab}: ${r.skipped}`);
+          continue;
+        }
+        if (!r.ok) failures.push(`${lab} on ${backend}: ${r.error ?? r.steps.filter((s) => !s.ok).map((s) => s.name).join('; ')}`);
         // Phase names carry details ("nodes (master, worker) on docker"): keep the first word.
         samples[lab][backend].push({ totalMs, phases: Object.fromEntries(r.phases.map((p) => [p.phase.split(' ')[0], p.ms])) });
       }
@@ -76,7 +82,8 @@ interface Row {
   dockerOverNetns: number;
 }
 
-const rows: Row[] = labs.flatMap((lab) => {
+const timed = labs.filter((lab) => BACKENDS.every((b) => samples[lab][b].length > 0));
+const rows: Row[] = timed.flatMap((lab) => {
   const phaseNames = [...new Set(BACKENDS.flatMap((b) => samples[lab][b].flatMap((s) => Object.keys(s.phases))))];
   const row = (name: string, pick: (s: Sample) => number | undefined): Row => {
     const of = (b: (typeof BACKENDS)[number]) => stat(samples[lab][b].map(pick).filter((x): x is number => x !== undefined));
@@ -87,12 +94,13 @@ const rows: Row[] = labs.flatMap((lab) => {
 });
 
 if (values.json) {
-  console.log(JSON.stringify({ repeat, rows, failures }, null, 2));
+  console.log(JSON.stringify({ repeat, rows, failures, skipped: [...skipped] }, null, 2));
 } else {
   console.log(`every lab on netns and docker, alternately, ${repeat} runs each (median ms; min–max)\n`);
   console.log(`${'lab'.padEnd(18)} ${'phase'.padEnd(12)} ${'netns'.padStart(20)} ${'docker'.padStart(20)}  docker/netns`);
   const cell = (s: Stat) => `${s.medianMs} (${s.minMs}–${s.maxMs})`.padStart(20);
   for (const r of rows) console.log(`${r.lab.padEnd(18)} ${r.name.padEnd(12)} ${cell(r.netns)} ${cell(r.docker)}  ${r.dockerOverNetns}x`);
+  if (skipped.size) console.log(`\nnot timed:\n  ${[...skipped].join('\n  ')}`);
   console.log(failures.length ? `\nfailed runs:\n  ${failures.join('\n  ')}` : '\nall steps passed in every run');
 }
 process.exitCode = failures.length ? 1 : 0;
