@@ -2,8 +2,8 @@
 // exactly as a runtime does (the node's conflist, ADD with the result cached,
 // CHECK, DEL in reverse order), then the workload's processes in the pod.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { connects, RUN_DIR_ENV } from '../cni/daemon.js';
+import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { RUN_DIR_ENV } from '../cni/daemon.js';
 import { CNID_SCRIPT } from './cnid.js';
 import { join } from 'node:path';
 import { cniEnv } from '../cni/invoke.js';
@@ -23,13 +23,15 @@ export const CNID_DIR = '/run/cnilab-cnid';
  */
 export async function startNodeCnid(backend: Backend, node: string): Promise<void> {
   const dir = backend.nodePath(node, CNID_DIR);
-  mkdirSync(dir, { recursive: true });
-  await backend.start(node, 'cnid', [process.execPath, CNID_SCRIPT], { env: { [RUN_DIR_ENV]: dir } });
+  await backend.exec(node, ['mkdir', '-p', dir]);
+  const { log } = await backend.start(node, 'cnid', [process.execPath, CNID_SCRIPT], { env: { [RUN_DIR_ENV]: dir } });
+  // Asked on the node: on docker and vagrant the socket is inside the node, out of the host's reach.
+  const listening = ['sh', '-c', 'for f in "$1"/*.sock; do [ -S "$f" ] && exit 0; done; exit 1', 'sh', dir];
   for (let waited = 0; waited < 10_000; waited += 20) {
-    for (const f of readdirSync(dir)) if (f.endsWith('.sock') && (await connects(join(dir, f)))) return;
+    if ((await backend.exec(node, listening, { allowFailure: true })).exitCode === 0) return;
     await new Promise((r) => setTimeout(r, 20));
   }
-  throw new Error(`the CNI daemon on ${node} did not answer within 10 s; see ${backend.nodePath(node, '/var/log/cnid.log')}`);
+  throw new Error(`the CNI daemon on ${node} did not answer within 10 s; see ${log}`);
 }
 
 export interface ConfList {
