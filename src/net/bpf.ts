@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 // BPF on the kernel: C compiled with clang, BPF filesystems, objects loaded and
 // pinned with bpftool, tc clsact attachments, and map reads and writes through
 // bpftool. The one place that runs clang, bpftool and tc.
@@ -55,7 +56,8 @@ export async function compileBpf(source: string, cacheDir: string): Promise<stri
   const out = join(cacheDir, `${basename(source, '.c')}-${sourceDigest(source)}.o`);
   if (existsSync(out)) return out;
   mkdirSync(cacheDir, { recursive: true });
-  const tmp = `${out}.${process.pid}.tmp`;
+  // Unique per call: two labs in one process may compile the same source at once.
+  const tmp = `${out}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
   try {
     await run(['clang', ...CFLAGS, '-I', await multiarchInclude(), '-c', source, '-o', tmp]);
   } catch (e) {
