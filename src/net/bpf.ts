@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 // BPF on the kernel: C compiled with clang, BPF filesystems, objects loaded and
 // pinned with bpftool, tc clsact attachments, and map reads and writes through
 // bpftool. The one place that runs clang, bpftool and tc.
@@ -7,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 // filesystem of its own (every mount of bpffs is a separate instance): nothing
 // here pins anything in the machine's /sys/fs/bpf, and unmounting a node's
 // filesystem frees everything pinned in it.
+import { randomBytes } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
