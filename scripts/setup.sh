@@ -5,7 +5,7 @@
 set -euo pipefail
 PACKAGES=(
   iproute2 iptables iputils-ping curl util-linux procps psmisc kmod
-  iperf3 nginx tcpdump busybox-static
+  iperf3 sockperf ethtool nginx tcpdump busybox-static
   etcd-server etcd-client bird2
   containernetworking-plugins podman
   clang llvm libbpf-dev linux-libc-dev bpftool
@@ -16,7 +16,8 @@ PACKAGES=(
   # The C shim in dist/cni/bin that hands CNI calls to the node's daemon
   # (libc6-dev brings the static libc it links against).
   gcc libc6-dev
-  # cnilab diagram's test opens the SVG in chromium; cnilab lesson's test drives it in tmux.
+  # cnilab diagram's test opens the SVG in chromium, and the report's test the HTML page;
+  # cnilab lesson's test drives it in tmux.
   chromium tmux
   # The docker backend: a private dockerd, its node image made with debootstrap; the Vagrantfile checked with vagrant.
   docker.io debootstrap vagrant

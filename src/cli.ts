@@ -8,6 +8,7 @@ import { cleanAll, cleanLab } from './runner/clean.js';
 import { createBackend, backendNames } from './topologies/registry.js';
 import { PreflightError } from './runner/preflight.js';
 import { workshopCommands } from './workshop/commands.js';
+import { benchCommands } from './bench/commands.js';
 
 /** Exit codes a CI job can read. */
 const EXIT = { ok: 0, stepsFailed: 1, usage: 2, labFile: 3, preflight: 4, runtime: 5 } as const;
@@ -181,6 +182,7 @@ program
   });
 
 for (const c of workshopCommands({ pickInstance, openInstance, usageError: (m) => new UsageError(m), exit: EXIT })) program.addCommand(c);
+for (const c of benchCommands({ usageError: (m) => new UsageError(m), exit: EXIT })) program.addCommand(c);
 
 /** Every error ends with what to do next, unless its message already names a command to run. */
 function nextStep(code: number, message: string): string {

@@ -33,3 +33,32 @@ export function summarize(samples: number[]): Summary {
     max: Math.max(...samples),
   };
 }
+
+/** The q-quantile (0..1) of values, linearly interpolated between neighbours (for percentiles of many samples). */
+export function quantile(values: number[], q: number): number {
+  if (values.length === 0) throw new Error('quantile of no samples');
+  const sorted = [...values].sort((a, b) => a - b);
+  const pos = (sorted.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
+}
+
+/** Median and range of a few repetitions: what a results file keeps per metric. */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export function spread(values: number[]): Spread {
+  return { median: median(values), min: Math.min(...values), max: Math.max(...values) };
+}
+
+/**
+ * Two measurements differ only when their spreads (min..max over the
+ * repetitions) do not overlap; otherwise the difference is within noise.
+ */
+export function overlaps(a: Spread, b: Spread): boolean {
+  return a.min <= b.max && b.min <= a.max;
+}

@@ -9,6 +9,7 @@ import { parseCidr, contains, parseIp } from '../cni/ipnet.js';
 import { NETWORKS } from './networks/index.js';
 import { MODEL_PROPERTIES } from './kubernetes-model.js';
 import { exerciseProblems, exercisesSchema } from '../workshop/exercises.js';
+import { benchSchema } from '../bench/plan.js';
 
 const name = z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'lower-case letters, digits and "-"');
 const regexList = z.union([z.string(), z.array(z.string())]);
@@ -95,6 +96,8 @@ export const labSchema = z.strictObject({
   steps: z.array(stepSchema).default([]),
   /** The lesson's questions and try-it-yourself steps, for `cnilab lesson`. */
   exercises: exercisesSchema.optional(),
+  /** What `cnilab bench` measures (pod pairs, tests); without it: same-node, cross-node and the underlay. */
+  bench: benchSchema.optional(),
 });
 
 export type Lab = z.infer<typeof labSchema>;
@@ -205,6 +208,12 @@ export function parseLab(text: string, file: string): Lab {
   });
   const pods = lab.workloads.flatMap((w) => Array.from({ length: w.replicas }, (_, i) => `${w.name}-${i}`));
   for (const p of exerciseProblems(lab.exercises ?? [], [...seen], pods)) fail(p.path, p.message);
+  lab.bench?.pairs?.forEach((p, i) => {
+    for (const end of ['client', 'server'] as const) {
+      if (!pods.includes(p[end])) fail(['bench', 'pairs', i, end], `no pod named "${p[end]}" (pods: ${pods.join(', ') || 'none'})`);
+    }
+    if (p.client === p.server) fail(['bench', 'pairs', i, 'server'], `client and server are the same pod "${p.client}"`);
+  });
   return lab;
 }
 

@@ -1,0 +1,158 @@
+// The commands for measuring and reporting: bench, results, compare. Thin
+// over src/bench and src/report; cli.ts registers them and maps errors to exit codes.
+import { existsSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { Command, Option } from 'commander';
+import { listLabFiles } from '../runner/lab-file.js';
+import { QuietReporter, TextReporter, bold, dim, green, red } from '../runner/reporter.js';
+import { backendNames } from '../topologies/registry.js';
+import { compareResults, formatRatio, shortCommit } from '../report/compare.js';
+import { runGate } from '../report/gate.js';
+import { renderGate, renderMarkdown } from '../report/markdown.js';
+import { writeReport } from '../report/write.js';
+import { benchOne, type BenchOutcome } from './lab.js';
+import { BENCH_TESTS, type BenchTest } from './metrics.js';
+import { defaultResultsDir, latestPerLab, loadResults, type StoredResult } from './results.js';
+import { DEFAULT_SETTINGS } from './run.js';
+
+export interface CommandContext {
+  usageError: (msg: string) => Error;
+  exit: { ok: number; stepsFailed: number; labFile: number; runtime: number };
+}
+
+const positiveInt = (what: string, ctx: CommandContext, min = 1) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw ctx.usageError(`${what} must be a whole number ≥ ${min}, got "${v}"`);
+  return n;
+};
+
+const rel = (f: string) => {
+  const r = relative(process.cwd(), f);
+  return !r || r.startsWith('..') ? f : r;
+};
+
+function parseTests(v: string, ctx: CommandContext): BenchTest[] {
+  const tests = v.split(',').map((t) => t.trim());
+  const bad = tests.filter((t) => !(BENCH_TESTS as readonly string[]).includes(t));
+  if (bad.length) throw ctx.usageError(`unknown test ${bad.join(', ')}; tests: ${BENCH_TESTS.join(', ')}`);
+  return tests as BenchTest[];
+}
+
+function benchCommand(ctx: CommandContext): Command {
+  return new Command('bench')
+    .description('measure labs: TCP 1 and 4 streams, UDP loss and jitter, ping and request/response latency, each against the raw underlay in the same run')
+    .argument('[labs...]', 'lab names or YAML files')
+    .option('--all', 'every lab cnilab ships (labs this kernel cannot run are listed as skipped)')
+    .option('--repeat <n>', 'repetitions of every measurement', positiveInt('--repeat', ctx), DEFAULT_SETTINGS.repeat)
+    .option('--duration <seconds>', 'seconds per throughput and request/response measurement', positiveInt('--duration', ctx), DEFAULT_SETTINGS.durationS)
+    .option('--warmup <seconds>', 'seconds of discarded TCP traffic per pair first', positiveInt('--warmup', ctx, 0), DEFAULT_SETTINGS.warmupS)
+    .option('--tests <list>', `comma-separated subset of ${BENCH_TESTS.join(',')} (default: the lab's bench block, or all)`, (v) => parseTests(v, ctx))
+    .addOption(new Option('--backend <kind>', `where nodes live (${backendNames().join(', ')})`).default('netns'))
+    .option('--no-install', 'do not install missing Debian packages')
+    .option('--results-dir <dir>', 'where results/<lab>/<timestamp>.json go', defaultResultsDir())
+    .option('--report-dir <dir>', 'where the comparison (comparison.md, index.html) goes (default: <results-dir>/report)')
+    .option('--json', 'print one JSON summary instead of progress')
+    .addHelpText('after', '\nExamples:\n  cnilab bench flannel-vxlan\n  cnilab bench --all --repeat 5 --duration 3\n  cnilab bench flannel-host-gw --tests tcp,rr')
+    .action(async (labs: string[], o) => {
+      if (o.all && labs.length) throw ctx.usageError('give lab names or --all, not both');
+      const names = o.all ? listLabFiles() : labs;
+      if (!names.length) throw ctx.usageError(`which lab? name one (${listLabFiles().join(', ')}) or pass --all`);
+      const reporter = o.json ? new QuietReporter() : new TextReporter();
+      const outcomes: BenchOutcome[] = [];
+      for (const name of names) {
+        const r = await benchOne(name, { repeat: o.repeat, durationS: o.duration, warmupS: o.warmup, tests: o.tests, backend: o.backend, install: o.install, resultsDir: o.resultsDir }, reporter);
+        outcomes.push(r);
+        if (!o.json) console.log(r.status === 'ok' ? `${green('✔')} ${bold(r.lab)}: ${rel(r.file!)}` : r.status === 'skipped' ? `⊘ ${bold(r.lab)}: ${r.reason}` : `${red('✘')} ${bold(r.lab)}: ${r.reason}`);
+      }
+      const stored = outcomes.filter((r) => r.file).flatMap((r) => loadResults(r.file!));
+      const comparison = compareResults(stored, {
+        skipped: outcomes.filter((r) => r.status === 'skipped').map((r) => ({ lab: r.lab, reason: r.reason! })),
+        failed: outcomes.filter((r) => r.status === 'failed').map((r) => ({ lab: r.lab, reason: r.reason! })),
+      });
+      const report = writeReport(comparison, o.reportDir ?? join(o.resultsDir, 'report'));
+      if (o.json) console.log(JSON.stringify({ labs: outcomes, report }, null, 2));
+      else console.log(`\n${renderMarkdown(comparison)}\n${dim(`report: ${rel(report.html)} · ${rel(report.markdown)}`)}`);
+      process.exitCode = outcomes.some((r) => r.status === 'failed') ? ctx.exit.runtime : ctx.exit.ok;
+    });
+}
+
+function resultsCommand(ctx: CommandContext): Command {
+  return new Command('results')
+    .description('list the stored benchmark results (results/<lab>/<timestamp>.json), each checked against the schema')
+    .option('--lab <name>', 'only this lab')
+    .option('--results-dir <dir>', 'where results are', defaultResultsDir())
+    .option('--json', 'as JSON')
+    .action((o) => {
+      const all = loadResults(o.resultsDir).filter((s) => !o.lab || s.result?.lab === o.lab || (!s.result && s.file.includes(`/${o.lab}/`)));
+      const rows = all.map((s) => {
+        if (!s.result) return { file: rel(s.file), error: s.error };
+        const r = s.result;
+        const across = r.pairs.find((p) => p.kind === 'cross-node');
+        const under = r.pairs.find((p) => p.kind === 'underlay');
+        const tcp = across?.metrics['tcp.gbps'];
+        const ratio = tcp && under?.metrics['tcp.gbps'] ? tcp.median / under.metrics['tcp.gbps'].median : undefined;
+        return {
+          file: rel(s.file),
+          lab: r.lab,
+          backend: r.backend,
+          startedAt: r.startedAt,
+          commit: shortCommit(r),
+          runs: `${r.settings.repeat}×${r.settings.durationS}s`,
+          pairs: r.pairs.map((p) => p.name),
+          crossNodeTcpRatio: ratio,
+        };
+      });
+      if (o.json) console.log(JSON.stringify(rows, null, 2));
+      else if (!rows.length) console.log(dim(`no results in ${rel(o.resultsDir)}; run \`cnilab bench <lab>\``));
+      else
+        for (const r of rows) {
+          if ('error' in r) console.log(`${red('✘')} ${r.error}`);
+          else console.log(`${r.startedAt}  ${r.lab.padEnd(18)} ${r.backend.padEnd(6)} ${r.commit.padEnd(9)} ${r.runs.padEnd(6)} cross-node TCP ${r.crossNodeTcpRatio === undefined ? '–' : formatRatio(r.crossNodeTcpRatio)}  ${dim(r.file)}`);
+        }
+      if (all.some((s) => s.error)) process.exitCode = ctx.exit.labFile;
+    });
+}
+
+function compareCommand(ctx: CommandContext): Command {
+  return new Command('compare')
+    .description('compare the newest result of every lab against its underlay (Markdown to stdout); with --baseline, fail on a regression')
+    .argument('[paths...]', 'results files or directories (default: the results directory)')
+    .option('--baseline <file|dir>', 'stored results to hold each lab against (same lab and backend, newest one that is not the run itself)')
+    .option('--tolerance <percent>', 'how far below the baseline a figure may fall', (v) => {
+      const n = Number(v);
+      if (!Number.isFinite(n) || n < 0) throw ctx.usageError(`--tolerance must be a percentage ≥ 0, got "${v}"`);
+      return n;
+    }, 10)
+    .option('--out <dir>', 'also write comparison.md and index.html there')
+    .option('--results-dir <dir>', 'where results are', defaultResultsDir())
+    .option('--json', 'print the comparison (and gate) as JSON')
+    .addHelpText('after', '\nExamples:\n  cnilab compare\n  cnilab compare --out results/report\n  cnilab compare --baseline results/flannel-vxlan/2026-01-01T00-00-00Z.json --tolerance 10')
+    .action((paths: string[], o) => {
+      const sources = paths.length ? paths : [o.resultsDir];
+      for (const p of sources) if (!existsSync(p)) throw ctx.usageError(`no such results file or directory: ${p}`);
+      const stored: StoredResult[] = sources.flatMap((p) => loadResults(p));
+      for (const s of stored.filter((x) => x.error)) console.error(`${red('skipping')} ${s.error}`);
+      const current = latestPerLab(stored);
+      if (!current.length) throw ctx.usageError(`no results in ${sources.join(', ')}; run \`cnilab bench <lab>\` first`);
+      let gate;
+      if (o.baseline) {
+        if (!existsSync(o.baseline)) throw ctx.usageError(`no such baseline file or directory: ${o.baseline}`);
+        gate = runGate(current, loadResults(o.baseline), o.tolerance);
+      }
+      const comparison = compareResults(current);
+      if (o.json) console.log(JSON.stringify({ comparison: comparison.sections.map((s) => ({ file: s.file, rows: s.rows })), gate }, null, 2));
+      else console.log(renderMarkdown(comparison, gate));
+      if (o.out) {
+        const files = writeReport(comparison, o.out, gate);
+        console.error(dim(`wrote ${rel(files.markdown)} and ${rel(files.html)}`));
+      }
+      if (gate?.failures.length) {
+        if (o.json) for (const line of renderGate(gate).split('\n')) console.error(line);
+        process.exitCode = ctx.exit.stepsFailed;
+      }
+    });
+}
+
+export function benchCommands(ctx: CommandContext): Command[] {
+  return [benchCommand(ctx), resultsCommand(ctx), compareCommand(ctx)];
+}

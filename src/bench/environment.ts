@@ -1,0 +1,173 @@
+// What a result must record besides the figures: the interfaces each pair's
+// packets cross (MTU, offloads), the nodes' links for the topology diagram,
+// the kernel, the tool versions and the commit. A wrong MTU costs more than
+// encapsulation, so the path is read from the kernel, not from the lab file.
+import { readFileSync } from 'node:fs';
+import { arch, cpus, release } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import type { Backend } from '../topologies/backend.js';
+import { ROOT } from '../runner/paths.js';
+import type { Lab } from '../runner/lab-file.js';
+import type { PodRecord } from '../runner/state.js';
+import { describe, runOn } from './endpoint.js';
+import type { Endpoint, PlannedPair } from './plan.js';
+import type { BenchResult, Hop } from './results.js';
+
+interface IpLink {
+  ifname: string;
+  mtu: number;
+  master?: string;
+  linkinfo?: { info_kind?: string };
+  link_type?: string;
+  addr_info?: { family: string; local: string }[];
+}
+
+/** The offloads that decide how much work a byte costs, by ethtool's names. */
+const OFFLOADS: Record<string, string> = {
+  'tcp-segmentation-offload': 'tso',
+  'generic-segmentation-offload': 'gso',
+  'generic-receive-offload': 'gro',
+  'tx-checksumming': 'txCsum',
+  'rx-checksumming': 'rxCsum',
+  'scatter-gather': 'sg',
+};
+
+/** `ethtool -k` output → { tso: true, gro: false, … } for the offloads above. */
+export function parseOffloads(text: string): Record<string, boolean> {
+  const out: Record<string, boolean> = {};
+  for (const line of text.split('\n')) {
+    const m = /^([a-z-]+): (on|off)/.exec(line);
+    if (m && OFFLOADS[m[1]]) out[OFFLOADS[m[1]]] = m[2] === 'on';
+  }
+  return out;
+}
+
+const kindOf = (l: IpLink) => l.linkinfo?.info_kind ?? (l.link_type === 'loopback' ? 'loopback' : l.link_type === 'none' ? 'tun' : 'device');
+
+/** Reads the kernel's view of each endpoint once and answers path questions from it. */
+export class PathProbe {
+  private links = new Map<string, Promise<IpLink[]>>();
+  private offloads = new Map<string, Promise<Record<string, boolean> | undefined>>();
+  ethtoolMissing = false;
+
+  constructor(readonly backend: Backend) {}
+
+  linksOf(ep: Endpoint): Promise<IpLink[]> {
+    const key = describe(ep);
+    if (!this.links.has(key)) {
+      this.links.set(key, runOn(this.backend, ep, ['ip', '-j', '-d', 'addr', 'show']).then((r) => JSON.parse(r.stdout) as IpLink[]));
+    }
+    return this.links.get(key)!;
+  }
+
+  private offloadsOf(ep: Endpoint, ifname: string): Promise<Record<string, boolean> | undefined> {
+    const key = `${describe(ep)}/${ifname}`;
+    if (!this.offloads.has(key)) {
+      this.offloads.set(
+        key,
+        runOn(this.backend, ep, ['ethtool', '-k', ifname], { allowFailure: true }).then((r) => {
+          if (r.exitCode !== 0) {
+            if (/not found|No such file|exec/.test(r.stderr)) this.ethtoolMissing = true;
+            return undefined;
+          }
+          return parseOffloads(r.stdout);
+        }),
+      );
+    }
+    return this.offloads.get(key)!;
+  }
+
+  private async hop(ep: Endpoint, ifname: string): Promise<Hop> {
+    const link = (await this.linksOf(ep)).find((l) => l.ifname === ifname);
+    const where = ep.pod ? `${ep.pod} (${ep.node})` : ep.node;
+    const offloads = await this.offloadsOf(ep, ifname);
+    return { where, ifname, kind: link ? kindOf(link) : 'unknown', mtu: link?.mtu ?? 0, ...(offloads ? { offloads } : {}) };
+  }
+
+  /** The interface an endpoint sends to `ip` from. */
+  private async egress(ep: Endpoint, ip: string): Promise<string> {
+    const r = await runOn(this.backend, ep, ['ip', '-j', 'route', 'get', ip]);
+    const dev = (JSON.parse(r.stdout) as { dev?: string }[])[0]?.dev;
+    if (!dev) throw new Error(`${describe(ep)} has no route to ${ip}`);
+    return dev;
+  }
+
+  /** The interface that holds an endpoint's own address. */
+  private async owner(ep: Endpoint): Promise<string> {
+    const link = (await this.linksOf(ep)).find((l) => l.addr_info?.some((a) => a.local === ep.ip));
+    return link?.ifname ?? 'eth0';
+  }
+
+  /**
+   * The interfaces from client to server: the client's egress, then (for a pod)
+   * its node's egress, the node's underlay link when the pair crosses nodes,
+   * the server node's link towards the pod, and the server's own interface.
+   */
+  async path(pair: PlannedPair, nodeAddress: (node: string) => string): Promise<Hop[]> {
+    const { client, server } = pair;
+    const hops: Hop[] = [await this.hop(client, await this.egress(client, server.ip))];
+    const clientNode: Endpoint = { node: client.node, ip: nodeAddress(client.node) };
+    const serverNode: Endpoint = { node: server.node, ip: nodeAddress(server.node) };
+    if (client.pod) {
+      const dev = await this.egress(clientNode, server.ip);
+      hops.push(await this.hop(clientNode, dev));
+      if (pair.kind === 'cross-node') {
+        const under = await this.egress(clientNode, serverNode.ip);
+        if (under !== dev) hops.push(await this.hop(clientNode, under));
+      }
+    }
+    if (server.pod && server.node !== client.node) hops.push(await this.hop(serverNode, await this.egress(serverNode, server.ip)));
+    hops.push(await this.hop(server, await this.owner(server)));
+    return hops;
+  }
+
+  /** A node's links worth drawing: everything but loopback and the pods' veth ends (those carry no IPv4 address). */
+  async nodeLinks(node: Endpoint): Promise<BenchResult['topology']['nodes'][number]['links']> {
+    return (await this.linksOf(node))
+      .filter((l) => kindOf(l) !== 'loopback' && (kindOf(l) !== 'veth' || l.addr_info?.some((a) => a.family === 'inet')))
+      .map((l) => ({ ifname: l.ifname, kind: kindOf(l), mtu: l.mtu, ...(l.master ? { master: l.master } : {}) }));
+  }
+}
+
+export async function topologyOf(probe: PathProbe, lab: Lab, pods: PodRecord[]): Promise<BenchResult['topology']> {
+  return {
+    underlay: lab.topology.underlay,
+    nodes: await Promise.all(lab.topology.nodes.map(async (n) => ({ name: n.name, address: n.address, links: await probe.nodeLinks({ node: n.name, ip: n.address }) }))),
+    pods: pods.filter((p) => p.ip).map((p) => ({ name: p.name, node: p.node, ip: p.ip! })),
+  };
+}
+
+async function firstLine(cmd: string, args: string[]): Promise<string | undefined> {
+  const r = await execa(cmd, args, { reject: false, all: true });
+  return r.exitCode === 0 ? r.all?.split('\n').find((l) => l.trim())?.trim() : undefined;
+}
+
+/** Versions of everything that shapes the figures. */
+export async function toolVersions(): Promise<Record<string, string>> {
+  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
+  const out: Record<string, string> = { cnilab: pkg.version, node: process.version };
+  const probes: [string, string, string[]][] = [
+    ['iperf3', 'iperf3', ['--version']],
+    ['sockperf', 'sockperf', ['--version']],
+    ['ping', 'ping', ['-V']],
+    ['ethtool', 'ethtool', ['--version']],
+  ];
+  for (const [name, cmd, args] of probes) {
+    const line = await firstLine(cmd, args);
+    if (line) out[name] = line.replace(/\x1b\[[0-9;]*m/g, '');
+  }
+  return out;
+}
+
+/** The commit the figures were measured at; dirty when the work tree had changes. */
+export async function gitCommit(): Promise<BenchResult['git']> {
+  const head = await execa('git', ['-C', ROOT, 'rev-parse', 'HEAD'], { reject: false });
+  if (head.exitCode !== 0) return undefined;
+  const status = await execa('git', ['-C', ROOT, 'status', '--porcelain', '--untracked-files=no'], { reject: false });
+  return { commit: head.stdout.trim(), dirty: status.stdout.trim() !== '' };
+}
+
+export function hostInfo(): Omit<BenchResult['host'], 'loadavg'> {
+  return { kernel: release(), arch: arch(), cpus: cpus().length };
+}

@@ -1,0 +1,90 @@
+// What a lab's benchmark measures: its `bench:` block (pod pairs, tests), or
+// the default: a same-node pair, a cross-node pair, and always the raw
+// underlay, node to node, as the reference every mode is held against.
+import { z } from 'zod';
+import type { Lab } from '../runner/lab-file.js';
+import type { PodRecord } from '../runner/state.js';
+import { BENCH_TESTS, type BenchTest } from './metrics.js';
+
+const podName = z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'a pod name such as nginx-0');
+
+/** The optional `bench:` block of a lab file. */
+export const benchSchema = z.strictObject({
+  /** Pod pairs to measure, client → server; the underlay reference is always added. */
+  pairs: z
+    .array(
+      z.strictObject({
+        name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and "-"').refine((n) => n !== 'underlay', '"underlay" is the reference pair, measured always'),
+        client: podName,
+        server: podName,
+      }),
+    )
+    .min(1)
+    .optional(),
+  tests: z.array(z.enum(BENCH_TESTS)).min(1).optional(),
+  /** iperf3 -b for the UDP test: the fixed offered load, e.g. 300M. */
+  udpRate: z.string().regex(/^\d+(\.\d+)?[KMG]?$/, 'a rate such as 300M or 1G').optional(),
+});
+
+export type BenchBlock = z.infer<typeof benchSchema>;
+
+export const DEFAULT_UDP_RATE = '300M';
+
+export interface Endpoint {
+  node: string;
+  pod?: string;
+  ip: string;
+}
+
+export interface PlannedPair {
+  name: string;
+  kind: 'underlay' | 'same-node' | 'cross-node';
+  client: Endpoint;
+  server: Endpoint;
+}
+
+export interface BenchPlan {
+  pairs: PlannedPair[];
+  tests: BenchTest[];
+  udpRate: string;
+}
+
+export class BenchPlanError extends Error {}
+
+const podEndpoint = (p: PodRecord): Endpoint => ({ node: p.node, pod: p.name, ip: p.ip! });
+
+/** The pairs and tests to run, from the lab's block or the defaults, against the pods that are up. */
+export function planBench(lab: Lab, pods: PodRecord[], block: BenchBlock | undefined = lab.bench): BenchPlan {
+  const running = pods.filter((p) => p.ip);
+  const byName = (name: string) => {
+    const p = running.find((x) => x.name === name);
+    if (!p) throw new BenchPlanError(`bench pair names pod "${name}", which is not running (pods: ${running.map((x) => x.name).join(', ') || 'none'})`);
+    return p;
+  };
+  const pairs: PlannedPair[] = [];
+  if (block?.pairs) {
+    for (const bp of block.pairs) {
+      const [c, s] = [byName(bp.client), byName(bp.server)];
+      pairs.push({ name: bp.name, kind: c.node === s.node ? 'same-node' : 'cross-node', client: podEndpoint(c), server: podEndpoint(s) });
+    }
+  } else {
+    const first = running[0];
+    const sameNode = first && running.find((p) => p !== first && p.node === first.node);
+    const crossNode = first && running.find((p) => p.node !== first.node);
+    if (sameNode) pairs.push({ name: 'same-node', kind: 'same-node', client: podEndpoint(first), server: podEndpoint(sameNode) });
+    if (crossNode) pairs.push({ name: 'cross-node', kind: 'cross-node', client: podEndpoint(first), server: podEndpoint(crossNode) });
+  }
+  // The reference: the same two nodes as the (first) cross-node pair, on their underlay addresses.
+  const across = pairs.find((p) => p.kind === 'cross-node');
+  const nodes = lab.topology.nodes;
+  const clientNode = nodes.find((n) => n.name === (across?.client.node ?? nodes[0].name))!;
+  const serverNode = across ? nodes.find((n) => n.name === across.server.node)! : nodes.find((n) => n !== clientNode);
+  if (!serverNode) throw new BenchPlanError(`lab ${lab.name} has one node; the underlay reference needs two`);
+  pairs.unshift({
+    name: 'underlay',
+    kind: 'underlay',
+    client: { node: clientNode.name, ip: clientNode.address },
+    server: { node: serverNode.name, ip: serverNode.address },
+  });
+  return { pairs, tests: [...(block?.tests ?? BENCH_TESTS)], udpRate: block?.udpRate ?? DEFAULT_UDP_RATE };
+}

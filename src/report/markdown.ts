@@ -1,0 +1,84 @@
+// The comparison as Markdown: for a terminal, a CI step summary, the README.
+import { METRICS } from '../bench/metrics.js';
+import type { BenchResult } from '../bench/results.js';
+import { formatCell, formatPath, presentColumns, shortCommit, type Comparison } from './compare.js';
+import { gateMessage, type GateReport } from './gate.js';
+
+const unique = <T>(xs: T[]) => [...new Set(xs)];
+
+export function columnTitle(metric: keyof typeof METRICS, results: BenchResult[]): string {
+  const titles: Partial<Record<keyof typeof METRICS, string>> = {
+    'tcp.gbps': 'TCP 1 stream',
+    'tcp4.gbps': 'TCP 4 streams',
+    'udp.lossPct': `UDP loss at ${unique(results.map((r) => r.settings.udpRate)).join('/')}b/s`,
+    'ping.p50Us': 'ping RTT p50',
+    'rr.p50Us': 'TCP RR p50',
+    'rr.p99Us': 'TCP RR p99',
+    'tcp.cpuMsPerGbit': 'CPU per Gbit',
+  };
+  return titles[metric] ?? METRICS[metric].label;
+}
+
+/** One sentence on how the figures were made, from the results themselves. */
+export function methodLine(results: BenchResult[]): string {
+  const s = (f: (r: BenchResult) => string | number) => unique(results.map(f)).join('/');
+  const day = s((r) => r.startedAt.slice(0, 10));
+  return (
+    `${s((r) => r.settings.repeat)} repetitions × ${s((r) => r.settings.durationS)} s per measurement after ${s((r) => r.settings.warmupS)} s of warm-up, ` +
+    `on Linux ${s((r) => r.host.kernel)} (${s((r) => r.host.cpus)} CPUs, ${s((r) => r.backend)} backend), commit ${s(shortCommit)}, ${day}. ` +
+    `1-minute load average during the runs: ${s((r) => `${r.host.loadavg.start.toFixed(1)}→${r.host.loadavg.end.toFixed(1)}`)}.`
+  );
+}
+
+export const LEGEND =
+  'Each figure is the median over the repetitions; next to it, its multiple of the raw underlay (node to node) measured in the same run. ' +
+  'Throughput: higher is better; latency and CPU time: lower is better. ' +
+  'Where the spreads (min–max over the repetitions) of a path and of the underlay overlap, the table says "within noise" instead of a ratio: no difference was measured.';
+
+const esc = (s: string) => s.replace(/\|/g, '\\|');
+
+export function comparisonTable(c: Comparison): string {
+  const results = c.sections.map((s) => s.result);
+  const columns = presentColumns(c);
+  const head = ['Lab', 'Mode', 'Path', ...columns.map((m) => columnTitle(m, results))];
+  const lines = [`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i < 3 ? '---' : '---:')).join('|')}|`];
+  for (const s of c.sections) {
+    for (const [i, row] of s.rows.entries()) {
+      const first = i === 0;
+      const cells = [first ? `**${row.lab}**` : '', first ? row.mode : '', row.kind === 'underlay' ? 'underlay (reference)' : row.pair, ...columns.map((m) => formatCell(row.cells[m]))];
+      lines.push(`| ${cells.map(esc).join(' | ')} |`);
+    }
+  }
+  return lines.join('\n');
+}
+
+export function renderMarkdown(c: Comparison, gate?: GateReport): string {
+  const results = c.sections.map((s) => s.result);
+  const out: string[] = ['# cnilab datapath comparison', ''];
+  if (results.length) {
+    out.push(methodLine(results), '', LEGEND, '', comparisonTable(c), '');
+    out.push('**MTU along each path** (where, interface, MTU):', '');
+    for (const s of c.sections) for (const r of s.rows) out.push(`- ${r.lab} ${r.pair}: ${formatPath(r.path)}`);
+    out.push('');
+    const notes = c.sections.flatMap((s) => s.result.notes.map((n) => `- ${s.result.lab}: ${n}`));
+    if (notes.length) out.push('**Notes**', '', ...notes, '');
+  } else {
+    out.push('No results to compare.', '');
+  }
+  if (c.skipped.length) out.push('**Skipped** (this machine cannot run them)', '', ...c.skipped.map((s) => `- ${s.lab}: ${s.reason}`), '');
+  if (c.failed.length) out.push('**Failed**', '', ...c.failed.map((s) => `- ${s.lab}: ${s.reason}`), '');
+  if (gate) out.push(renderGate(gate), '');
+  return out.join('\n');
+}
+
+export function renderGate(g: GateReport): string {
+  const out = [`## Regression gate (tolerance ${g.tolerancePct}%)`, ''];
+  if (g.failures.length) {
+    out.push(`✘ ${g.failures.length} of ${g.checks.length} checks fell more than ${g.tolerancePct}% below the baseline:`, '');
+    out.push(...g.failures.map((f) => `- ${gateMessage(f, g.tolerancePct)}`));
+  } else {
+    out.push(`✔ ${g.checks.length} checks against the baseline; none fell more than ${g.tolerancePct}% below it.`);
+  }
+  if (g.noBaseline.length) out.push('', `No baseline for: ${g.noBaseline.join(', ')}.`);
+  return out.join('\n');
+}
