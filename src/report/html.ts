@@ -138,7 +138,7 @@ function pathTable(s: LabSection): string {
         return `${esc(h.where)} <code>${esc(h.ifname)}</code> ${esc(h.kind)} ${h.mtu}${off.length ? ` <span class="noise">(${esc(off.join(', '))} off)</span>` : ''}`;
       })
       .join(' → ');
-    return el('tr', {}, el('td', {}, esc(r.pair)) + el('td', {}, hops));
+    return el('tr', {}, el('td', { class: 'path' }, esc(r.pair)) + el('td', {}, hops));
   });
   return el('table', {}, el('thead', {}, head) + el('tbody', {}, rows.join('')));
 }

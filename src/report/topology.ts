@@ -4,7 +4,7 @@ import type { BenchResult } from '../bench/results.js';
 import { esc, line, rect, svg, text } from './svg.js';
 
 const NODE_W = 300;
-const GAP = 60;
+const GAP = 90;
 const POD_H = 38;
 const DEV_H = 34;
 const TUNNEL_KINDS = new Set(['vxlan', 'tun', 'ipip', 'gre', 'geneve', 'wireguard']);
@@ -32,7 +32,11 @@ export function topologySvg(result: BenchResult): string {
     parts.push(text(x0 + NODE_W - 12, nodeTop + 20, n.address, { class: 'label', 'text-anchor': 'end' }));
 
     const eth = n.links.find((l) => l.ifname === 'eth0') ?? n.links.find((l) => l.kind !== 'bridge' && !TUNNEL_KINDS.has(l.kind));
-    const devices = n.links.filter((l) => l !== eth);
+    // Tunnel devices face the neighbour they tunnel to: on the right of the first node, on the left of the others.
+    const others = n.links.filter((l) => l !== eth);
+    const tunnelsHere = others.filter((l) => TUNNEL_KINDS.has(l.kind));
+    const rest = others.filter((l) => !TUNNEL_KINDS.has(l.kind));
+    const devices = i === 0 ? [...rest, ...tunnelsHere] : [...tunnelsHere, ...rest];
     const ethBox = { x: x0 + 40, y: ethY, w: NODE_W - 80 };
     const box = (bx: number, by: number, bw: number, bh: number, fill: string, l1: string, l2: string) => {
       parts.push(rect(bx, by, bw, bh, { fill, stroke: '#7d8799', rx: 5 }));

@@ -1,0 +1,181 @@
+import { expect } from 'chai';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { latestPerLab, loadResults, readResult, ResultFileError, writeResult } from '../../src/bench/results.js';
+import { compareResults, formatCell } from '../../src/report/compare.js';
+import { runGate, gateMessage } from '../../src/report/gate.js';
+import { renderMarkdown } from '../../src/report/markdown.js';
+import { fakeResult, scaled, TYPICAL } from '../helpers/bench-results.js';
+
+const run = promisify(execFile);
+const CLI = join(import.meta.dirname, '../../src/cli.ts');
+
+/** The CLI through tsx, so the test needs no build; resolves with the exit code instead of throwing. */
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const r = await run(process.execPath, ['--import', 'tsx', CLI, ...args], { env: { ...process.env, NO_COLOR: '1' } });
+    return { code: 0, ...r };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+  }
+}
+
+describe('results files', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'cnilab-results-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('are written as results/<lab>/<timestamp>.json and read back unchanged', () => {
+    const r = fakeResult({ startedAt: '2026-03-04T05:06:07.890Z' });
+    const file = writeResult(r, dir);
+    expect(file).to.equal(join(dir, 'flannel-vxlan', '2026-03-04T05-06-07Z.json'));
+    expect(readResult(file)).to.deep.equal(r);
+  });
+
+  it('a file that breaks the schema is named with the field', () => {
+    const bad = { ...fakeResult(), schemaVersion: 2 };
+    mkdirSync(join(dir, 'x'));
+    writeFileSync(join(dir, 'x', 'a.json'), JSON.stringify(bad));
+    expect(() => readResult(join(dir, 'x', 'a.json'))).to.throw(ResultFileError, /a\.json: schemaVersion: /);
+    const missing = fakeResult() as Record<string, unknown>;
+    delete missing.host;
+    expect(() => writeResult(missing as never, dir)).to.throw(ResultFileError, /host/);
+  });
+
+  it('the newest run per lab and backend is the one compared', () => {
+    writeResult(fakeResult({ startedAt: '2026-01-01T00:00:00.000Z' }), dir);
+    const newer = writeResult(fakeResult({ startedAt: '2026-01-02T00:00:00.000Z' }), dir);
+    writeResult(fakeResult({ lab: 'flannel-host-gw', startedAt: '2026-01-01T00:00:00.000Z' }), dir);
+    const latest = latestPerLab(loadResults(dir));
+    expect(latest.map((s) => [s.result!.lab, s.file])).to.deep.equal([
+      ['flannel-host-gw', join(dir, 'flannel-host-gw', '2026-01-01T00-00-00Z.json')],
+      ['flannel-vxlan', newer],
+    ]);
+  });
+});
+
+describe('comparison', () => {
+  it('shows each path as a multiple of its own run\'s underlay', () => {
+    const c = compareResults([{ file: 'a.json', result: fakeResult() }]);
+    const cross = c.sections[0].rows.find((r) => r.pair === 'cross-node')!;
+    expect(c.sections[0].rows.map((r) => r.kind)).to.deep.equal(['underlay', 'cross-node', 'same-node']);
+    expect(cross.cells['tcp.gbps']!.ratio).to.be.closeTo(11.0 / 15.8, 1e-9);
+    expect(cross.cells['tcp.gbps']!.withinNoise).to.equal(false);
+    expect(formatCell(cross.cells['tcp.gbps'])).to.equal('11.0 Gb/s · 0.70×');
+  });
+
+  it('never calls a difference inside the measured spread a difference', () => {
+    const c = compareResults([{ file: 'a.json', result: fakeResult() }]);
+    const same = c.sections[0].rows.find((r) => r.pair === 'same-node')!;
+    // same-node 15.0–16.4 overlaps the underlay's 15.2–16.1
+    expect(same.cells['tcp.gbps']!.withinNoise).to.equal(true);
+    expect(formatCell(same.cells['tcp.gbps'])).to.equal('15.9 Gb/s · within noise');
+    const md = renderMarkdown(c);
+    const sameLine = md.split('\n').find((l) => l.includes('| same-node |'))!;
+    expect(sameLine).to.include('within noise');
+    expect(sameLine).not.to.match(/1\.0\d×/);
+  });
+
+  it('Markdown has a row per path, the MTUs along each path, and skipped labs with the reason', () => {
+    const c = compareResults([{ file: 'a.json', result: fakeResult() }], { skipped: [{ lab: 'calico-ipip', reason: 'skipped: this kernel lacks ipip' }] });
+    const md = renderMarkdown(c);
+    expect(md).to.match(/\| \*\*flannel-vxlan\*\* \| overlay \| underlay \(reference\) \| 15\.8 Gb\/s \|/);
+    expect(md).to.include('flannel-vxlan cross-node: nginx-0 (master) eth0 1450 → master flannel.1 1450 → master eth0 1500');
+    expect(md).to.include('- calico-ipip: skipped: this kernel lacks ipip');
+  });
+});
+
+describe('regression gate', () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(join(tmpdir(), 'cnilab-gate-'))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  const current = () => ({ file: join(dir, 'now.json'), result: fakeResult({ startedAt: '2026-02-01T00:00:00.000Z' }) });
+
+  it('passes when the run matches its baseline', () => {
+    const g = runGate([current()], [{ file: 'base.json', result: fakeResult() }], 10);
+    expect(g.failures).to.deep.equal([]);
+    expect(g.checks.length).to.be.greaterThan(0);
+  });
+
+  it('fails on a planted regression, naming the lab, the metric and both figures', () => {
+    // The baseline's cross-node TCP was 25% better: today's run fell below it.
+    const base = fakeResult({ crossNode: scaled(TYPICAL.crossNode, 'tcp.gbps', 1.25) });
+    const g = runGate([current()], [{ file: join(dir, 'base.json'), result: base }], 10);
+    expect(g.failures.map((f) => `${f.lab} ${f.pair} ${f.metric}`)).to.deep.equal(['flannel-vxlan cross-node tcp.gbps']);
+    const msg = gateMessage(g.failures[0], 10);
+    expect(msg).to.include('flannel-vxlan (netns) cross-node, TCP, 1 stream [tcp.gbps]');
+    expect(msg).to.include('0.70× underlay (11.0 Gb/s) now');
+    expect(msg).to.include('baseline 0.87× underlay (13.8 Gb/s)');
+    expect(msg).to.include('20% worse, more than the 10% tolerance');
+  });
+
+  it('holds latency the other way round: higher is worse', () => {
+    const base = fakeResult({ crossNode: scaled(TYPICAL.crossNode, 'rr.p50Us', 0.8) });
+    const g = runGate([current()], [{ file: 'base.json', result: base }], 10);
+    expect(g.failures.map((f) => f.metric)).to.deep.equal(['rr.p50Us']);
+  });
+
+  it('a slower machine is not a regression: everything slower by the same factor passes', () => {
+    const slow = fakeResult({
+      startedAt: '2026-02-01T00:00:00.000Z',
+      underlay: scaled(TYPICAL.underlay, 'tcp.gbps', 0.5),
+      crossNode: scaled(TYPICAL.crossNode, 'tcp.gbps', 0.5),
+      sameNode: scaled(TYPICAL.sameNode, 'tcp.gbps', 0.5),
+    });
+    expect(runGate([{ file: 'now.json', result: slow }], [{ file: 'base.json', result: fakeResult() }], 10).failures).to.deep.equal([]);
+  });
+
+  it('a run is never its own baseline, and another lab or backend is no baseline', () => {
+    const now = current();
+    const g = runGate([now], [now, { file: 'b.json', result: fakeResult({ backend: 'docker' }) }, { file: 'c.json', result: fakeResult({ lab: 'flannel-host-gw' }) }], 10);
+    expect(g.checks).to.deep.equal([]);
+    expect(g.noBaseline).to.deep.equal(['flannel-vxlan (netns)']);
+  });
+
+  it('`cnilab compare --baseline` exits non-zero with the message on a planted regression, and 0 without it', async function () {
+    this.timeout(30_000);
+    const results = join(dir, 'results');
+    writeResult(fakeResult({ startedAt: '2026-02-01T00:00:00.000Z' }), results);
+    const honest = join(dir, 'honest.json');
+    const inflated = join(dir, 'inflated.json');
+    writeFileSync(honest, JSON.stringify(fakeResult()));
+    writeFileSync(inflated, JSON.stringify(fakeResult({ crossNode: scaled(TYPICAL.crossNode, 'tcp.gbps', 1.25) })));
+
+    const bad = await cli(['compare', '--results-dir', results, '--baseline', inflated, '--tolerance', '10']);
+    expect(bad.code, bad.stderr).to.equal(1);
+    expect(bad.stdout).to.match(/✘ 1 of \d+ checks fell more than 10% below the baseline/);
+    expect(bad.stdout).to.include('flannel-vxlan (netns) cross-node, TCP, 1 stream [tcp.gbps]: 0.70× underlay (11.0 Gb/s) now, baseline 0.87× underlay (13.8 Gb/s)');
+
+    const good = await cli(['compare', '--results-dir', results, '--baseline', honest, '--tolerance', '10']);
+    expect(good.code, good.stderr).to.equal(0);
+    expect(good.stdout).to.match(/✔ \d+ checks against the baseline; none fell more than 10% below it/);
+  });
+
+  it('`cnilab compare` names a missing baseline as a usage error (exit 2)', async function () {
+    this.timeout(30_000);
+    const results = join(dir, 'results');
+    writeResult(fakeResult(), results);
+    const r = await cli(['compare', '--results-dir', results, '--baseline', join(dir, 'nope')]);
+    expect(r.code).to.equal(2);
+    expect(r.stderr).to.include(`no such baseline file or directory: ${join(dir, 'nope')}`);
+  });
+
+  it('`cnilab results` lists runs and flags a broken file (exit 3)', async function () {
+    this.timeout(30_000);
+    const results = join(dir, 'results');
+    writeResult(fakeResult(), results);
+    mkdirSync(join(results, 'broken'));
+    writeFileSync(join(results, 'broken', 'x.json'), '{"schemaVersion": 1}');
+    const r = await cli(['results', '--results-dir', results, '--json']);
+    expect(r.code).to.equal(3);
+    const rows = JSON.parse(r.stdout) as { lab?: string; error?: string; crossNodeTcpRatio?: number }[];
+    expect(rows.find((x) => x.lab === 'flannel-vxlan')!.crossNodeTcpRatio).to.be.closeTo(0.696, 0.001);
+    expect(rows.find((x) => x.error)!.error).to.match(/x\.json: lab: /);
+    expect(readFileSync(join(results, 'broken', 'x.json'), 'utf8')).to.equal('{"schemaVersion": 1}');
+  });
+});
