@@ -47,6 +47,7 @@ function benchCommand(ctx: CommandContext): Command {
     .option('--duration <seconds>', 'seconds per throughput and request/response measurement', positiveInt('--duration', ctx), DEFAULT_SETTINGS.durationS)
     .option('--warmup <seconds>', 'seconds of discarded TCP traffic per pair first', positiveInt('--warmup', ctx, 0), DEFAULT_SETTINGS.warmupS)
     .option('--tests <list>', `comma-separated subset of ${BENCH_TESTS.join(',')} (default: the lab's bench block, or all)`, (v) => parseTests(v, ctx))
+    .option('--name <instance>', 'instance name, when that lab is already up under its own name (one lab only)')
     .addOption(new Option('--backend <kind>', `where nodes live (${backendNames().join(', ')})`).default('netns'))
     .option('--no-install', 'do not install missing Debian packages')
     .option('--results-dir <dir>', 'where results/<lab>/<timestamp>.json go', defaultResultsDir())
@@ -57,10 +58,11 @@ function benchCommand(ctx: CommandContext): Command {
       if (o.all && labs.length) throw ctx.usageError('give lab names or --all, not both');
       const names = o.all ? listLabFiles() : labs;
       if (!names.length) throw ctx.usageError(`which lab? name one (${listLabFiles().join(', ')}) or pass --all`);
+      if (o.name && names.length > 1) throw ctx.usageError('--name needs exactly one lab');
       const reporter = o.json ? new QuietReporter() : new TextReporter();
       const outcomes: BenchOutcome[] = [];
       for (const name of names) {
-        const r = await benchOne(name, { repeat: o.repeat, durationS: o.duration, warmupS: o.warmup, tests: o.tests, backend: o.backend, install: o.install, resultsDir: o.resultsDir }, reporter);
+        const r = await benchOne(name, { repeat: o.repeat, durationS: o.duration, warmupS: o.warmup, tests: o.tests, name: o.name, backend: o.backend, install: o.install, resultsDir: o.resultsDir }, reporter);
         outcomes.push(r);
         if (!o.json) console.log(r.status === 'ok' ? `${green('✔')} ${bold(r.lab)}: ${rel(r.file!)}` : r.status === 'skipped' ? `⊘ ${bold(r.lab)}: ${r.reason}` : `${red('✘')} ${bold(r.lab)}: ${r.reason}`);
       }

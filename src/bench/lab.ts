@@ -11,6 +11,8 @@ import { writeResult } from './results.js';
 export const BENCH_TOOLS: Record<string, string> = { iperf3: 'iperf3', sockperf: 'sockperf', ethtool: 'ethtool', ss: 'iproute2', ping: 'iputils-ping' };
 
 export interface BenchOptions extends BenchSettings {
+  /** Instance name (default: the lab's), to bench while another copy of the lab is up. */
+  name?: string;
   backend?: string;
   install?: boolean;
   resultsDir: string;
@@ -35,7 +37,7 @@ export async function benchTools(install: boolean, log: (m: string) => void): Pr
 }
 
 export async function benchOne(labName: string, opts: BenchOptions, reporter: Reporter): Promise<BenchOutcome> {
-  const inst = LabInstance.open(labName, { backend: opts.backend }, reporter);
+  const inst = LabInstance.open(labName, { name: opts.name, backend: opts.backend }, reporter);
   const lab = inst.lab.name;
   const onSignal = () => {
     reporter.info('interrupted: tearing the lab down');

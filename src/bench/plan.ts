@@ -55,7 +55,8 @@ const podEndpoint = (p: PodRecord): Endpoint => ({ node: p.node, pod: p.name, ip
 
 /** The pairs and tests to run, from the lab's block or the defaults, against the pods that are up. */
 export function planBench(lab: Lab, pods: PodRecord[], block: BenchBlock | undefined = lab.bench): BenchPlan {
-  const running = pods.filter((p) => p.ip);
+  // In name order (nginx-0, nginx-1, …, nginx-10), not in the order the pods happened to start.
+  const running = pods.filter((p) => p.ip).sort((a, b) => a.name.localeCompare(b.name, 'en', { numeric: true }));
   const byName = (name: string) => {
     const p = running.find((x) => x.name === name);
     if (!p) throw new BenchPlanError(`bench pair names pod "${name}", which is not running (pods: ${running.map((x) => x.name).join(', ') || 'none'})`);
@@ -68,7 +69,8 @@ export function planBench(lab: Lab, pods: PodRecord[], block: BenchBlock | undef
       pairs.push({ name: bp.name, kind: c.node === s.node ? 'same-node' : 'cross-node', client: podEndpoint(c), server: podEndpoint(s) });
     }
   } else {
-    const first = running[0];
+    // The client: the first pod that shares its node with another, so both pairs can start from it.
+    const first = running.find((p) => running.some((q) => q !== p && q.node === p.node)) ?? running[0];
     const sameNode = first && running.find((p) => p !== first && p.node === first.node);
     const crossNode = first && running.find((p) => p.node !== first.node);
     if (sameNode) pairs.push({ name: 'same-node', kind: 'same-node', client: podEndpoint(first), server: podEndpoint(sameNode) });

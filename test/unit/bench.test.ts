@@ -142,6 +142,11 @@ describe('bench: what a lab measures', () => {
     expect(plan.tests).to.deep.equal(['tcp', 'tcp4', 'udp', 'ping', 'rr']);
   });
 
+  it('pairs start from pods in name order, whatever order they started in', () => {
+    const plan = planBench(parseLab(LAB, 't.yaml'), [pods[1], pods[2], pods[0]]);
+    expect(plan.pairs.map((p) => `${p.client.pod ?? p.client.node}>${p.server.pod ?? p.server.node}`)).to.deep.equal(['master>worker', 'nginx-0>nginx-2', 'nginx-0>nginx-1']);
+  });
+
   it('a bench block names its pairs and tests; the underlay reference is always there', () => {
     const lab = parseLab(`${LAB}bench:\n  pairs:\n    - { name: across, client: nginx-1, server: nginx-2 }\n  tests: [tcp, rr]\n  udpRate: 1G\n`, 't.yaml');
     const plan = planBench(lab, pods);
