@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import { listLabFiles } from '../runner/lab-file.js';
 import { QuietReporter, TextReporter, bold, dim, green, red } from '../runner/reporter.js';
 import { backendNames } from '../topologies/registry.js';
-import { compareResults, formatRatio, shortCommit } from '../report/compare.js';
+import { compareResults, formatRatio, rowsOf, shortCommit } from '../report/compare.js';
 import { runGate } from '../report/gate.js';
 import { renderGate, renderMarkdown } from '../report/markdown.js';
 import { writeReport } from '../report/write.js';
@@ -89,10 +89,7 @@ function resultsCommand(ctx: CommandContext): Command {
       const rows = all.map((s) => {
         if (!s.result) return { file: rel(s.file), error: s.error };
         const r = s.result;
-        const across = r.pairs.find((p) => p.kind === 'cross-node');
-        const under = r.pairs.find((p) => p.kind === 'underlay');
-        const tcp = across?.metrics['tcp.gbps'];
-        const ratio = tcp && under?.metrics['tcp.gbps'] ? tcp.median / under.metrics['tcp.gbps'].median : undefined;
+        const ratio = rowsOf(r).find((row) => row.kind === 'cross-node')?.cells['tcp.gbps']?.ratio;
         return {
           file: rel(s.file),
           lab: r.lab,

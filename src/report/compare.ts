@@ -3,13 +3,20 @@
 // repetitions) overlaps the underlay's is never called a difference.
 import { metricInfo, type MetricName } from '../bench/metrics.js';
 import type { BenchResult, Hop, Metric, StoredResult } from '../bench/results.js';
-import { overlaps } from '../bench/stats.js';
+import { overlaps, spread } from '../bench/stats.js';
 
 export interface Cell extends Metric {
   metric: MetricName;
-  /** median ÷ the same run's underlay median (ratio metrics of non-underlay pairs only) */
+  /**
+   * This path ÷ the underlay, taken within each repetition (the two were
+   * measured seconds apart), then the median of those (ratio metrics of
+   * non-underlay pairs only).
+   */
   ratio?: number;
-  /** The spreads overlap: no difference can be claimed. */
+  /** The smallest and largest of the per-repetition ratios. */
+  ratioMin?: number;
+  ratioMax?: number;
+  /** The repetitions disagree on the side of 1.00×: no difference can be claimed. */
   withinNoise?: boolean;
 }
 
@@ -64,14 +71,29 @@ export function rowsOf(result: BenchResult): Row[] {
         if (!info) continue;
         const ref = underlay?.metrics[name];
         const cell: Cell = { metric: name as MetricName, ...m };
-        if (info.ratio && ref && pair.kind !== 'underlay' && ref.median > 0) {
-          cell.ratio = m.median / ref.median;
-          cell.withinNoise = overlaps(m, ref);
-        }
+        if (info.ratio && ref && pair.kind !== 'underlay' && ref.median > 0) Object.assign(cell, ratioTo(m, ref));
         cells[name as MetricName] = cell;
       }
       return { lab: result.lab, mode: result.mode, backend: result.backend, pair: pair.name, kind: pair.kind, path: pair.path, cells };
     });
+}
+
+/**
+ * A path against the underlay. With one value per repetition on both sides,
+ * the ratio is paired: repetition i of the path over repetition i of the
+ * underlay, so a machine that got busier between repetitions slows both alike.
+ * Within noise when those ratios fall on both sides of 1, or when they scatter
+ * more than they stand away from 1. Unpaired (counts
+ * differ): the ratio of the medians, within noise when the spreads overlap.
+ */
+export function ratioTo(m: Metric, ref: Metric): Pick<Cell, 'ratio' | 'ratioMin' | 'ratioMax' | 'withinNoise'> {
+  if (m.values.length === ref.values.length && ref.values.every((v) => v > 0)) {
+    const r = spread(m.values.map((v, i) => v / ref.values[i]));
+    // A difference needs every repetition on one side of 1, and a distance from 1 larger than the ratios' own scatter.
+    const withinNoise = (r.min <= 1 && r.max >= 1) || Math.abs(r.median - 1) <= r.max - r.min;
+    return { ratio: r.median, ratioMin: r.min, ratioMax: r.max, withinNoise };
+  }
+  return { ratio: m.median / ref.median, ratioMin: m.min / ref.max, ratioMax: m.max / ref.min, withinNoise: overlaps(m, ref) };
 }
 
 /** The columns any section has, in TABLE_COLUMNS order. */

@@ -90,15 +90,14 @@ function chartFor(c: Comparison, metric: MetricName, title: string): string {
   return el('div', {}, el('h3', {}, `${esc(title)} <span class="sub">${better}</span>`) + barChart(title, METRICS[metric].unit, bars));
 }
 
-/** The headline: each lab's cross-node throughput as a share of its underlay, the spread taken at its widest. */
+/** The headline: each lab's cross-node throughput as a share of its underlay; whisker: the repetitions' ratios. */
 function shareChart(c: Comparison, metric: MetricName, title: string): string {
   const bars: Bar[] = c.sections.flatMap((s) => {
-    const under = s.rows.find((r) => r.kind === 'underlay')?.cells[metric];
     return s.rows
-      .filter((r) => r.kind === 'cross-node' && r.cells[metric]?.ratio !== undefined && under)
+      .filter((r) => r.kind === 'cross-node' && r.cells[metric]?.ratio !== undefined)
       .map((r) => {
         const cell = r.cells[metric]!;
-        return { group: '', label: s.rows.filter((x) => x.kind === 'cross-node').length > 1 ? `${r.lab} ${r.pair}` : r.lab, kind: r.kind, median: cell.ratio!, min: cell.min / under!.max, max: cell.max / under!.min, caption: cell.withinNoise ? `${formatRatio(cell.ratio!)} · within noise` : formatRatio(cell.ratio!) };
+        return { group: '', label: s.rows.filter((x) => x.kind === 'cross-node').length > 1 ? `${r.lab} ${r.pair}` : r.lab, kind: r.kind, median: cell.ratio!, min: cell.ratioMin!, max: cell.ratioMax!, caption: cell.withinNoise ? `${formatRatio(cell.ratio!)} · within noise` : formatRatio(cell.ratio!) };
       });
   });
   if (!bars.length) return '';

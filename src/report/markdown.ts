@@ -31,9 +31,9 @@ export function methodLine(results: BenchResult[]): string {
 }
 
 export const LEGEND =
-  'Each figure is the median over the repetitions; next to it, its multiple of the raw underlay (node to node) measured in the same run. ' +
+  'Each figure is the median over the repetitions; next to it, its multiple of the raw underlay (node to node), measured in the same repetition seconds apart (the median of the per-repetition ratios). ' +
   'Throughput: higher is better; latency and CPU time: lower is better. ' +
-  'Where the spreads (min–max over the repetitions) of a path and of the underlay overlap, the table says "within noise" instead of a ratio: no difference was measured.';
+  'A ratio counts as a difference only when every repetition puts the path on the same side of 1.00× and its distance from 1.00× is larger than the scatter of the ratios between repetitions; otherwise the table says "within noise": no difference was measured.';
 
 const esc = (s: string) => s.replace(/\|/g, '\\|');
 

@@ -59,11 +59,13 @@ describe('results files', () => {
 });
 
 describe('comparison', () => {
-  it('shows each path as a multiple of its own run\'s underlay', () => {
+  it('shows each path as a multiple of its own run\'s underlay, repetition by repetition', () => {
     const c = compareResults([{ file: 'a.json', result: fakeResult() }]);
     const cross = c.sections[0].rows.find((r) => r.pair === 'cross-node')!;
     expect(c.sections[0].rows.map((r) => r.kind)).to.deep.equal(['underlay', 'cross-node', 'same-node']);
-    expect(cross.cells['tcp.gbps']!.ratio).to.be.closeTo(11.0 / 15.8, 1e-9);
+    // per repetition: 10.6/15.2, 11.0/15.8, 11.3/16.1 → the median is the first
+    expect(cross.cells['tcp.gbps']!.ratio).to.be.closeTo(10.6 / 15.2, 1e-9);
+    expect(cross.cells['tcp.gbps']!.ratioMax).to.be.closeTo(11.3 / 16.1, 1e-9);
     expect(cross.cells['tcp.gbps']!.withinNoise).to.equal(false);
     expect(formatCell(cross.cells['tcp.gbps'])).to.equal('11.0 Gb/s · 0.70×');
   });
@@ -78,6 +80,22 @@ describe('comparison', () => {
     const sameLine = md.split('\n').find((l) => l.includes('| same-node |'))!;
     expect(sameLine).to.include('within noise');
     expect(sameLine).not.to.match(/1\.0\d×/);
+  });
+
+  it('a machine that slowed down between repetitions does not hide a difference that every repetition shows', () => {
+    const r = fakeResult({ underlay: { 'tcp.gbps': [16, 8, 4] }, crossNode: { 'tcp.gbps': [11, 5.6, 2.7] }, sameNode: { 'tcp.gbps': [15, 8.5, 3.9] } });
+    const rows = compareResults([{ file: 'a.json', result: r }]).sections[0].rows;
+    const cell = (pair: string) => rows.find((x) => x.pair === pair)!.cells['tcp.gbps']!;
+    expect(cell('cross-node').withinNoise).to.equal(false); // 0.69, 0.70, 0.68: below 1 every time
+    expect(formatCell(cell('cross-node'))).to.equal('5.60 Gb/s · 0.69×');
+    expect(cell('same-node').withinNoise).to.equal(true); // 0.94, 1.06, 0.98: both sides of 1
+  });
+
+  it('without one value per repetition on both sides, the spreads decide', () => {
+    const r = fakeResult({ underlay: { 'tcp.gbps': [15, 16] }, crossNode: { 'tcp.gbps': [10, 11, 12] }, sameNode: { 'tcp.gbps': [14, 15.5, 17] } });
+    const rows = compareResults([{ file: 'a.json', result: r }]).sections[0].rows;
+    expect(rows.find((x) => x.pair === 'cross-node')!.cells['tcp.gbps']!.withinNoise).to.equal(false);
+    expect(rows.find((x) => x.pair === 'same-node')!.cells['tcp.gbps']!.withinNoise).to.equal(true);
   });
 
   it('Markdown has a row per path, the MTUs along each path, and skipped labs with the reason', () => {
@@ -174,7 +192,7 @@ describe('regression gate', () => {
     const r = await cli(['results', '--results-dir', results, '--json']);
     expect(r.code).to.equal(3);
     const rows = JSON.parse(r.stdout) as { lab?: string; error?: string; crossNodeTcpRatio?: number }[];
-    expect(rows.find((x) => x.lab === 'flannel-vxlan')!.crossNodeTcpRatio).to.be.closeTo(0.696, 0.001);
+    expect(rows.find((x) => x.lab === 'flannel-vxlan')!.crossNodeTcpRatio).to.be.closeTo(10.6 / 15.2, 1e-9);
     expect(rows.find((x) => x.error)!.error).to.match(/x\.json: lab: /);
     expect(readFileSync(join(results, 'broken', 'x.json'), 'utf8')).to.equal('{"schemaVersion": 1}');
   });
