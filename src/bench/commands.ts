@@ -89,7 +89,7 @@ function resultsCommand(ctx: CommandContext): Command {
       const rows = all.map((s) => {
         if (!s.result) return { file: rel(s.file), error: s.error };
         const r = s.result;
-        const ratio = rowsOf(r).find((row) => row.kind === 'cross-node')?.cells['tcp.gbps']?.ratio;
+        const tcp = rowsOf(r).find((row) => row.kind === 'cross-node')?.cells['tcp.gbps'];
         return {
           file: rel(s.file),
           lab: r.lab,
@@ -98,7 +98,8 @@ function resultsCommand(ctx: CommandContext): Command {
           commit: shortCommit(r),
           runs: `${r.settings.repeat}×${r.settings.durationS}s`,
           pairs: r.pairs.map((p) => p.name),
-          crossNodeTcpRatio: ratio,
+          crossNodeTcpRatio: tcp?.ratio,
+          crossNodeTcpWithinNoise: tcp?.withinNoise,
         };
       });
       if (o.json) console.log(JSON.stringify(rows, null, 2));
@@ -106,7 +107,7 @@ function resultsCommand(ctx: CommandContext): Command {
       else
         for (const r of rows) {
           if ('error' in r) console.log(`${red('✘')} ${r.error}`);
-          else console.log(`${r.startedAt}  ${r.lab.padEnd(18)} ${r.backend.padEnd(6)} ${r.commit.padEnd(9)} ${r.runs.padEnd(6)} cross-node TCP ${r.crossNodeTcpRatio === undefined ? '–' : formatRatio(r.crossNodeTcpRatio)}  ${dim(r.file)}`);
+          else console.log(`${r.startedAt}  ${r.lab.padEnd(18)} ${r.backend.padEnd(6)} ${r.commit.padEnd(9)} ${r.runs.padEnd(6)} cross-node TCP ${r.crossNodeTcpRatio === undefined ? '–' : `${formatRatio(r.crossNodeTcpRatio)}${r.crossNodeTcpWithinNoise ? ' (within noise)' : ''}`}  ${dim(r.file)}`);
         }
       if (all.some((s) => s.error)) process.exitCode = ctx.exit.labFile;
     });
