@@ -16,7 +16,7 @@ export class BenchCommandError extends Error {
   }
 }
 
-export const describe = (e: Endpoint) => (e.pod ? `pod ${e.pod}` : `node ${e.node}`);
+export const endpointLabel = (e: Endpoint) => (e.pod ? `pod ${e.pod}` : `node ${e.node}`);
 
 export interface ToolRun {
   stdout: string;
@@ -30,14 +30,14 @@ export async function runOn(backend: Backend, ep: Endpoint, argv: string[], opts
   if (backend.commandFor) {
     const [cmd, ...args] = backend.commandFor(ep.node, ep.pod, argv);
     const res = await execa(cmd, args, { reject: false, timeout: opts.timeoutMs ?? 30_000, stripFinalNewline: false });
-    if (res.timedOut) throw new BenchCommandError(describe(ep), argv, `did not finish within ${(opts.timeoutMs ?? 30_000) / 1000} s`);
+    if (res.timedOut) throw new BenchCommandError(endpointLabel(ep), argv, `did not finish within ${(opts.timeoutMs ?? 30_000) / 1000} s`);
     r = { stdout: res.stdout, stderr: res.stderr, exitCode: res.exitCode ?? 1 };
   } else {
     // A backend that cannot hand out its argv still runs the tool, only without a timeout.
     r = ep.pod ? await backend.podExec(ep.node, ep.pod, argv, { allowFailure: true }) : await backend.exec(ep.node, argv, { allowFailure: true });
   }
   if (r.exitCode !== 0 && !opts.allowFailure) {
-    throw new BenchCommandError(describe(ep), argv, `failed (exit ${r.exitCode}): ${(r.stderr || r.stdout).trim().slice(0, 500) || 'no output'}`);
+    throw new BenchCommandError(endpointLabel(ep), argv, `failed (exit ${r.exitCode}): ${(r.stderr || r.stdout).trim().slice(0, 500) || 'no output'}`);
   }
   return r;
 }
@@ -61,7 +61,7 @@ export class Server {
       await sleep(20);
     }
     await server.stop();
-    throw new BenchCommandError(describe(ep), argv, `did not listen on port ${port} within 3 s; see ${started.log}`);
+    throw new BenchCommandError(endpointLabel(ep), argv, `did not listen on port ${port} within 3 s; see ${started.log}`);
   }
 
   stop(): Promise<void> {

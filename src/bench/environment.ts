@@ -10,7 +10,7 @@ import type { Backend } from '../topologies/backend.js';
 import { ROOT } from '../runner/paths.js';
 import type { Lab } from '../runner/lab-file.js';
 import type { PodRecord } from '../runner/state.js';
-import { describe, runOn } from './endpoint.js';
+import { endpointLabel, runOn } from './endpoint.js';
 import type { Endpoint, PlannedPair } from './plan.js';
 import type { BenchResult, Hop } from './results.js';
 
@@ -54,7 +54,7 @@ export class PathProbe {
   constructor(readonly backend: Backend) {}
 
   linksOf(ep: Endpoint): Promise<IpLink[]> {
-    const key = describe(ep);
+    const key = endpointLabel(ep);
     if (!this.links.has(key)) {
       this.links.set(key, runOn(this.backend, ep, ['ip', '-j', '-d', 'addr', 'show']).then((r) => JSON.parse(r.stdout) as IpLink[]));
     }
@@ -62,7 +62,7 @@ export class PathProbe {
   }
 
   private offloadsOf(ep: Endpoint, ifname: string): Promise<Record<string, boolean> | undefined> {
-    const key = `${describe(ep)}/${ifname}`;
+    const key = `${endpointLabel(ep)}/${ifname}`;
     if (!this.offloads.has(key)) {
       this.offloads.set(
         key,
@@ -89,7 +89,7 @@ export class PathProbe {
   private async egress(ep: Endpoint, ip: string): Promise<string> {
     const r = await runOn(this.backend, ep, ['ip', '-j', 'route', 'get', ip]);
     const dev = (JSON.parse(r.stdout) as { dev?: string }[])[0]?.dev;
-    if (!dev) throw new Error(`${describe(ep)} has no route to ${ip}`);
+    if (!dev) throw new Error(`${endpointLabel(ep)} has no route to ${ip}`);
     return dev;
   }
 

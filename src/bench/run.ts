@@ -7,14 +7,13 @@ import { loadavg } from 'node:os';
 import type { Backend } from '../topologies/backend.js';
 import type { Lab } from '../runner/lab-file.js';
 import type { PodRecord } from '../runner/state.js';
-import { describe, Server } from './endpoint.js';
+import { endpointLabel, Server } from './endpoint.js';
 import { gitCommit, hostInfo, PathProbe, toolVersions, topologyOf } from './environment.js';
 import { METRICS, type BenchTest, type MetricName } from './metrics.js';
 import { planBench, type Endpoint, type PlannedPair } from './plan.js';
-import type { BenchResult } from './results.js';
+import { RESULT_SCHEMA_VERSION, type BenchResult } from './results.js';
 import { spread } from './stats.js';
 import { iperf3, ping, requestResponse, SERVERS } from './tools.js';
-import { RESULT_SCHEMA_VERSION } from './results.js';
 
 export interface BenchSettings {
   repeat: number;
@@ -167,7 +166,7 @@ export function rateGbps(rate: string): number {
 
 /** One iperf3 and (for request/response) one sockperf server per distinct server endpoint. */
 async function startServers(backend: Backend, pairs: PlannedPair[], tests: BenchTest[]): Promise<Server[]> {
-  const endpoints = new Map<string, Endpoint>(pairs.map((p) => [describe(p.server), p.server]));
+  const endpoints = new Map<string, Endpoint>(pairs.map((p) => [endpointLabel(p.server), p.server]));
   const wanted = [...(tests.some((t) => t.startsWith('tcp') || t === 'udp') ? [['iperf3', SERVERS.iperf3] as const] : []), ...(tests.includes('rr') ? [['sockperf', SERVERS.sockperf] as const] : [])];
   const started: Server[] = [];
   try {

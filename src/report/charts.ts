@@ -1,6 +1,6 @@
 // Horizontal bar charts in plain SVG: one bar per path (median), a whisker for
 // the spread over the repetitions, the figure and its ratio to the underlay.
-import { esc, line, niceTicks, rect, svg, text } from './svg.js';
+import { line, niceTicks, rect, svg, text } from './svg.js';
 
 export const KIND_COLORS = { underlay: '#8892a6', 'cross-node': '#2f6fdb', 'same-node': '#13a08f' } as const;
 export type Kind = keyof typeof KIND_COLORS;
@@ -69,5 +69,5 @@ export function barChart(title: string, unit: string, bars: Bar[], reference?: n
   }
   parts.push(line(LEFT, axisTop, LEFT, axisBottom, { stroke: '#9aa3b2', 'stroke-width': 1 }));
   if (reference !== undefined) parts.push(line(x(reference), axisTop, x(reference), axisBottom, { stroke: '#5b6578', 'stroke-width': 1.5, 'stroke-dasharray': '4 3' }));
-  return svg(WIDTH, height, `${esc(title)}, ${unit}`, parts.join(''));
+  return svg(WIDTH, height, `${title}, ${unit}`, parts.join(''));
 }

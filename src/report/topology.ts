@@ -1,7 +1,7 @@
 // A lab's topology as SVG, drawn from what a result recorded from the kernel:
 // nodes on the underlay, their devices with MTUs, the pods and their addresses.
 import type { BenchResult } from '../bench/results.js';
-import { esc, line, rect, svg, text } from './svg.js';
+import { line, rect, svg, text } from './svg.js';
 
 const NODE_W = 300;
 const GAP = 90;
@@ -78,5 +78,5 @@ export function topologySvg(result: BenchResult): string {
     parts.push(`<path d="M ${a.x} ${a.y} C ${a.x} ${a.y - 30}, ${b.x} ${b.y - 30}, ${b.x} ${b.y}" fill="none" stroke="#d9822b" stroke-width="2" stroke-dasharray="6 4"/>`);
     parts.push(text(midX, a.y - 26, `${a.kind} tunnel`, { 'text-anchor': 'middle', class: 'small', fill: '#b0621a' }));
   }
-  return svg(width, height, `topology of ${esc(result.lab)}`, parts.join(''));
+  return svg(width, height, `topology of ${result.lab}`, parts.join(''));
 }
