@@ -4,6 +4,7 @@ import { existsSync } from 'node:fs';
 import { LabInstance } from '../runner/runner.js';
 import { aptInstall, MissingFeatureError, PreflightError } from '../runner/preflight.js';
 import type { Reporter } from '../runner/reporter.js';
+import { NothingToMeasureError } from './plan.js';
 import { benchLab, type BenchSettings } from './run.js';
 import { writeResult } from './results.js';
 
@@ -51,7 +52,7 @@ export async function benchOne(labName: string, opts: BenchOptions, reporter: Re
     const result = await reporter.phase(`bench ${lab}`, () => benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list() }, opts, (m) => reporter.info(m)));
     return { lab, status: 'ok', file: writeResult(result, opts.resultsDir) };
   } catch (e) {
-    if (e instanceof MissingFeatureError) return { lab, status: 'skipped', reason: e.message };
+    if (e instanceof MissingFeatureError || e instanceof NothingToMeasureError) return { lab, status: 'skipped', reason: e.message };
     if (e instanceof PreflightError) throw e; // not root, tools missing: no lab can run, say so once
     return { lab, status: 'failed', reason: (e as Error).message };
   } finally {

@@ -52,6 +52,9 @@ export interface BenchPlan {
 
 export class BenchPlanError extends Error {}
 
+/** The lab has no pod pair that can be measured here (one pod per node, addresses that repeat across nodes). */
+export class NothingToMeasureError extends BenchPlanError {}
+
 const podEndpoint = (p: PodRecord): Endpoint => ({ node: p.node, pod: p.name, ip: p.ip! });
 
 /** The pairs and tests to run, from the lab's block or the defaults, against the pods that are up. */
@@ -63,19 +66,28 @@ export function planBench(lab: Lab, pods: PodRecord[], block: BenchBlock | undef
     if (!p) throw new BenchPlanError(`bench pair names pod "${name}", which is not running (pods: ${running.map((x) => x.name).join(', ') || 'none'})`);
     return p;
   };
+  // Where pod addresses repeat across nodes (docker's bridge: NAT between hosts), a client would reach
+  // a pod of its own node under the server's address: such a pair would measure the wrong path.
+  const reachable = (s: PodRecord) => !running.some((p) => p !== s && p.ip === s.ip);
   const pairs: PlannedPair[] = [];
   if (block?.pairs) {
     for (const bp of block.pairs) {
       const [c, s] = [byName(bp.client), byName(bp.server)];
+      if (!reachable(s)) throw new BenchPlanError(`bench pair "${bp.name}": ${s.name}'s address ${s.ip} is not unique in this lab, so ${c.name} cannot reach it by address`);
       pairs.push({ name: bp.name, kind: c.node === s.node ? 'same-node' : 'cross-node', client: podEndpoint(c), server: podEndpoint(s) });
     }
   } else {
     // The client: the first pod that shares its node with another, so both pairs can start from it.
     const first = running.find((p) => running.some((q) => q !== p && q.node === p.node)) ?? running[0];
-    const sameNode = first && running.find((p) => p !== first && p.node === first.node);
-    const crossNode = first && running.find((p) => p.node !== first.node);
+    const sameNode = first && running.find((p) => p !== first && p.node === first.node && reachable(p));
+    const crossNode = first && running.find((p) => p.node !== first.node && reachable(p));
     if (sameNode) pairs.push({ name: 'same-node', kind: 'same-node', client: podEndpoint(first), server: podEndpoint(sameNode) });
     if (crossNode) pairs.push({ name: 'cross-node', kind: 'cross-node', client: podEndpoint(first), server: podEndpoint(crossNode) });
+  }
+  if (!pairs.length) {
+    throw new NothingToMeasureError(
+      `lab ${lab.name} has no pod pair to measure: ${running.length < 2 ? 'fewer than two pods' : 'no two pods share a node, and pod addresses repeat across nodes'}; name pairs in a bench block`,
+    );
   }
   // The reference: the same two nodes as the (first) cross-node pair, on their underlay addresses.
   const across = pairs.find((p) => p.kind === 'cross-node');

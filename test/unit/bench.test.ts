@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import { parseIperf3, parsePing, parseSockperf, ToolOutputError } from '../../src/bench/parse.js';
 import { median, overlaps, quantile, spread } from '../../src/bench/stats.js';
 import { parseOffloads } from '../../src/bench/environment.js';
-import { planBench, BenchPlanError } from '../../src/bench/plan.js';
+import { planBench, BenchPlanError, NothingToMeasureError } from '../../src/bench/plan.js';
 import { rateGbps } from '../../src/bench/run.js';
 import { parseLab, LabFileError } from '../../src/runner/lab-file.js';
 import type { PodRecord } from '../../src/runner/state.js';
@@ -161,6 +161,16 @@ describe('bench: what a lab measures', () => {
     expect(() => parseLab(text, 'bad.yaml')).to.throw(LabFileError, /^bad\.yaml:14: bench\.pairs\[0\]\.server: no pod named "nginx-7" \(pods: nginx-0, nginx-1, nginx-2\)/);
     expect(() => parseLab(`${LAB}bench:\n  tests: [tcp, bogus]\n`, 'bad.yaml')).to.throw(LabFileError, /bench\.tests\[1\]/);
     expect(() => parseLab(`${LAB}bench:\n  pairs:\n    - { name: underlay, client: nginx-0, server: nginx-1 }\n`, 'bad.yaml')).to.throw(LabFileError, /reference pair/);
+  });
+
+  it('where pod addresses repeat across nodes (NAT between hosts) no cross-node pair is measured by address', () => {
+    const natted: PodRecord[] = [
+      { ...pods[0], ip: '172.17.0.2' },
+      { ...pods[1], ip: '172.17.0.2' },
+    ];
+    expect(() => planBench(parseLab(LAB, 't.yaml'), natted)).to.throw(NothingToMeasureError, /no two pods share a node, and pod addresses repeat across nodes/);
+    const lab = parseLab(`${LAB}bench:\n  pairs:\n    - { name: across, client: nginx-0, server: nginx-1 }\n`, 't.yaml');
+    expect(() => planBench(lab, natted)).to.throw(BenchPlanError, /nginx-1's address 172\.17\.0\.2 is not unique in this lab/);
   });
 
   it('a pair with a pod that is not running is named', () => {
