@@ -51,7 +51,7 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
   const paths = await Promise.all(plan.pairs.map((p) => probe.path(p, address)));
   const topology = await topologyOf(probe, lab, pods);
   if (probe.ethtoolMissing) notes.push('ethtool is not installed: offloads were not recorded');
-  if (settings.repeat < 2) notes.push('one repetition: no spread was measured, so no ratio here can be told from noise');
+  if (settings.repeat < 2) notes.push('one repetition: no spread was measured, so every ratio here is within noise');
 
   const udpSent = new Map<string, number[]>();
   const measure = async (test: BenchTest, pair: PlannedPair): Promise<Measured> => {

@@ -90,7 +90,8 @@ export function ratioTo(m: Metric, ref: Metric): Pick<Cell, 'ratio' | 'ratioMin'
   if (m.values.length === ref.values.length && ref.values.every((v) => v > 0)) {
     const r = spread(m.values.map((v, i) => v / ref.values[i]));
     // A difference needs every repetition on one side of 1, and a distance from 1 larger than the ratios' own scatter.
-    const withinNoise = (r.min <= 1 && r.max >= 1) || Math.abs(r.median - 1) <= r.max - r.min;
+    // One repetition has no scatter to judge by: nothing it shows counts as a difference.
+    const withinNoise = m.values.length < 2 || (r.min <= 1 && r.max >= 1) || Math.abs(r.median - 1) <= r.max - r.min;
     return { ratio: r.median, ratioMin: r.min, ratioMax: r.max, withinNoise };
   }
   return { ratio: m.median / ref.median, ratioMin: m.min / ref.max, ratioMax: m.max / ref.min, withinNoise: overlaps(m, ref) };

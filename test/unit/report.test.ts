@@ -91,6 +91,13 @@ describe('comparison', () => {
     expect(cell('same-node').withinNoise).to.equal(true); // 0.94, 1.06, 0.98: both sides of 1
   });
 
+  it('a single repetition shows ratios but never a difference', () => {
+    const r = fakeResult({ underlay: { 'tcp.gbps': [16] }, crossNode: { 'tcp.gbps': [8] }, sameNode: { 'tcp.gbps': [15] } });
+    const cell = compareResults([{ file: 'a.json', result: r }]).sections[0].rows.find((x) => x.pair === 'cross-node')!.cells['tcp.gbps']!;
+    expect(cell.ratio).to.equal(0.5);
+    expect(formatCell(cell)).to.equal('8.00 Gb/s · within noise');
+  });
+
   it('without one value per repetition on both sides, the spreads decide', () => {
     const r = fakeResult({ underlay: { 'tcp.gbps': [15, 16] }, crossNode: { 'tcp.gbps': [10, 11, 12] }, sameNode: { 'tcp.gbps': [14, 15.5, 17] } });
     const rows = compareResults([{ file: 'a.json', result: r }]).sections[0].rows;
