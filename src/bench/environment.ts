@@ -43,6 +43,9 @@ export function parseOffloads(text: string): Record<string, boolean> {
   return out;
 }
 
+/** Pod interfaces that sit directly on the node's uplink, bypassing the node's routing. */
+const ATTACHED_KINDS = new Set(['macvlan', 'ipvlan']);
+
 const kindOf = (l: IpLink) => l.linkinfo?.info_kind ?? (l.link_type === 'loopback' ? 'loopback' : l.link_type === 'none' ? 'tun' : 'device');
 
 /** Reads the kernel's view of each endpoint once and answers path questions from it. */
@@ -93,7 +96,7 @@ export class PathProbe {
     return dev;
   }
 
-  /** The interface that holds an endpoint's own address. */
+  /** The interface that holds an endpoint's own address (for a node: its uplink). */
   private async owner(ep: Endpoint): Promise<string> {
     const link = (await this.linksOf(ep)).find((l) => l.addr_info?.some((a) => a.local === ep.ip));
     return link?.ifname ?? 'eth0';
@@ -106,19 +109,29 @@ export class PathProbe {
    */
   async path(pair: PlannedPair, nodeAddress: (node: string) => string): Promise<Hop[]> {
     const { client, server } = pair;
-    const hops: Hop[] = [await this.hop(client, await this.egress(client, server.ip))];
+    const first = await this.hop(client, await this.egress(client, server.ip));
+    const last = await this.hop(server, await this.owner(server));
+    const hops: Hop[] = [first];
     const clientNode: Endpoint = { node: client.node, ip: nodeAddress(client.node) };
     const serverNode: Endpoint = { node: server.node, ip: nodeAddress(server.node) };
-    if (client.pod) {
+    const crossing = pair.kind === 'cross-node';
+    if (client.pod && ATTACHED_KINDS.has(first.kind)) {
+      // A macvlan pod sends straight out of its node's uplink: the node's routes never see it.
+      hops.push(await this.hop(clientNode, await this.owner(clientNode)));
+    } else if (client.pod) {
       const dev = await this.egress(clientNode, server.ip);
       hops.push(await this.hop(clientNode, dev));
-      if (pair.kind === 'cross-node') {
+      if (crossing) {
         const under = await this.egress(clientNode, serverNode.ip);
         if (under !== dev) hops.push(await this.hop(clientNode, under));
       }
     }
-    if (server.pod && server.node !== client.node) hops.push(await this.hop(serverNode, await this.egress(serverNode, server.ip)));
-    hops.push(await this.hop(server, await this.owner(server)));
+    if (server.pod && crossing) {
+      // The server node's link towards the pod; for a macvlan pod, the uplink it hangs off.
+      const dev = ATTACHED_KINDS.has(last.kind) ? await this.owner(serverNode) : await this.egress(serverNode, server.ip);
+      hops.push(await this.hop(serverNode, dev));
+    }
+    hops.push(last);
     return hops;
   }
 
