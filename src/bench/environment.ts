@@ -53,6 +53,8 @@ export class PathProbe {
   private links = new Map<string, Promise<IpLink[]>>();
   private offloads = new Map<string, Promise<Record<string, boolean> | undefined>>();
   ethtoolMissing = false;
+  /** Nodes whose routing table could not name a hop (see nodeEgress). */
+  readonly unrouted = new Set<string>();
 
   constructor(readonly backend: Backend) {}
 
@@ -90,10 +92,26 @@ export class PathProbe {
 
   /** The interface an endpoint sends to `ip` from. */
   private async egress(ep: Endpoint, ip: string): Promise<string> {
-    const r = await runOn(this.backend, ep, ['ip', '-j', 'route', 'get', ip]);
-    const dev = (JSON.parse(r.stdout) as { dev?: string }[])[0]?.dev;
+    const dev = await this.routeDev(ep, ip);
     if (!dev) throw new Error(`${endpointLabel(ep)} has no route to ${ip}`);
     return dev;
+  }
+
+  /**
+   * A node's interface towards `ip`, or undefined when its routing table has no
+   * route: a datapath that steers packets itself (eBPF redirects) never asks it.
+   * The path then leaves that hop out, and a note says so.
+   */
+  private async nodeEgress(node: Endpoint, ip: string): Promise<string | undefined> {
+    const dev = await this.routeDev(node, ip);
+    if (!dev) this.unrouted.add(`${node.node} has no route to ${ip}: its datapath steers these packets past the routing table, so the path leaves that hop out`);
+    return dev;
+  }
+
+  private async routeDev(ep: Endpoint, ip: string): Promise<string | undefined> {
+    const r = await runOn(this.backend, ep, ['ip', '-j', 'route', 'get', ip], { allowFailure: true });
+    if (r.exitCode !== 0) return undefined;
+    return (JSON.parse(r.stdout) as { dev?: string }[])[0]?.dev;
   }
 
   /** The interface that holds an endpoint's own address (for a node: its uplink). */
@@ -119,8 +137,8 @@ export class PathProbe {
       // A macvlan pod sends straight out of its node's uplink: the node's routes never see it.
       hops.push(await this.hop(clientNode, await this.owner(clientNode)));
     } else if (client.pod) {
-      const dev = await this.egress(clientNode, server.ip);
-      hops.push(await this.hop(clientNode, dev));
+      const dev = await this.nodeEgress(clientNode, server.ip);
+      if (dev) hops.push(await this.hop(clientNode, dev));
       if (crossing) {
         const under = await this.egress(clientNode, serverNode.ip);
         if (under !== dev) hops.push(await this.hop(clientNode, under));
@@ -128,8 +146,8 @@ export class PathProbe {
     }
     if (server.pod && crossing) {
       // The server node's link towards the pod; for a macvlan pod, the uplink it hangs off.
-      const dev = ATTACHED_KINDS.has(last.kind) ? await this.owner(serverNode) : await this.egress(serverNode, server.ip);
-      hops.push(await this.hop(serverNode, dev));
+      const dev = ATTACHED_KINDS.has(last.kind) ? await this.owner(serverNode) : await this.nodeEgress(serverNode, server.ip);
+      if (dev) hops.push(await this.hop(serverNode, dev));
     }
     hops.push(last);
     return hops;

@@ -51,6 +51,7 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
   const paths = await Promise.all(plan.pairs.map((p) => probe.path(p, address)));
   const topology = await topologyOf(probe, lab, pods);
   if (probe.ethtoolMissing) notes.push('ethtool is not installed: offloads were not recorded');
+  notes.push(...probe.unrouted);
   if (settings.repeat < 2) notes.push('one repetition: no spread was measured, so every ratio here is within noise');
 
   const udpSent = new Map<string, number[]>();
