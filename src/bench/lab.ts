@@ -1,7 +1,7 @@
 // `cnilab bench <lab>`: bring the lab up, measure, write the result, tear it
 // down. A lab this kernel cannot run is skipped and says why.
 import { existsSync } from 'node:fs';
-import { LabInstance } from '../runner/runner.js';
+import { LabInstance, tearDownOnSignal } from '../runner/runner.js';
 import { aptInstall, MissingFeatureError, PreflightError } from '../runner/preflight.js';
 import type { Reporter } from '../runner/reporter.js';
 import { NothingToMeasureError } from './plan.js';
@@ -40,24 +40,18 @@ export async function benchTools(install: boolean, log: (m: string) => void): Pr
 export async function benchOne(labName: string, opts: BenchOptions, reporter: Reporter): Promise<BenchOutcome> {
   const inst = LabInstance.open(labName, { name: opts.name, backend: opts.backend }, reporter);
   const lab = inst.lab.name;
-  const onSignal = () => {
-    reporter.info('interrupted: tearing the lab down');
-    inst.down().finally(() => process.exit(130));
-  };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  try {
-    await benchTools(opts.install ?? true, (m) => reporter.info(m));
-    await inst.up({ install: opts.install });
-    const result = await reporter.phase(`bench ${lab}`, () => benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list() }, opts, (m) => reporter.info(m)));
-    return { lab, status: 'ok', file: writeResult(result, opts.resultsDir) };
-  } catch (e) {
-    if (e instanceof MissingFeatureError || e instanceof NothingToMeasureError) return { lab, status: 'skipped', reason: e.message };
-    if (e instanceof PreflightError) throw e; // not root, tools missing: no lab can run, say so once
-    return { lab, status: 'failed', reason: (e as Error).message };
-  } finally {
-    await inst.down().catch(() => undefined);
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+  return tearDownOnSignal(inst, async () => {
+    try {
+      await benchTools(opts.install ?? true, (m) => reporter.info(m));
+      await inst.up({ install: opts.install });
+      const result = await reporter.phase(`bench ${lab}`, () => benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list() }, opts, (m) => reporter.info(m)));
+      return { lab, status: 'ok', file: writeResult(result, opts.resultsDir) };
+    } catch (e) {
+      if (e instanceof MissingFeatureError || e instanceof NothingToMeasureError) return { lab, status: 'skipped', reason: e.message };
+      if (e instanceof PreflightError) throw e; // not root, tools missing: no lab can run, say so once
+      return { lab, status: 'failed', reason: (e as Error).message };
+    } finally {
+      await inst.down().catch(() => undefined);
+    }
+  });
 }
