@@ -65,7 +65,7 @@ export function renderMarkdown(c: Comparison, gate?: GateReport): string {
   } else {
     out.push('No results to compare.', '');
   }
-  if (c.skipped.length) out.push('**Skipped** (this machine cannot run them)', '', ...c.skipped.map((s) => `- ${s.lab}: ${s.reason}`), '');
+  if (c.skipped.length) out.push('**Skipped**', '', ...c.skipped.map((s) => `- ${s.lab}: ${s.reason}`), '');
   if (c.failed.length) out.push('**Failed**', '', ...c.failed.map((s) => `- ${s.lab}: ${s.reason}`), '');
   if (gate) out.push(renderGate(gate), '');
   return out.join('\n');
