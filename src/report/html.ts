@@ -172,7 +172,9 @@ function labSection(s: LabSection): string {
 function gateHtml(g: GateReport): string {
   const body = g.failures.length
     ? `<strong>✘ ${g.failures.length} of ${g.checks.length} checks fell more than ${g.tolerancePct}% below the baseline.</strong>` + el('ul', {}, g.failures.map((f) => el('li', {}, esc(gateMessage(f, g.tolerancePct)))).join(''))
-    : `<strong>✔ ${g.checks.length} checks against the baseline; none fell more than ${g.tolerancePct}% below it.</strong>`;
+    : g.checks.length
+      ? `<strong>✔ ${g.checks.length} checks against the baseline; none fell more than ${g.tolerancePct}% below it.</strong>`
+      : '<strong>No checks: there was no baseline to compare with.</strong>';
   return el('h2', {}, `Regression gate (tolerance ${g.tolerancePct}%)`) + el('div', { class: `gate ${g.failures.length ? 'fail' : 'pass'}` }, body);
 }
 

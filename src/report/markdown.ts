@@ -76,8 +76,10 @@ export function renderGate(g: GateReport): string {
   if (g.failures.length) {
     out.push(`✘ ${g.failures.length} of ${g.checks.length} checks fell more than ${g.tolerancePct}% below the baseline:`, '');
     out.push(...g.failures.map((f) => `- ${gateMessage(f, g.tolerancePct)}`));
-  } else {
+  } else if (g.checks.length) {
     out.push(`✔ ${g.checks.length} checks against the baseline; none fell more than ${g.tolerancePct}% below it.`);
+  } else {
+    out.push('No checks: there was no baseline to compare with.');
   }
   if (g.noBaseline.length) out.push('', `No baseline for: ${g.noBaseline.join(', ')}.`);
   return out.join('\n');
