@@ -9,9 +9,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
-process.env.CNILAB_STATE_DIR ??= '/run/cnilab-test-bench';
-process.env.CNILAB_PREFIX ??= 'cnltb-';
-// The runner reads the two variables above when it is loaded.
+// Every test file runs in one mocha process with one state dir and prefix: a
+// file must not change them, or labs it spawns would be recorded where the
+// other files (and clean) do not look.
 const { LabInstance } = await import('../../src/runner/runner.js');
 const { QuietReporter } = await import('../../src/runner/reporter.js');
 const { requireBuilt, ROOT } = await import('../../src/runner/paths.js');

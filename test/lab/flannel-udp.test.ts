@@ -4,9 +4,9 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 
-process.env.CNILAB_STATE_DIR ??= '/run/cnilab-test-udp';
-process.env.CNILAB_PREFIX ??= 'cnltu-';
-// The runner reads the two variables above when it is loaded.
+// Every test file runs in one mocha process with one state dir and prefix: a
+// file must not change them, or labs it spawns would be recorded where the
+// other files (and clean) do not look.
 const { runLab, LabInstance } = await import('../../src/runner/runner.js');
 const { QuietReporter } = await import('../../src/runner/reporter.js');
 const { readState } = await import('../../src/runner/state.js');
