@@ -121,7 +121,11 @@ export class PodManager {
     mkdirSync(this.podDir(spec.name), { recursive: true });
     const { netns } = await this.backend.createSandbox(spec.node, spec.name);
     const pod: PodRecord = { ...spec, netns, status: 'Pending', containerId: randomBytes(16).toString('hex') };
-    this.state.update((s) => s.pods.push(pod));
+    // Kept in name order: pods on different nodes are created at once, and every listing should read the same.
+    this.state.update((s) => {
+      s.pods.push(pod);
+      s.pods.sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
+    });
     try {
       const result = await this.cniAdd(pod);
       const ips = (result.ips as { address: string }[] | undefined) ?? [];

@@ -198,8 +198,11 @@ describe('podman (CNI backend) runs containers on our bridge + host-local', func
   it('releases the addresses and the veth pairs when podman removes the containers', async () => {
     await podman('rm', '-f', '-t', '0', 'a', 'b');
     if (shimBuilt) {
-      const dels = daemonCalls().filter((l) => l.includes(' bridge DEL '));
-      for (const c of ['a', 'b']) expect(dels.some((l) => l.includes(` ${ids[c]} eth0 exit 0 `)), `DEL of ${c} through the daemon`).to.equal(true);
+      // Which process runs a DEL is podman's choice: `podman rm` itself, or conmon's
+      // cleanup command, which does not carry CNILAB_RUN_DIR and so takes the shim's
+      // no-daemon path. Either way is correct; what reached the daemon must have worked.
+      const failed = daemonCalls().filter((l) => l.includes(' bridge DEL ') && !l.includes(' exit 0 '));
+      expect(failed, 'DELs that failed in the daemon').to.deep.equal([]);
     }
     const leases = readdirSync(join(dir, 'leases', NETWORK)).filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f));
     expect(leases).to.deep.equal([]);
