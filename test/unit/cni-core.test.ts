@@ -1,21 +1,11 @@
 import { expect } from 'chai';
 import { parseEnv } from '../../src/cni/env.js';
-import { CniError } from '../../src/cni/errors.js';
 import { convertResult, parseResult } from '../../src/cni/result.js';
 import { checkVersion } from '../../src/cni/version.js';
 import { dispatch } from '../../src/cni/skel.js';
 import { hostLocal } from '../../src/cni/plugins/host-local.js';
 import { parseCidr, subnet, formatCidr, overlaps } from '../../src/cni/ipnet.js';
-
-function cniError(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return e;
-    throw e;
-  }
-  throw new Error('expected a CniError');
-}
+import { cniError } from '../helpers/errors.js';
 
 describe('CNI environment', () => {
   it('names every missing variable in one error with code 4', () => {

@@ -3,18 +3,9 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { addressVerdicts, answeredBy, formatVerdicts, judgeModel, type ModelVerdict } from '../../src/runner/kubernetes-model.js';
-import { LabFileError, listLabFiles, loadLab, parseLab } from '../../src/runner/lab-file.js';
+import { listLabFiles, loadLab } from '../../src/runner/lab-file.js';
 import type { PodRecord } from '../../src/runner/state.js';
-
-function labError(text: string): string {
-  try {
-    parseLab(text, 'bad.yaml');
-  } catch (e) {
-    if (e instanceof LabFileError) return e.message;
-    throw e;
-  }
-  throw new Error('expected a LabFileError');
-}
+import { labErrorMessage } from '../helpers/errors.js';
 
 describe('the Kubernetes model: one verdict per property', () => {
   const pod = (name: string, node: string, ip?: string) => ({ name, node, ip, netns: '', workload: 'nginx', status: 'Running', containerId: name }) as PodRecord;
@@ -77,6 +68,6 @@ describe('lab files and the Kubernetes model', () => {
   it('names file, line and field for a property the model does not have', () => {
     const good = readFileSync('labs/flannel-vxlan.yaml', 'utf8');
     const bad = good.replace('check: kubernetes-model', 'check: kubernetes-model\n    expect: { violates: [no-snat] }');
-    expect(labError(bad)).to.match(/bad\.yaml:\d+: steps\[\d+\]\.expect\.violates\[0\]: /);
+    expect(labErrorMessage(bad)).to.match(/bad\.yaml:\d+: steps\[\d+\]\.expect\.violates\[0\]: /);
   });
 });

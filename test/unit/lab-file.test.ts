@@ -1,20 +1,11 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { parseLab, LabFileError, loadLab, listLabFiles } from '../../src/runner/lab-file.js';
+import { loadLab, listLabFiles } from '../../src/runner/lab-file.js';
 import { render, jsonPath, checkExpectations } from '../../src/runner/steps.js';
 import { schedule } from '../../src/runner/pods.js';
+import { labError } from '../helpers/errors.js';
 
 const good = readFileSync('labs/flannel-vxlan.yaml', 'utf8');
-
-function labError(text: string): LabFileError {
-  try {
-    parseLab(text, 'bad.yaml');
-  } catch (e) {
-    if (e instanceof LabFileError) return e;
-    throw e;
-  }
-  throw new Error('expected a LabFileError');
-}
 
 describe('lab files', () => {
   it('every shipped lab parses', () => {

@@ -5,33 +5,12 @@ import { readFileSync } from 'node:fs';
 import { splitPodRange, shimCommands } from '../../src/runner/networks/macvlan.js';
 import { loadMacvlanConf } from '../../src/cni/plugins/macvlan.js';
 import { parseNetConf } from '../../src/cni/config.js';
-import { CniError } from '../../src/cni/errors.js';
-import { LabFileError, parseLab } from '../../src/runner/lab-file.js';
+import { labErrorMessage, cniError } from '../helpers/errors.js';
 
 const nodes = [
   { name: 'master', address: '192.168.10.210' },
   { name: 'worker', address: '192.168.10.220' },
 ];
-
-function cniError(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return e;
-    throw e;
-  }
-  throw new Error('expected a CniError');
-}
-
-function labError(text: string): string {
-  try {
-    parseLab(text, 'bad.yaml');
-  } catch (e) {
-    if (e instanceof LabFileError) return e.message;
-    throw e;
-  }
-  throw new Error('expected a LabFileError');
-}
 
 describe('macvlan: the pod range split per node', () => {
   it('gives each node its own /28 of 192.168.10.64/27, the first address to the shim', () => {
@@ -115,7 +94,7 @@ describe('lab file: macvlan', () => {
   ];
   for (const [what, text, re] of cases) {
     it(`names file, line and field for ${what}`, () => {
-      expect(labError(text)).to.match(re);
+      expect(labErrorMessage(text)).to.match(re);
     });
   }
 });

@@ -4,30 +4,10 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { dnatChainName, dnatRules, loadPortmapConf, portmapRestoreLines } from '../../src/cni/plugins/portmap.js';
 import { parseNetConf } from '../../src/cni/config.js';
-import { CniError } from '../../src/cni/errors.js';
 import { capabilityArgs } from '../../src/runner/pods.js';
-import { LabFileError, loadLab, parseLab } from '../../src/runner/lab-file.js';
+import { loadLab } from '../../src/runner/lab-file.js';
 import type { PodRecord } from '../../src/runner/state.js';
-
-function cniError(fn: () => unknown): CniError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return e;
-    throw e;
-  }
-  throw new Error('expected a CniError');
-}
-
-function labError(text: string): string {
-  try {
-    parseLab(text, 'bad.yaml');
-  } catch (e) {
-    if (e instanceof LabFileError) return e.message;
-    throw e;
-  }
-  throw new Error('expected a LabFileError');
-}
+import { labErrorMessage, cniError } from '../helpers/errors.js';
 
 describe('portmap: rules from port mappings', () => {
   const mappings = [
@@ -85,6 +65,6 @@ describe('lab file: docker-bridge', () => {
 
   it('names file, line and field for two replicas on one node holding a host port', () => {
     const docker = readFileSync('labs/docker-bridge.yaml', 'utf8');
-    expect(labError(docker.replace('replicas: 2 #', 'replicas: 3 #'))).to.match(/bad\.yaml:\d+: workloads\[0\]\.replicas: 3 replicas publish host ports on 2 node\(s\)/);
+    expect(labErrorMessage(docker.replace('replicas: 2 #', 'replicas: 3 #'))).to.match(/bad\.yaml:\d+: workloads\[0\]\.replicas: 3 replicas publish host ports on 2 node\(s\)/);
   });
 });

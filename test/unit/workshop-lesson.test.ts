@@ -2,26 +2,17 @@
 // learner and a stand-in backend), status, and the shell's command line.
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { LabFileError, parseLab, type Lab } from '../../src/runner/lab-file.js';
+import { parseLab, type Lab } from '../../src/runner/lab-file.js';
 import { walkExercises, type Key, type LessonIO } from '../../src/workshop/lesson.js';
 import { labStatus, formatStatus } from '../../src/workshop/status.js';
 import { shellArgv, shellPrompt } from '../../src/workshop/shell.js';
 import { plain } from '../../src/workshop/render-trace.js';
 import { processStartTime, type LabState } from '../../src/runner/state.js';
 import type { Backend } from '../../src/topologies/backend.js';
+import { labError } from '../helpers/errors.js';
 
 const vxlanText = readFileSync('labs/flannel-vxlan.yaml', 'utf8');
 const base = readFileSync('labs/flannel-host-gw.yaml', 'utf8').split('\nexercises:')[0];
-
-function labError(text: string): LabFileError {
-  try {
-    parseLab(text, 'bad.yaml');
-  } catch (e) {
-    if (e instanceof LabFileError) return e;
-    throw e;
-  }
-  throw new Error('expected a LabFileError');
-}
 
 describe('exercises in lab files', () => {
   it('the shipped labs carry the lesson\'s exercises', () => {

@@ -1,0 +1,20 @@
+// The error a call throws, for tests that check its type and message.
+import { CniError } from '../../src/cni/errors.js';
+import { LabFileError, parseLab } from '../../src/runner/lab-file.js';
+
+/** What `fn` throws, which must be an instance of `type`; anything else fails the test. */
+export function thrown<E extends Error>(type: new (...args: any[]) => E, fn: () => unknown): E {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof type) return e;
+    throw e;
+  }
+  throw new Error(`expected a ${type.name}`);
+}
+
+export const cniError = (fn: () => unknown): CniError => thrown(CniError, fn);
+
+/** The error parsing `text` as the lab file bad.yaml gives. */
+export const labError = (text: string): LabFileError => thrown(LabFileError, () => parseLab(text, 'bad.yaml'));
+export const labErrorMessage = (text: string): string => labError(text).message;
