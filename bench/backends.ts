@@ -9,8 +9,8 @@ import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import { runLab, type RunReport } from '../src/runner/runner.js';
 import { QuietReporter } from '../src/runner/reporter.js';
-import { listLabFiles } from '../src/runner/lab-file.js';
-import { requireBuilt } from '../src/runner/paths.js';
+import { listLabFiles } from '../src/lab/lab-file.js';
+import { requireBuilt } from '../src/lab/paths.js';
 import { connectDocker, dockerHost, startPrivateEngine, stopPrivateEngine, type PrivateEngine } from '../src/topologies/docker-engine.js';
 import { ensureNodeImage } from '../src/topologies/docker-image.js';
 

@@ -1,5 +1,5 @@
 /* Maps and helpers shared by the programs on pod devices (lxc.c) and on node
- * devices (node.c). The layouts are mirrored in src/agents/cilium-maps.ts,
+ * devices (node.c). The layouts are mirrored in src/datapaths/cilium/maps.ts,
  * which is the only code that writes these maps. */
 #ifndef CNILAB_COMMON_H
 #define CNILAB_COMMON_H

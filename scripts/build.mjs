@@ -8,22 +8,28 @@
 //   dist/cli.js, dist/agents/  the CLI and the node agents
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
 import { basename } from 'node:path';
 
 const plugins = readdirSync('src/cni/bin')
   .filter((f) => f.endsWith('.ts'))
   .map((f) => basename(f, '.ts'));
+// Each datapath's node daemons: src/datapaths/<name>/bin/<daemon>.ts → dist/agents/<daemon>.js
+function agentEntries() {
+  return readdirSync('src/datapaths', { withFileTypes: true })
+    .filter((d) => d.isDirectory() && existsSync(`src/datapaths/${d.name}/bin`))
+    .flatMap((d) => readdirSync(`src/datapaths/${d.name}/bin`).filter((f) => f.endsWith('.ts')).map((f) => `src/datapaths/${d.name}/bin/${f}`));
+}
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'esm', logLevel: 'warning', legalComments: 'none' };
 const banner = { js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" };
 
 await Promise.all([
   ...plugins.map((p) => build({ ...common, entryPoints: [`src/cni/bin/${p}.ts`], outfile: `dist/cni/lib/${p}.mjs`, banner, minify: true })),
-  build({ ...common, entryPoints: ['src/cni/cnid.ts'], outfile: 'dist/cni/cnid.mjs', banner, minify: true }),
+  build({ ...common, entryPoints: ['src/bin/cnid.ts'], outfile: 'dist/cni/cnid.mjs', banner, minify: true }),
   build({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', banner, packages: 'external' }),
-  ...readdirSync('src/agents/bin').map((f) =>
+  ...agentEntries().map((f) =>
     // koffi loads a prebuilt native library at run time: it stays in node_modules.
-    build({ ...common, entryPoints: [`src/agents/bin/${f}`], outfile: `dist/agents/${basename(f, '.ts')}.js`, banner, external: ['koffi'] }),
+    build({ ...common, entryPoints: [f], outfile: `dist/agents/${basename(f, '.ts')}.js`, banner, external: ['koffi'] }),
   ),
 ]);
 

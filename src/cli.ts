@@ -2,8 +2,8 @@
 import { Command, Option } from 'commander';
 import { LabInstance, runLab, tearDownOnSignal, topologyOf, type RunReport } from './runner/runner.js';
 import { QuietReporter, TextReporter, bold, dim, green, red } from './runner/reporter.js';
-import { listLabFiles, loadLab, LabFileError } from './runner/lab-file.js';
-import { listLabs, readState, StateFile, type LabState } from './runner/state.js';
+import { listLabFiles, loadLab, LabFileError } from './lab/lab-file.js';
+import { listLabs, readState, StateFile, type LabState } from './lab/state.js';
 import { cleanAll, cleanLab } from './runner/clean.js';
 import { createBackend, backendNames } from './topologies/registry.js';
 import { PreflightError } from './runner/preflight.js';

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Command, Option } from 'commander';
-import { listLabFiles } from '../runner/lab-file.js';
+import { listLabFiles } from '../lab/lab-file.js';
 import { QuietReporter, TextReporter, bold, dim, green, red } from '../runner/reporter.js';
 import { backendNames } from '../topologies/registry.js';
 import { compareResults, formatRatio, rowsOf, shortCommit } from '../report/compare.js';

@@ -2,8 +2,8 @@
 // the default: a same-node pair, a cross-node pair, and always the raw
 // underlay, node to node, as the reference every mode is held against.
 import { z } from 'zod';
-import type { Lab } from '../runner/lab-file.js';
-import type { PodRecord } from '../runner/state.js';
+import type { Lab } from '../lab/lab-file.js';
+import type { PodRecord } from '../lab/state.js';
 import { BENCH_TESTS, type BenchTest } from './metrics.js';
 
 const podName = z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'a pod name such as nginx-0');

@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
-import { ROOT } from '../runner/paths.js';
+import { ROOT } from '../lab/paths.js';
 
 export const RESULT_SCHEMA_VERSION = 1;
 

@@ -5,8 +5,8 @@
 // repetition is kept; medians and spreads come from them.
 import { loadavg } from 'node:os';
 import type { Backend } from '../topologies/backend.js';
-import type { Lab } from '../runner/lab-file.js';
-import type { PodRecord } from '../runner/state.js';
+import type { Lab } from '../lab/lab-file.js';
+import type { PodRecord } from '../lab/state.js';
 import { endpointLabel, Server } from './endpoint.js';
 import { gitCommit, hostInfo, PathProbe, toolVersions, topologyOf } from './environment.js';
 import { METRICS, type BenchTest, type MetricName } from './metrics.js';

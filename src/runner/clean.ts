@@ -5,8 +5,8 @@ import { deleteNetns, listNetns, netnsInode } from '../net/netns.js';
 import { cleanNetnsLab } from '../topologies/netns.js';
 import { cleanDockerLab, cleanDockerOrphans } from '../topologies/docker.js';
 import { cleanVagrantLab } from '../topologies/vagrant.js';
-import { listLabs, NAME_PREFIX, readState } from './state.js';
-import { pidsInNetns, stopPid } from './processes.js';
+import { listLabs, NAME_PREFIX, readState } from '../lab/state.js';
+import { pidsInNetns, stopPid } from '../lab/processes.js';
 
 export interface CleanReport {
   labs: string[];

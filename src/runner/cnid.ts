@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { inNetns, netnsPath, startDetached } from '../net/exec.js';
 import { netnsInode } from '../net/netns.js';
 import { connects, DEFAULT_RUN_DIR, RUN_DIR_ENV, socketPath } from '../cni/daemon.js';
-import { ROOT } from './paths.js';
-import { isRunning, stopPid } from './processes.js';
+import { ROOT } from '../lab/paths.js';
+import { isRunning, stopPid } from '../lab/processes.js';
 
 export const CNID_SCRIPT = join(ROOT, 'dist', 'cni', 'cnid.mjs');
 

@@ -3,8 +3,8 @@
 // that breaks the model on purpose (docker-bridge) can say which ones it breaks,
 // and a lab that should hold it says exactly what went wrong when it does not.
 import { readFileSync } from 'node:fs';
-import { contains, parseCidr, parseIp } from '../cni/ipnet.js';
-import type { PodRecord } from './state.js';
+import { contains, parseCidr, parseIp } from '../net/ipnet.js';
+import type { PodRecord } from '../lab/state.js';
 import type { StepContext } from './steps.js';
 
 export const MODEL_PROPERTIES = ['unique-ip', 'shared-ip', 'one-network', 'no-nat'] as const;

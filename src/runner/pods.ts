@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { cniEnv } from '../cni/invoke.js';
 import { CniError } from '../cni/errors.js';
 import type { Backend } from '../topologies/backend.js';
-import type { StateFile, PodRecord } from './state.js';
-import { CNI_BIN_DIR } from './paths.js';
+import type { StateFile, PodRecord } from '../lab/state.js';
+import { CNI_BIN_DIR } from '../lab/paths.js';
 
 export const CONF_DIR = '/etc/cni/net.d';
 /** Where a node's CNI daemon listens; the shims find it through CNILAB_RUN_DIR. */

@@ -6,9 +6,9 @@ import { existsSync, writeFileSync, rmSync } from 'node:fs';
 import { execa } from 'execa';
 import { Ip } from '../net/ip.js';
 import { addNetns, deleteNetns } from '../net/netns.js';
-import type { Lab } from './lab-file.js';
-import { networkPlugin } from './networks/index.js';
-import { NAME_PREFIX } from './state.js';
+import type { Lab } from '../lab/lab-file.js';
+import { networkPlugin } from '../datapaths/index.js';
+import { NAME_PREFIX } from '../lab/state.js';
 
 /** command → the Debian package that ships it (what every lab uses; network plugins add theirs) */
 export const TOOLS: Record<string, string> = {

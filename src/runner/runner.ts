@@ -2,16 +2,16 @@
 import { join } from 'node:path';
 import type { Backend, Topology } from '../topologies/backend.js';
 import { createBackend } from '../topologies/registry.js';
-import { parseCidr } from '../cni/ipnet.js';
-import { loadLab, type Lab } from './lab-file.js';
-import { StateFile, readState, labDir } from './state.js';
+import { parseCidr } from '../net/ipnet.js';
+import { loadLab, type Lab } from '../lab/lab-file.js';
+import { StateFile, readState, labDir } from '../lab/state.js';
 import { PodManager, schedule } from './pods.js';
 import { startNginx } from './workloads.js';
-import { installNetwork, networkPlugin } from './networks/index.js';
+import { installNetwork, networkPlugin } from '../datapaths/index.js';
 import { NodeServices } from './services.js';
 import { runStep, type StepOutcome } from './steps.js';
 import { MissingFeatureError, preflight } from './preflight.js';
-import { requireBuilt } from './paths.js';
+import { requireBuilt } from '../lab/paths.js';
 import { startNodeCnid } from './pods.js';
 import type { Reporter } from './reporter.js';
 

@@ -1,7 +1,7 @@
 // Control-plane services a lab runs on its nodes: real etcd from Debian's etcd-server.
 import type { Backend } from '../topologies/backend.js';
 import type { NodeSpec } from '../topologies/backend.js';
-import type { StateFile } from './state.js';
+import type { StateFile } from '../lab/state.js';
 
 export const ETCD_CLIENT_PORT = 2379;
 

@@ -3,10 +3,10 @@
 import { readFileSync } from 'node:fs';
 import type { Backend } from '../topologies/backend.js';
 import type { RunResult } from '../net/exec.js';
-import type { Lab, Step } from './lab-file.js';
-import type { PodRecord } from './state.js';
+import type { Lab, Step } from '../lab/lab-file.js';
+import type { PodRecord } from '../lab/state.js';
 import { checkModel, formatVerdicts, judgeModel } from './kubernetes-model.js';
-import { parseIp } from '../cni/ipnet.js';
+import { parseIp } from '../net/ipnet.js';
 import type { ServiceControl } from './services.js';
 
 export interface StepContext {

@@ -3,7 +3,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../topologies/backend.js';
-import type { PodRecord } from './state.js';
+import type { PodRecord } from '../lab/state.js';
 
 export interface WorkloadInfo {
   /** The access log, as the host sees it (templates expose it as pods.<name>.accessLog). */

@@ -8,7 +8,7 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync } from 'node:f
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { startDetached } from '../net/exec.js';
-import { isRunning, stopPid } from '../runner/processes.js';
+import { isRunning, stopPid } from '../lab/processes.js';
 
 export const DEFAULT_DOCKER_HOST = 'unix:///var/run/docker.sock';
 

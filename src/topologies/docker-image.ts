@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { execa } from 'execa';
 import { TOOLS } from '../runner/preflight.js';
-import { NETWORKS } from '../runner/networks/index.js';
+import { NETWORKS } from '../datapaths/index.js';
 
 export const NODE_IMAGE_REPO = 'cnilab-node';
 /** Labels on the image: what it is, and the hash it was built from. */

@@ -8,8 +8,8 @@ import { netnsPath, run, startDetached, type RunResult } from '../net/exec.js';
 import { Ip } from '../net/ip.js';
 import { addNetns, deleteNetns, listNetns, netnsInode } from '../net/netns.js';
 import { isBpffs, mountBpffs } from '../net/bpf.js';
-import { NAME_PREFIX, labDir, listLabs, processStartTime, StateFile } from '../runner/state.js';
-import { pidsInNetns, stopPid, stopRecorded } from '../runner/processes.js';
+import { NAME_PREFIX, labDir, listLabs, processStartTime, StateFile } from '../lab/state.js';
+import { pidsInNetns, stopPid, stopRecorded } from '../lab/processes.js';
 import type { Backend, ExecOptions, Started, Topology } from './backend.js';
 
 export const UNDERLAY_BRIDGE = 'br0';

@@ -3,7 +3,7 @@ import type { Backend, Topology } from './backend.js';
 import { NetnsBackend } from './netns.js';
 import { DockerBackend } from './docker.js';
 import { VagrantBackend } from './vagrant.js';
-import type { StateFile } from '../runner/state.js';
+import type { StateFile } from '../lab/state.js';
 
 const BACKENDS: Record<string, (topo: Topology, state: StateFile) => Backend> = {
   netns: (t, s) => new NetnsBackend(t, s),

@@ -4,7 +4,7 @@
 // node-commands.ts; a backend adds the transport and how nodes come and go.
 import { join } from 'node:path';
 import type { RunResult } from '../net/exec.js';
-import type { StateFile } from '../runner/state.js';
+import type { StateFile } from '../lab/state.js';
 import type { Backend, ExecOptions, Started, Topology } from './backend.js';
 import { podNetns } from './netns.js';
 import { bpffsArgv, createSandboxArgv, parseStarted, podArgv, readFileArgv, removeSandboxArgv, startArgv, stopArgv, writeFileArgv } from './node-commands.js';

@@ -10,8 +10,8 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { CommandError, type RunResult } from '../net/exec.js';
-import { ROOT } from '../runner/paths.js';
-import { labDir, readState, STATE_ROOT, type StateFile } from '../runner/state.js';
+import { ROOT } from '../lab/paths.js';
+import { labDir, readState, STATE_ROOT, type StateFile } from '../lab/state.js';
 import type { ExecOptions, Topology } from './backend.js';
 import { nodePackages } from './docker-image.js';
 import { NODE_DIRS, nodeInitArgv, shQuote, withEnv } from './node-commands.js';

@@ -6,8 +6,8 @@ import { natRules } from '../net/iptables.js';
 import { bpfAttachments } from '../net/bpf.js';
 import { netnsInode } from '../net/netns.js';
 import { tunOwners } from '../net/proc.js';
-import { pidsInNetns } from '../runner/processes.js';
-import type { LabState } from '../runner/state.js';
+import { pidsInNetns } from '../lab/processes.js';
+import type { LabState } from '../lab/state.js';
 import type { Backend } from '../topologies/backend.js';
 import { buildModel, kindOf, type NetModel, type RawNamespace } from './model.js';
 

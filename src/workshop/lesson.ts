@@ -2,11 +2,11 @@
 // says and asks its question; Enter runs the try-it steps on the live lab and
 // shows what to notice; s opens a shell where the exercise points; q quits.
 import { createInterface } from 'node:readline';
-import type { Lab } from '../runner/lab-file.js';
+import type { Lab } from '../lab/lab-file.js';
 import { render } from '../runner/steps.js';
-import type { LabState } from '../runner/state.js';
+import type { LabState } from '../lab/state.js';
 import type { Backend } from '../topologies/backend.js';
-import { describeTry, type Exercise, type TryItem } from './exercises.js';
+import { describeTry, type Exercise, type TryItem } from '../lab/exercises.js';
 import { inspectLab } from './inspect.js';
 import { renderText } from './render-text.js';
 import { formatTrace, plain, type TextStyle } from './render-trace.js';

@@ -5,7 +5,7 @@
 import type { FdbEntry, Link, NetnsId, Neighbour, Route } from '../net/ip.js';
 import type { TunOwner } from '../net/proc.js';
 import type { BpfAttachment } from '../net/bpf.js';
-import { contains, formatCidr, networkCidr, parseCidr, parseIp, type Cidr } from '../cni/ipnet.js';
+import { contains, formatCidr, networkCidr, parseCidr, parseIp, type Cidr } from '../net/ipnet.js';
 
 /** One namespace as the kernel answered, before anything is resolved. */
 export interface RawNamespace {

@@ -3,7 +3,7 @@
 // bridge plugin and flanneld add, ACCEPT, RETURN, MASQUERADE and SNAT. Only the
 // matches those rules use are understood (-s, -d, -o, -i, -p, comments); a rule
 // with any other match is passed over and named, so nothing is guessed quietly.
-import { contains, parseCidr, parseIp } from '../cni/ipnet.js';
+import { contains, parseCidr, parseIp } from '../net/ipnet.js';
 
 export interface NatPacket {
   src: string;

@@ -2,8 +2,8 @@
 // each node's and pod's namespace still there, each process it started still
 // the same process (PID and start time).
 import { existsSync } from 'node:fs';
-import type { Lab } from '../runner/lab-file.js';
-import { processStartTime, type LabState, type ProcessRecord } from '../runner/state.js';
+import type { Lab } from '../lab/lab-file.js';
+import { processStartTime, type LabState, type ProcessRecord } from '../lab/state.js';
 import type { Backend } from '../topologies/backend.js';
 import type { TextStyle } from './render-trace.js';
 

@@ -4,7 +4,7 @@
 // (started and stopped by PID) counting the packets that really passed.
 import { rmSync, readFileSync } from 'node:fs';
 import { Ip } from '../net/ip.js';
-import type { LabState } from '../runner/state.js';
+import type { LabState } from '../lab/state.js';
 import type { Backend, Started } from '../topologies/backend.js';
 import { inspectLab, netnsOf } from './inspect.js';
 import { nsById, ownerOfAddress, primaryAddress, uplink, type NetModel, type NsView } from './model.js';

@@ -1,7 +1,7 @@
 // Helpers for tests that run whole labs on the real kernel.
 import { existsSync, readFileSync } from 'node:fs';
 import { listNetns } from '../../src/net/netns.js';
-import { labDir, NAME_PREFIX, readState } from '../../src/runner/state.js';
+import { labDir, NAME_PREFIX, readState } from '../../src/lab/state.js';
 import type { RunReport } from '../../src/runner/runner.js';
 
 /** What an instance left behind: namespaces with its prefix, its state dir, mounts below it. */
@@ -16,7 +16,7 @@ export function leftovers(instance: string): string[] {
   return found;
 }
 
-export { isRunning as alive } from '../../src/runner/processes.js';
+export { isRunning as alive } from '../../src/lab/processes.js';
 
 /** A readable summary of failed steps, for assertion messages. */
 export function failures(r: RunReport): string {

@@ -9,11 +9,11 @@ import { join } from 'node:path';
 import { netnsPath, run, startDetached, type RunResult } from '../../src/net/exec.js';
 import { addNetns, deleteNetns } from '../../src/net/netns.js';
 import { Ip, type Link, type Route } from '../../src/net/ip.js';
-import { stopPid } from '../../src/runner/processes.js';
-import { NAME_PREFIX } from '../../src/runner/state.js';
-import { CNI_BIN_DIR, requireBuilt } from '../../src/runner/paths.js';
-import { POOLS_PREFIX, BLOCKS_PREFIX, poolResource, type Block } from '../../src/agents/calico-store.js';
-import { hostVethName } from '../../src/cni/plugins/calico.js';
+import { stopPid } from '../../src/lab/processes.js';
+import { NAME_PREFIX } from '../../src/lab/state.js';
+import { CNI_BIN_DIR, requireBuilt } from '../../src/lab/paths.js';
+import { POOLS_PREFIX, BLOCKS_PREFIX, poolResource, type Block } from '../../src/datapaths/calico/store.js';
+import { hostVethName } from '../../src/datapaths/calico/cni-plugin.js';
 
 const NODE = `${NAME_PREFIX}calico-plugin-node`;
 const ETCD = 'http://127.0.0.1:2379';

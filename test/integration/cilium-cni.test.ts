@@ -9,10 +9,10 @@ import { inNetns, netnsPath, run, startDetached } from '../../src/net/exec.js';
 import { Ip, type Link } from '../../src/net/ip.js';
 import { addNetns, deleteNetns, listNetns } from '../../src/net/netns.js';
 import { dumpMap, mountBpffs, pinnedProgramIds, programLoaded } from '../../src/net/bpf.js';
-import { decodeCounters, decodeEndpointInfo, decodeIpv4 } from '../../src/agents/cilium-maps.js';
-import { pinLayout, type CiliumAgentConfig } from '../../src/agents/cilium.js';
-import { compileDatapath } from '../../src/runner/networks/cilium.js';
-import { stopPid } from '../../src/runner/processes.js';
+import { decodeCounters, decodeEndpointInfo, decodeIpv4 } from '../../src/datapaths/cilium/maps.js';
+import { pinLayout, type CiliumAgentConfig } from '../../src/datapaths/cilium/agent.js';
+import { compileDatapath } from '../../src/datapaths/cilium/install.js';
+import { stopPid } from '../../src/lab/processes.js';
 import { buildPlugins } from '../helpers/cni-sandbox.js';
 
 const PREFIX = `cnitest-cil-${process.pid}-`;
@@ -219,7 +219,7 @@ describe('cilium-cni with the cilium agent on the real kernel', function () {
   });
 
   it('the agent refuses a malformed endpoint with 400 naming the field', async () => {
-    const { callAgent } = await import('../../src/agents/cilium-api.js');
+    const { callAgent } = await import('../../src/datapaths/cilium/api.js');
     const r = await callAgent(join(dir, 'cilium.sock'), 'PUT', '/v1/endpoint/bad', { ip: '10.251.0.300', ifname: 'lxc0', ifindex: 5, mac: '00:00:00:00:00:01', nodeMac: '00:00:00:00:00:02' });
     expect(r.status).to.equal(400);
     expect(JSON.stringify(r.body)).to.include('endpoint.ip');

@@ -11,7 +11,7 @@ import { inNetns, netnsPath } from '../../src/net/exec.js';
 import { Ip, type Link } from '../../src/net/ip.js';
 import { addNetns, deleteNetns, listNetns, netnsInode } from '../../src/net/netns.js';
 import { RUN_DIR_ENV, socketPath } from '../../src/cni/daemon.js';
-import { isRunning } from '../../src/runner/processes.js';
+import { isRunning } from '../../src/lab/processes.js';
 import { startCnid, stopCnid, type Cnid } from '../../src/runner/cnid.js';
 
 const BIN = resolve('dist/cni/bin');

@@ -8,10 +8,10 @@ import { join, resolve } from 'node:path';
 import { inNetns, netnsPath, run } from '../../src/net/exec.js';
 import { Ip } from '../../src/net/ip.js';
 import { addNetns, deleteNetns } from '../../src/net/netns.js';
-import { NAME_PREFIX } from '../../src/runner/state.js';
+import { NAME_PREFIX } from '../../src/lab/state.js';
 import { ErrorCode } from '../../src/cni/errors.js';
 import { dnatChainName } from '../../src/cni/plugins/portmap.js';
-import { requireBuilt } from '../../src/runner/paths.js';
+import { requireBuilt } from '../../src/lab/paths.js';
 
 const BIN = resolve('dist/cni/bin');
 const NS = `${NAME_PREFIX}plugtest-${process.pid}-`;

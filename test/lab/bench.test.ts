@@ -14,9 +14,9 @@ import { promisify } from 'node:util';
 // other files (and clean) do not look.
 const { LabInstance } = await import('../../src/runner/runner.js');
 const { QuietReporter } = await import('../../src/runner/reporter.js');
-const { requireBuilt, ROOT } = await import('../../src/runner/paths.js');
+const { requireBuilt, ROOT } = await import('../../src/lab/paths.js');
 const { listNetns } = await import('../../src/net/netns.js');
-const { NAME_PREFIX } = await import('../../src/runner/state.js');
+const { NAME_PREFIX } = await import('../../src/lab/state.js');
 const { benchLab } = await import('../../src/bench/run.js');
 const { benchTools } = await import('../../src/bench/lab.js');
 const { readResult, writeResult } = await import('../../src/bench/results.js');

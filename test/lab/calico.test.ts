@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { run } from '../../src/net/exec.js';
 import { runLab } from '../../src/runner/runner.js';
 import { QuietReporter } from '../../src/runner/reporter.js';
-import { readState } from '../../src/runner/state.js';
-import { requireBuilt, ROOT } from '../../src/runner/paths.js';
+import { readState } from '../../src/lab/state.js';
+import { requireBuilt, ROOT } from '../../src/lab/paths.js';
 import { missingKernelFeatures } from '../../src/runner/preflight.js';
 import { alive, failures, leftovers } from '../helpers/lab.js';
 

@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 // other files (and clean) do not look.
 const { runLab, LabInstance } = await import('../../src/runner/runner.js');
 const { QuietReporter } = await import('../../src/runner/reporter.js');
-const { readState } = await import('../../src/runner/state.js');
-const { requireBuilt } = await import('../../src/runner/paths.js');
+const { readState } = await import('../../src/lab/state.js');
+const { requireBuilt } = await import('../../src/lab/paths.js');
 const { alive, failures, leftovers } = await import('../helpers/lab.js');
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { requireBuilt, ROOT } from '../../src/runner/paths.js';
+import { requireBuilt, ROOT } from '../../src/lab/paths.js';
 import { leftovers } from '../helpers/lab.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -5,7 +5,7 @@ import { expect } from 'chai';
 import { readdirSync } from 'node:fs';
 import { LabInstance, runLab } from '../../src/runner/runner.js';
 import { QuietReporter } from '../../src/runner/reporter.js';
-import { requireBuilt } from '../../src/runner/paths.js';
+import { requireBuilt } from '../../src/lab/paths.js';
 import { runStep } from '../../src/runner/steps.js';
 import { dnatChainName } from '../../src/cni/plugins/portmap.js';
 import { failures, leftovers } from '../helpers/lab.js';

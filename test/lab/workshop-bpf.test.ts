@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { LabInstance } from '../../src/runner/runner.js';
 import { QuietReporter } from '../../src/runner/reporter.js';
-import { requireBuilt } from '../../src/runner/paths.js';
+import { requireBuilt } from '../../src/lab/paths.js';
 import { traceLab } from '../../src/workshop/trace-run.js';
 import { formatTrace } from '../../src/workshop/render-trace.js';
 import { leftovers } from '../helpers/lab.js';

@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { LabInstance } from '../../src/runner/runner.js';
 import { QuietReporter } from '../../src/runner/reporter.js';
-import { requireBuilt } from '../../src/runner/paths.js';
+import { requireBuilt } from '../../src/lab/paths.js';
 import { inspectLab } from '../../src/workshop/inspect.js';
 import { nsById } from '../../src/workshop/model.js';
 import { layoutNode } from '../../src/workshop/layout.js';

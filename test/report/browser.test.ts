@@ -11,7 +11,7 @@ import { chromium, type BrowserContext } from 'playwright-core';
 import { compareResults } from '../../src/report/compare.js';
 import { runGate } from '../../src/report/gate.js';
 import { writeReport } from '../../src/report/write.js';
-import { ROOT } from '../../src/runner/paths.js';
+import { ROOT } from '../../src/lab/paths.js';
 import { fakeResult, scaled, TYPICAL } from '../helpers/bench-results.js';
 
 const CHROMIUM = '/usr/bin/chromium';

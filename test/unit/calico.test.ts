@@ -6,14 +6,14 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/net/exec.js';
-import { BlockAllocator, nextFreeBlock, poolBlocks } from '../../src/agents/calico-ipam.js';
-import type { Block, IpamStore, IpPool, Versioned } from '../../src/agents/calico-store.js';
-import { birdConfig, meshProtocolName, parseProtocols } from '../../src/agents/bird.js';
-import { modeOf, remoteBlockRoute } from '../../src/agents/calico-node.js';
-import { containerSetup, hostVethName } from '../../src/cni/plugins/calico.js';
+import { BlockAllocator, nextFreeBlock, poolBlocks } from '../../src/datapaths/calico/ipam.js';
+import type { Block, IpamStore, IpPool, Versioned } from '../../src/datapaths/calico/store.js';
+import { birdConfig, meshProtocolName, parseProtocols } from '../../src/datapaths/calico/bird.js';
+import { modeOf, remoteBlockRoute } from '../../src/datapaths/calico/node-agent.js';
+import { containerSetup, hostVethName } from '../../src/datapaths/calico/cni-plugin.js';
 import { CniError, ErrorCode } from '../../src/cni/errors.js';
 import { NodeServices } from '../../src/runner/services.js';
-import { parseLab } from '../../src/runner/lab-file.js';
+import { parseLab } from '../../src/lab/lab-file.js';
 
 const POOL: IpPool = { name: 'default-ipv4-ippool', cidr: '10.244.0.0/16', blockSize: 26, vxlanMode: 'Never', ipipMode: 'Never' };
 

@@ -12,9 +12,9 @@ import {
   encodeNodeConfig,
   encodeRemoteKey,
   ZERO_COUNTERS,
-} from '../../src/agents/cilium-maps.js';
-import { nodePodCidrs } from '../../src/runner/networks/cilium.js';
-import { parseLab } from '../../src/runner/lab-file.js';
+} from '../../src/datapaths/cilium/maps.js';
+import { nodePodCidrs } from '../../src/datapaths/cilium/install.js';
+import { parseLab } from '../../src/lab/lab-file.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 /** A 32-bit integer as the kernel on this machine stores it. */

@@ -4,7 +4,7 @@ import { convertResult, parseResult } from '../../src/cni/result.js';
 import { checkVersion } from '../../src/cni/version.js';
 import { dispatch } from '../../src/cni/skel.js';
 import { hostLocal } from '../../src/cni/plugins/host-local.js';
-import { parseCidr, subnet, formatCidr, overlaps } from '../../src/cni/ipnet.js';
+import { parseCidr, subnet, formatCidr, overlaps } from '../../src/net/ipnet.js';
 import { cniError } from '../helpers/errors.js';
 
 describe('CNI environment', () => {

@@ -1,12 +1,12 @@
 // What the docker backend asks the engine for, and how the node image is named:
 // pure functions, checked without an engine.
 import { expect } from 'chai';
-import { NETWORKS } from '../../src/runner/networks/index.js';
+import { NETWORKS } from '../../src/datapaths/index.js';
 import { TOOLS } from '../../src/runner/preflight.js';
-import { ROOT } from '../../src/runner/paths.js';
+import { ROOT } from '../../src/lab/paths.js';
 import { existsSync } from 'node:fs';
 import { cleanLab } from '../../src/runner/clean.js';
-import { labDir, NAME_PREFIX, StateFile } from '../../src/runner/state.js';
+import { labDir, NAME_PREFIX, StateFile } from '../../src/lab/state.js';
 import type { Topology } from '../../src/topologies/backend.js';
 import { gatewayFor, networkSpec, nodeContainerSpec, LAB_LABEL, PREFIX_LABEL } from '../../src/topologies/docker.js';
 import { debootstrapArgv, imageHash, imageRecipe, importChanges, nodePackages, parseAptSources } from '../../src/topologies/docker-image.js';

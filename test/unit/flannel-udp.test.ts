@@ -1,8 +1,8 @@
 // The pure parts of flannel's UDP datapath: which node a packet goes to, the
 // checksum the kernel leaves for us to finish, and splitting what UDP GRO coalesced.
 import { expect } from 'chai';
-import { parseCidr } from '../../src/cni/ipnet.js';
-import { finishChecksum, forEachPacket, RouteTable } from '../../src/agents/flannel-udp-datapath.js';
+import { parseCidr } from '../../src/net/ipnet.js';
+import { finishChecksum, forEachPacket, RouteTable } from '../../src/datapaths/flannel/udp-datapath.js';
 import { VNET_HDR_LEN } from '../../src/net/tun.js';
 
 /** RFC 1071, written the slow and obvious way as the reference. */

@@ -3,8 +3,8 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { addressVerdicts, answeredBy, formatVerdicts, judgeModel, type ModelVerdict } from '../../src/runner/kubernetes-model.js';
-import { listLabFiles, loadLab } from '../../src/runner/lab-file.js';
-import type { PodRecord } from '../../src/runner/state.js';
+import { listLabFiles, loadLab } from '../../src/lab/lab-file.js';
+import type { PodRecord } from '../../src/lab/state.js';
 import { labErrorMessage } from '../helpers/errors.js';
 
 describe('the Kubernetes model: one verdict per property', () => {

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { loadLab, listLabFiles } from '../../src/runner/lab-file.js';
+import { loadLab, listLabFiles } from '../../src/lab/lab-file.js';
 import { render, jsonPath, checkExpectations } from '../../src/runner/steps.js';
 import { schedule } from '../../src/runner/pods.js';
 import { labError } from '../helpers/errors.js';

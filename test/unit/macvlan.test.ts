@@ -2,8 +2,8 @@
 // the plugin's configuration, and what the lab file may not say.
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { splitPodRange, shimCommands } from '../../src/runner/networks/macvlan.js';
-import { loadMacvlanConf } from '../../src/cni/plugins/macvlan.js';
+import { splitPodRange, shimCommands } from '../../src/datapaths/macvlan/install.js';
+import { loadMacvlanConf } from '../../src/datapaths/macvlan/cni-plugin.js';
 import { parseNetConf } from '../../src/cni/config.js';
 import { labErrorMessage, cniError } from '../helpers/errors.js';
 

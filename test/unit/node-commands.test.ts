@@ -6,8 +6,8 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { run } from '../../src/net/exec.js';
-import { isRunning } from '../../src/runner/processes.js';
-import { processStartTime } from '../../src/runner/state.js';
+import { isRunning } from '../../src/lab/processes.js';
+import { processStartTime } from '../../src/lab/state.js';
 import { parseStarted, podArgv, readFileArgv, shQuote, startArgv, stopArgv, withEnv, writeFileArgv } from '../../src/topologies/node-commands.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -2,12 +2,12 @@
 // learner and a stand-in backend), status, and the shell's command line.
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { parseLab, type Lab } from '../../src/runner/lab-file.js';
+import { parseLab, type Lab } from '../../src/lab/lab-file.js';
 import { walkExercises, type Key, type LessonIO } from '../../src/workshop/lesson.js';
 import { labStatus, formatStatus } from '../../src/workshop/status.js';
 import { shellArgv, shellPrompt } from '../../src/workshop/shell.js';
 import { plain } from '../../src/workshop/render-trace.js';
-import { processStartTime, type LabState } from '../../src/runner/state.js';
+import { processStartTime, type LabState } from '../../src/lab/state.js';
 import type { Backend } from '../../src/topologies/backend.js';
 import { labError } from '../helpers/errors.js';
 

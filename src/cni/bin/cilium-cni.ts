@@ -1,4 +1,4 @@
 import { pluginMain } from '../skel.js';
-import { ciliumPlugin } from '../plugins/cilium.js';
+import { ciliumPlugin } from '../../datapaths/cilium/cni-plugin.js';
 
 await pluginMain(ciliumPlugin);

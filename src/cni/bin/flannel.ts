@@ -1,4 +1,4 @@
 import { pluginMain } from '../skel.js';
-import { flannelPlugin } from '../plugins/flannel.js';
+import { flannelPlugin } from '../../datapaths/flannel/cni-plugin.js';
 
 await pluginMain(flannelPlugin);

@@ -1,4 +1,4 @@
 import { pluginMain } from '../skel.js';
-import { macvlanPlugin } from '../plugins/macvlan.js';
+import { macvlanPlugin } from '../../datapaths/macvlan/cni-plugin.js';
 
 await pluginMain(macvlanPlugin);

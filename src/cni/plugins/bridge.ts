@@ -8,7 +8,7 @@ import { Fields, type NetConf } from '../config.js';
 import type { Plugin } from '../skel.js';
 import type { Result, IPConfig } from '../result.js';
 import { delegateAdd, invokePlugin, registerInProcess, delegateArgs, requireNetns } from '../invoke.js';
-import { formatCidr, networkCidr, parseCidr } from '../ipnet.js';
+import { formatCidr, networkCidr, parseCidr } from '../../net/ipnet.js';
 import { Ip, failedBatchLine, isNotFound, parseJsonLines, type Link } from '../../net/ip.js';
 import { CommandError } from '../../net/exec.js';
 import { addMasquerade, masqChainName, removeMasquerade } from '../../net/iptables.js';

@@ -10,7 +10,7 @@ import { CniError, ErrorCode, invalidConfig } from '../errors.js';
 import { Fields, type NetConf } from '../config.js';
 import type { Plugin, GcArgs } from '../skel.js';
 import type { Result, RouteEntry } from '../result.js';
-import { broadcast, contains, formatCidr, formatIp, network, overlaps, parseCidr, parseIp, type Cidr } from '../ipnet.js';
+import { broadcast, contains, formatCidr, formatIp, network, overlaps, parseCidr, parseIp, type Cidr } from '../../net/ipnet.js';
 
 export interface Range {
   subnet: Cidr;

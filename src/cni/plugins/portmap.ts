@@ -12,7 +12,7 @@ import { CniError, ErrorCode, invalidConfig } from '../errors.js';
 import { Fields, type NetConf } from '../config.js';
 import type { Plugin } from '../skel.js';
 import type { Result } from '../result.js';
-import { parseIp } from '../ipnet.js';
+import { parseIp } from '../../net/ipnet.js';
 import { ensureChain, ensureRule, listChain, removeChain, restoreRules } from '../../net/iptables.js';
 
 export const HOSTPORT_CHAIN = 'CNI-HOSTPORT-DNAT';

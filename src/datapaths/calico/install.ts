@@ -1,0 +1,143 @@
+// Installing Calico on a lab: etcd and the IP pool, calico-node on every node
+// (one at a time, so blocks come out in node order), BIRD on every node in BGP
+// mode, and the CNI conflist that points the kubelet at the calico plugin.
+import { join } from 'node:path';
+import type { Backend, NodeSpec } from '../../topologies/backend.js';
+import { AGENTS_DIR } from '../../lab/paths.js';
+import { CONF_DIR, type ConfList } from '../../runner/pods.js';
+import { etcdEndpoint, etcdPut, startEtcd } from '../../runner/services.js';
+import type { Lab } from '../../lab/lab-file.js';
+import { POOLS_PREFIX, poolResource, type IpPool } from './store.js';
+import type { CalicoMode, NodeStatus } from './node-agent.js';
+import { meshProtocolName, parseProtocols } from './bird.js';
+
+export const CALICO_AS = 64512;
+export const CALICO_MODES: CalicoMode[] = ['bgp', 'vxlan', 'ipip'];
+/** Pod MTU: the underlay's minus what the encapsulation adds. */
+const MTU: Record<CalicoMode, number> = { bgp: 1500, vxlan: 1450, ipip: 1480 };
+
+/** Where a node keeps Calico's files, as the node sees them. */
+export const CALICO_PATHS = {
+  birdConfig: '/etc/calico/confd/config/bird.cfg',
+  birdSocket: '/var/run/calico/bird.ctl',
+  status: '/var/run/calico/status.json',
+};
+
+export function calicoMode(lab: Lab): CalicoMode {
+  const mode = (lab.network.backend ?? 'bgp') as CalicoMode;
+  if (!CALICO_MODES.includes(mode)) throw new Error(`network.backend "${lab.network.backend}" is not a Calico mode (${CALICO_MODES.join(', ')})`);
+  return mode;
+}
+
+/** Lab-file check: network.backend must name a Calico mode. */
+export function validateCalico(lab: Lab): { path: (string | number)[]; message: string }[] {
+  const mode = lab.network.backend ?? 'bgp';
+  return CALICO_MODES.includes(mode as CalicoMode) ? [] : [{ path: ['network', 'backend'], message: `"${mode}" is not a Calico mode (${CALICO_MODES.join(', ')})` }];
+}
+
+/** The services Calico runs on a node and how each starts: calico-node always, BIRD in BGP mode. */
+export function calicoServices(backend: Backend, lab: Lab, node: NodeSpec): Record<string, string[]> {
+  const control = lab.topology.nodes[0];
+  const path = (p: string) => backend.nodePath(node.name, p);
+  const prefix = lab.topology.underlay.split('/')[1];
+  const services: Record<string, string[]> = {
+    'calico-node': [
+      process.execPath,
+      join(AGENTS_DIR, 'calico-node.js'),
+      '--etcd-endpoints', etcdEndpoint(control),
+      '--nodename', node.name,
+      '--ip', `${node.address}/${prefix}`,
+      '--iface', 'eth0',
+      '--as', String(CALICO_AS),
+      '--bird-config', path(CALICO_PATHS.birdConfig),
+      '--bird-socket', path(CALICO_PATHS.birdSocket),
+      '--status-file', path(CALICO_PATHS.status),
+    ],
+  };
+  // -f: stay in the foreground, so the PID we record is BIRD's own.
+  if (calicoMode(lab) === 'bgp') services.bird = ['bird', '-f', '-c', path(CALICO_PATHS.birdConfig), '-s', path(CALICO_PATHS.birdSocket)];
+  return services;
+}
+
+export async function installCalico(backend: Backend, lab: Lab, nodes: NodeSpec[], progress: (msg: string) => void): Promise<void> {
+  const mode = calicoMode(lab);
+  const control = nodes[0];
+  const endpoint = await startEtcd(backend, control);
+  progress(`etcd on ${control.name} at ${endpoint}`);
+  const pool: IpPool = {
+    name: 'default-ipv4-ippool',
+    cidr: lab.network.podCIDR,
+    blockSize: lab.network.subnetLen,
+    vxlanMode: mode === 'vxlan' ? 'Always' : 'Never',
+    ipipMode: mode === 'ipip' ? 'Always' : 'Never',
+  };
+  await etcdPut(backend, control, POOLS_PREFIX + pool.name, JSON.stringify(poolResource(pool)));
+
+  for (const node of nodes) {
+    await backend.start(node.name, 'calico-node', calicoServices(backend, lab, node)['calico-node']);
+    const status = await waitForStatus(backend, node, () => true, 'up');
+    progress(`calico-node on ${node.name}: block ${status.blocks.join(', ')} (${mode})`);
+    await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(calicoConfList(node, endpoint, mode), null, 2));
+  }
+  // Every node knows every other one (BIRD's peers, or routes to their blocks) before anything else starts.
+  for (const node of nodes) await waitForStatus(backend, node, (s) => s.peers.length === nodes.length - 1, 'to know every other node');
+  if (mode !== 'bgp') return;
+
+  for (const node of nodes) await backend.start(node.name, 'bird', calicoServices(backend, lab, node).bird);
+  const t0 = performance.now();
+  const blocks = new Map<NodeSpec, string[]>();
+  for (const node of nodes) blocks.set(node, (await waitForStatus(backend, node, () => true, 'up')).blocks);
+  for (const node of nodes) await waitForMesh(backend, node, nodes.filter((n) => n !== node), blocks, 15_000);
+  progress(`BGP mesh established in ${((performance.now() - t0) / 1000).toFixed(2)} s (AS ${CALICO_AS}, ${nodes.length} nodes)`);
+}
+
+/** Calico's conflist: the calico plugin with calico-ipam, pointed at etcd and named for its node. */
+export function calicoConfList(node: NodeSpec, endpoint: string, mode: CalicoMode): ConfList {
+  return {
+    cniVersion: '1.0.0',
+    name: 'k8s-pod-network',
+    plugins: [
+      {
+        type: 'calico',
+        datastore_type: 'etcdv3',
+        etcd_endpoints: endpoint,
+        nodename: node.name,
+        mtu: MTU[mode],
+        ipam: { type: 'calico-ipam' },
+      },
+    ],
+  };
+}
+
+async function waitForStatus(backend: Backend, node: NodeSpec, ok: (s: NodeStatus) => boolean, what: string): Promise<NodeStatus> {
+  for (let i = 0; i < 500; i++) {
+    const text = await backend.readFile(node.name, CALICO_PATHS.status);
+    const status = text ? (JSON.parse(text) as NodeStatus) : undefined;
+    if (status && ok(status)) return status;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`calico-node on ${node.name} did not come ${what} within 10 s; see ${backend.nodePath(node.name, '/var/log/calico-node.log')}`);
+}
+
+/**
+ * What Calico's readiness check does (calico-node -bird-ready): every mesh
+ * session Established; and, so the lesson's first look finds them, the peers' blocks in BIRD's table.
+ */
+async function waitForMesh(backend: Backend, node: NodeSpec, peers: NodeSpec[], blocks: Map<NodeSpec, string[]>, timeoutMs: number): Promise<void> {
+  const socket = backend.nodePath(node.name, CALICO_PATHS.birdSocket);
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  while (Date.now() < deadline) {
+    const r = await backend.exec(node.name, ['birdc', '-s', socket, 'show', 'protocols'], { allowFailure: true });
+    last = r.stdout || r.stderr;
+    const rows = parseProtocols(r.stdout);
+    const established = (p: NodeSpec) => rows.some((row) => row.name === meshProtocolName(p.address) && row.info.startsWith('Established'));
+    if (r.exitCode === 0 && peers.every(established)) {
+      const routes = await backend.exec(node.name, ['birdc', '-s', socket, 'show', 'route'], { allowFailure: true });
+      last = routes.stdout;
+      if (peers.every((p) => blocks.get(p)!.every((b) => routes.stdout.includes(b)))) return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`BGP sessions on ${node.name} not Established within ${timeoutMs / 1000} s; birdc show protocols:\n${last}\nsee ${backend.nodePath(node.name, '/var/log/bird.log')}`);
+}

@@ -1,0 +1,246 @@
+// A cilium-like node agent. It loads the eBPF datapath (bpf/lxc.c and
+// bpf/node.c, compiled by the runner), pins programs and maps in the node's own
+// BPF filesystem, attaches the node's programs with tc, and fills the maps: the
+// pod CIDR of every other node, and each pod on this node as the CNI plugin
+// registers it through the agent's API on a unix socket.
+import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { dirname, join } from 'node:path';
+import { Ip } from '../../net/ip.js';
+import { attachIngress, deleteKeys, loadObject, updateMaps, type MapChange } from '../../net/bpf.js';
+import { parseCidr, parseIp } from '../../net/ipnet.js';
+import { CONFIG_KEY, MAP_NAMES, ZERO_COUNTERS, encodeEndpointInfo, encodeIpv4, encodeNodeConfig, encodeRemoteKey, type MapName } from './maps.js';
+import type { Endpoint, EndpointSpec } from './api.js';
+
+export interface ClusterNode {
+  name: string;
+  address: string;
+  podCIDR: string;
+}
+
+export interface CiliumAgentConfig {
+  node: string;
+  /** This node's underlay address */
+  nodeIp: string;
+  mode: 'native' | 'vxlan';
+  /** The underlay device: programs on it take in traffic for this node's pods */
+  underlayDevice: string;
+  /** Every node with its pod CIDR, this one included */
+  nodes: ClusterNode[];
+  /** This node's own BPF filesystem; the agent pins below <bpffs>/cilium */
+  bpffs: string;
+  /** Compiled objects */
+  objects: { lxc: string; node: string };
+  socket: string;
+  /** Written once the datapath is up and the API answers */
+  readyFile: string;
+  vni: number;
+  tunnelPort: number;
+}
+
+export const TUNNEL_DEVICE = 'cilium_vxlan';
+
+/** Where a node's pinned objects live, below its BPF filesystem. */
+export function pinLayout(bpffs: string) {
+  const root = join(bpffs, 'cilium');
+  return {
+    root,
+    maps: join(root, 'maps'),
+    map: (name: MapName) => join(root, 'maps', name),
+    program: (object: 'lxc' | 'node', name: string) => join(root, 'progs', object, name),
+  };
+}
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    msg: string,
+  ) {
+    super(msg);
+  }
+}
+
+export class CiliumAgent {
+  readonly ip = new Ip();
+  readonly endpoints = new Map<string, Endpoint>();
+  readonly pins;
+  private server?: Server;
+  /** Changes to the datapath, one at a time. */
+  private queue: Promise<unknown> = Promise.resolve();
+  private log: (msg: string) => void;
+
+  constructor(
+    readonly cfg: CiliumAgentConfig,
+    log?: (msg: string) => void,
+  ) {
+    this.pins = pinLayout(cfg.bpffs);
+    this.log = log ?? ((m) => console.log(`${new Date().toISOString()} ${m}`));
+  }
+
+  async start(): Promise<void> {
+    await this.loadDatapath();
+    const tunnelIfindex = this.cfg.mode === 'vxlan' ? await this.setupTunnel() : 0;
+    const remotes = this.cfg.nodes.filter((n) => n.address !== this.cfg.nodeIp);
+    await updateMaps([
+      { map: this.pins.map('config'), op: 'update', key: CONFIG_KEY, value: encodeNodeConfig({ mode: this.cfg.mode, tunnelIfindex, vni: this.cfg.vni }) },
+      ...remotes.map((n): MapChange => ({ map: this.pins.map('remote_nodes'), op: 'update', key: encodeRemoteKey(n.podCIDR), value: encodeIpv4(n.address) })),
+    ]);
+    for (const n of remotes) this.log(`remote node ${n.name}: ${n.podCIDR} via ${n.address}${this.cfg.mode === 'vxlan' ? ` (tunnel ${TUNNEL_DEVICE}, VNI ${this.cfg.vni})` : ''}`);
+    await attachIngress(undefined, this.cfg.underlayDevice, this.pins.program('node', 'from_netdev'));
+    await this.listen();
+    this.writeReady();
+    this.log(`datapath ${this.cfg.mode} up; maps pinned in ${this.pins.maps}; API on ${this.cfg.socket}`);
+  }
+
+  /** Both objects loaded; the node object uses the maps the pod object created. */
+  private async loadDatapath(): Promise<void> {
+    // A restarted agent starts from a clean slate: the pods register again.
+    rmSync(this.pins.root, { recursive: true, force: true });
+    mkdirSync(join(this.pins.root, 'progs'), { recursive: true });
+    await loadObject(this.cfg.objects.lxc, dirname(this.pins.program('lxc', '_')), { pinMaps: this.pins.maps });
+    const reuseMaps = Object.fromEntries(MAP_NAMES.map((m) => [m, this.pins.map(m)]));
+    await loadObject(this.cfg.objects.node, dirname(this.pins.program('node', '_')), { reuseMaps });
+  }
+
+  /** One metadata-mode VXLAN device for every remote node: the programs set the tunnel key per packet. */
+  private async setupTunnel(): Promise<number> {
+    await this.ip.deleteLink(TUNNEL_DEVICE);
+    await this.ip.batch([
+      ['link', 'add', TUNNEL_DEVICE, 'type', 'vxlan', 'external', 'dstport', String(this.cfg.tunnelPort), 'nolearning'],
+      ['link', 'set', TUNNEL_DEVICE, 'up'],
+    ]);
+    await attachIngress(undefined, TUNNEL_DEVICE, this.pins.program('node', 'from_overlay'));
+    const link = await this.ip.link(TUNNEL_DEVICE);
+    return link!.ifindex;
+  }
+
+  private writeReady(): void {
+    const ready = { node: this.cfg.node, mode: this.cfg.mode, pins: this.pins.root, maps: Object.fromEntries(MAP_NAMES.map((m) => [m, this.pins.map(m)])) };
+    mkdirSync(dirname(this.cfg.readyFile), { recursive: true });
+    writeFileSync(this.cfg.readyFile + '.tmp', JSON.stringify(ready, null, 2));
+    renameSync(this.cfg.readyFile + '.tmp', this.cfg.readyFile);
+  }
+
+  private serialize<T>(fn: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(fn, fn);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  /** A pod on this node: its lxc device gets the program, the maps get its addresses and a zeroed counter. */
+  async addEndpoint(id: string, spec: EndpointSpec): Promise<Endpoint> {
+    const ep = { id, ...checkSpec(spec) };
+    return this.serialize(async () => {
+      await attachIngress(undefined, ep.ifname, this.pins.program('lxc', 'from_container'));
+      const key = encodeIpv4(ep.ip);
+      // Counters first, so the first packet the pod sends is counted.
+      await updateMaps([
+        { map: this.pins.map('counters'), op: 'update', key, value: ZERO_COUNTERS },
+        { map: this.pins.map('endpoints'), op: 'update', key, value: encodeEndpointInfo(ep) },
+      ]);
+      this.endpoints.set(id, ep);
+      this.log(`endpoint ${id.slice(0, 12)} (${ep.pod ?? 'pod'}): ${ep.ip} on ${ep.ifname} (ifindex ${ep.ifindex})`);
+      return ep;
+    });
+  }
+
+  /** Forget a pod; false when it was not known. */
+  async removeEndpoint(id: string): Promise<boolean> {
+    return this.serialize(async () => {
+      const ep = this.endpoints.get(id);
+      if (!ep) return false;
+      const key = encodeIpv4(ep.ip);
+      await deleteKeys(this.pins.map('endpoints'), [key]);
+      await deleteKeys(this.pins.map('counters'), [key]);
+      this.endpoints.delete(id);
+      this.log(`endpoint ${id.slice(0, 12)} removed (${ep.ip})`);
+      return true;
+    });
+  }
+
+  private async listen(): Promise<void> {
+    rmSync(this.cfg.socket, { force: true });
+    mkdirSync(dirname(this.cfg.socket), { recursive: true });
+    this.server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      this.server!.once('error', reject);
+      this.server!.listen(this.cfg.socket, resolve);
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const reply = (status: number, body: unknown) => {
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(body));
+    };
+    try {
+      const path = (req.url ?? '/').split('?')[0];
+      if (req.method === 'GET' && path === '/v1/healthz') return reply(200, { status: 'ok', mode: this.cfg.mode, endpoints: this.endpoints.size });
+      if (req.method === 'GET' && path === '/v1/endpoint') return reply(200, [...this.endpoints.values()]);
+      const m = /^\/v1\/endpoint\/([A-Za-z0-9][A-Za-z0-9_.-]*)$/.exec(path);
+      if (!m) throw new HttpError(404, `no such API path: ${req.method} ${path}`);
+      const id = m[1];
+      if (req.method === 'GET') {
+        const ep = this.endpoints.get(id);
+        return ep ? reply(200, ep) : reply(404, { error: `no endpoint ${id}` });
+      }
+      if (req.method === 'PUT') return reply(201, await this.addEndpoint(id, (await readJson(req)) as EndpointSpec));
+      if (req.method === 'DELETE') return (await this.removeEndpoint(id)) ? reply(200, { deleted: id }) : reply(404, { error: `no endpoint ${id}` });
+      throw new HttpError(405, `${req.method} is not allowed on ${path}`);
+    } catch (e) {
+      const status = e instanceof HttpError ? e.status : 500;
+      if (status === 500) this.log(`API error: ${(e as Error).message}`);
+      reply(status, { error: (e as Error).message });
+    }
+  }
+
+  async stop(): Promise<void> {
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
+
+function readJson(req: IncomingMessage): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('error', reject);
+    req.on('end', () => {
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch (e) {
+        reject(new HttpError(400, `the request body is not JSON: ${(e as Error).message}`));
+      }
+    });
+  });
+}
+
+/** The fields a registration must have, each checked with the reason named. */
+function checkSpec(s: EndpointSpec): EndpointSpec {
+  const bad = (field: string, why: string) => new HttpError(400, `endpoint.${field}: ${why}`);
+  if (typeof s !== 'object' || s === null) throw new HttpError(400, 'the endpoint must be a JSON object');
+  if (typeof s.ip !== 'string' || parseIp(s.ip) === undefined) throw bad('ip', `${JSON.stringify(s.ip)} is not an IPv4 address`);
+  if (typeof s.ifname !== 'string' || !/^[\w.-]{1,15}$/.test(s.ifname)) throw bad('ifname', `${JSON.stringify(s.ifname)} is not an interface name`);
+  if (!Number.isInteger(s.ifindex) || s.ifindex <= 0) throw bad('ifindex', `${JSON.stringify(s.ifindex)} is not an interface index`);
+  for (const f of ['mac', 'nodeMac'] as const) {
+    if (typeof s[f] !== 'string' || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(s[f])) throw bad(f, `${JSON.stringify(s[f])} is not a MAC address`);
+  }
+  return { ip: s.ip, ifname: s.ifname, ifindex: s.ifindex, mac: s.mac.toLowerCase(), nodeMac: s.nodeMac.toLowerCase(), ...(s.pod ? { pod: String(s.pod) } : {}) };
+}
+
+/** The agent's configuration file, checked. */
+export function checkConfig(raw: unknown, file: string): CiliumAgentConfig {
+  const c = raw as CiliumAgentConfig;
+  const bad = (field: string, why: string) => new Error(`${file}: ${field}: ${why}`);
+  if (c.mode !== 'native' && c.mode !== 'vxlan') throw bad('mode', `"${c.mode}" is neither native nor vxlan`);
+  if (parseIp(c.nodeIp) === undefined) throw bad('nodeIp', `"${c.nodeIp}" is not an IPv4 address`);
+  if (!Array.isArray(c.nodes)) throw bad('nodes', 'must be a list');
+  c.nodes.forEach((n, i) => {
+    if (!parseCidr(n.podCIDR)) throw bad(`nodes[${i}].podCIDR`, `"${n.podCIDR}" is not a CIDR`);
+    if (parseIp(n.address) === undefined) throw bad(`nodes[${i}].address`, `"${n.address}" is not an IPv4 address`);
+  });
+  for (const f of ['bpffs', 'socket', 'readyFile', 'underlayDevice'] as const) if (typeof c[f] !== 'string' || !c[f]) throw bad(f, 'is required');
+  if (!c.objects?.lxc || !c.objects?.node) throw bad('objects', 'needs the lxc and node object files');
+  // sockaddr_un holds 108 bytes with the terminating zero.
+  if (Buffer.byteLength(c.socket) > 107) throw bad('socket', `${c.socket} is longer than a unix socket path may be (107 bytes); use a shorter CNILAB_STATE_DIR or instance name`);
+  return c;
+}

@@ -1,0 +1,138 @@
+// Installing the cilium-like eBPF datapath on a lab: the C programs in bpf/
+// compiled with clang (cached by content), a BPF filesystem of each node's
+// own, the agent on every node (it loads, pins and attaches the programs and
+// fills the maps), and the CNI conflist that points the kubelet at cilium-cni.
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { Backend, NodeSpec } from '../../topologies/backend.js';
+import type { Lab } from '../../lab/lab-file.js';
+import type { Link } from '../../net/ip.js';
+import { Ip } from '../../net/ip.js';
+import { addNetns, deleteNetns } from '../../net/netns.js';
+import { compileBpf, missingTcBpf } from '../../net/bpf.js';
+import { formatCidr, parseCidr, subnet } from '../../net/ipnet.js';
+import { TUNNEL_DEVICE, type CiliumAgentConfig, type ClusterNode } from './agent.js';
+import { AGENTS_DIR, ROOT } from '../../lab/paths.js';
+import { CONF_DIR, type ConfList } from '../../runner/pods.js';
+import { NAME_PREFIX } from '../../lab/state.js';
+
+export const BPF_SOURCE_DIR = join(ROOT, 'bpf');
+/** Compiled objects, named by the digest of their sources: shared by every lab, compiled once. */
+export const BPF_CACHE_DIR = join(ROOT, 'dist', 'bpf');
+
+/** Datapath variants: pods' traffic routed on the underlay, or carried in VXLAN. */
+export const CILIUM_BACKENDS = ['native', 'vxlan'] as const;
+export const VXLAN_OVERHEAD = 50;
+
+/** command (or file) -> the Debian package that provides it */
+export const CILIUM_TOOLS: Record<string, string> = {
+  clang: 'clang',
+  bpftool: 'bpftool',
+  tc: 'iproute2',
+  '/usr/include/bpf/bpf_helpers.h': 'libbpf-dev',
+  '/usr/include/linux/bpf.h': 'linux-libc-dev',
+};
+
+const AGENT_CONFIG = '/etc/cilium/agent.json';
+const AGENT_SOCKET = '/var/run/cilium/cilium.sock';
+const AGENT_READY = '/var/run/cilium/ready.json';
+const AGENT_LOG = '/var/log/cilium-agent.log';
+
+/** Each node's pod CIDR, carved from the lab's pod network in node order, as a controller manager allocates them. */
+export function nodePodCidrs(podCIDR: string, subnetLen: number, nodes: NodeSpec[]): ClusterNode[] {
+  const net = parseCidr(podCIDR);
+  if (!net) throw new Error(`network.podCIDR "${podCIDR}" is not a CIDR`);
+  if (subnetLen < net.prefix) throw new Error(`network.subnetLen /${subnetLen} is larger than the pod network ${podCIDR}`);
+  if (nodes.length > 2 ** (subnetLen - net.prefix)) throw new Error(`${podCIDR} holds only ${2 ** (subnetLen - net.prefix)} /${subnetLen} subnets for ${nodes.length} nodes`);
+  return nodes.map((n, i) => ({ name: n.name, address: n.address, podCIDR: formatCidr(subnet(net, subnetLen, i)) }));
+}
+
+/** Lab-file problems: a datapath variant cnilab does not have. */
+export function validateCilium(lab: Lab): { path: (string | number)[]; message: string }[] {
+  const backend = lab.network.backend;
+  if (backend === undefined || (CILIUM_BACKENDS as readonly string[]).includes(backend)) return [];
+  return [{ path: ['network', 'backend'], message: `"${backend}" is not a cilium datapath (${CILIUM_BACKENDS.join(', ')})` }];
+}
+
+export async function compileDatapath(): Promise<{ lxc: string; node: string }> {
+  const [lxc, node] = await Promise.all(['lxc', 'node'].map((f) => compileBpf(join(BPF_SOURCE_DIR, `${f}.c`), BPF_CACHE_DIR)));
+  return { lxc, node };
+}
+
+export async function installCilium(backend: Backend, lab: Lab, nodes: NodeSpec[], progress: (msg: string) => void): Promise<void> {
+  if (!backend.bpffs) throw new Error(`the ${backend.kind} backend cannot give a node a BPF filesystem of its own, which the cilium datapath needs`);
+  const mode = (lab.network.backend ?? 'native') as CiliumAgentConfig['mode'];
+  const objects = await compileDatapath();
+  const cluster = nodePodCidrs(lab.network.podCIDR, lab.network.subnetLen, nodes);
+  const vni = Number(lab.network.vni ?? 1);
+  await Promise.all(
+    cluster.map(async (node) => {
+      const bpffs = await backend.bpffs!(node.name);
+      const config: CiliumAgentConfig = {
+        node: node.name,
+        nodeIp: node.address,
+        mode,
+        underlayDevice: 'eth0',
+        nodes: cluster,
+        bpffs,
+        objects,
+        socket: backend.nodePath(node.name, AGENT_SOCKET),
+        readyFile: backend.nodePath(node.name, AGENT_READY),
+        vni,
+        tunnelPort: 8472,
+      };
+      await backend.writeFile(node.name, AGENT_CONFIG, JSON.stringify(config, null, 2));
+      await backend.start(node.name, 'cilium-agent', [process.execPath, join(AGENTS_DIR, 'cilium-agent.js'), '--config', backend.nodePath(node.name, AGENT_CONFIG)]);
+      const ready = JSON.parse(await waitForAgent(backend, node.name, 10_000)) as { pins: string };
+      const [underlay] = JSON.parse((await backend.exec(node.name, ['ip', '-json', 'link', 'show', 'dev', 'eth0'])).stdout) as Link[];
+      const mtu = underlay.mtu - (mode === 'vxlan' ? VXLAN_OVERHEAD : 0);
+      await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(ciliumConfList(backend, node.name, node.podCIDR, mtu), null, 2));
+      progress(`cilium-agent on ${node.name}: pods ${node.podCIDR}, ${mode === 'vxlan' ? `VXLAN through ${TUNNEL_DEVICE}` : 'native routing'}, BPF objects pinned in ${ready.pins}`);
+    }),
+  );
+}
+
+export function ciliumConfList(backend: Backend, node: string, podCIDR: string, mtu: number): ConfList {
+  return {
+    cniVersion: '1.0.0',
+    name: 'cilium',
+    plugins: [
+      {
+        type: 'cilium-cni',
+        socket: backend.nodePath(node, AGENT_SOCKET),
+        mtu,
+        ipam: { type: 'host-local', ranges: [[{ subnet: podCIDR }]], dataDir: backend.nodePath(node, '/var/lib/cni/networks') },
+      },
+    ],
+  };
+}
+
+/** The agent's ready file; a fatal error in its log ends the wait at once, quoted. */
+async function waitForAgent(backend: Backend, node: string, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const ready = await backend.readFile(node, AGENT_READY);
+    if (ready) return ready;
+    const fatal = (await backend.readFile(node, AGENT_LOG))?.split('\n').find((l) => l.startsWith('cilium-agent: '));
+    if (fatal) throw new Error(`the cilium agent on ${node} failed: ${fatal.slice('cilium-agent: '.length)}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`the cilium agent on ${node} was not ready within ${timeoutMs / 1000} s; see ${backend.nodePath(node, AGENT_LOG)}`);
+}
+
+/**
+ * What the kernel must do for this datapath beyond link types: a clsact qdisc
+ * and a BPF classifier, tried with a trivial program in a scratch namespace.
+ * Returns the missing features, named; an empty list when all is there.
+ */
+export async function missingBpfFeatures(): Promise<string[]> {
+  const probe = await compileBpf(join(BPF_SOURCE_DIR, 'probe.c'), BPF_CACHE_DIR);
+  const scratch = `${NAME_PREFIX}preflight-bpf-${process.pid}-${randomBytes(3).toString('hex')}`;
+  await addNetns(scratch);
+  try {
+    await new Ip(scratch).cmd('link', 'add', 'pf0', 'type', 'veth', 'peer', 'name', 'pf1');
+    return await missingTcBpf(scratch, 'pf0', probe);
+  } finally {
+    await deleteNetns(scratch);
+  }
+}

@@ -1,0 +1,103 @@
+// The datapath's maps as bytes: keys and values laid out exactly as the C
+// structs in bpf/common.h (host byte order for integers, network order for
+// addresses). Pure functions, so the layout is tested without a kernel.
+import { endianness } from 'node:os';
+import { parseCidr, parseIp } from '../../net/ipnet.js';
+
+const LE = endianness() === 'LE';
+
+/** File names of the maps, pinned in <node bpffs>/cilium/maps/. */
+export const MAP_NAMES = ['endpoints', 'remote_nodes', 'counters', 'config'] as const;
+export type MapName = (typeof MAP_NAMES)[number];
+
+export const MODE = { native: 0, vxlan: 1 } as const;
+
+/** struct endpoint_info */
+export interface EndpointInfo {
+  /** The host-side veth (lxc…) */
+  ifindex: number;
+  /** The pod's eth0 */
+  mac: string;
+  /** The lxc device's own MAC: what the pod sees as its gateway */
+  nodeMac: string;
+}
+
+/** struct endpoint_counters */
+export interface EndpointCounters {
+  rxPackets: number;
+  rxBytes: number;
+  txPackets: number;
+  txBytes: number;
+}
+
+/** struct node_config */
+export interface NodeConfig {
+  mode: keyof typeof MODE;
+  tunnelIfindex: number;
+  vni: number;
+}
+
+/** struct ipv4: four bytes in network order (key of endpoints and counters; value of remote_nodes). */
+export function encodeIpv4(ip: string): Uint8Array {
+  const n = parseIp(ip);
+  if (n === undefined) throw new Error(`"${ip}" is not an IPv4 address`);
+  return Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
+}
+
+export function decodeIpv4(b: Uint8Array): string {
+  return [...b.subarray(0, 4)].join('.');
+}
+
+function encodeMac(mac: string): number[] {
+  const parts = mac.split(':');
+  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) throw new Error(`"${mac}" is not a MAC address`);
+  return parts.map((p) => parseInt(p, 16));
+}
+
+const formatMac = (b: Uint8Array) => [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+
+export function encodeEndpointInfo(e: EndpointInfo): Uint8Array {
+  const b = new Uint8Array(16);
+  new DataView(b.buffer).setUint32(0, e.ifindex, LE);
+  b.set(encodeMac(e.mac), 4);
+  b.set(encodeMac(e.nodeMac), 10);
+  return b;
+}
+
+export function decodeEndpointInfo(b: Uint8Array): EndpointInfo {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  return { ifindex: v.getUint32(0, LE), mac: formatMac(b.subarray(4, 10)), nodeMac: formatMac(b.subarray(10, 16)) };
+}
+
+/** struct remote_key: the prefix length, then the network address. */
+export function encodeRemoteKey(cidr: string): Uint8Array {
+  const c = parseCidr(cidr);
+  if (!c) throw new Error(`"${cidr}" is not a CIDR`);
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setUint32(0, c.prefix, LE);
+  b.set(encodeIpv4(cidr.split('/')[0]), 4);
+  return b;
+}
+
+export function decodeRemoteKey(b: Uint8Array): string {
+  return `${decodeIpv4(b.subarray(4, 8))}/${new DataView(b.buffer, b.byteOffset, b.byteLength).getUint32(0, LE)}`;
+}
+
+export const ZERO_COUNTERS = new Uint8Array(32);
+
+export function decodeCounters(b: Uint8Array): EndpointCounters {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  const u64 = (off: number) => Number(v.getBigUint64(off, LE));
+  return { rxPackets: u64(0), rxBytes: u64(8), txPackets: u64(16), txBytes: u64(24) };
+}
+
+export const CONFIG_KEY = new Uint8Array(4);
+
+export function encodeNodeConfig(c: NodeConfig): Uint8Array {
+  const b = new Uint8Array(12);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, MODE[c.mode], LE);
+  v.setUint32(4, c.tunnelIfindex, LE);
+  v.setUint32(8, c.vni, LE);
+  return b;
+}

@@ -1,0 +1,62 @@
+// Installing flannel on a lab: the network config in etcd, the agent on every
+// node (one at a time, so leases come out in node order, as the lesson shows),
+// and the CNI conflist that points the kubelet at the flannel plugin.
+import { join } from 'node:path';
+import type { Backend, NodeSpec } from '../../topologies/backend.js';
+import { AGENTS_DIR } from '../../lab/paths.js';
+import { CONF_DIR, type ConfList } from '../../runner/pods.js';
+import { etcdPut, startEtcd } from '../../runner/services.js';
+import type { Lab } from '../../lab/lab-file.js';
+
+export const FLANNEL_PREFIX = '/coreos.com/network';
+
+export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec[], progress: (msg: string) => void): Promise<void> {
+  const control = nodes[0];
+  const endpoint = await startEtcd(backend, control);
+  progress(`etcd on ${control.name} at ${endpoint}`);
+  // backendConfig: more of flannel's Backend settings (VNI, Port, Offload), as in its net-conf.json
+  const extra = (lab.network.backendConfig ?? {}) as Record<string, unknown>;
+  const config = { Network: lab.network.podCIDR, SubnetLen: lab.network.subnetLen, Backend: { Type: lab.network.backend ?? 'vxlan', ...extra } };
+  await etcdPut(backend, control, `${FLANNEL_PREFIX}/config`, JSON.stringify(config));
+
+  for (const node of nodes) {
+    await backend.start(node.name, 'flanneld', [
+      process.execPath,
+      join(AGENTS_DIR, 'flanneld.js'),
+      '--etcd-endpoints', endpoint,
+      '--etcd-prefix', FLANNEL_PREFIX,
+      '--iface', 'eth0',
+      '--public-ip', node.address,
+      '--subnet-file', backend.nodePath(node.name, '/run/flannel/subnet.env'),
+    ]);
+    const env = await waitForFile(backend, node.name, '/run/flannel/subnet.env', 10_000);
+    progress(`flanneld on ${node.name}: ${env.match(/FLANNEL_SUBNET=(\S+)/)?.[1]}`);
+    await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(flannelConfList(backend, node.name), null, 2));
+  }
+}
+
+export function flannelConfList(backend: Backend, node: string): ConfList {
+  return {
+    cniVersion: '1.0.0',
+    name: 'cbr0',
+    plugins: [
+      {
+        type: 'flannel',
+        subnetFile: backend.nodePath(node, '/run/flannel/subnet.env'),
+        dataDir: backend.nodePath(node, '/var/lib/cni/flannel'),
+        ipam: { dataDir: backend.nodePath(node, '/var/lib/cni/networks') },
+        delegate: { hairpinMode: true, isDefaultGateway: true },
+      },
+    ],
+  };
+}
+
+export async function waitForFile(backend: Backend, node: string, path: string, timeoutMs: number): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const text = await backend.readFile(node, path);
+    if (text) return text;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  throw new Error(`${path} did not appear on ${node} within ${timeoutMs / 1000} s; see ${backend.nodePath(node, '/var/log/flanneld.log')}`);
+}

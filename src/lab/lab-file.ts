@@ -1,0 +1,229 @@
+// Lab files (labs/<name>.yaml): read with `yaml`, checked with a zod schema.
+// Every error names the file, the line and the field.
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
+import { z } from 'zod';
+import { parseCidr, contains, parseIp } from '../net/ipnet.js';
+import { NETWORKS } from '../datapaths/index.js';
+import { MODEL_PROPERTIES } from '../runner/kubernetes-model.js';
+import { exerciseProblems, exercisesSchema } from './exercises.js';
+import { benchSchema } from '../bench/plan.js';
+
+const name = z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'lower-case letters, digits and "-"');
+const regexList = z.union([z.string(), z.array(z.string())]);
+
+const expectSchema = z.strictObject({
+  exitCode: z.number().int().optional(),
+  stdout: regexList.optional(),
+  notStdout: regexList.optional(),
+  capture: regexList.optional(),
+  notCapture: regexList.optional(),
+  json: z.array(z.strictObject({ path: z.string(), equals: z.unknown().optional(), matches: z.string().optional() })).optional(),
+  count: z.number().int().optional(),
+  nodes: z.record(z.string(), z.number().int()).optional(),
+  /** kubernetes-model: the properties this lab breaks on purpose; the step passes when exactly these fail. */
+  violates: z.array(z.enum(MODEL_PROPERTIES)).optional(),
+});
+
+const stepSchema = z
+  .strictObject({
+    name: z.string().min(1),
+    node: z.string().optional(),
+    pod: z.string().optional(),
+    run: z.string().optional(),
+    check: z.enum(['pods-running', 'kubernetes-model']).optional(),
+    capture: z
+      .strictObject({
+        node: z.string(),
+        interface: z.string().default('eth0'),
+        filter: z.string(),
+        packets: z.number().int().positive().default(2),
+        decode: z.enum(['vxlan']).optional(),
+      })
+      .optional(),
+    /** Stop or start a node service by name (a fault and its recovery); stopped by the PID the lab recorded. */
+    service: z.strictObject({ node: z.string(), name: z.string().min(1), action: z.enum(['stop', 'start']) }).optional(),
+    /** Record the step's duration (until its expectations held, retries included) under this name. */
+    measure: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and "-"').optional(),
+    expect: expectSchema.optional(),
+    save: z.record(z.string(), z.string()).optional(),
+    retry: z.strictObject({ times: z.number().int().positive(), intervalMs: z.number().int().positive().default(200) }).optional(),
+  })
+  .refine((s) => s.check !== undefined || (s.service !== undefined && s.run === undefined) || (s.run !== undefined && (s.node !== undefined) !== (s.pod !== undefined)), {
+    message: 'a step needs `check`, or `run` with exactly one of `node` or `pod`, or `service`',
+  });
+
+export const labSchema = z.strictObject({
+  name,
+  description: z.string(),
+  lesson: z.string().optional(),
+  mode: z.enum(['overlay', 'route', 'underlay', 'baseline']),
+  topology: z.strictObject({
+    underlay: z.string(),
+    nodes: z.array(z.strictObject({ name, address: z.string() })).min(1),
+  }),
+  /** Kernel features the lab needs beyond its network plugin's; a missing one skips the lab, named. */
+  requires: z.array(z.string()).default([]),
+  network: z.looseObject({
+    plugin: z.string(),
+    podCIDR: z.string(),
+    subnetLen: z.number().int().min(8).max(30).default(24),
+    /** The plugin's datapath variant: vxlan, host-gw, udp, bgp, … */
+    backend: z.string().optional(),
+  }),
+  workloads: z
+    .array(
+      z.strictObject({
+        name,
+        image: z.enum(['nginx']),
+        replicas: z.number().int().min(1).max(50),
+        nodes: z.array(z.string()).optional(),
+        /** Ports published on the pod's node (docker run -p hostPort:containerPort). */
+        ports: z
+          .array(
+            z.strictObject({
+              containerPort: z.number().int().min(1).max(65535),
+              hostPort: z.number().int().min(1).max(65535),
+              protocol: z.enum(['tcp', 'udp']).default('tcp'),
+            }),
+          )
+          .optional(),
+      }),
+    )
+    .default([]),
+  steps: z.array(stepSchema).default([]),
+  /** The lesson's questions and try-it-yourself steps, for `cnilab lesson`. */
+  exercises: exercisesSchema.optional(),
+  /** What `cnilab bench` measures (pod pairs, tests); without it: same-node, cross-node and the underlay. */
+  bench: benchSchema.optional(),
+});
+
+export type Lab = z.infer<typeof labSchema>;
+export type Step = Lab['steps'][number];
+
+export class LabFileError extends Error {
+  constructor(
+    readonly file: string,
+    readonly line: number | undefined,
+    readonly field: string,
+    problem: string,
+  ) {
+    super(`${file}${line ? `:${line}` : ''}: ${field ? `${field}: ` : ''}${problem}`);
+    this.name = 'LabFileError';
+  }
+}
+
+/** The directory of the labs shipped with cnilab. */
+export function labsDir(): string {
+  const here = fileURLToPath(new URL('.', import.meta.url));
+  for (const candidate of [resolve(here, '../../labs'), resolve(here, '../labs'), resolve(process.cwd(), 'labs')]) {
+    if (existsSync(candidate)) return candidate;
+  }
+  return resolve(process.cwd(), 'labs');
+}
+
+export function listLabFiles(): string[] {
+  return readdirSync(labsDir())
+    .filter((f) => f.endsWith('.yaml'))
+    .map((f) => basename(f, '.yaml'))
+    .sort();
+}
+
+/** A lab by name (labs/<name>.yaml) or by path. */
+export function resolveLabFile(nameOrPath: string): string {
+  if (nameOrPath.endsWith('.yaml') || nameOrPath.includes('/')) return resolve(nameOrPath);
+  const file = join(labsDir(), `${nameOrPath}.yaml`);
+  if (!existsSync(file)) {
+    throw new LabFileError(file, undefined, '', `no lab named "${nameOrPath}"; available: ${listLabFiles().join(', ')}`);
+  }
+  return file;
+}
+
+function lineOf(doc: Document, counter: LineCounter, path: (string | number)[]): number | undefined {
+  // The deepest node that exists on the path: a missing field points at its parent.
+  for (let n = path.length; n >= 0; n--) {
+    const node = doc.getIn(path.slice(0, n), true);
+    if (isNode(node) && node.range) return counter.linePos(node.range[0]).line;
+  }
+  return undefined;
+}
+
+const fieldName = (path: PropertyKey[]) => path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+
+export function parseLab(text: string, file: string): Lab {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
+  if (doc.errors.length) {
+    const e = doc.errors[0];
+    throw new LabFileError(file, counter.linePos(e.pos[0]).line, '', `YAML syntax: ${e.message.split('\n')[0]}`);
+  }
+  const parsed = labSchema.safeParse(doc.toJS());
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = issue.path as (string | number)[];
+    throw new LabFileError(file, lineOf(doc, counter, path), fieldName(path), issue.message);
+  }
+  const lab = parsed.data;
+  const fail = (path: (string | number)[], msg: string): never => {
+    throw new LabFileError(file, lineOf(doc, counter, path), fieldName(path), msg);
+  };
+
+  // What a schema cannot say: addresses in their ranges, names that refer to something.
+  const underlay = parseCidr(lab.topology.underlay) ?? fail(['topology', 'underlay'], `"${lab.topology.underlay}" is not a CIDR like 192.168.10.0/24`);
+  const seen = new Set<string>();
+  lab.topology.nodes.forEach((n, i) => {
+    const ip = parseIp(n.address) ?? fail(['topology', 'nodes', i, 'address'], `"${n.address}" is not an IPv4 address`);
+    if (!contains(underlay, ip)) fail(['topology', 'nodes', i, 'address'], `${n.address} is outside the underlay ${lab.topology.underlay}`);
+    if (seen.has(n.name)) fail(['topology', 'nodes', i, 'name'], `node "${n.name}" is listed twice`);
+    seen.add(n.name);
+  });
+  if (!parseCidr(lab.network.podCIDR)) fail(['network', 'podCIDR'], `"${lab.network.podCIDR}" is not a CIDR`);
+  if (!NETWORKS[lab.network.plugin]) fail(['network', 'plugin'], `"${lab.network.plugin}" is not a network plugin cnilab has (${Object.keys(NETWORKS).join(', ')})`);
+  for (const problem of NETWORKS[lab.network.plugin].validate?.(lab) ?? []) fail(problem.path, problem.message);
+  lab.workloads.forEach((w, i) =>
+    (w.nodes ?? []).forEach((n, j) => {
+      if (!seen.has(n)) fail(['workloads', i, 'nodes', j], `no node named "${n}" (nodes: ${[...seen].join(', ')})`);
+    }),
+  );
+  lab.workloads.forEach((w, i) => {
+    // A node has each host port once: two replicas on one node would both claim it.
+    const nodeCount = (w.nodes ?? [...seen]).length;
+    if (w.ports?.length && w.replicas > nodeCount) {
+      fail(['workloads', i, 'replicas'], `${w.replicas} replicas publish host ports on ${nodeCount} node(s); at most one replica per node can hold a host port`);
+    }
+  });
+  lab.steps.forEach((s, i) => {
+    if (s.node && !s.node.includes('{{') && !seen.has(s.node)) fail(['steps', i, 'node'], `no node named "${s.node}" (nodes: ${[...seen].join(', ')})`);
+    if (s.capture && !seen.has(s.capture.node)) fail(['steps', i, 'capture', 'node'], `no node named "${s.capture.node}"`);
+    if (s.service && !seen.has(s.service.node)) fail(['steps', i, 'service', 'node'], `no node named "${s.service.node}" (nodes: ${[...seen].join(', ')})`);
+    for (const [k, re] of Object.entries(s.save ?? {})) {
+      try {
+        new RegExp(re, 'm');
+      } catch (e) {
+        fail(['steps', i, 'save', k], `not a regular expression: ${(e as Error).message}`);
+      }
+    }
+  });
+  const pods = lab.workloads.flatMap((w) => Array.from({ length: w.replicas }, (_, i) => `${w.name}-${i}`));
+  for (const p of exerciseProblems(lab.exercises ?? [], [...seen], pods)) fail(p.path, p.message);
+  lab.bench?.pairs?.forEach((p, i) => {
+    for (const end of ['client', 'server'] as const) {
+      if (!pods.includes(p[end])) fail(['bench', 'pairs', i, end], `no pod named "${p[end]}" (pods: ${pods.join(', ') || 'none'})`);
+    }
+    if (p.client === p.server) fail(['bench', 'pairs', i, 'server'], `client and server are the same pod "${p.client}"`);
+  });
+  return lab;
+}
+
+export function loadLab(nameOrPath: string): { lab: Lab; file: string } {
+  const file = resolveLabFile(nameOrPath);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (e) {
+    throw new LabFileError(file, undefined, '', `cannot read: ${(e as Error).message}`);
+  }
+  return { lab: parseLab(text, file), file };
+}
