@@ -8,12 +8,10 @@
 //   dist/cli.js, dist/agents/  the CLI and the node agents
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
-import { basename } from 'node:path';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
-const plugins = readdirSync('src/cni/bin')
-  .filter((f) => f.endsWith('.ts'))
-  .map((f) => basename(f, '.ts'));
 // Each datapath's node daemons: src/datapaths/<name>/bin/<daemon>.ts → dist/agents/<daemon>.js
 function agentEntries() {
   return readdirSync('src/datapaths', { withFileTypes: true })
@@ -23,9 +21,38 @@ function agentEntries() {
 const common = { bundle: true, platform: 'node', target: 'node20', format: 'esm', logLevel: 'warning', legalComments: 'none' };
 const banner = { js: "#!/usr/bin/env node\nimport { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);" };
 
+// The CNI plugins, by type, from their tables: src/cni/plugins/index.ts (generic) and
+// src/datapaths/<name>/cni.ts. Each plugin's entry is generated, so a new plugin is
+// one line in its table.
+const tables = ['src/cni/plugins/index.ts', ...readdirSync('src/datapaths').map((d) => `src/datapaths/${d}/cni.ts`).filter((f) => existsSync(f))];
+const plugins = []; // { type, table }
+for (const table of tables) {
+  const out = `dist/.tables/${table.replaceAll('/', '_')}.mjs`;
+  await build({ ...common, entryPoints: [table], outfile: out, minify: true });
+  const { CNI_PLUGINS } = await import(pathToFileURL(resolve(out)).href);
+  for (const type of Object.keys(CNI_PLUGINS)) plugins.push({ type, table });
+}
+rmSync('dist/.tables', { recursive: true, force: true });
+const entry = (contents) => ({ contents, resolveDir: process.cwd(), sourcefile: 'entry.ts', loader: 'ts' });
+const tableImport = (table, i) => `import { CNI_PLUGINS as t${i} } from './${table}';`;
+
 await Promise.all([
-  ...plugins.map((p) => build({ ...common, entryPoints: [`src/cni/bin/${p}.ts`], outfile: `dist/cni/lib/${p}.mjs`, banner, minify: true })),
-  build({ ...common, entryPoints: ['src/bin/cnid.ts'], outfile: 'dist/cni/cnid.mjs', banner, minify: true }),
+  ...plugins.map(({ type, table }) =>
+    build({
+      ...common,
+      stdin: entry(`${tableImport(table, 0)}\nimport { pluginMain } from './src/cni/skel.ts';\nawait pluginMain(t0[${JSON.stringify(type)}]);\n`),
+      outfile: `dist/cni/lib/${type}.mjs`,
+      banner,
+      minify: true,
+    }),
+  ),
+  build({
+    ...common,
+    stdin: entry(`${tables.map(tableImport).join('\n')}\nimport { runDaemon } from './src/cni/daemon-main.ts';\nawait runDaemon({ ${tables.map((_, i) => `...t${i}`).join(', ')} });\n`),
+    outfile: 'dist/cni/cnid.mjs',
+    banner,
+    minify: true,
+  }),
   build({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', banner, packages: 'external' }),
   ...agentEntries().map((f) =>
     // koffi loads a prebuilt native library at run time: it stays in node_modules.
@@ -46,7 +73,7 @@ if (cc.status !== 0) {
   console.warn(`build: no working C compiler (cc): ${cc.stderr ?? cc.error?.message}`);
   console.warn('build: dist/cni/bin holds the plain node plugins, which cannot use the CNI daemon');
 }
-for (const p of plugins) {
+for (const { type: p } of plugins) {
   // Copy, then rename into place: a runtime may be executing the old file right now.
   const tmp = `dist/cni/bin/.${p}.tmp`;
   copyFileSync(cc.status === 0 ? 'dist/cni/shim' : `dist/cni/lib/${p}.mjs`, tmp);

@@ -2,13 +2,14 @@
 import { Command, Option } from 'commander';
 import { LabInstance, runLab, tearDownOnSignal, topologyOf, type RunReport } from './runner/runner.js';
 import { QuietReporter, TextReporter, bold, dim, green, red } from './runner/reporter.js';
-import { listLabFiles, loadLab, LabFileError } from './lab/lab-file.js';
+import { listLabFiles, LabFileError } from './lab/lab-file.js';
+import { loadLab } from './datapaths/index.js';
 import { listLabs, readState, StateFile, type LabState } from './lab/state.js';
 import { cleanAll, cleanLab } from './runner/clean.js';
 import { createBackend, backendNames } from './topologies/registry.js';
 import { PreflightError } from './runner/preflight.js';
-import { workshopCommands } from './workshop/commands.js';
-import { benchCommands } from './bench/commands.js';
+import { workshopCommands } from './commands/workshop.js';
+import { benchCommands } from './commands/bench.js';
 
 /** Exit codes a CI job can read. */
 const EXIT = { ok: 0, stepsFailed: 1, usage: 2, labFile: 3, preflight: 4, runtime: 5 } as const;

@@ -1,8 +1,9 @@
 // The metrics a benchmark records, by test. One catalogue for the bench, the
 // results schema and the report, so a name means the same thing everywhere.
 
-export const BENCH_TESTS = ['tcp', 'tcp4', 'udp', 'ping', 'rr'] as const;
-export type BenchTest = (typeof BENCH_TESTS)[number];
+import type { BenchTest } from '../lab/bench-block.js';
+
+export { BENCH_TESTS, type BenchTest } from '../lab/bench-block.js';
 
 export interface MetricInfo {
   test: BenchTest;

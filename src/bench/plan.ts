@@ -1,32 +1,11 @@
 // What a lab's benchmark measures: its `bench:` block (pod pairs, tests), or
 // the default: a same-node pair, a cross-node pair, and always the raw
 // underlay, node to node, as the reference every mode is held against.
-import { z } from 'zod';
 import type { Lab } from '../lab/lab-file.js';
 import type { PodRecord } from '../lab/state.js';
 import { BENCH_TESTS, type BenchTest } from './metrics.js';
-
-const podName = z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'a pod name such as nginx-0');
-
-/** The optional `bench:` block of a lab file. */
-export const benchSchema = z.strictObject({
-  /** Pod pairs to measure, client → server; the underlay reference is always added. */
-  pairs: z
-    .array(
-      z.strictObject({
-        name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'lower-case letters, digits and "-"').refine((n) => n !== 'underlay', '"underlay" is the reference pair, measured always'),
-        client: podName,
-        server: podName,
-      }),
-    )
-    .min(1)
-    .optional(),
-  tests: z.array(z.enum(BENCH_TESTS)).min(1).optional(),
-  /** iperf3 -b for the UDP test: the fixed offered load, e.g. 300M. */
-  udpRate: z.string().regex(/^\d+(\.\d+)?[KMG]?$/, 'a rate such as 300M or 1G').optional(),
-});
-
-export type BenchBlock = z.infer<typeof benchSchema>;
+import type { BenchBlock } from '../lab/bench-block.js';
+export { benchSchema, type BenchBlock } from '../lab/bench-block.js';
 
 /** Low enough that a sender on a busy 2-core machine still reaches it: loss is compared at the same offered load. */
 export const DEFAULT_UDP_RATE = '100M';

@@ -6,10 +6,12 @@ import { fileURLToPath } from 'node:url';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { z } from 'zod';
 import { parseCidr, contains, parseIp } from '../net/ipnet.js';
-import { NETWORKS } from '../datapaths/index.js';
-import { MODEL_PROPERTIES } from '../runner/kubernetes-model.js';
 import { exerciseProblems, exercisesSchema } from './exercises.js';
-import { benchSchema } from '../bench/plan.js';
+import { benchSchema } from './bench-block.js';
+
+/** The Kubernetes network model's properties, checked in every lab (src/runner/kubernetes-model.ts). */
+export const MODEL_PROPERTIES = ['unique-ip', 'shared-ip', 'one-network', 'no-nat'] as const;
+export type ModelProperty = (typeof MODEL_PROPERTIES)[number];
 
 const name = z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'lower-case letters, digits and "-"');
 const regexList = z.union([z.string(), z.array(z.string())]);
@@ -55,6 +57,12 @@ const stepSchema = z
     message: 'a step needs `check`, or `run` with exactly one of `node` or `pod`, or `service`',
   });
 
+/** The fields of `network:` every datapath has; a datapath's schema spreads them and adds its own. */
+export const NETWORK_FIELDS = {
+  podCIDR: z.string(),
+  subnetLen: z.number().int().min(8).max(30).default(24),
+};
+
 export const labSchema = z.strictObject({
   name,
   description: z.string(),
@@ -66,13 +74,8 @@ export const labSchema = z.strictObject({
   }),
   /** Kernel features the lab needs beyond its network plugin's; a missing one skips the lab, named. */
   requires: z.array(z.string()).default([]),
-  network: z.looseObject({
-    plugin: z.string(),
-    podCIDR: z.string(),
-    subnetLen: z.number().int().min(8).max(30).default(24),
-    /** The plugin's datapath variant: vxlan, host-gw, udp, bgp, … */
-    backend: z.string().optional(),
-  }),
+  /** Checked here for what every datapath shares, then whole by the datapath's own schema (NetworkKind). */
+  network: z.looseObject({ ...NETWORK_FIELDS, plugin: z.string(), backend: z.string().optional() }),
   workloads: z
     .array(
       z.strictObject({
@@ -101,6 +104,20 @@ export const labSchema = z.strictObject({
 });
 
 export type Lab = z.infer<typeof labSchema>;
+
+/** A lab-file problem a schema cannot see; the path names the field. */
+export interface LabProblem {
+  path: (string | number)[];
+  message: string;
+}
+
+/** What the lab model needs of a datapath: the schema of its `network:` block, and its own checks. */
+export interface NetworkKind {
+  name: string;
+  /** The whole `network:` block, `plugin` a literal: the union of every kind's is checked, by plugin. */
+  network: z.ZodType;
+  validate?(lab: Lab): LabProblem[];
+}
 export type Step = Lab['steps'][number];
 
 export class LabFileError extends Error {
@@ -152,18 +169,29 @@ function lineOf(doc: Document, counter: LineCounter, path: (string | number)[]):
 
 const fieldName = (path: PropertyKey[]) => path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
 
-export function parseLab(text: string, file: string): Lab {
+const valueAt = (obj: unknown, path: PropertyKey[]) => path.reduce<unknown>((o, k) => (o && typeof o === 'object' ? (o as Record<PropertyKey, unknown>)[k] : undefined), obj);
+
+/** zod's words, with the bad value quoted where it helps ("geneve" is not one of native, vxlan). */
+function problemOf(issue: z.core.$ZodIssue, input: unknown): string {
+  if (issue.code === 'invalid_value' && issue.values.length > 1) {
+    return `${JSON.stringify(valueAt(input, issue.path))} is not one of ${issue.values.map(String).join(', ')}`;
+  }
+  return issue.message;
+}
+
+export function parseLabWith(text: string, file: string, kinds: Record<string, NetworkKind>): Lab {
   const counter = new LineCounter();
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
   if (doc.errors.length) {
     const e = doc.errors[0];
     throw new LabFileError(file, counter.linePos(e.pos[0]).line, '', `YAML syntax: ${e.message.split('\n')[0]}`);
   }
-  const parsed = labSchema.safeParse(doc.toJS());
+  const input = doc.toJS();
+  const parsed = labSchema.safeParse(input);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     const path = issue.path as (string | number)[];
-    throw new LabFileError(file, lineOf(doc, counter, path), fieldName(path), issue.message);
+    throw new LabFileError(file, lineOf(doc, counter, path), fieldName(path), problemOf(issue, input));
   }
   const lab = parsed.data;
   const fail = (path: (string | number)[], msg: string): never => {
@@ -180,8 +208,13 @@ export function parseLab(text: string, file: string): Lab {
     seen.add(n.name);
   });
   if (!parseCidr(lab.network.podCIDR)) fail(['network', 'podCIDR'], `"${lab.network.podCIDR}" is not a CIDR`);
-  if (!NETWORKS[lab.network.plugin]) fail(['network', 'plugin'], `"${lab.network.plugin}" is not a network plugin cnilab has (${Object.keys(NETWORKS).join(', ')})`);
-  for (const problem of NETWORKS[lab.network.plugin].validate?.(lab) ?? []) fail(problem.path, problem.message);
+  const kind = kinds[lab.network.plugin] ?? fail(['network', 'plugin'], `"${lab.network.plugin}" is not a network plugin cnilab has (${Object.keys(kinds).join(', ')})`);
+  const network = kind.network.safeParse(lab.network);
+  if (!network.success) {
+    const issue = network.error.issues[0];
+    fail(['network', ...(issue.path as (string | number)[])], problemOf(issue, lab.network));
+  } else lab.network = network.data as Lab['network'];
+  for (const problem of kind.validate?.(lab) ?? []) fail(problem.path, problem.message);
   lab.workloads.forEach((w, i) =>
     (w.nodes ?? []).forEach((n, j) => {
       if (!seen.has(n)) fail(['workloads', i, 'nodes', j], `no node named "${n}" (nodes: ${[...seen].join(', ')})`);
@@ -217,7 +250,7 @@ export function parseLab(text: string, file: string): Lab {
   return lab;
 }
 
-export function loadLab(nameOrPath: string): { lab: Lab; file: string } {
+export function loadLabWith(nameOrPath: string, kinds: Record<string, NetworkKind>): { lab: Lab; file: string } {
   const file = resolveLabFile(nameOrPath);
   let text: string;
   try {
@@ -225,5 +258,5 @@ export function loadLab(nameOrPath: string): { lab: Lab; file: string } {
   } catch (e) {
     throw new LabFileError(file, undefined, '', `cannot read: ${(e as Error).message}`);
   }
-  return { lab: parseLab(text, file), file };
+  return { lab: parseLabWith(text, file, kinds), file };
 }

@@ -5,10 +5,20 @@
 import { readFileSync } from 'node:fs';
 import { contains, parseCidr, parseIp } from '../net/ipnet.js';
 import type { PodRecord } from '../lab/state.js';
-import type { StepContext } from './steps.js';
+import type { Backend } from '../topologies/backend.js';
+import type { Lab } from '../lab/lab-file.js';
 
-export const MODEL_PROPERTIES = ['unique-ip', 'shared-ip', 'one-network', 'no-nat'] as const;
-export type ModelProperty = (typeof MODEL_PROPERTIES)[number];
+import { MODEL_PROPERTIES, type ModelProperty } from '../lab/lab-file.js';
+
+/** What the check reads of a running lab (a step's context has all of it). */
+export interface ModelContext {
+  backend: Backend;
+  lab: Lab;
+  pods: PodRecord[];
+  vars: Record<string, string>;
+}
+
+export { MODEL_PROPERTIES, type ModelProperty };
 
 /** The four assumptions, as the lesson states them. */
 export const MODEL_STATEMENTS: Record<ModelProperty, string> = {
@@ -71,7 +81,7 @@ async function logLine(log: string | undefined, before: number, marker: string):
   return '';
 }
 
-async function sharedAddress(ctx: StepContext): Promise<ModelVerdict> {
+async function sharedAddress(ctx: ModelContext): Promise<ModelVerdict> {
   for (const p of ctx.pods) {
     // A second process in the sandbox, as a sidecar container would be.
     const seen = await ctx.backend.podExec(p.node, p.name, ['ip', '-4', '-o', 'addr', 'show', 'eth0'], { allowFailure: true });
@@ -83,7 +93,7 @@ async function sharedAddress(ctx: StepContext): Promise<ModelVerdict> {
 }
 
 /** Every pod asks a pod on another node at that pod's address; the answer and the server's log tell the rest. */
-async function noNat(ctx: StepContext): Promise<ModelVerdict> {
+async function noNat(ctx: ModelContext): Promise<ModelVerdict> {
   const fail = (detail: string): ModelVerdict => ({ property: 'no-nat', holds: false, detail });
   const pairs: string[] = [];
   for (const client of ctx.pods) {
@@ -107,7 +117,7 @@ async function noNat(ctx: StepContext): Promise<ModelVerdict> {
   return { property: 'no-nat', holds: true, detail: `${pairs.join(', ')}: each server logged the client pod's own address` };
 }
 
-export async function checkModel(ctx: StepContext): Promise<ModelVerdict[]> {
+export async function checkModel(ctx: ModelContext): Promise<ModelVerdict[]> {
   const [unique, one] = addressVerdicts(ctx.pods, ctx.lab.network.podCIDR);
   return [unique, await sharedAddress(ctx), one, await noNat(ctx)];
 }

@@ -8,11 +8,11 @@ import { CNID_SCRIPT } from './cnid.js';
 import { join } from 'node:path';
 import { cniEnv } from '../cni/invoke.js';
 import { CniError } from '../cni/errors.js';
+import { CONF_DIR, type ConfList } from '../cni/conflist.js';
 import type { Backend } from '../topologies/backend.js';
 import type { StateFile, PodRecord } from '../lab/state.js';
 import { CNI_BIN_DIR } from '../lab/paths.js';
 
-export const CONF_DIR = '/etc/cni/net.d';
 /** Where a node's CNI daemon listens; the shims find it through CNILAB_RUN_DIR. */
 export const CNID_DIR = '/run/cnilab-cnid';
 
@@ -34,11 +34,6 @@ export async function startNodeCnid(backend: Backend, node: string): Promise<voi
   throw new Error(`the CNI daemon on ${node} did not answer within 10 s; see ${log}`);
 }
 
-export interface ConfList {
-  cniVersion: string;
-  name: string;
-  plugins: Record<string, unknown>[];
-}
 
 export interface PodSpec {
   name: string;

@@ -7,22 +7,9 @@ import { execa } from 'execa';
 import { Ip } from '../net/ip.js';
 import { addNetns, deleteNetns } from '../net/netns.js';
 import type { Lab } from '../lab/lab-file.js';
-import { networkPlugin } from '../datapaths/index.js';
+import { datapath } from '../datapaths/index.js';
+import { LAB_TOOLS, packagesOf } from '../lab/tools.js';
 import { NAME_PREFIX } from '../lab/state.js';
-
-/** command → the Debian package that ships it (what every lab uses; network plugins add theirs) */
-export const TOOLS: Record<string, string> = {
-  ip: 'iproute2',
-  bridge: 'iproute2',
-  nsenter: 'util-linux',
-  unshare: 'util-linux',
-  sysctl: 'procps',
-  iptables: 'iptables',
-  curl: 'curl',
-  ping: 'iputils-ping',
-  tcpdump: 'tcpdump',
-  nginx: 'nginx',
-};
 
 export class PreflightError extends Error {
   constructor(msg: string) {
@@ -47,13 +34,14 @@ function onPath(cmd: string): boolean {
   return (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':').some((d) => existsSync(`${d}/${cmd}`));
 }
 
-export function requiredTools(lab: Lab): Record<string, string> {
-  return { ...TOOLS, ...(networkPlugin(lab.network.plugin).tools ?? {}) };
+/** The tools a lab runs, by their name in the tool table. */
+export function requiredTools(lab: Lab): string[] {
+  return [...new Set([...LAB_TOOLS, ...datapath(lab.network.plugin).tools])];
 }
 
 /** Kernel link types the lab creates. */
 export function requiredKernelFeatures(lab: Lab): string[] {
-  return [...new Set(['veth', 'bridge', ...networkPlugin(lab.network.plugin).kernelFeatures(lab), ...lab.requires])];
+  return [...new Set(['veth', 'bridge', ...datapath(lab.network.plugin).kernelFeatures(lab), ...lab.requires])];
 }
 
 /** Try each link type in a scratch namespace: the kernel's own answer, nothing guessed. */
@@ -96,20 +84,23 @@ export async function missingKernelFeatures(features: string[]): Promise<string[
 
 export async function preflight(lab: Lab, opts: { install: boolean; log: (msg: string) => void }): Promise<void> {
   if (process.getuid?.() !== 0) throw new PreflightError('cnilab needs root (network namespaces, links, iptables): run it as root');
-  const tools = requiredTools(lab);
-  const missingTools = Object.keys(tools).filter((t) => !onPath(t));
-  if (missingTools.length) {
-    const packages = [...new Set(missingTools.map((t) => tools[t]))];
-    const what = `missing tools: ${missingTools.join(', ')} (Debian packages: ${packages.join(' ')})`;
-    if (!opts.install) throw new PreflightError(`${what}; install them, or drop --no-install`);
-    if (!existsSync('/usr/bin/apt-get')) throw new PreflightError(`${what}; this is not a Debian/Ubuntu system, install them by hand`);
-    opts.log(`installing ${packages.join(' ')} with apt-get`);
-    await aptInstall(packages);
-  }
+  await ensureTools(requiredTools(lab), opts);
   const missing = await missingKernelFeatures(requiredKernelFeatures(lab));
-  const probe = networkPlugin(lab.network.plugin).probeKernel;
+  const probe = datapath(lab.network.plugin).probeKernel;
   if (probe) missing.push(...(await probe(lab)));
   if (missing.length) throw new MissingFeatureError(lab.name, missing);
+}
+
+/** Tools missing from PATH are installed from their Debian packages (we say which), or named in the error. */
+export async function ensureTools(tools: string[], opts: { install: boolean; log: (msg: string) => void }): Promise<void> {
+  const missing = tools.filter((t) => !onPath(t));
+  if (!missing.length) return;
+  const packages = packagesOf(missing);
+  const what = `missing tools: ${missing.join(', ')} (Debian packages: ${packages.join(' ')})`;
+  if (!opts.install) throw new PreflightError(`${what}; install them, or drop --no-install`);
+  if (!existsSync('/usr/bin/apt-get')) throw new PreflightError(`${what}; this is not a Debian/Ubuntu system, install them by hand`);
+  opts.log(`installing ${packages.join(' ')} with apt-get`);
+  await aptInstall(packages);
 }
 
 /** apt-get install, with package scripts kept from starting their daemons in the root namespace. */

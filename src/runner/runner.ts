@@ -3,11 +3,12 @@ import { join } from 'node:path';
 import type { Backend, Topology } from '../topologies/backend.js';
 import { createBackend } from '../topologies/registry.js';
 import { parseCidr } from '../net/ipnet.js';
-import { loadLab, type Lab } from '../lab/lab-file.js';
+import { type Lab } from '../lab/lab-file.js';
+import { loadLab } from '../datapaths/index.js';
 import { StateFile, readState, labDir } from '../lab/state.js';
 import { PodManager, schedule } from './pods.js';
 import { startNginx } from './workloads.js';
-import { installNetwork, networkPlugin } from '../datapaths/index.js';
+import { datapath } from '../datapaths/index.js';
 import { NodeServices } from './services.js';
 import { runStep, type StepOutcome } from './steps.js';
 import { MissingFeatureError, preflight } from './preflight.js';
@@ -84,7 +85,7 @@ export class LabInstance {
       await this.phase(`nodes (${lab.topology.nodes.map((n) => n.name).join(', ')}) on ${backend.kind}`, () => backend.up());
       await this.phase('cni daemons', () => Promise.all(lab.topology.nodes.map((n) => startNodeCnid(backend, n.name))));
       await this.phase(`network ${lab.network.plugin} (${lab.network.backend})`, () =>
-        installNetwork(backend, lab, lab.topology.nodes, (m) => this.reporter.info(m)),
+        datapath(lab.network.plugin).install(backend, lab, lab.topology.nodes, (m) => this.reporter.info(m)),
       );
       await this.phase('pods', () => this.deploy());
       this.fillVars();
@@ -127,7 +128,7 @@ export class LabInstance {
 
   async steps(): Promise<StepOutcome[]> {
     const outcomes: StepOutcome[] = [];
-    const plugin = networkPlugin(this.lab.network.plugin);
+    const plugin = datapath(this.lab.network.plugin);
     const nodeSpec = (name: string) => this.lab.topology.nodes.find((n) => n.name === name)!;
     const services = new NodeServices(this.backend, this.state, (node) => plugin.services?.(this.backend, this.lab, nodeSpec(node)) ?? {});
     const ctx = { backend: this.backend, lab: this.lab, pods: this.pods.list(), vars: this.vars, services };

@@ -9,18 +9,14 @@ import { createReadStream, existsSync, mkdirSync, readdirSync, readFileSync, ren
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { execa } from 'execa';
-import { TOOLS } from '../runner/preflight.js';
-import { NETWORKS } from '../datapaths/index.js';
+import { nodePackages } from '../lab/tools.js';
 
 export const NODE_IMAGE_REPO = 'cnilab-node';
 /** Labels on the image: what it is, and the hash it was built from. */
 export const IMAGE_LABEL = 'cnilab.image';
 export const HASH_LABEL = 'cnilab.image-hash';
 /** Bump when the way the rootfs is made changes, so old caches are not reused. */
-const RECIPE_VERSION = 1;
-/** Beyond the tools of labs and network plugins: what benchmarks and people in a node shell use. */
-const EXTRA_PACKAGES = ['iperf3', 'ethtool'];
-
+const RECIPE_VERSION = 2;
 export const CACHE_DIR = process.env.CNILAB_CACHE_DIR ?? '/var/cache/cnilab';
 
 export interface ImageRecipe {
@@ -28,12 +24,6 @@ export interface ImageRecipe {
   arch: string;
   packages: string[];
   recipe: number;
-}
-
-/** Every Debian package a node needs: the tools of every lab and every network plugin. */
-export function nodePackages(): string[] {
-  const fromNetworks = Object.values(NETWORKS).flatMap((n) => Object.values(n.tools ?? {}));
-  return [...new Set([...Object.values(TOOLS), ...fromNetworks, ...EXTRA_PACKAGES])].sort();
 }
 
 export function imageRecipe(suite: string, arch = debianArch()): ImageRecipe {

@@ -13,7 +13,7 @@ import { CommandError, type RunResult } from '../net/exec.js';
 import { ROOT } from '../lab/paths.js';
 import { labDir, readState, STATE_ROOT, type StateFile } from '../lab/state.js';
 import type { ExecOptions, Topology } from './backend.js';
-import { nodePackages } from './docker-image.js';
+import { nodePackages } from '../lab/tools.js';
 import { NODE_DIRS, nodeInitArgv, shQuote, withEnv } from './node-commands.js';
 import { RemoteNodeBackend } from './remote-node.js';
 

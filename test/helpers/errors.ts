@@ -1,6 +1,7 @@
 // The error a call throws, for tests that check its type and message.
 import { CniError } from '../../src/cni/errors.js';
-import { LabFileError, parseLab } from '../../src/lab/lab-file.js';
+import { LabFileError } from '../../src/lab/lab-file.js';
+import { parseLab } from '../../src/datapaths/index.js';
 
 /** What `fn` throws, which must be an instance of `type`; anything else fails the test. */
 export function thrown<E extends Error>(type: new (...args: any[]) => E, fn: () => unknown): E {

@@ -11,7 +11,7 @@ import { labDir, NAME_PREFIX, readState } from '../../src/lab/state.js';
 import { requireBuilt, ROOT } from '../../src/lab/paths.js';
 import { cleanAll } from '../../src/runner/clean.js';
 import { PreflightError, preflight } from '../../src/runner/preflight.js';
-import { loadLab } from '../../src/lab/lab-file.js';
+import { loadLab } from '../../src/datapaths/index.js';
 import { missingBpfFeatures } from '../../src/datapaths/cilium/install.js';
 import { pinnedProgramIds, programLoaded } from '../../src/net/bpf.js';
 import { run } from '../../src/net/exec.js';

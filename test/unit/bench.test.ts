@@ -4,7 +4,8 @@ import { median, overlaps, quantile, spread } from '../../src/bench/stats.js';
 import { parseOffloads } from '../../src/bench/environment.js';
 import { planBench, BenchPlanError, NothingToMeasureError } from '../../src/bench/plan.js';
 import { rateGbps } from '../../src/bench/run.js';
-import { parseLab, LabFileError } from '../../src/lab/lab-file.js';
+import { LabFileError } from '../../src/lab/lab-file.js';
+import { parseLab } from '../../src/datapaths/index.js';
 import type { PodRecord } from '../../src/lab/state.js';
 
 // Trimmed from real iperf3 3.12 --json reports (one TCP, one UDP at -b 1G).

@@ -13,7 +13,7 @@ import { modeOf, remoteBlockRoute } from '../../src/datapaths/calico/node-agent.
 import { containerSetup, hostVethName } from '../../src/datapaths/calico/cni-plugin.js';
 import { CniError, ErrorCode } from '../../src/cni/errors.js';
 import { NodeServices } from '../../src/runner/services.js';
-import { parseLab } from '../../src/lab/lab-file.js';
+import { parseLab } from '../../src/datapaths/index.js';
 
 const POOL: IpPool = { name: 'default-ipv4-ippool', cidr: '10.244.0.0/16', blockSize: 26, vxlanMode: 'Never', ipipMode: 'Never' };
 
@@ -221,7 +221,7 @@ describe('service steps', () => {
   const calicoLab = readFileSync('labs/calico-bgp.yaml', 'utf8');
 
   it('names the Calico modes when network.backend is none of them', () => {
-    expect(() => parseLab(calicoLab.replace('backend: bgp', 'backend: gre'), 'bad.yaml')).to.throw(/bad\.yaml:\d+: network\.backend: "gre" is not a Calico mode \(bgp, vxlan, ipip\)/);
+    expect(() => parseLab(calicoLab.replace('backend: bgp', 'backend: gre'), 'bad.yaml')).to.throw(/bad\.yaml:\d+: network\.backend: "gre" is not one of bgp, vxlan, ipip/);
   });
 
   it('a service step must name a node of the lab', () => {

@@ -14,7 +14,7 @@ import {
   ZERO_COUNTERS,
 } from '../../src/datapaths/cilium/maps.js';
 import { nodePodCidrs } from '../../src/datapaths/cilium/install.js';
-import { parseLab } from '../../src/lab/lab-file.js';
+import { parseLab } from '../../src/datapaths/index.js';
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
 /** A 32-bit integer as the kernel on this machine stores it. */
@@ -111,6 +111,6 @@ network:
   });
 
   it('names the file, line and field of an unknown datapath', () => {
-    expect(() => parseLab(lab('geneve'), 'x.yaml')).to.throw('x.yaml:10: network.backend: "geneve" is not a cilium datapath (native, vxlan)');
+    expect(() => parseLab(lab('geneve'), 'x.yaml')).to.throw('x.yaml:10: network.backend: "geneve" is not one of native, vxlan');
   });
 });

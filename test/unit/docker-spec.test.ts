@@ -1,15 +1,15 @@
 // What the docker backend asks the engine for, and how the node image is named:
 // pure functions, checked without an engine.
 import { expect } from 'chai';
-import { NETWORKS } from '../../src/datapaths/index.js';
-import { TOOLS } from '../../src/runner/preflight.js';
+import { DATAPATHS } from '../../src/datapaths/index.js';
 import { ROOT } from '../../src/lab/paths.js';
 import { existsSync } from 'node:fs';
 import { cleanLab } from '../../src/runner/clean.js';
 import { labDir, NAME_PREFIX, StateFile } from '../../src/lab/state.js';
 import type { Topology } from '../../src/topologies/backend.js';
 import { gatewayFor, networkSpec, nodeContainerSpec, LAB_LABEL, PREFIX_LABEL } from '../../src/topologies/docker.js';
-import { debootstrapArgv, imageHash, imageRecipe, importChanges, nodePackages, parseAptSources } from '../../src/topologies/docker-image.js';
+import { debootstrapArgv, imageHash, imageRecipe, importChanges, parseAptSources } from '../../src/topologies/docker-image.js';
+import { nodePackages, TOOLS } from '../../src/lab/tools.js';
 import { dockerdArgv } from '../../src/topologies/docker-engine.js';
 
 const topo: Topology = {
@@ -75,11 +75,16 @@ describe('docker backend: clean', () => {
 });
 
 describe('docker backend: node image', () => {
-  it('holds the package of every tool a lab or network plugin names', () => {
+  it('holds the package of every node tool a lab or datapath names, and no compiler (programs are compiled on the host)', () => {
     const pkgs = nodePackages();
-    for (const p of Object.values(TOOLS)) expect(pkgs).to.include(p);
-    for (const n of Object.values(NETWORKS)) for (const p of Object.values(n.tools ?? {})) expect(pkgs).to.include(p);
+    const nodeTools = Object.values(DATAPATHS).flatMap((d) => d.tools).filter((t) => TOOLS[t].on.includes('node'));
+    for (const t of nodeTools) expect(pkgs).to.include(TOOLS[t].package);
+    expect(pkgs).to.not.include.members(['clang', 'llvm', 'libbpf-dev']);
     expect(pkgs).to.deep.equal([...new Set(pkgs)].sort());
+  });
+
+  it('names every tool a datapath uses in the one tool table', () => {
+    for (const d of Object.values(DATAPATHS)) for (const t of d.tools) expect(TOOLS, `${d.name} uses ${t}`).to.have.property(t);
   });
 
   it('is named by a hash of what goes into it: same recipe, same name; another package, another name', () => {

@@ -80,3 +80,11 @@ describe('flannel udp datapath', () => {
     expect(end, 'the torn tail is not delivered').to.equal(datagram.length - 3);
   });
 });
+
+describe('flannel backends', () => {
+  it('the lab schema accepts exactly the backends the agent has', async () => {
+    const { FLANNEL_BACKENDS } = await import('../../src/datapaths/flannel/backends.js');
+    const { flannelNetwork } = await import('../../src/datapaths/flannel/schema.js');
+    expect(flannelNetwork.shape.backend.unwrap().options.slice().sort()).to.deep.equal(Object.keys(FLANNEL_BACKENDS).sort());
+  });
+});

@@ -3,7 +3,8 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { addressVerdicts, answeredBy, formatVerdicts, judgeModel, type ModelVerdict } from '../../src/runner/kubernetes-model.js';
-import { listLabFiles, loadLab } from '../../src/lab/lab-file.js';
+import { listLabFiles } from '../../src/lab/lab-file.js';
+import { loadLab } from '../../src/datapaths/index.js';
 import type { PodRecord } from '../../src/lab/state.js';
 import { labErrorMessage } from '../helpers/errors.js';
 

@@ -1,6 +1,7 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { loadLab, listLabFiles } from '../../src/lab/lab-file.js';
+import { listLabFiles } from '../../src/lab/lab-file.js';
+import { loadLab } from '../../src/datapaths/index.js';
 import { render, jsonPath, checkExpectations } from '../../src/runner/steps.js';
 import { schedule } from '../../src/runner/pods.js';
 import { labError } from '../helpers/errors.js';

@@ -5,7 +5,7 @@ import { readFileSync } from 'node:fs';
 import { dnatChainName, dnatRules, loadPortmapConf, portmapRestoreLines } from '../../src/cni/plugins/portmap.js';
 import { parseNetConf } from '../../src/cni/config.js';
 import { capabilityArgs } from '../../src/runner/pods.js';
-import { loadLab } from '../../src/lab/lab-file.js';
+import { loadLab } from '../../src/datapaths/index.js';
 import type { PodRecord } from '../../src/lab/state.js';
 import { labErrorMessage, cniError } from '../helpers/errors.js';
 

@@ -2,7 +2,8 @@
 // learner and a stand-in backend), status, and the shell's command line.
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { parseLab, type Lab } from '../../src/lab/lab-file.js';
+import { type Lab } from '../../src/lab/lab-file.js';
+import { parseLab } from '../../src/datapaths/index.js';
 import { walkExercises, type Key, type LessonIO } from '../../src/workshop/lesson.js';
 import { labStatus, formatStatus } from '../../src/workshop/status.js';
 import { shellArgv, shellPrompt } from '../../src/workshop/shell.js';

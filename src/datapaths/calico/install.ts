@@ -4,15 +4,15 @@
 import { join } from 'node:path';
 import type { Backend, NodeSpec } from '../../topologies/backend.js';
 import { AGENTS_DIR } from '../../lab/paths.js';
-import { CONF_DIR, type ConfList } from '../../runner/pods.js';
-import { etcdEndpoint, etcdPut, startEtcd } from '../../runner/services.js';
+import { CONF_DIR, type ConfList } from '../../cni/conflist.js';
+import { etcdEndpoint, etcdPut, startEtcd } from '../etcd/server.js';
 import type { Lab } from '../../lab/lab-file.js';
+import type { CalicoNetwork } from './schema.js';
 import { POOLS_PREFIX, poolResource, type IpPool } from './store.js';
 import type { CalicoMode, NodeStatus } from './node-agent.js';
 import { meshProtocolName, parseProtocols } from './bird.js';
 
 export const CALICO_AS = 64512;
-export const CALICO_MODES: CalicoMode[] = ['bgp', 'vxlan', 'ipip'];
 /** Pod MTU: the underlay's minus what the encapsulation adds. */
 const MTU: Record<CalicoMode, number> = { bgp: 1500, vxlan: 1450, ipip: 1480 };
 
@@ -24,15 +24,7 @@ export const CALICO_PATHS = {
 };
 
 export function calicoMode(lab: Lab): CalicoMode {
-  const mode = (lab.network.backend ?? 'bgp') as CalicoMode;
-  if (!CALICO_MODES.includes(mode)) throw new Error(`network.backend "${lab.network.backend}" is not a Calico mode (${CALICO_MODES.join(', ')})`);
-  return mode;
-}
-
-/** Lab-file check: network.backend must name a Calico mode. */
-export function validateCalico(lab: Lab): { path: (string | number)[]; message: string }[] {
-  const mode = lab.network.backend ?? 'bgp';
-  return CALICO_MODES.includes(mode as CalicoMode) ? [] : [{ path: ['network', 'backend'], message: `"${mode}" is not a Calico mode (${CALICO_MODES.join(', ')})` }];
+  return (lab.network as CalicoNetwork).backend;
 }
 
 /** The services Calico runs on a node and how each starts: calico-node always, BIRD in BGP mode. */

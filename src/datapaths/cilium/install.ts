@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { Backend, NodeSpec } from '../../topologies/backend.js';
 import type { Lab } from '../../lab/lab-file.js';
+import type { CiliumNetwork } from './schema.js';
 import type { Link } from '../../net/ip.js';
 import { Ip } from '../../net/ip.js';
 import { addNetns, deleteNetns } from '../../net/netns.js';
@@ -13,15 +14,13 @@ import { compileBpf, missingTcBpf } from '../../net/bpf.js';
 import { formatCidr, parseCidr, subnet } from '../../net/ipnet.js';
 import { TUNNEL_DEVICE, type CiliumAgentConfig, type ClusterNode } from './agent.js';
 import { AGENTS_DIR, ROOT } from '../../lab/paths.js';
-import { CONF_DIR, type ConfList } from '../../runner/pods.js';
+import { CONF_DIR, type ConfList } from '../../cni/conflist.js';
 import { NAME_PREFIX } from '../../lab/state.js';
 
 export const BPF_SOURCE_DIR = join(ROOT, 'bpf');
 /** Compiled objects, named by the digest of their sources: shared by every lab, compiled once. */
 export const BPF_CACHE_DIR = join(ROOT, 'dist', 'bpf');
 
-/** Datapath variants: pods' traffic routed on the underlay, or carried in VXLAN. */
-export const CILIUM_BACKENDS = ['native', 'vxlan'] as const;
 export const VXLAN_OVERHEAD = 50;
 
 /** command (or file) -> the Debian package that provides it */
@@ -48,12 +47,6 @@ export function nodePodCidrs(podCIDR: string, subnetLen: number, nodes: NodeSpec
 }
 
 /** Lab-file problems: a datapath variant cnilab does not have. */
-export function validateCilium(lab: Lab): { path: (string | number)[]; message: string }[] {
-  const backend = lab.network.backend;
-  if (backend === undefined || (CILIUM_BACKENDS as readonly string[]).includes(backend)) return [];
-  return [{ path: ['network', 'backend'], message: `"${backend}" is not a cilium datapath (${CILIUM_BACKENDS.join(', ')})` }];
-}
-
 export async function compileDatapath(): Promise<{ lxc: string; node: string }> {
   const [lxc, node] = await Promise.all(['lxc', 'node'].map((f) => compileBpf(join(BPF_SOURCE_DIR, `${f}.c`), BPF_CACHE_DIR)));
   return { lxc, node };
@@ -61,10 +54,11 @@ export async function compileDatapath(): Promise<{ lxc: string; node: string }> 
 
 export async function installCilium(backend: Backend, lab: Lab, nodes: NodeSpec[], progress: (msg: string) => void): Promise<void> {
   if (!backend.bpffs) throw new Error(`the ${backend.kind} backend cannot give a node a BPF filesystem of its own, which the cilium datapath needs`);
-  const mode = (lab.network.backend ?? 'native') as CiliumAgentConfig['mode'];
+  const network = lab.network as CiliumNetwork;
+  const mode: CiliumAgentConfig['mode'] = network.backend;
   const objects = await compileDatapath();
   const cluster = nodePodCidrs(lab.network.podCIDR, lab.network.subnetLen, nodes);
-  const vni = Number(lab.network.vni ?? 1);
+  const vni = network.vni;
   await Promise.all(
     cluster.map(async (node) => {
       const bpffs = await backend.bpffs!(node.name);

@@ -5,7 +5,7 @@
 // node: the chained portmap plugin writes a DNAT rule per published port, from
 // the ports the workload declares (passed as runtimeConfig.portMappings).
 import type { Backend, NodeSpec } from '../../topologies/backend.js';
-import { CONF_DIR, type ConfList } from '../../runner/pods.js';
+import { CONF_DIR, type ConfList } from '../../cni/conflist.js';
 import type { Lab } from '../../lab/lab-file.js';
 
 export const DOCKER_BRIDGE = 'docker0';

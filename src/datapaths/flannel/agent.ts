@@ -6,120 +6,9 @@ import { dirname } from 'node:path';
 import { Ip } from '../../net/ip.js';
 import { ensureRule } from '../../net/iptables.js';
 import { formatCidr, formatIp, network, parseCidr, subnet, type Cidr } from '../../net/ipnet.js';
-import { Etcd, type KeyValue } from '../etcd/client.js';
-import { UdpBackend } from './udp.js';
-
-export interface AgentOptions {
-  etcdEndpoint: string;
-  prefix: string; // /coreos.com/network
-  iface: string; // the underlay device, eth0
-  publicIp: string;
-  subnetFile: string;
-  log?: (msg: string) => void;
-}
-
-export interface NetworkConfig {
-  Network: string;
-  SubnetLen?: number;
-  Backend?: { Type?: string; VNI?: number; Port?: number; Offload?: boolean };
-}
-
-export interface Lease {
-  subnet: Cidr;
-  publicIp: string;
-  backendType: string;
-  backendData: Record<string, unknown>;
-}
-
-/** The per-backend part: what the device is, and how to reach one remote lease. */
-export interface FlannelBackend {
-  readonly type: string;
-  /** Overhead to take off the underlay MTU. */
-  readonly overhead: number;
-  setup(local: Cidr): Promise<Record<string, unknown>>;
-  /** Commands (ip batch lines, bridge fdb lines) that make `remote` reachable. */
-  addRemote(remote: Lease): { ip: string[][]; bridge: string[][] };
-  removeRemote(remote: Lease): { ip: string[][]; bridge: string[][] };
-  /** Release what lives in this process (threads, file descriptors); returns a line for the log. */
-  stop?(): Promise<string | void>;
-}
-
-export const subnetKey = (prefix: string, s: Cidr) => `${prefix}/subnets/${formatIp(s.ip)}-${s.prefix}`;
-
-export function parseLease(kv: KeyValue, prefix: string): Lease | undefined {
-  const m = kv.key.slice(`${prefix}/subnets/`.length).match(/^(\d+\.\d+\.\d+\.\d+)-(\d+)$/);
-  if (!m) return undefined;
-  const v = JSON.parse(kv.value) as { PublicIP: string; BackendType?: string; BackendData?: Record<string, unknown> };
-  return { subnet: parseCidr(`${m[1]}/${m[2]}`)!, publicIp: v.PublicIP, backendType: v.BackendType ?? '', backendData: v.BackendData ?? {} };
-}
-
-export class VxlanBackend implements FlannelBackend {
-  readonly type = 'vxlan';
-  readonly overhead = 50;
-  readonly device: string;
-  constructor(
-    private ip: Ip,
-    private opts: AgentOptions,
-    private vni = 1,
-    private port = 8472,
-  ) {
-    this.device = `flannel.${vni}`;
-  }
-
-  async setup(local: Cidr): Promise<Record<string, unknown>> {
-    const under = await this.ip.link(this.opts.iface);
-    if (!under) throw new Error(`underlay device ${this.opts.iface} not found`);
-    await this.ip.deleteLink(this.device);
-    // nolearning: every remote MAC is programmed from etcd, nothing is flooded.
-    await this.ip.batch([
-      ['link', 'add', this.device, 'mtu', String(under.mtu - this.overhead), 'type', 'vxlan', 'id', String(this.vni), 'local', this.opts.publicIp, 'dev', this.opts.iface, 'dstport', String(this.port), 'nolearning'],
-      ['addr', 'add', `${formatIp(network(local))}/32`, 'dev', this.device],
-      ['link', 'set', this.device, 'up'],
-    ]);
-    const link = await this.ip.link(this.device);
-    return { VNI: this.vni, VtepMAC: link!.address };
-  }
-
-  addRemote(r: Lease) {
-    const gw = formatIp(network(r.subnet));
-    const mac = String(r.backendData.VtepMAC);
-    return {
-      ip: [
-        ['neigh', 'replace', gw, 'lladdr', mac, 'dev', this.device, 'nud', 'permanent'],
-        ['route', 'replace', formatCidr(r.subnet), 'via', gw, 'dev', this.device, 'onlink'],
-      ],
-      bridge: [['fdb', 'replace', mac, 'dev', this.device, 'dst', r.publicIp, 'self', 'permanent']],
-    };
-  }
-
-  removeRemote(r: Lease) {
-    const gw = formatIp(network(r.subnet));
-    return {
-      ip: [
-        ['route', 'del', formatCidr(r.subnet)],
-        ['neigh', 'del', gw, 'dev', this.device],
-      ],
-      bridge: [['fdb', 'del', String(r.backendData.VtepMAC), 'dev', this.device, 'dst', r.publicIp]],
-    };
-  }
-}
-
-/** host-gw: no device, no encapsulation; the other node is the next hop. */
-export class HostGwBackend implements FlannelBackend {
-  readonly type = 'host-gw';
-  readonly overhead = 0;
-  constructor(private opts: AgentOptions) {}
-  async setup(): Promise<Record<string, unknown>> {
-    return {};
-  }
-  addRemote(r: Lease) {
-    return { ip: [['route', 'replace', formatCidr(r.subnet), 'via', r.publicIp, 'dev', this.opts.iface]], bridge: [] };
-  }
-  removeRemote(r: Lease) {
-    return { ip: [['route', 'del', formatCidr(r.subnet)]], bridge: [] };
-  }
-}
-
+import { Etcd } from '../etcd/client.js';
+import { makeBackend } from './backends.js';
+import { parseLease, subnetKey, type AgentOptions, type FlannelBackend, type Lease, type NetworkConfig } from './types.js';
 export class FlannelAgent {
   readonly etcd: Etcd;
   readonly ip = new Ip();
@@ -169,7 +58,7 @@ export class FlannelAgent {
     if (!net) throw new Error(`network config: Network "${config.Network}" is not a CIDR`);
     const len = config.SubnetLen ?? 24;
     const type = config.Backend?.Type ?? 'vxlan';
-    const backend = this.makeBackend(type, config, net);
+    const backend = makeBackend(this.ip, this.opts, config, net);
     this.backend = backend;
 
     // The lease is created first (with the subnet), then the device that needs it.
@@ -201,12 +90,6 @@ export class FlannelAgent {
     await ensureRule(undefined, 'nat', 'POSTROUTING', ['-s', cidr, '!', '-d', cidr, '-m', 'comment', '--comment', 'flanneld masq', '-j', 'MASQUERADE']);
   }
 
-  private makeBackend(type: string, config: NetworkConfig, net: Cidr): FlannelBackend {
-    if (type === 'vxlan') return new VxlanBackend(this.ip, this.opts, config.Backend?.VNI ?? 1, config.Backend?.Port ?? 8472);
-    if (type === 'host-gw') return new HostGwBackend(this.opts);
-    if (type === 'udp') return new UdpBackend(this.ip, this.opts, { network: net, port: config.Backend?.Port ?? 8285, offload: config.Backend?.Offload ?? true });
-    throw new Error(`backend type "${type}" is not supported (vxlan, host-gw, udp)`);
-  }
 
   private writeSubnetEnv(networkCidr: string, subnetCidr: string, mtu: number): void {
     mkdirSync(dirname(this.opts.subnetFile), { recursive: true });

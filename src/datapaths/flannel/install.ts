@@ -4,9 +4,11 @@
 import { join } from 'node:path';
 import type { Backend, NodeSpec } from '../../topologies/backend.js';
 import { AGENTS_DIR } from '../../lab/paths.js';
-import { CONF_DIR, type ConfList } from '../../runner/pods.js';
-import { etcdPut, startEtcd } from '../../runner/services.js';
+import { CONF_DIR, type ConfList } from '../../cni/conflist.js';
+import { etcdPut, startEtcd } from '../etcd/server.js';
 import type { Lab } from '../../lab/lab-file.js';
+import type { FlannelNetwork } from './schema.js';
+import type { NetworkConfig } from './types.js';
 
 export const FLANNEL_PREFIX = '/coreos.com/network';
 
@@ -15,8 +17,8 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
   const endpoint = await startEtcd(backend, control);
   progress(`etcd on ${control.name} at ${endpoint}`);
   // backendConfig: more of flannel's Backend settings (VNI, Port, Offload), as in its net-conf.json
-  const extra = (lab.network.backendConfig ?? {}) as Record<string, unknown>;
-  const config = { Network: lab.network.podCIDR, SubnetLen: lab.network.subnetLen, Backend: { Type: lab.network.backend ?? 'vxlan', ...extra } };
+  const network = lab.network as FlannelNetwork;
+  const config: NetworkConfig = { Network: network.podCIDR, SubnetLen: network.subnetLen, Backend: { Type: network.backend, ...network.backendConfig } };
   await etcdPut(backend, control, `${FLANNEL_PREFIX}/config`, JSON.stringify(config));
 
   for (const node of nodes) {

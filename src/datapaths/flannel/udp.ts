@@ -7,7 +7,7 @@ import { formatCidr, formatIp, network, type Cidr } from '../../net/ipnet.js';
 import type { Ip } from '../../net/ip.js';
 import { AF_INET, check, libcCalls as c, setIntOption, SO, SOCK, SOL_SOCKET, SOL_UDP, sockaddrIn, UDP_GRO, UDP_SEGMENT } from '../../net/libc.js';
 import { openTun, VNET_HDR_LEN } from '../../net/tun.js';
-import type { AgentOptions, FlannelBackend, Lease } from './agent.js';
+import type { AgentOptions, FlannelBackend, Lease } from './types.js';
 import { COUNTERS, CTL, MAX_DATAGRAM, UDP_OVERHEAD, type RemoteRoute } from './udp-datapath.js';
 import type { WorkerData } from './bin/flannel-udp-worker.js';
 

@@ -7,7 +7,7 @@
 // slice through it, and each pod routes the node's own address through it.
 import type { Backend, NodeSpec } from '../../topologies/backend.js';
 import { broadcast, contains, formatCidr, formatIp, network, parseCidr, parseIp, subnet } from '../../net/ipnet.js';
-import { CONF_DIR, type ConfList } from '../../runner/pods.js';
+import { CONF_DIR, type ConfList } from '../../cni/conflist.js';
 import type { Lab } from '../../lab/lab-file.js';
 
 /** The node device the pods' macvlans hang off, and the name of each node's shim. */

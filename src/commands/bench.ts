@@ -10,10 +10,10 @@ import { compareResults, formatRatio, rowsOf, shortCommit } from '../report/comp
 import { runGate } from '../report/gate.js';
 import { renderGate, renderMarkdown } from '../report/markdown.js';
 import { writeReport } from '../report/write.js';
-import { benchOne, type BenchOutcome } from './lab.js';
-import { BENCH_TESTS, type BenchTest } from './metrics.js';
-import { defaultResultsDir, latestPerLab, loadResults, type StoredResult } from './results.js';
-import { DEFAULT_SETTINGS } from './run.js';
+import { benchOne, type BenchOutcome } from '../bench/lab.js';
+import { BENCH_TESTS, type BenchTest } from '../bench/metrics.js';
+import { defaultResultsDir, latestPerLab, loadResults, type StoredResult } from '../bench/results.js';
+import { DEFAULT_SETTINGS } from '../bench/run.js';
 
 export interface CommandContext {
   usageError: (msg: string) => Error;

@@ -1,0 +1,22 @@
+// flannel's backends by the `Backend.Type` of the network config: one entry each.
+import type { Ip } from '../../net/ip.js';
+import type { Cidr } from '../../net/ipnet.js';
+import { HostGwBackend } from './host-gw.js';
+import type { AgentOptions, FlannelBackend, NetworkConfig } from './types.js';
+import { UdpBackend } from './udp.js';
+import { VxlanBackend } from './vxlan.js';
+
+type MakeBackend = (ip: Ip, opts: AgentOptions, config: NetworkConfig, net: Cidr) => FlannelBackend;
+
+export const FLANNEL_BACKENDS: Record<string, MakeBackend> = {
+  vxlan: (ip, opts, c) => new VxlanBackend(ip, opts, c.Backend?.VNI ?? 1, c.Backend?.Port ?? 8472),
+  'host-gw': (_ip, opts) => new HostGwBackend(opts),
+  udp: (ip, opts, c, net) => new UdpBackend(ip, opts, { network: net, port: c.Backend?.Port ?? 8285, offload: c.Backend?.Offload ?? true }),
+};
+
+export function makeBackend(ip: Ip, opts: AgentOptions, config: NetworkConfig, net: Cidr): FlannelBackend {
+  const type = config.Backend?.Type ?? 'vxlan';
+  const make = FLANNEL_BACKENDS[type];
+  if (!make) throw new Error(`backend type "${type}" is not supported (${Object.keys(FLANNEL_BACKENDS).join(', ')})`);
+  return make(ip, opts, config, net);
+}
