@@ -2,6 +2,7 @@
 // packets cross (MTU, offloads), the nodes' links for the topology diagram,
 // the kernel, the tool versions and the commit. A wrong MTU costs more than
 // encapsulation, so the path is read from the kernel, not from the lab file.
+import { isAttached, kindOf } from '../net/link-kinds.js';
 import { readFileSync } from 'node:fs';
 import { arch, cpus, release } from 'node:os';
 import { join } from 'node:path';
@@ -43,10 +44,6 @@ export function parseOffloads(text: string): Record<string, boolean> {
   return out;
 }
 
-/** Pod interfaces that sit directly on the node's uplink, bypassing the node's routing. */
-const ATTACHED_KINDS = new Set(['macvlan', 'ipvlan']);
-
-const kindOf = (l: IpLink) => l.linkinfo?.info_kind ?? (l.link_type === 'loopback' ? 'loopback' : l.link_type === 'none' ? 'tun' : 'device');
 
 /** Reads the kernel's view of each endpoint once and answers path questions from it. */
 export class PathProbe {
@@ -133,7 +130,7 @@ export class PathProbe {
     const clientNode: Endpoint = { node: client.node, ip: nodeAddress(client.node) };
     const serverNode: Endpoint = { node: server.node, ip: nodeAddress(server.node) };
     const crossing = pair.kind === 'cross-node';
-    if (client.pod && ATTACHED_KINDS.has(first.kind)) {
+    if (client.pod && isAttached(first.kind)) {
       // A macvlan pod sends straight out of its node's uplink: the node's routes never see it.
       hops.push(await this.hop(clientNode, await this.owner(clientNode)));
     } else if (client.pod) {
@@ -146,7 +143,7 @@ export class PathProbe {
     }
     if (server.pod && crossing) {
       // The server node's link towards the pod; for a macvlan pod, the uplink it hangs off.
-      const dev = ATTACHED_KINDS.has(last.kind) ? await this.owner(serverNode) : await this.nodeEgress(serverNode, server.ip);
+      const dev = isAttached(last.kind) ? await this.owner(serverNode) : await this.nodeEgress(serverNode, server.ip);
       if (dev) hops.push(await this.hop(serverNode, dev));
     }
     hops.push(last);

@@ -1,5 +1,6 @@
 // A lab's topology as SVG, drawn from what a result recorded from the kernel:
 // nodes on the underlay, their devices with MTUs, the pods and their addresses.
+import { isTunnel } from '../net/link-kinds.js';
 import type { BenchResult } from '../bench/results.js';
 import { line, rect, svg, text } from './svg.js';
 
@@ -7,7 +8,6 @@ const NODE_W = 300;
 const GAP = 90;
 const POD_H = 38;
 const DEV_H = 34;
-const TUNNEL_KINDS = new Set(['vxlan', 'tun', 'ipip', 'gre', 'geneve', 'wireguard']);
 
 export function topologySvg(result: BenchResult): string {
   const { nodes, pods, underlay } = result.topology;
@@ -31,11 +31,11 @@ export function topologySvg(result: BenchResult): string {
     parts.push(text(x0 + 12, nodeTop + 20, `${n.name}`, { class: 'node' }));
     parts.push(text(x0 + NODE_W - 12, nodeTop + 20, n.address, { class: 'label', 'text-anchor': 'end' }));
 
-    const eth = n.links.find((l) => l.ifname === 'eth0') ?? n.links.find((l) => l.kind !== 'bridge' && !TUNNEL_KINDS.has(l.kind));
+    const eth = n.links.find((l) => l.ifname === 'eth0') ?? n.links.find((l) => l.kind !== 'bridge' && !isTunnel(l.kind));
     // Tunnel devices face the neighbour they tunnel to: on the right of the first node, on the left of the others.
     const others = n.links.filter((l) => l !== eth);
-    const tunnelsHere = others.filter((l) => TUNNEL_KINDS.has(l.kind));
-    const rest = others.filter((l) => !TUNNEL_KINDS.has(l.kind));
+    const tunnelsHere = others.filter((l) => isTunnel(l.kind));
+    const rest = others.filter((l) => !isTunnel(l.kind));
     const devices = i === 0 ? [...rest, ...tunnelsHere] : [...tunnelsHere, ...rest];
     const ethBox = { x: x0 + 40, y: ethY, w: NODE_W - 80 };
     const box = (bx: number, by: number, bw: number, bh: number, fill: string, l1: string, l2: string) => {
@@ -49,7 +49,7 @@ export function topologySvg(result: BenchResult): string {
     const devX = (j: number) => x0 + (NODE_W - (devices.length * devW + (devices.length - 1) * 10)) / 2 + j * (devW + 10);
     devices.forEach((d, j) => {
       parts.push(line(devX(j) + devW / 2, devY + DEV_H, devX(j) + devW / 2, ethY, { stroke: '#7d8799' }));
-      if (TUNNEL_KINDS.has(d.kind)) tunnels.push({ x: devX(j) + devW / 2, y: devY, kind: d.kind });
+      if (isTunnel(d.kind)) tunnels.push({ x: devX(j) + devW / 2, y: devY, kind: d.kind });
     });
 
     // Pods: wired to the node's bridge when it has one, else to the node itself (routed, as calico does).
@@ -63,7 +63,7 @@ export function topologySvg(result: BenchResult): string {
       parts.push(line(px + podW / 2, podY + POD_H, tx, ty, { stroke: '#13a08f', 'stroke-width': 1.5 }));
       box(px, podY, podW, POD_H, '#e2f5f2', p.name, p.ip);
     });
-    devices.forEach((d, j) => box(devX(j), devY, devW, DEV_H, d.kind === 'bridge' ? '#e8eefc' : TUNNEL_KINDS.has(d.kind) ? '#fff1dc' : '#eef0f4', d.ifname, `${d.kind} · MTU ${d.mtu}`));
+    devices.forEach((d, j) => box(devX(j), devY, devW, DEV_H, d.kind === 'bridge' ? '#e8eefc' : isTunnel(d.kind) ? '#fff1dc' : '#eef0f4', d.ifname, `${d.kind} · MTU ${d.mtu}`));
     if (eth) {
       parts.push(line(ethBox.x + ethBox.w / 2, ethY + DEV_H, ethBox.x + ethBox.w / 2, busY, { stroke: '#5b6578', 'stroke-width': 2 }));
       box(ethBox.x, ethBox.y, ethBox.w, DEV_H, '#ffffff', `${eth.ifname} ${n.address}`, `${eth.kind} · MTU ${eth.mtu}`);

@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync, rmSync } from 'node:fs';
 import { execa } from 'execa';
 import { Ip } from '../net/ip.js';
+import { LINK_KINDS } from '../net/link-kinds.js';
 import { addNetns, deleteNetns } from '../net/netns.js';
 import type { Lab } from '../lab/lab-file.js';
 import { datapath } from '../datapaths/index.js';
@@ -51,27 +52,13 @@ export async function missingKernelFeatures(features: string[]): Promise<string[
   try {
     const ip = new Ip(scratch);
     const missing: string[] = [];
-    // macvlan, vlan and ipvlan need a parent link: a bridge is always there to lean on.
-    await ip.cmd('link', 'add', 'pf2', 'type', 'bridge').catch(() => undefined);
-    for (const f of features) {
-      const args: Record<string, string[]> = {
-        veth: ['link', 'add', 'pf0', 'type', 'veth', 'peer', 'name', 'pf1'],
-        bridge: ['link', 'add', 'pf2b', 'type', 'bridge'],
-        vxlan: ['link', 'add', 'pf3', 'type', 'vxlan', 'id', '42', 'dstport', '8472'],
-        tun: ['tuntap', 'add', 'dev', 'pf4', 'mode', 'tun'],
-        macvlan: ['link', 'add', 'pf5', 'link', 'pf2', 'type', 'macvlan', 'mode', 'bridge'],
-        ipip: ['link', 'add', 'pf6', 'type', 'ipip', 'remote', '192.0.2.1'],
-        gre: ['link', 'add', 'pf7', 'type', 'gre', 'remote', '192.0.2.1'],
-        geneve: ['link', 'add', 'pf8', 'type', 'geneve', 'id', '1', 'remote', '192.0.2.1'],
-        wireguard: ['link', 'add', 'pf9', 'type', 'wireguard'],
-        vlan: ['link', 'add', 'pf10', 'link', 'pf2', 'type', 'vlan', 'id', '10'],
-        ipvlan: ['link', 'add', 'pf11', 'link', 'pf2', 'type', 'ipvlan'],
-        dummy: ['link', 'add', 'pf12', 'type', 'dummy'],
-      };
-      const cmd = args[f];
-      if (!cmd) throw new Error(`preflight does not know how to test kernel feature "${f}"`);
+    // Attached kinds (macvlan, vlan, ipvlan) need a parent link: a bridge is always there to lean on.
+    await ip.cmd('link', 'add', 'pfparent', 'type', 'bridge').catch(() => undefined);
+    for (const [i, f] of features.entries()) {
+      const probe = LINK_KINDS[f]?.probe;
+      if (!probe) throw new Error(`preflight does not know how to test kernel feature "${f}" (src/net/link-kinds.ts)`);
       try {
-        await ip.cmd(...cmd);
+        await ip.cmd(...probe(`pf${i}`, 'pfparent'));
       } catch {
         missing.push(f);
       }

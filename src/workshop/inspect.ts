@@ -9,7 +9,8 @@ import { tunOwners } from '../net/proc.js';
 import { pidsInNetns } from '../lab/processes.js';
 import type { LabState } from '../lab/state.js';
 import type { Backend } from '../topologies/backend.js';
-import { buildModel, kindOf, type NetModel, type RawNamespace } from './model.js';
+import { kindOf } from '../net/link-kinds.js';
+import { buildModel, type NetModel, type RawNamespace } from './model.js';
 
 export interface InspectTarget {
   kind: 'node' | 'pod';

@@ -2,7 +2,8 @@
 // renderers (terminal and SVG): the uplink, bridges with their ports and the pod
 // behind each port, tunnel devices, pods reached without a bridge (a veth routed
 // by the node, a macvlan on the uplink), and the routes toward other nodes.
-import { formatRoute, linkByName, TUNNEL_KINDS, uplink, type LinkView, type NetModel, type NodeRoute, type NsView } from './model.js';
+import { isTunnel } from '../net/link-kinds.js';
+import { formatRoute, linkByName, uplink, type LinkView, type NetModel, type NodeRoute, type NsView } from './model.js';
 
 export interface PodEnd {
   pod: NsView;
@@ -82,7 +83,7 @@ export function layoutNode(model: NetModel, node: NsView): NodeLayout {
   }
 
   const shown = new Set<LinkView>([...(up ? [up] : []), ...bridges.flatMap((b) => [b.bridge, ...b.ports.map((p) => p.host)]), ...routed.map((r) => r.host)]);
-  const tunnels = node.links.filter((l) => TUNNEL_KINDS.has(l.kind) && !shown.has(l));
+  const tunnels = node.links.filter((l) => isTunnel(l.kind) && !shown.has(l));
   const others = node.links.filter((l) => l.kind !== 'loopback' && !shown.has(l) && !tunnels.includes(l));
   const loosePods = pods.filter((p) => !placed.has(p.id)).flatMap((p) => podEnd(model, p) ?? []);
   const routes = node.routes.map((r) => (r.type ? `${r.type} ${formatRoute(r)}` : formatRoute(r)));

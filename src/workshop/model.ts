@@ -5,6 +5,7 @@
 import type { FdbEntry, Link, NetnsId, Neighbour, Route } from '../net/ip.js';
 import type { TunOwner } from '../net/proc.js';
 import type { BpfAttachment } from '../net/bpf.js';
+import { encapsulationOf, isAttached, isTunnel, kindOf } from '../net/link-kinds.js';
 import { contains, formatCidr, networkCidr, parseCidr, parseIp, type Cidr } from '../net/ipnet.js';
 
 /** One namespace as the kernel answered, before anything is resolved. */
@@ -95,14 +96,9 @@ export interface NetModel {
   nodeRoutes: NodeRoute[];
 }
 
-/** Link kinds that carry traffic between nodes inside another packet (or through a process). */
-export const TUNNEL_KINDS = new Set(['vxlan', 'tun', 'ipip', 'gre', 'geneve', 'wireguard', 'sit']);
 
 export const nsId = (kind: 'node' | 'pod', name: string) => (kind === 'pod' ? `pod/${name}` : name);
 
-export function kindOf(l: Link): string {
-  return l.linkinfo?.info_kind ?? (l.link_type === 'loopback' ? 'loopback' : l.link_type === 'none' ? 'tun' : 'ether');
-}
 
 function ipv4(l: Link): string[] {
   return (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
@@ -144,7 +140,7 @@ export function buildModel(raw: RawNamespace[], meta: { lab: string; backend: st
   raw.forEach((r, i) => resolvePeers(r, namespaces[i], raw, namespaces));
   for (const n of namespaces) {
     for (const l of n.links) {
-      if (l.kind !== 'macvlan') continue;
+      if (!isAttached(l.kind)) continue;
       const sameNs = l.label.includes('@') && !l.peer && !l.peerOutside ? n.links.find((p) => p.name === l.label.split('@')[1]) : undefined;
       l.parent = l.peer ?? (sameNs && { ns: n.id, ifname: sameNs.name, ifindex: sameNs.ifindex });
     }
@@ -210,7 +206,7 @@ export function underlaySubnet(model: NetModel): string | undefined {
   const nodes = model.namespaces.filter((n) => n.kind === 'node');
   if (!nodes.length) return undefined;
   // Tunnel devices carry pod addresses (flannel0 holds 10.10.0.0/16 on every node): not the underlay.
-  const addrs = (n: NsView) => n.links.filter((l) => l.kind !== 'loopback' && !TUNNEL_KINDS.has(l.kind)).flatMap((l) => l.addresses);
+  const addrs = (n: NsView) => n.links.filter((l) => l.kind !== 'loopback' && !isTunnel(l.kind)).flatMap((l) => l.addresses);
   const netOf = (a: string) => formatCidr(networkCidr(parseCidr(a)!));
   const candidates = new Set(addrs(nodes[0]).map(netOf).filter((c) => !c.endsWith('/32')));
   const shared = [...candidates].filter((net) => {
@@ -268,7 +264,7 @@ export function nodeServing(model: NetModel, dst: string, from?: string): NsView
     if (ns.kind !== 'node' || ns.id === from) continue;
     for (const r of ns.routes) {
       if (r.type || r.gateway || r.scope !== 'link' || r.dst === 'default' || !inCidr(r.dst, addr)) continue;
-      if (TUNNEL_KINDS.has(linkByName(ns, r.dev)?.kind ?? '')) continue;
+      if (isTunnel(linkByName(ns, r.dev)?.kind ?? '')) continue;
       const len = parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`)!.prefix;
       if (len > want.prefix) continue; // covers only part of what is asked for
       if (!best || len > best.len) best = { ns, len };
@@ -332,14 +328,14 @@ function nodeRoutes(model: NetModel, ns: NsView): NodeRoute[] {
     if (!dev) continue;
     let toNode: string | undefined;
     let how: string | undefined;
-    if (dev.kind === 'vxlan' && r.gateway) {
+    if (encapsulationOf(dev.kind) === 'vxlan' && r.gateway) {
       const mac = neighbourOf(ns, r.gateway, dev.name)?.lladdr;
       const remote = mac ? fdbFor(ns, mac, dev)?.dst : undefined;
       if (remote) {
         toNode = ownerOfAddress(model, remote)?.ns.node;
         how = `VXLAN VNI ${dev.vxlan?.vni} via ${dev.name} → ${remote}:${dev.vxlan?.port}`;
       }
-    } else if (dev.kind === 'tun') {
+    } else if (encapsulationOf(dev.kind) === 'tun') {
       // One TUN route may cover every node's subnet (then the process behind it picks the node per packet).
       toNode = nodeServing(model, r.dst, ns.id)?.node;
       const owner = dev.tunOwners?.[0];
@@ -350,7 +346,7 @@ function nodeRoutes(model: NetModel, ns: NsView): NodeRoute[] {
         toNode = owner.ns.node;
         how = `routed via ${r.gateway} (${r.dev})`;
       }
-    } else if (dev.kind === 'ipip' || dev.kind === 'gre') {
+    } else if (encapsulationOf(dev.kind) === 'ip-in-ip') {
       toNode = nodeServing(model, r.dst, ns.id)?.node;
       how = `${dev.kind.toUpperCase()} ${dev.name}`;
     }

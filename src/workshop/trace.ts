@@ -6,6 +6,7 @@
 // The walk is a function of the model (the tables read once) and a route
 // oracle (the kernel's `ip route get`, or a table lookup in unit tests), so the
 // same code is tested on recorded and synthetic topologies.
+import { encapsulationOf, isAttached } from '../net/link-kinds.js';
 import type { RouteLookup } from '../net/ip.js';
 import { sourceNat } from './nat.js';
 import {
@@ -168,7 +169,7 @@ export async function walk(model: NetModel, oracle: RouteOracle, from: TraceEnd,
       nat = { at: ns.id, to: to2 };
     }
 
-    if (out.kind === 'tun') {
+    if (encapsulationOf(out.kind) === 'tun') {
       const next = intoTun(w, ns, out, to.ip);
       if ('problem' in next) return result(false, next.problem);
       tunnels.push(next.tunnel);
@@ -212,7 +213,7 @@ function forward(w: Walk, start: NsView, out: LinkView, mac: string): Next {
       continue;
     }
 
-    if (cur.kind === 'vxlan') {
+    if (encapsulationOf(cur.kind) === 'vxlan') {
       const f = fdbFor(ns, mac, cur);
       if (!f?.dst) return { problem: `${cur.name} on ${where(ns)} has no FDB entry for ${mac}, so it does not know which node to send to; try \`bridge fdb show dev ${cur.name}\`` };
       w.hop({ at: ns.id, kind: 'fdb', text: `${mac} is reached through ${f.dst} (${cur.name} FDB, ${f.state || 'learned'})`, kernel: `bridge fdb show dev ${cur.name}` });
@@ -244,19 +245,19 @@ function forward(w: Walk, start: NsView, out: LinkView, mac: string): Next {
       continue;
     }
 
-    if (cur.kind === 'macvlan' && cur.parent) {
+    if (isAttached(cur.kind) && cur.parent) {
       const parent = cur.parent;
       const parentNs = w.ns(parent.ns);
       const parentLink = linkByName(parentNs, parent.ifname)!;
       // Children of one parent reach each other inside the macvlan driver (bridge mode); anything else leaves through the parent.
       for (const ns2 of w.model.namespaces) {
-        const sib = ns2.links.find((l) => l !== cur && l.kind === 'macvlan' && l.mac === mac && l.parent?.ns === parent.ns && l.parent.ifindex === parent.ifindex);
+        const sib = ns2.links.find((l) => l !== cur && l.kind === cur.kind && l.mac === mac && l.parent?.ns === parent.ns && l.parent.ifindex === parent.ifindex);
         if (sib) {
-          w.hop({ at: ns2.id, kind: 'macvlan', text: `${cur.name} of ${where(ns)} and ${sib.name} of ${where(ns2)} are macvlans on the same parent, ${parentNs.name}'s ${parentLink.name}: delivered between them directly`, device: sib.name });
+          w.hop({ at: ns2.id, kind: 'macvlan', text: `${cur.name} of ${where(ns)} and ${sib.name} of ${where(ns2)} are ${cur.kind}s on the same parent, ${parentNs.name}'s ${parentLink.name}: delivered between them directly`, device: sib.name });
           return { ns: ns2, iif: sib.name };
         }
       }
-      w.hop({ at: parentNs.id, kind: 'macvlan', text: `${cur.name} is a macvlan on ${where(parentNs)}'s ${parentLink.name}: the frame leaves through ${parentLink.name}` });
+      w.hop({ at: parentNs.id, kind: 'macvlan', text: `${cur.name} is a ${cur.kind} on ${where(parentNs)}'s ${parentLink.name}: the frame leaves through ${parentLink.name}` });
       ns = parentNs;
       cur = parentLink;
       continue;
@@ -295,7 +296,7 @@ function arriveThroughTunnel(w: Walk, ns: NsView, t: Tunnel, kernel: string): Ne
     w.hop({ at: ns.id, kind: 'decap', text: `${t.dst} is local; UDP ${t.port} goes to ${vx.name} (VNI ${t.vni}), which unwraps the pod's packet ${w.src} → ${w.dst}`, kernel, device: vx.name });
     return { ns, iif: vx.name };
   }
-  const tun = ns.links.find((l) => l.kind === 'tun' && (t.port === undefined || l.tunOwners?.some((o) => o.udpPorts.includes(t.port!)))) ?? ns.links.find((l) => l.kind === 'tun');
+  const tun = ns.links.find((l) => encapsulationOf(l.kind) === 'tun' && (t.port === undefined || l.tunOwners?.some((o) => o.udpPorts.includes(t.port!)))) ?? ns.links.find((l) => encapsulationOf(l.kind) === 'tun');
   if (!tun) return { problem: `${where(ns)} receives the UDP packet but has no TUN device to write it into` };
   w.tunnel = undefined;
   const owner = tun.tunOwners?.[0];
