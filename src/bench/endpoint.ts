@@ -4,6 +4,7 @@
 import { execa } from 'execa';
 import type { Backend, Started } from '../topologies/backend.js';
 import type { Endpoint } from './plan.js';
+import { waitUntil } from '../util/wait.js';
 
 export class BenchCommandError extends Error {
   constructor(
@@ -42,8 +43,6 @@ export async function runOn(backend: Backend, ep: Endpoint, argv: string[], opts
   return r;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** A server process on an endpoint, started by PID and stopped by that PID. */
 export class Server {
   private constructor(
@@ -55,13 +54,16 @@ export class Server {
   static async start(backend: Backend, ep: Endpoint, name: string, argv: string[], port: number): Promise<Server> {
     const started = ep.pod ? await backend.podStart(ep.node, ep.pod, name, argv) : await backend.start(ep.node, `${name}-${ep.node}`, argv);
     const server = new Server(backend, started);
-    for (let i = 0; i < 150; i++) {
-      const r = await runOn(backend, ep, ['ss', '-Hltn', `sport = :${port}`], { allowFailure: true });
-      if (r.stdout.trim()) return server;
-      await sleep(20);
+    try {
+      await waitUntil(async () => (await runOn(backend, ep, ['ss', '-Hltn', `sport = :${port}`], { allowFailure: true })).stdout.trim() !== '', {
+        timeoutMs: 3000,
+        what: `${argv[0]} to listen on port ${port}`,
+      });
+      return server;
+    } catch (e) {
+      await server.stop();
+      throw new BenchCommandError(endpointLabel(ep), argv, `${(e as Error).message}; see ${started.log}`);
     }
-    await server.stop();
-    throw new BenchCommandError(endpointLabel(ep), argv, `did not listen on port ${port} within 3 s; see ${started.log}`);
   }
 
   stop(): Promise<void> {

@@ -1,6 +1,6 @@
 // `cnilab bench <lab>`: bring the lab up, measure, write the result, tear it
 // down. A lab this kernel cannot run is skipped and says why.
-import { LabInstance, tearDownOnSignal } from '../runner/runner.js';
+import { LabInstance, withLab } from '../runner/runner.js';
 import { ensureTools, MissingFeatureError, PreflightError } from '../runner/preflight.js';
 import { BENCH_TOOLS } from '../lab/tools.js';
 import type { Reporter } from '../runner/reporter.js';
@@ -30,18 +30,15 @@ export async function benchTools(install: boolean, log: (m: string) => void): Pr
 export async function benchOne(labName: string, opts: BenchOptions, reporter: Reporter): Promise<BenchOutcome> {
   const inst = LabInstance.open(labName, { name: opts.name, backend: opts.backend }, reporter);
   const lab = inst.lab.name;
-  return tearDownOnSignal(inst, async () => {
-    try {
-      await benchTools(opts.install ?? true, (m) => reporter.info(m));
-      await inst.up({ install: opts.install });
-      const result = await reporter.phase(`bench ${lab}`, () => benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list() }, opts, (m) => reporter.info(m)));
-      return { lab, status: 'ok', file: writeResult(result, opts.resultsDir) };
-    } catch (e) {
-      if (e instanceof MissingFeatureError || e instanceof NothingToMeasureError) return { lab, status: 'skipped', reason: e.message };
-      if (e instanceof PreflightError) throw e; // not root, tools missing: no lab can run, say so once
-      return { lab, status: 'failed', reason: (e as Error).message };
-    } finally {
-      await inst.down().catch(() => undefined);
-    }
-  });
+  try {
+    await benchTools(opts.install ?? true, (m) => reporter.info(m));
+    const result = await withLab(inst, { install: opts.install }, () =>
+      reporter.phase(`bench ${lab}`, () => benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list() }, opts, (m) => reporter.info(m))),
+    );
+    return { lab, status: 'ok', file: writeResult(result, opts.resultsDir) };
+  } catch (e) {
+    if (e instanceof MissingFeatureError || e instanceof NothingToMeasureError) return { lab, status: 'skipped', reason: e.message };
+    if (e instanceof PreflightError) throw e; // not root, tools missing: no lab can run, say so once
+    return { lab, status: 'failed', reason: (e as Error).message };
+  }
 }

@@ -4,6 +4,7 @@ import type { Backend } from '../topologies/backend.js';
 import { runOn } from './endpoint.js';
 import { parseIperf3, parsePing, parseSockperf, ToolOutputError, type Iperf3Result, type PingResult, type SockperfResult } from './parse.js';
 import type { Endpoint } from './plan.js';
+import { sleep } from '../util/wait.js';
 
 export const IPERF3_PORT = 5201;
 export const SOCKPERF_PORT = 11111;
@@ -13,8 +14,6 @@ export const SERVERS = {
   iperf3: { argv: ['iperf3', '--server', '--port', String(IPERF3_PORT)], port: IPERF3_PORT },
   sockperf: { argv: ['sockperf', 'server', '--tcp', '--ip', '0.0.0.0', '--port', String(SOCKPERF_PORT)], port: SOCKPERF_PORT },
 };
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export interface Iperf3Options {
   durationS: number;

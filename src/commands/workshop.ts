@@ -2,7 +2,7 @@
 // finds the running lab, calls into src/workshop, prints text or JSON.
 import { writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
-import { LabInstance, tearDownOnSignal } from '../runner/runner.js';
+import { LabInstance, tearDownOnSignal, withLab } from '../runner/runner.js';
 import { QuietReporter, TextReporter, bold, dim, green, red } from '../runner/reporter.js';
 import { listLabFiles, type Lab } from '../lab/lab-file.js';
 import { loadLab } from '../datapaths/index.js';
@@ -193,12 +193,5 @@ async function modelFor(ctx: CliContext, name: string | undefined, o: { quiet?: 
   const log = (l: string) => console.error(l);
   const inst = LabInstance.open(name, { backend: o.backend }, o.quiet ? new QuietReporter() : new TextReporter(log));
   if (!o.quiet) log(dim(`${name} is not up: bringing it up for the drawing, then down again`));
-  return tearDownOnSignal(inst, async () => {
-    try {
-      await inst.up();
-      return await inspectLab(inst.backend, inst.state.state, inst.lab.topology.nodes.map((n) => n.name));
-    } finally {
-      await inst.down();
-    }
-  });
+  return withLab(inst, {}, () => inspectLab(inst.backend, inst.state.state, inst.lab.topology.nodes.map((n) => n.name)));
 }

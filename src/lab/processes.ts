@@ -2,6 +2,7 @@
 // time, so a reused PID is never hit), or found by the namespace it lives in.
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { processStartTime, type ProcessRecord } from './state.js';
+import { sleep } from '../util/wait.js';
 
 /** Running: it exists and has not exited (a zombie has, and only waits to be reaped). */
 export function isRunning(pid: number): boolean {
@@ -12,8 +13,6 @@ export function isRunning(pid: number): boolean {
   }
   return !isZombie(pid);
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** SIGTERM, then SIGKILL after `graceMs`; resolves once the process is gone. */
 export async function stopPid(pid: number, graceMs = 2000): Promise<void> {

@@ -8,6 +8,7 @@ import { netnsInode } from '../net/netns.js';
 import { connects, DEFAULT_RUN_DIR, RUN_DIR_ENV, socketPath } from '../cni/daemon.js';
 import { ROOT } from '../lab/paths.js';
 import { isRunning, stopPid } from '../lab/processes.js';
+import { sleep } from '../util/wait.js';
 
 export const CNID_SCRIPT = join(ROOT, 'dist', 'cni', 'cnid.mjs');
 
@@ -16,8 +17,6 @@ export interface Cnid {
   socket: string;
   netns: string;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Start the daemon inside a node namespace (name or path), detached, its log

@@ -12,6 +12,7 @@ import { CONF_DIR, type ConfList } from '../cni/conflist.js';
 import type { Backend } from '../topologies/backend.js';
 import type { StateFile, PodRecord } from '../lab/state.js';
 import { CNI_BIN_DIR } from '../lab/paths.js';
+import { waitUntil } from '../util/wait.js';
 
 /** Where a node's CNI daemon listens; the shims find it through CNILAB_RUN_DIR. */
 export const CNID_DIR = '/run/cnilab-cnid';
@@ -27,11 +28,11 @@ export async function startNodeCnid(backend: Backend, node: string): Promise<voi
   const { log } = await backend.start(node, 'cnid', [process.execPath, CNID_SCRIPT], { env: { [RUN_DIR_ENV]: dir } });
   // Asked on the node: on docker and vagrant the socket is inside the node, out of the host's reach.
   const listening = ['sh', '-c', 'for f in "$1"/*.sock; do [ -S "$f" ] && exit 0; done; exit 1', 'sh', dir];
-  for (let waited = 0; waited < 10_000; waited += 20) {
-    if ((await backend.exec(node, listening, { allowFailure: true })).exitCode === 0) return;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`the CNI daemon on ${node} did not answer within 10 s; see ${log}`);
+  await waitUntil(async () => (await backend.exec(node, listening, { allowFailure: true })).exitCode === 0, {
+    timeoutMs: 10_000,
+    what: `the CNI daemon on ${node} to answer`,
+    hint: () => `see ${log}`,
+  });
 }
 
 

@@ -161,22 +161,29 @@ export async function tearDownOnSignal<T>(inst: LabInstance, fn: () => Promise<T
   }
 }
 
+/** Bring an opened lab up, run `fn` on it, and tear it down whatever happens: an error, Ctrl-C, SIGTERM. */
+export async function withLab<T>(inst: LabInstance, opts: { install?: boolean }, fn: () => Promise<T>): Promise<T> {
+  return tearDownOnSignal(inst, async () => {
+    try {
+      await inst.up(opts);
+      return await fn();
+    } finally {
+      await inst.reporter.phase('teardown', () => inst.down());
+    }
+  });
+}
+
 /** `cnilab run`: up, steps, down; the report says what passed and how long each phase took. */
 export async function runLab(labName: string, opts: RunOptions, reporter: Reporter): Promise<RunReport> {
   const inst = LabInstance.open(labName, opts, reporter);
   const report: RunReport = { lab: inst.lab.name, instance: inst.state.state.lab, backend: inst.backend.kind, ok: false, phases: [], steps: [] };
-  await tearDownOnSignal(inst, async () => {
-    try {
-      await inst.up(opts);
-      report.steps = await reporter.phase('steps', () => inst.steps());
-      report.ok = report.steps.every((s) => s.ok);
-    } catch (e) {
-      if (e instanceof MissingFeatureError) report.skipped = e.message;
-      else report.error = (e as Error).message;
-    } finally {
-      await reporter.phase('teardown', () => inst.down());
-    }
-  });
+  try {
+    report.steps = await withLab(inst, opts, () => reporter.phase('steps', () => inst.steps()));
+    report.ok = report.steps.every((s) => s.ok);
+  } catch (e) {
+    if (e instanceof MissingFeatureError) report.skipped = e.message;
+    else report.error = (e as Error).message;
+  }
   report.phases = reporter.timings();
   return report;
 }

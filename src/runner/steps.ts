@@ -8,6 +8,7 @@ import type { PodRecord } from '../lab/state.js';
 import { checkModel, formatVerdicts, judgeModel } from './kubernetes-model.js';
 import { parseIp } from '../net/ipnet.js';
 import type { ServiceControl } from './services.js';
+import { sleep, waitUntil } from '../util/wait.js';
 
 export interface StepContext {
   backend: Backend;
@@ -121,7 +122,12 @@ async function withCapture<T>(ctx: StepContext, c: NonNullable<Step['capture']>,
   const argv = ['tcpdump', '-l', '-n', '-i', render(c.interface, ctx.vars), '-c', String(c.packets), ...(c.decode ? ['-T', c.decode] : []), render(c.filter, ctx.vars)];
   const started = await ctx.backend.start(c.node, `tcpdump-${Date.now()}`, argv);
   try {
-    for (let i = 0; i < 150 && !readLog(started.log).includes('listening on'); i++) await sleep(20);
+    // Without this the packets sent next would go uncaught and the step would fail for the wrong reason.
+    await waitUntil(() => readLog(started.log).includes('listening on'), {
+      timeoutMs: 3000,
+      what: `tcpdump on ${c.node} ${render(c.interface, ctx.vars)} to start listening`,
+      hint: () => `it printed: ${readLog(started.log).trim() || 'nothing'}`,
+    });
     const result = await fn();
     for (let i = 0; i < 100 && (readLog(started.log).match(/\n/g)?.length ?? 0) < c.packets + 1; i++) await sleep(20);
     return { result, captured: readLog(started.log) };
@@ -137,8 +143,6 @@ function readLog(file: string): string {
     return '';
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function runStep(ctx: StepContext, step: Step): Promise<StepOutcome> {
   const t0 = performance.now();

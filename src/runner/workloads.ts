@@ -4,6 +4,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../topologies/backend.js';
 import type { PodRecord } from '../lab/state.js';
+import { waitUntil } from '../util/wait.js';
 
 export interface WorkloadInfo {
   /** The access log, as the host sees it (templates expose it as pods.<name>.accessLog). */
@@ -52,14 +53,14 @@ export async function startNginx(backend: Backend, pod: PodRecord, podDir: strin
   mkdirSync(join(podDir, 'tmp'), { recursive: true });
   writeFileSync(p.conf, nginxConf(pod, podDir));
   await backend.podStart(pod.node, pod.name, 'nginx', ['nginx', '-e', p.errorLog, '-c', p.conf]);
-  for (let i = 0; i < 100; i++) {
-    // A second process in the same sandbox, as a sidecar container would be.
-    const r = await backend.podExec(pod.node, pod.name, ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '1', `http://${pod.ip}/ready`], { allowFailure: true });
-    if (r.stdout === '200') {
-      writeFileSync(p.accessLog, ''); // the readiness probe is not part of the lesson
-      return { accessLog: p.accessLog };
-    }
-    await new Promise((r) => setTimeout(r, 30));
-  }
-  throw new Error(`nginx in pod ${pod.name} did not answer on ${pod.ip}:80 within 3 s; see ${p.errorLog}`);
+  // Ready when a second process in the same sandbox (as a sidecar container would be) gets an answer.
+  const ready = ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '1', `http://${pod.ip}/ready`];
+  await waitUntil(async () => (await backend.podExec(pod.node, pod.name, ready, { allowFailure: true })).stdout === '200', {
+    timeoutMs: 3000,
+    intervalMs: 30,
+    what: `nginx in pod ${pod.name} to answer on ${pod.ip}:80`,
+    hint: () => `see ${p.errorLog}`,
+  });
+  writeFileSync(p.accessLog, ''); // the readiness probe is not part of the lesson
+  return { accessLog: p.accessLog };
 }

@@ -9,6 +9,7 @@ import type { Backend, Started } from '../topologies/backend.js';
 import { inspectLab, netnsOf } from './inspect.js';
 import { nsById, ownerOfAddress, primaryAddress, uplink, type NetModel, type NsView } from './model.js';
 import { walk, type Hop, type TraceEnd, type TracePath, type Tunnel } from './trace.js';
+import { sleep } from '../util/wait.js';
 
 export interface TraceOptions {
   capture?: boolean;
@@ -26,8 +27,6 @@ export interface TraceReport extends TracePath {
    */
   capture?: { sent: number; received: number; allSeen: boolean; beyond?: { at: string; device: string; packets: number }[] };
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function execIn(backend: Backend, ns: NsView, argv: string[]) {
   return ns.kind === 'pod' ? backend.podExec(ns.node, ns.name, argv, { allowFailure: true }) : backend.exec(ns.node, argv, { allowFailure: true });

@@ -19,3 +19,13 @@ export const cniError = (fn: () => unknown): CniError => thrown(CniError, fn);
 /** The error parsing `text` as the lab file bad.yaml gives. */
 export const labError = (text: string): LabFileError => thrown(LabFileError, () => parseLab(text, 'bad.yaml'));
 export const labErrorMessage = (text: string): string => labError(text).message;
+
+/** The error a promise rejects with; a promise that resolves fails the test. */
+export async function rejectionOf(p: Promise<unknown>): Promise<Error> {
+  try {
+    await p;
+  } catch (e) {
+    return e as Error;
+  }
+  throw new Error('expected the promise to reject');
+}

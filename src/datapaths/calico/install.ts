@@ -11,6 +11,7 @@ import type { CalicoNetwork } from './schema.js';
 import { POOLS_PREFIX, poolResource, type IpPool } from './store.js';
 import type { CalicoMode, NodeStatus } from './node-agent.js';
 import { meshProtocolName, parseProtocols } from './bird.js';
+import { waitUntil } from '../../util/wait.js';
 
 export const CALICO_AS = 64512;
 /** Pod MTU: the underlay's minus what the encapsulation adds. */
@@ -102,13 +103,14 @@ export function calicoConfList(node: NodeSpec, endpoint: string, mode: CalicoMod
 }
 
 async function waitForStatus(backend: Backend, node: NodeSpec, ok: (s: NodeStatus) => boolean, what: string): Promise<NodeStatus> {
-  for (let i = 0; i < 500; i++) {
-    const text = await backend.readFile(node.name, CALICO_PATHS.status);
-    const status = text ? (JSON.parse(text) as NodeStatus) : undefined;
-    if (status && ok(status)) return status;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`calico-node on ${node.name} did not come ${what} within 10 s; see ${backend.nodePath(node.name, '/var/log/calico-node.log')}`);
+  return waitUntil(
+    async () => {
+      const text = await backend.readFile(node.name, CALICO_PATHS.status);
+      const status = text ? (JSON.parse(text) as NodeStatus) : undefined;
+      return status && ok(status) && status;
+    },
+    { timeoutMs: 10_000, what: `calico-node on ${node.name} to come ${what}`, hint: () => `see ${backend.nodePath(node.name, '/var/log/calico-node.log')}` },
+  );
 }
 
 /**
@@ -117,19 +119,23 @@ async function waitForStatus(backend: Backend, node: NodeSpec, ok: (s: NodeStatu
  */
 async function waitForMesh(backend: Backend, node: NodeSpec, peers: NodeSpec[], blocks: Map<NodeSpec, string[]>, timeoutMs: number): Promise<void> {
   const socket = backend.nodePath(node.name, CALICO_PATHS.birdSocket);
-  const deadline = Date.now() + timeoutMs;
   let last = '';
-  while (Date.now() < deadline) {
-    const r = await backend.exec(node.name, ['birdc', '-s', socket, 'show', 'protocols'], { allowFailure: true });
-    last = r.stdout || r.stderr;
-    const rows = parseProtocols(r.stdout);
-    const established = (p: NodeSpec) => rows.some((row) => row.name === meshProtocolName(p.address) && row.info.startsWith('Established'));
-    if (r.exitCode === 0 && peers.every(established)) {
+  await waitUntil(
+    async () => {
+      const r = await backend.exec(node.name, ['birdc', '-s', socket, 'show', 'protocols'], { allowFailure: true });
+      last = r.stdout || r.stderr;
+      const rows = parseProtocols(r.stdout);
+      const established = (p: NodeSpec) => rows.some((row) => row.name === meshProtocolName(p.address) && row.info.startsWith('Established'));
+      if (r.exitCode !== 0 || !peers.every(established)) return false;
       const routes = await backend.exec(node.name, ['birdc', '-s', socket, 'show', 'route'], { allowFailure: true });
       last = routes.stdout;
-      if (peers.every((p) => blocks.get(p)!.every((b) => routes.stdout.includes(b)))) return;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`BGP sessions on ${node.name} not Established within ${timeoutMs / 1000} s; birdc show protocols:\n${last}\nsee ${backend.nodePath(node.name, '/var/log/bird.log')}`);
+      return peers.every((p) => blocks.get(p)!.every((b) => routes.stdout.includes(b)));
+    },
+    {
+      timeoutMs,
+      intervalMs: 50,
+      what: `BGP sessions on ${node.name} to be Established with the peers' blocks in BIRD's table`,
+      hint: () => `birdc said:\n${last}\nsee ${backend.nodePath(node.name, '/var/log/bird.log')}`,
+    },
+  );
 }

@@ -16,6 +16,7 @@ import { TUNNEL_DEVICE, type CiliumAgentConfig, type ClusterNode } from './agent
 import { AGENTS_DIR, ROOT } from '../../lab/paths.js';
 import { CONF_DIR, type ConfList } from '../../cni/conflist.js';
 import { NAME_PREFIX } from '../../lab/state.js';
+import { waitUntil } from '../../util/wait.js';
 
 export const BPF_SOURCE_DIR = join(ROOT, 'bpf');
 /** Compiled objects, named by the digest of their sources: shared by every lab, compiled once. */
@@ -103,15 +104,16 @@ export function ciliumConfList(backend: Backend, node: string, podCIDR: string, 
 
 /** The agent's ready file; a fatal error in its log ends the wait at once, quoted. */
 async function waitForAgent(backend: Backend, node: string, timeoutMs: number): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const ready = await backend.readFile(node, AGENT_READY);
-    if (ready) return ready;
-    const fatal = (await backend.readFile(node, AGENT_LOG))?.split('\n').find((l) => l.startsWith('cilium-agent: '));
-    if (fatal) throw new Error(`the cilium agent on ${node} failed: ${fatal.slice('cilium-agent: '.length)}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`the cilium agent on ${node} was not ready within ${timeoutMs / 1000} s; see ${backend.nodePath(node, AGENT_LOG)}`);
+  return waitUntil(
+    async () => {
+      const ready = await backend.readFile(node, AGENT_READY);
+      if (ready) return ready;
+      const fatal = (await backend.readFile(node, AGENT_LOG))?.split('\n').find((l) => l.startsWith('cilium-agent: '));
+      if (fatal) throw new Error(`the cilium agent on ${node} failed: ${fatal.slice('cilium-agent: '.length)}`);
+      return undefined;
+    },
+    { timeoutMs, what: `the cilium agent on ${node} to be ready`, hint: () => `see ${backend.nodePath(node, AGENT_LOG)}` },
+  );
 }
 
 /**

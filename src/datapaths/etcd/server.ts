@@ -1,6 +1,7 @@
 // The datastore flannel and calico keep their leases and blocks in: a real
 // one-member etcd from Debian's etcd-server, started on a node by PID.
 import type { Backend, NodeSpec } from '../../topologies/backend.js';
+import { waitUntil } from '../../util/wait.js';
 
 export const ETCD_CLIENT_PORT = 2379;
 
@@ -25,12 +26,14 @@ export async function startEtcd(backend: Backend, node: NodeSpec): Promise<strin
     '--heartbeat-interval', '10',
     '--election-timeout', '100',
   ]);
-  for (let i = 0; i < 200; i++) {
-    const r = await backend.exec(node.name, ['curl', '-s', '--max-time', '1', `http://127.0.0.1:${ETCD_CLIENT_PORT}/health`], { allowFailure: true });
-    if (r.stdout.includes('"health":"true"')) return endpoint;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`etcd on ${node.name} did not become healthy within 5 s; see ${backend.nodePath(node.name, '/var/log/etcd.log')}`);
+  const health = ['curl', '-s', '--max-time', '1', `http://127.0.0.1:${ETCD_CLIENT_PORT}/health`];
+  await waitUntil(async () => (await backend.exec(node.name, health, { allowFailure: true })).stdout.includes('"health":"true"'), {
+    timeoutMs: 5000,
+    intervalMs: 25,
+    what: `etcd on ${node.name} to become healthy`,
+    hint: () => `see ${backend.nodePath(node.name, '/var/log/etcd.log')}`,
+  });
+  return endpoint;
 }
 
 export async function etcdPut(backend: Backend, node: NodeSpec, key: string, value: string): Promise<void> {

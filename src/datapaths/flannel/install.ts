@@ -9,6 +9,7 @@ import { etcdPut, startEtcd } from '../etcd/server.js';
 import type { Lab } from '../../lab/lab-file.js';
 import type { FlannelNetwork } from './schema.js';
 import type { NetworkConfig } from './types.js';
+import { waitUntil } from '../../util/wait.js';
 
 export const FLANNEL_PREFIX = '/coreos.com/network';
 
@@ -54,11 +55,9 @@ export function flannelConfList(backend: Backend, node: string): ConfList {
 }
 
 export async function waitForFile(backend: Backend, node: string, path: string, timeoutMs: number): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const text = await backend.readFile(node, path);
-    if (text) return text;
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  throw new Error(`${path} did not appear on ${node} within ${timeoutMs / 1000} s; see ${backend.nodePath(node, '/var/log/flanneld.log')}`);
+  return waitUntil(async () => (await backend.readFile(node, path)) || undefined, {
+    timeoutMs,
+    what: `${path} to appear on ${node}`,
+    hint: () => `see ${backend.nodePath(node, '/var/log/flanneld.log')}`,
+  });
 }

@@ -1,0 +1,38 @@
+// Polling, in one place: wait until a probe answers, or fail naming what was awaited.
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class WaitTimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WaitTimeoutError';
+  }
+}
+
+export interface WaitOptions {
+  timeoutMs: number;
+  intervalMs?: number;
+  /** What was awaited, for the error: "the CNI daemon on master to answer". */
+  what: string;
+  /** Where to look next, appended to the error: a log file, the last output seen. */
+  hint?: () => string;
+}
+
+/**
+ * Calls `probe` until it returns something other than undefined or false, and
+ * returns that. A probe that throws ends the wait with its error (a fatal line in
+ * a log need not wait for the timeout). Past the timeout: a WaitTimeoutError
+ * naming what it waited for.
+ */
+export async function waitUntil<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, opts: WaitOptions): Promise<T> {
+  const deadline = Date.now() + opts.timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined && v !== false) return v;
+    if (Date.now() >= deadline) {
+      const hint = opts.hint?.();
+      throw new WaitTimeoutError(`timed out after ${opts.timeoutMs / 1000} s waiting for ${opts.what}${hint ? `; ${hint}` : ''}`);
+    }
+    await sleep(opts.intervalMs ?? 20);
+  }
+}
