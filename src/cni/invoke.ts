@@ -98,3 +98,14 @@ export function requireNetns(args: CmdArgs): void {
 export async function delegateAdd(type: string, conf: Record<string, unknown>, a: Omit<InvokeArgs, 'command'>): Promise<Result> {
   return parseResult(await invokePlugin(type, conf, { ...a, command: 'ADD' }), `result of ${type}`);
 }
+
+/** A plugin's IPAM section, as its config loader keeps it: the type to call and the whole config to pass. */
+export interface IpamDelegation {
+  ipamType?: string;
+  raw: Record<string, unknown>;
+}
+
+/** The IPAM plugin called with one of the verbs that pass straight through (DEL, CHECK, GC, STATUS). */
+export async function delegateIpam(command: 'DEL' | 'CHECK' | 'GC' | 'STATUS', conf: IpamDelegation, args: CmdArgs): Promise<void> {
+  if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command });
+}

@@ -7,7 +7,8 @@ import { CniError, ErrorCode, invalidConfig } from '../errors.js';
 import { Fields, type NetConf } from '../config.js';
 import type { Plugin } from '../skel.js';
 import type { Result, IPConfig } from '../result.js';
-import { delegateAdd, invokePlugin, registerInProcess, delegateArgs, requireNetns } from '../invoke.js';
+import { delegateAdd, delegateIpam, registerInProcess, delegateArgs, requireNetns } from '../invoke.js';
+import { beginCheck, checkContainerAddresses, mismatch } from '../check.js';
 import { formatCidr, networkCidr, parseCidr } from '../../net/ipnet.js';
 import { Ip, failedBatchLine, isNotFound, parseJsonLines, type Link } from '../../net/ip.js';
 import { CommandError } from '../../net/exec.js';
@@ -176,14 +177,14 @@ async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
   } catch (e) {
     // Undo: the veth (its peer goes with it), the lease, the NAT rules.
     await node.deleteLink(veth.host).catch(() => undefined);
-    if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'DEL' }).catch(() => undefined);
+    await delegateIpam('DEL', conf, args).catch(() => undefined);
     if (conf.ipMasq) await removeMasquerade(undefined, masqChainName(conf.name, args.containerId)).catch(() => undefined);
     throw e;
   }
 }
 
 async function del(args: CmdArgs, conf: BridgeConf): Promise<void> {
-  if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'DEL' });
+  await delegateIpam('DEL', conf, args);
   // An empty or vanished namespace means the veth pair is already gone with it.
   if (args.netns && existsSync(args.netns)) {
     try {
@@ -196,26 +197,16 @@ async function del(args: CmdArgs, conf: BridgeConf): Promise<void> {
 }
 
 async function check(args: CmdArgs, conf: BridgeConf): Promise<void> {
-  const prev = conf.prevResult;
-  if (!prev) throw invalidConfig('prevResult', 'CHECK needs the result of the ADD');
-  requireNetns(args);
-  if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'CHECK' });
-  const mismatch = (what: string) => new CniError(ErrorCode.StateMismatch, `CHECK failed: ${what}`);
-
+  const prev = await beginCheck(args, conf);
   const node = new Ip();
   const bridge = await node.link(conf.bridge);
   if (!bridge) throw mismatch(`bridge ${conf.bridge} does not exist on the node`);
   const ctrIndex = (prev.interfaces ?? []).findIndex((i) => i.sandbox && i.name === args.ifname);
   if (ctrIndex < 0) throw mismatch(`prevResult lists no interface ${args.ifname} in a sandbox`);
-  const [ctrLink] = await new Ip(args.netns).json<Link[]>('addr', 'show', 'dev', args.ifname).catch(() => [] as Link[]);
-  if (!ctrLink) throw mismatch(`${args.ifname} is missing in ${args.netns}`);
+  const ctrLink = await checkContainerAddresses(args, prev, ctrIndex);
   const want = prev.interfaces![ctrIndex];
   if (want.mac && ctrLink.address !== want.mac) throw mismatch(`${args.ifname} has MAC ${ctrLink.address}, prevResult says ${want.mac}`);
   if (ctrLink.mtu !== conf.mtu) throw mismatch(`${args.ifname} has MTU ${ctrLink.mtu}, the configuration says ${conf.mtu}`);
-  const have = new Set((ctrLink.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
-  for (const ip of prev.ips ?? []) {
-    if (ip.interface === ctrIndex && !have.has(ip.address)) throw mismatch(`${args.ifname} lacks ${ip.address}`);
-  }
   const host = (prev.interfaces ?? []).find((i) => !i.sandbox && i.name !== conf.bridge);
   if (host) {
     const link = await node.link(host.name);
@@ -229,10 +220,6 @@ export const bridgePlugin: Plugin<BridgeConf> = {
   add,
   del,
   check,
-  async gc(args, conf) {
-    if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'GC' });
-  },
-  async status(args, conf) {
-    if (conf.ipamType) await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'STATUS' });
-  },
+  gc: (args, conf) => delegateIpam('GC', conf, args),
+  status: (args, conf) => delegateIpam('STATUS', conf, args),
 };

@@ -9,7 +9,8 @@ import { CniError, ErrorCode, invalidConfig } from '../../cni/errors.js';
 import { Fields, type NetConf } from '../../cni/config.js';
 import type { Plugin } from '../../cni/skel.js';
 import type { IPConfig, Result } from '../../cni/result.js';
-import { delegateAdd, invokePlugin, registerInProcess, delegateArgs, requireNetns } from '../../cni/invoke.js';
+import { delegateAdd, delegateIpam, registerInProcess, delegateArgs, requireNetns } from '../../cni/invoke.js';
+import { beginCheck, checkContainerAddresses, mismatch } from '../../cni/check.js';
 import { parseCidr } from '../../net/ipnet.js';
 import { Ip, isNotFound, type Link, type Route } from '../../net/ip.js';
 import { CommandError } from '../../net/exec.js';
@@ -115,13 +116,13 @@ async function add(args: CmdArgs, conf: CalicoConf): Promise<Result> {
   } catch (e) {
     // Undo: the veth (its peer and the /32 route go with it), then the address.
     await node.deleteLink(hostIf).catch(() => undefined);
-    if (ipamDone) await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'DEL' }).catch(() => undefined);
+    if (ipamDone) await delegateIpam('DEL', conf, args).catch(() => undefined);
     throw e;
   }
 }
 
 async function del(args: CmdArgs, conf: CalicoConf): Promise<void> {
-  await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'DEL' });
+  await delegateIpam('DEL', conf, args);
   // The host side is found by name, so an empty or vanished CNI_NETNS does not matter.
   try {
     await new Ip().deleteLink(hostVethName(args));
@@ -139,11 +140,7 @@ function readSysctl(key: string): string | undefined {
 }
 
 async function check(args: CmdArgs, conf: CalicoConf): Promise<void> {
-  const prev = conf.prevResult;
-  if (!prev) throw invalidConfig('prevResult', 'CHECK needs the result of the ADD');
-  requireNetns(args);
-  await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'CHECK' });
-  const mismatch = (what: string) => new CniError(ErrorCode.StateMismatch, `CHECK failed: ${what}`);
+  const prev = await beginCheck(args, conf);
   const node = new Ip();
   const hostIf = hostVethName(args);
   const host = await node.link(hostIf);
@@ -154,11 +151,8 @@ async function check(args: CmdArgs, conf: CalicoConf): Promise<void> {
     if (have !== String(want)) throw mismatch(`${key.replaceAll('/', '.')} is ${have}, not ${want}`);
   }
   const routes = await node.json<Route[]>('route', 'show', 'dev', hostIf);
-  const [ctrLink] = await new Ip(args.netns).json<Link[]>('addr', 'show', 'dev', args.ifname).catch(() => [] as Link[]);
-  if (!ctrLink) throw mismatch(`${args.ifname} is missing in ${args.netns}`);
-  const have = new Set((ctrLink.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
+  await checkContainerAddresses(args, prev);
   for (const ip of prev.ips ?? []) {
-    if (!have.has(ip.address)) throw mismatch(`${args.ifname} lacks ${ip.address}`);
     const addr = ip.address.split('/')[0];
     if (!routes.some((r) => r.dst === addr)) throw mismatch(`the node has no route ${addr} dev ${hostIf}`);
   }
@@ -170,6 +164,6 @@ export const calicoPlugin: Plugin<CalicoConf> = {
   del,
   check,
   async status(args, conf) {
-    await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'STATUS' });
+    await delegateIpam('STATUS', conf, args);
   },
 };

@@ -9,7 +9,8 @@ import { CniError, ErrorCode, invalidConfig } from '../../cni/errors.js';
 import { Fields, type NetConf } from '../../cni/config.js';
 import type { Plugin } from '../../cni/skel.js';
 import type { Result } from '../../cni/result.js';
-import { delegateAdd, invokePlugin, registerInProcess, delegateArgs, requireNetns } from '../../cni/invoke.js';
+import { delegateAdd, delegateIpam, registerInProcess, delegateArgs, requireNetns } from '../../cni/invoke.js';
+import { beginCheck, checkContainerAddresses, mismatch } from '../../cni/check.js';
 import { Ip, isNotFound, type Link } from '../../net/ip.js';
 import { CommandError } from '../../net/exec.js';
 import { AgentUnreachableError, callAgent, type EndpointSpec } from './api.js';
@@ -101,7 +102,7 @@ async function add(args: CmdArgs, conf: CiliumConf): Promise<Result> {
     // Undo: the agent's entry, the veth pair (the pod end goes with it), the lease.
     if (registered) await callAgent(conf.socket, 'DELETE', `/v1/endpoint/${args.containerId}`).catch(() => undefined);
     await node.deleteLink(host).catch(() => undefined);
-    await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'DEL' }).catch(() => undefined);
+    await delegateIpam('DEL', conf, args).catch(() => undefined);
     throw e;
   }
 }
@@ -120,21 +121,14 @@ async function del(args: CmdArgs, conf: CiliumConf): Promise<void> {
   } catch (e) {
     if (!isNotFound(e)) throw e;
   }
-  await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'DEL' });
+  await delegateIpam('DEL', conf, args);
 }
 
 async function check(args: CmdArgs, conf: CiliumConf): Promise<void> {
-  const prev = conf.prevResult;
-  if (!prev) throw invalidConfig('prevResult', 'CHECK needs the result of the ADD');
-  requireNetns(args);
-  await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'CHECK' });
-  const mismatch = (what: string) => new CniError(ErrorCode.StateMismatch, `CHECK failed: ${what}`);
+  const prev = await beginCheck(args, conf);
   const host = hostIfname(args.containerId, args.ifname);
   if (!(await new Ip().link(host))) throw mismatch(`host device ${host} is missing`);
-  const [podLink] = await new Ip(args.netns).json<Link[]>('addr', 'show', 'dev', args.ifname).catch(() => [] as Link[]);
-  if (!podLink) throw mismatch(`${args.ifname} is missing in ${args.netns}`);
-  const have = new Set((podLink.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
-  for (const ip of prev.ips ?? []) if (!have.has(ip.address)) throw mismatch(`${args.ifname} lacks ${ip.address}`);
+  await checkContainerAddresses(args, prev);
   const r = await agent(conf, 'GET', `/v1/endpoint/${args.containerId}`);
   if (r.status !== 200) throw mismatch(`the cilium agent does not know endpoint ${args.containerId}`);
 }
@@ -144,11 +138,9 @@ export const ciliumPlugin: Plugin<CiliumConf> = {
   add,
   del,
   check,
-  async gc(args, conf) {
-    await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'GC' });
-  },
+  gc: (args, conf) => delegateIpam('GC', conf, args),
   async status(args, conf) {
     await agent(conf, 'GET', '/v1/healthz');
-    await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'STATUS' });
+    await delegateIpam('STATUS', conf, args);
   },
 };

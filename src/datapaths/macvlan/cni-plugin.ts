@@ -9,7 +9,8 @@ import { CniError, ErrorCode, invalidConfig } from '../../cni/errors.js';
 import { Fields, type NetConf } from '../../cni/config.js';
 import type { Plugin } from '../../cni/skel.js';
 import type { Result, IPConfig } from '../../cni/result.js';
-import { delegateAdd, invokePlugin, registerInProcess, delegateArgs, requireNetns } from '../../cni/invoke.js';
+import { delegateAdd, delegateIpam, registerInProcess, delegateArgs, requireNetns } from '../../cni/invoke.js';
+import { beginCheck, checkContainerAddresses, mismatch } from '../../cni/check.js';
 import { Ip, isNotFound, type Link } from '../../net/ip.js';
 import { CommandError } from '../../net/exec.js';
 import { hostLocal } from '../../cni/plugins/host-local.js';
@@ -87,13 +88,13 @@ async function add(args: CmdArgs, conf: MacvlanConf): Promise<Result> {
   } catch (e) {
     // Undo: the child link (never one that was there before us) and the lease.
     if (linkMade) await ctr.deleteLink(args.ifname).catch(() => undefined);
-    await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'DEL' }).catch(() => undefined);
+    await delegateIpam('DEL', conf, args).catch(() => undefined);
     throw e;
   }
 }
 
 async function del(args: CmdArgs, conf: MacvlanConf): Promise<void> {
-  await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'DEL' });
+  await delegateIpam('DEL', conf, args);
   // An empty or vanished namespace took the child link with it.
   if (!args.netns || !existsSync(args.netns)) return;
   try {
@@ -104,11 +105,7 @@ async function del(args: CmdArgs, conf: MacvlanConf): Promise<void> {
 }
 
 async function check(args: CmdArgs, conf: MacvlanConf): Promise<void> {
-  const prev = conf.prevResult;
-  if (!prev) throw invalidConfig('prevResult', 'CHECK needs the result of the ADD');
-  requireNetns(args);
-  await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'CHECK' });
-  const mismatch = (what: string) => new CniError(ErrorCode.StateMismatch, `CHECK failed: ${what}`);
+  const prev = await beginCheck(args, conf);
   const ctr = new Ip(args.netns);
   const link = await ctr.link(args.ifname);
   if (!link) throw mismatch(`${args.ifname} is missing in ${args.netns}`);
@@ -117,9 +114,7 @@ async function check(args: CmdArgs, conf: MacvlanConf): Promise<void> {
   if (mode !== conf.mode) throw mismatch(`${args.ifname} is in macvlan mode ${String(mode)}, the configuration says ${conf.mode}`);
   const want = (prev.interfaces ?? []).find((i) => i.sandbox && i.name === args.ifname);
   if (want?.mac && link.address !== want.mac) throw mismatch(`${args.ifname} has MAC ${link.address}, prevResult says ${want.mac}`);
-  const [addrs] = await ctr.addrs(args.ifname);
-  const have = new Set((addrs?.addr_info ?? []).map((a) => `${a.local}/${a.prefixlen}`));
-  for (const ip of prev.ips ?? []) if (!have.has(ip.address)) throw mismatch(`${args.ifname} lacks ${ip.address}`);
+  await checkContainerAddresses(args, prev);
 }
 
 export const macvlanPlugin: Plugin<MacvlanConf> = {
@@ -128,10 +123,6 @@ export const macvlanPlugin: Plugin<MacvlanConf> = {
   del,
   check,
   // The runtime's list of valid attachments travels in conf.raw to the IPAM plugin.
-  async gc(args, conf) {
-    await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'GC' });
-  },
-  async status(args, conf) {
-    await invokePlugin(conf.ipamType, conf.raw, { ...delegateArgs(args), command: 'STATUS' });
-  },
+  gc: (args, conf) => delegateIpam('GC', conf, args),
+  status: (args, conf) => delegateIpam('STATUS', conf, args),
 };
