@@ -11,7 +11,7 @@ export const flannel: Datapath = {
   name: 'flannel',
   network: flannelNetwork,
   kernelFeatures: (lab) => KERNEL[(lab.network as FlannelNetwork).backend],
-  tools: ['etcd', 'etcdctl'],
+  tools: ['etcd', 'etcdctl', 'ethtool'],
   install: installFlannel,
   cniPlugins: CNI_PLUGINS,
 };

@@ -13,6 +13,7 @@ import { listLabFiles } from '../src/lab/lab-file.js';
 import { requireBuilt } from '../src/lab/paths.js';
 import { connectDocker, dockerHost, startPrivateEngine, stopPrivateEngine, type PrivateEngine } from '../src/topologies/docker-engine.js';
 import { ensureNodeImage } from '../src/topologies/docker-image.js';
+import { median } from '../src/bench/stats.js';
 
 const { values } = parseArgs({
   options: {
@@ -67,7 +68,6 @@ try {
   }
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 interface Stat {
   medianMs: number;
   minMs: number;

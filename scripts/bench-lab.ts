@@ -4,6 +4,7 @@
 import { parseArgs } from 'node:util';
 import { LabInstance } from '../src/runner/runner.js';
 import { QuietReporter } from '../src/runner/reporter.js';
+import { median } from '../src/bench/stats.js';
 
 const { values } = parseArgs({ options: { repeat: { type: 'string', default: '3' }, lab: { type: 'string', default: 'flannel-vxlan' }, json: { type: 'boolean', default: false } } });
 const repeat = Number(values.repeat);
@@ -42,7 +43,6 @@ async function once(): Promise<Sample> {
 const samples: Sample[] = [];
 for (let i = 0; i < repeat; i++) samples.push(await once());
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 const row = (name: string, xs: number[], target?: number) => ({
   name,
   medianMs: Math.round(median(xs)),
