@@ -10,6 +10,7 @@ import { createBackend, backendNames } from './topologies/registry.js';
 import { PreflightError } from './runner/preflight.js';
 import { workshopCommands } from './commands/workshop.js';
 import { benchCommands } from './commands/bench.js';
+import { NoSuchTargetError, targetByName } from './runner/targets.js';
 
 /** Exit codes a CI job can read. */
 const EXIT = { ok: 0, stepsFailed: 1, usage: 2, labFile: 3, preflight: 4, runtime: 5 } as const;
@@ -116,10 +117,7 @@ program
   .action(async (target: string, command: string[], o) => {
     const s = pickInstance(o.lab);
     const { lab, backend } = openInstance(s);
-    const pod = s.pods.find((p) => p.name === target);
-    const isNode = lab.topology.nodes.some((n) => n.name === target);
-    if (!pod && !isNode) throw new UsageError(`no node or pod named "${target}" in ${s.lab} (nodes: ${lab.topology.nodes.map((n) => n.name).join(', ')}; pods: ${s.pods.map((p) => p.name).join(', ')})`);
-    const r = pod ? await backend.podExec(pod.node, pod.name, command, { allowFailure: true }) : await backend.exec(target, command, { allowFailure: true });
+    const r = await targetByName(backend, s, lab.topology.nodes.map((n) => n.name), target).run(command, { allowFailure: true });
     process.stdout.write(r.stdout);
     process.stderr.write(r.stderr);
     process.exitCode = r.exitCode;
@@ -199,7 +197,7 @@ try {
   await program.parseAsync(process.argv);
 } catch (e) {
   const err = e as Error;
-  const code = err instanceof LabFileError ? EXIT.labFile : err instanceof PreflightError ? EXIT.preflight : err instanceof UsageError ? EXIT.usage : EXIT.runtime;
+  const code = err instanceof LabFileError ? EXIT.labFile : err instanceof PreflightError ? EXIT.preflight : err instanceof UsageError || err instanceof NoSuchTargetError ? EXIT.usage : EXIT.runtime;
   console.error(`${red('error:')} ${err.message}${nextStep(code, err.message)}`);
   if (code === EXIT.runtime && process.env.CNILAB_DEBUG) console.error(err.stack);
   process.exitCode = code;

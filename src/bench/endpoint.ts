@@ -27,16 +27,11 @@ export interface ToolRun {
 
 /** Run argv on an endpoint to completion; a non-zero exit throws unless `allowFailure`. */
 export async function runOn(backend: Backend, ep: Endpoint, argv: string[], opts: { timeoutMs?: number; allowFailure?: boolean } = {}): Promise<ToolRun> {
-  let r: ToolRun;
-  if (backend.commandFor) {
-    const [cmd, ...args] = backend.commandFor(ep.node, ep.pod, argv);
-    const res = await execa(cmd, args, { reject: false, timeout: opts.timeoutMs ?? 30_000, stripFinalNewline: false });
-    if (res.timedOut) throw new BenchCommandError(endpointLabel(ep), argv, `did not finish within ${(opts.timeoutMs ?? 30_000) / 1000} s`);
-    r = { stdout: res.stdout, stderr: res.stderr, exitCode: res.exitCode ?? 1 };
-  } else {
-    // A backend that cannot hand out its argv still runs the tool, only without a timeout.
-    r = ep.pod ? await backend.podExec(ep.node, ep.pod, argv, { allowFailure: true }) : await backend.exec(ep.node, argv, { allowFailure: true });
-  }
+  // Spawned here from the target's argv, so a hung tool is killed at the timeout on every backend.
+  const [cmd, ...args] = backend.commandFor(ep.node, ep.pod, argv);
+  const res = await execa(cmd, args, { reject: false, timeout: opts.timeoutMs ?? 30_000, stripFinalNewline: false });
+  if (res.timedOut) throw new BenchCommandError(endpointLabel(ep), argv, `did not finish within ${(opts.timeoutMs ?? 30_000) / 1000} s`);
+  const r: ToolRun = { stdout: res.stdout, stderr: res.stderr, exitCode: res.exitCode ?? 1 };
   if (r.exitCode !== 0 && !opts.allowFailure) {
     throw new BenchCommandError(endpointLabel(ep), argv, `failed (exit ${r.exitCode}): ${(r.stderr || r.stdout).trim().slice(0, 500) || 'no output'}`);
   }

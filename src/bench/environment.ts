@@ -14,6 +14,7 @@ import type { PodRecord } from '../lab/state.js';
 import { endpointLabel, runOn } from './endpoint.js';
 import type { Endpoint, PlannedPair } from './plan.js';
 import type { BenchResult, Hop } from './results.js';
+import { Ip } from '../net/ip.js';
 
 interface IpLink {
   ifname: string;
@@ -55,10 +56,14 @@ export class PathProbe {
 
   constructor(readonly backend: Backend) {}
 
+  private targetOf(ep: Endpoint) {
+    return ep.pod ? this.backend.pod(ep.node, ep.pod) : this.backend.node(ep.node);
+  }
+
   linksOf(ep: Endpoint): Promise<IpLink[]> {
     const key = endpointLabel(ep);
     if (!this.links.has(key)) {
-      this.links.set(key, runOn(this.backend, ep, ['ip', '-j', '-d', 'addr', 'show']).then((r) => JSON.parse(r.stdout) as IpLink[]));
+      this.links.set(key, new Ip(this.targetOf(ep)).linksWithAddrs() as Promise<IpLink[]>);
     }
     return this.links.get(key)!;
   }
@@ -106,9 +111,8 @@ export class PathProbe {
   }
 
   private async routeDev(ep: Endpoint, ip: string): Promise<string | undefined> {
-    const r = await runOn(this.backend, ep, ['ip', '-j', 'route', 'get', ip], { allowFailure: true });
-    if (r.exitCode !== 0) return undefined;
-    return (JSON.parse(r.stdout) as { dev?: string }[])[0]?.dev;
+    const answer = await new Ip(this.targetOf(ep)).routeGet(ip).catch(() => undefined);
+    return answer?.dev;
   }
 
   /** The interface that holds an endpoint's own address (for a node: its uplink). */

@@ -14,10 +14,11 @@ import { renderText } from '../workshop/render-text.js';
 import { renderSvg } from '../workshop/render-svg.js';
 import { formatTrace, type TextStyle } from '../workshop/render-trace.js';
 import { traceLab, TraceTargetError } from '../workshop/trace-run.js';
-import { formatStatus, labStatus } from '../workshop/status.js';
+import { backendProbe, formatStatus, labStatus } from '../workshop/status.js';
 import { openShell } from '../workshop/shell.js';
 import { terminalKeys, walkExercises, type LessonIO } from '../workshop/lesson.js';
 import type { NetModel } from '../workshop/model.js';
+import { targetByName } from '../runner/targets.js';
 
 export interface CliContext {
   pickInstance(name?: string): LabState;
@@ -37,12 +38,6 @@ function running(ctx: CliContext, name?: string) {
   return { state, lab, backend, sf, nodes: lab.topology.nodes.map((n) => n.name) };
 }
 
-function findTarget(ctx: CliContext, state: LabState, nodes: string[], target: string): { node: string; pod?: string } {
-  const pod = state.pods.find((p) => p.name === target);
-  if (pod) return { node: pod.node, pod: pod.name };
-  if (nodes.includes(target)) return { node: target };
-  throw ctx.usageError(`no node or pod named "${target}" in ${state.lab} (nodes: ${nodes.join(', ')}; pods: ${state.pods.map((p) => p.name).join(', ') || 'none'}); see \`cnilab get pods\``);
-}
 
 export function workshopCommands(ctx: CliContext): Command[] {
   const shell = new Command('shell')
@@ -52,8 +47,8 @@ export function workshopCommands(ctx: CliContext): Command[] {
     .addHelpText('after', example('cnilab shell master        # then: ip route, bridge fdb show, ip neigh', 'cnilab shell nginx-0       # then: ip addr, ping 10.10.1.2'))
     .action(async (target: string, o) => {
       const { state, backend, nodes } = running(ctx, o.lab);
-      const t = findTarget(ctx, state, nodes, target);
-      console.error(dim(`cnilab: shell on ${t.pod ? `pod ${t.pod} (node ${t.node})` : `node ${t.node}`} of ${state.lab}; \`exit\` or Ctrl-D to leave`));
+      const t = targetByName(backend, state, nodes, target);
+      console.error(dim(`cnilab: shell on ${t.label} of ${state.lab}; \`exit\` or Ctrl-D to leave`));
       process.exitCode = await openShell(backend, state.lab, t.node, t.pod);
     });
 
@@ -62,9 +57,9 @@ export function workshopCommands(ctx: CliContext): Command[] {
     .argument('[instance]', 'instance name (default: the only one up)')
     .option('--json', 'as JSON')
     .addHelpText('after', example('cnilab status', 'cnilab status flannel-vxlan --json | jq .healthy') + '\n\nExit code 0 when everything recorded is alive, 1 when something is gone.')
-    .action((name: string | undefined, o) => {
+    .action(async (name: string | undefined, o) => {
       const { state, lab, backend } = running(ctx, name);
-      const r = labStatus(state, lab, backend);
+      const r = await labStatus(state, lab, backendProbe(backend));
       if (o.json) json(r);
       else console.log(formatStatus(r, style).join('\n'));
       process.exitCode = r.healthy ? ctx.exit.ok : ctx.exit.stepsFailed;

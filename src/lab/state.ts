@@ -27,7 +27,8 @@ export interface LabState {
   processes: ProcessRecord[];
   pods: PodRecord[];
   /** Docker backend: the engine, and the network and containers made there (also labelled with the lab). */
-  docker?: { host: string; network?: string; containers: string[] };
+  /** pids: each node container's first process as this machine numbers it (the engine is local), for its namespaces. */
+  docker?: { host: string; network?: string; containers: string[]; pids?: Record<string, number> };
 }
 
 export interface PodRecord {

@@ -6,6 +6,7 @@
 // filesystem of its own (every mount of bpffs is a separate instance): nothing
 // here pins anything in the machine's /sys/fs/bpf, and unmounting a node's
 // filesystem frees everything pinned in it.
+import { runAt, type Where } from './target.js';
 import { randomBytes } from 'node:crypto';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statfsSync } from 'node:fs';
@@ -175,8 +176,8 @@ export interface BpfAttachment {
 }
 
 /** Every BPF program on a device of the namespace; none when bpftool is missing or cannot tell. */
-export async function bpfAttachments(netns: Netns): Promise<BpfAttachment[]> {
-  const r = await run(inNetns(netns, 'bpftool', ['-j', 'net', 'show']), { allowFailure: true });
+export async function bpfAttachments(where: Where): Promise<BpfAttachment[]> {
+  const r = await runAt(where, ['bpftool', '-j', 'net', 'show'], { allowFailure: true });
   if (r.exitCode !== 0 || !r.stdout.trim()) return [];
   try {
     const [net] = JSON.parse(r.stdout) as { xdp?: { devname: string; name?: string; mode?: string }[]; tc?: { devname: string; kind: string; name: string }[] }[];

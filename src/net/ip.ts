@@ -4,6 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { CommandError, inNetns, run, type Netns } from './exec.js';
 import { IpSession } from './ip-session.js';
+import type { RunsCommands } from './target.js';
 
 export interface AddrInfo {
   family: 'inet' | 'inet6';
@@ -91,7 +92,17 @@ export interface NetnsId {
 }
 
 export class Ip {
-  constructor(readonly netns: Netns = undefined) {}
+  /** The namespace on this machine, when there is one to enter; otherwise commands go through `remote`. */
+  readonly netns: Netns;
+  private readonly remote?: RunsCommands;
+
+  /** A namespace of this machine (a name or a path; none: this process's own), or a node or pod of any backend. */
+  constructor(where: Netns | RunsCommands = undefined) {
+    if (typeof where === 'object') {
+      this.netns = where.netns;
+      if (!where.netns) this.remote = where;
+    } else this.netns = where;
+  }
 
   private argv(tool: 'ip' | 'bridge', args: string[]): string[] {
     // `ip -n NAME` enters a named namespace itself: one process instead of nsenter + ip.
@@ -99,15 +110,23 @@ export class Ip {
     return name ? [tool, '-n', name, ...args] : inNetns(this.netns, tool, args);
   }
 
+  private async exec(tool: 'ip' | 'bridge', args: string[], input?: string): Promise<string> {
+    if (!this.remote) return (await run(this.argv(tool, args), { input })).stdout;
+    const argv = [tool, ...args];
+    const r = await this.remote.run(argv, { input, allowFailure: true });
+    if (r.exitCode !== 0) throw new CommandError(argv, r.exitCode, r.stderr, r.stdout);
+    return r.stdout;
+  }
+
   /** Run one `ip` command. */
   async cmd(...args: string[]): Promise<string> {
-    return (await run(this.argv('ip', args))).stdout;
+    return this.exec('ip', args);
   }
 
   /** Run several `ip` commands in one process; stops at the first failure and says which line. */
   async batch(lines: string[][]): Promise<void> {
     if (lines.length === 0) return;
-    if (session && !this.netns) {
+    if (session && !this.netns && !this.remote) {
       await session.batch(lines);
       return;
     }
@@ -116,7 +135,7 @@ export class Ip {
       return;
     }
     const text = lines.map((l) => l.join(' ')).join('\n') + '\n';
-    await run(this.argv('ip', ['-batch', '-']), { input: text });
+    await this.exec('ip', ['-batch', '-'], text);
   }
 
   /**
@@ -125,9 +144,9 @@ export class Ip {
    * (see failedBatchLine) and its stdout holds what the lines before printed.
    */
   async batchJson<T>(lines: string[][]): Promise<T[][]> {
-    if (session && !this.netns) return parseJsonLines<T>(await session.batch(lines));
+    if (session && !this.netns && !this.remote) return parseJsonLines<T>(await session.batch(lines));
     const text = lines.map((l) => l.join(' ')).join('\n') + '\n';
-    return parseJsonLines<T>((await run(this.argv('ip', ['-json', '-details', '-batch', '-']), { input: text })).stdout);
+    return parseJsonLines<T>(await this.exec('ip', ['-json', '-details', '-batch', '-'], text));
   }
 
   async json<T>(...args: string[]): Promise<T> {
@@ -136,12 +155,12 @@ export class Ip {
   }
 
   async bridgeJson<T>(...args: string[]): Promise<T> {
-    const out = (await run(this.argv('bridge', ['-json', ...args]))).stdout;
+    const out = await this.exec('bridge', ['-json', ...args]);
     return (out.trim() ? JSON.parse(out) : []) as T;
   }
 
   async bridgeCmd(...args: string[]): Promise<void> {
-    await run(this.argv('bridge', args));
+    await this.exec('bridge', args);
   }
 
   /** A link by name, or undefined when it does not exist. */
@@ -211,6 +230,10 @@ export class Ip {
 
   /** Write sysctls inside this namespace (/proc/sys/net is per namespace). Keys with an interface name use the slash form. */
   async sysctl(values: Record<string, string | number>): Promise<void> {
+    if (this.remote) {
+      await this.remote.run(['sysctl', '-q', '-w', ...Object.entries(values).map(([k, v]) => `${k}=${v}`)]);
+      return;
+    }
     if (!this.netns) {
       // Already in the namespace: /proc/sys is ours, no process needed.
       for (const [k, v] of Object.entries(values)) writeFileSync(`/proc/sys/${k.includes('/') ? k : k.replace(/\./g, '/')}`, String(v));
@@ -221,6 +244,7 @@ export class Ip {
   }
 
   async readSysctl(key: string): Promise<string> {
+    if (this.remote) return (await this.remote.run(['sysctl', '-n', key])).stdout.trim();
     return (await run(inNetns(this.netns, 'sysctl', ['-n', key]))).stdout.trim();
   }
 }

@@ -1,5 +1,6 @@
 // iptables (nft backend) in one network namespace: the masquerade chain a
 // bridge network sets up per container, and its removal.
+import { runAt, type Where } from './target.js';
 import { createHash } from 'node:crypto';
 import { inNetns, run, type Netns } from './exec.js';
 
@@ -33,8 +34,8 @@ export async function removeMasquerade(netns: Netns, chain: string): Promise<voi
   await run(inNetns(netns, 'iptables-restore', ['--noflush', '-w']), { input: lines.join('\n') });
 }
 
-export async function natRules(netns: Netns): Promise<string[]> {
-  const r = await run(inNetns(netns, 'iptables', ['-w', '-t', 'nat', '-S']), { allowFailure: true });
+export async function natRules(where: Where): Promise<string[]> {
+  const r = await runAt(where, ['iptables', '-w', '-t', 'nat', '-S'], { allowFailure: true });
   return r.stdout.split('\n').filter(Boolean);
 }
 

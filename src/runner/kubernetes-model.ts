@@ -9,6 +9,7 @@ import type { Backend } from '../topologies/backend.js';
 import type { Lab } from '../lab/lab-file.js';
 
 import { MODEL_PROPERTIES, type ModelProperty } from '../lab/lab-file.js';
+import { Ip } from '../net/ip.js';
 
 /** What the check reads of a running lab (a step's context has all of it). */
 export interface ModelContext {
@@ -84,9 +85,10 @@ async function logLine(log: string | undefined, before: number, marker: string):
 async function sharedAddress(ctx: ModelContext): Promise<ModelVerdict> {
   for (const p of ctx.pods) {
     // A second process in the sandbox, as a sidecar container would be.
-    const seen = await ctx.backend.podExec(p.node, p.name, ['ip', '-4', '-o', 'addr', 'show', 'eth0'], { allowFailure: true });
-    if (!p.ip || !seen.stdout.includes(` ${p.ip}/`)) {
-      return { property: 'shared-ip', holds: false, detail: `a second process in ${p.name} sees ${seen.stdout.trim() || 'no eth0'} instead of ${p.ip}` };
+    const [eth0] = await new Ip(ctx.backend.pod(p.node, p.name)).addrs('eth0').catch(() => []);
+    const seen = (eth0?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => a.local);
+    if (!p.ip || !seen.includes(p.ip)) {
+      return { property: 'shared-ip', holds: false, detail: `a second process in ${p.name} sees ${seen.join(', ') || 'no IPv4 address on eth0'} instead of ${p.ip}` };
     }
   }
   return { property: 'shared-ip', holds: true, detail: `a second process in each of the ${ctx.pods.length} pods sees the pod's address` };
@@ -101,7 +103,7 @@ async function noNat(ctx: ModelContext): Promise<ModelVerdict> {
     if (!server) continue;
     const log = ctx.vars[`pods.${server.name}.accessLog`];
     const before = readLog(log).length;
-    const r = await ctx.backend.podExec(client.node, client.name, ['curl', '-s', '--max-time', '3', `http://${server.ip}/model-check`], { allowFailure: true });
+    const r = await ctx.backend.pod(client.node, client.name).run(['curl', '-s', '--max-time', '3', `http://${server.ip}/model-check`], { allowFailure: true });
     const asked = `${client.name} on ${client.node} asked ${server.ip} for ${server.name} on ${server.node}`;
     if (r.exitCode !== 0) return fail(`${asked}: no answer (curl exit ${r.exitCode})`);
     const who = answeredBy(r.stdout);

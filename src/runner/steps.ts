@@ -112,9 +112,9 @@ async function runCommand(ctx: StepContext, step: Step, command: string): Promis
   if (step.pod) {
     const pod = ctx.pods.find((p) => p.name === step.pod);
     if (!pod) throw new TemplateError(`no pod named "${step.pod}" (pods: ${ctx.pods.map((p) => p.name).join(', ')})`);
-    return ctx.backend.podExec(pod.node, pod.name, argv, { allowFailure: true });
+    return ctx.backend.pod(pod.node, pod.name).run(argv, { allowFailure: true });
   }
-  return ctx.backend.exec(step.node!, argv, { allowFailure: true });
+  return ctx.backend.node(step.node!).run(argv, { allowFailure: true });
 }
 
 /** Run `fn` while tcpdump listens on a node's interface; returns what tcpdump printed. */

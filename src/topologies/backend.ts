@@ -2,6 +2,8 @@
 // A backend knows how to make nodes on an underlay and how to run things on them;
 // it knows nothing of CNI, lessons or checks.
 import type { RunResult } from '../net/exec.js';
+import type { RunsCommands } from '../net/target.js';
+import type { ProcessRecord } from '../lab/state.js';
 
 export interface NodeSpec {
   name: string;
@@ -14,6 +16,11 @@ export interface Topology {
   lab: string;
   underlay: { subnet: string; prefix: number };
   nodes: NodeSpec[];
+}
+
+export interface CommandOptions {
+  /** The command talks to a terminal (an interactive shell): give it one where the transport needs asking (docker -t, ssh -t). */
+  tty?: boolean;
 }
 
 export interface ExecOptions {
@@ -41,6 +48,8 @@ export interface Backend {
   start(node: string, name: string, argv: string[], opts?: { env?: Record<string, string> }): Promise<Started>;
   /** Stop a process we started, by its PID. */
   stop(pid: number): Promise<void>;
+  /** Whether a process we started is still that process (its PID and start time, read where it runs). */
+  isRunning(p: ProcessRecord): Promise<boolean>;
 
   /** The host path behind a path as the node sees it (/etc/cni/net.d, /var/lib/cni, …). */
   nodePath(node: string, path: string): string;
@@ -55,14 +64,70 @@ export interface Backend {
   podExec(node: string, pod: string, argv: string[], opts?: ExecOptions): Promise<RunResult>;
   podStart(node: string, pod: string, name: string, argv: string[]): Promise<Started>;
 
+  /** A node, to run commands on, start processes on, read and write its files. */
+  node(name: string): Target;
+  /** A pod's sandbox on its node: commands run in the pod's network namespace. */
+  pod(node: string, pod: string): Target;
+
   /**
    * A BPF filesystem of the node's own, for the programs and maps a datapath
    * pins (pins are global to the machine, so nodes and labs never share one);
    * returns its path. Removed with the lab.
    */
   bpffs?(node: string): Promise<string>;
-  /** The argv that runs `argv` on a node (or in its pod), for callers that spawn it themselves, such as the benchmark tools. */
-  commandFor?(node: string, pod: string | undefined, argv: string[]): string[];
-  /** The network namespace of a node (or of its pod) as a path nsenter takes, so the kernel's view there can be read. */
-  netnsPath?(node: string, pod?: string): string;
+  /** The argv that runs `argv` on a node (or in its pod), for callers that spawn it themselves, such as the benchmark tools and `shell`. */
+  commandFor(node: string, pod: string | undefined, argv: string[], opts?: CommandOptions): string[];
+  /**
+   * The network namespace of a node (or of its pod) as a path on this machine, where the
+   * kernel's view there is local (netns; docker with a local engine); undefined where it is not.
+   */
+  netnsPath?(node: string, pod?: string): string | undefined;
+}
+
+/** A node or a pod of a lab, on whatever backend: what commands, checks and the kernel wrappers run on. */
+export interface Target extends RunsCommands {
+  readonly node: string;
+  readonly pod?: string;
+  /** Start a long-running process there; its PID is recorded before this returns. */
+  start(name: string, argv: string[], opts?: { env?: Record<string, string> }): Promise<Started>;
+  /** A file of the node (a pod sees its node's files), or undefined when it does not exist. */
+  readFile(path: string): Promise<string | undefined>;
+  writeFile(path: string, content: string): Promise<void>;
+}
+
+/** The Target every backend hands out, built on its per-node methods. */
+export class BackendTarget implements Target {
+  constructor(
+    private readonly backend: Backend,
+    readonly node: string,
+    readonly pod?: string,
+  ) {}
+
+  get label(): string {
+    return this.pod ? `pod ${this.pod} on ${this.node}` : `node ${this.node}`;
+  }
+
+  get netns(): string | undefined {
+    return this.backend.netnsPath?.(this.node, this.pod);
+  }
+
+  run(argv: string[], opts?: ExecOptions): Promise<RunResult> {
+    return this.pod ? this.backend.podExec(this.node, this.pod, argv, opts) : this.backend.exec(this.node, argv, opts);
+  }
+
+  argv(argv: string[], opts?: CommandOptions): string[] {
+    return this.backend.commandFor(this.node, this.pod, argv, opts);
+  }
+
+  start(name: string, argv: string[], opts?: { env?: Record<string, string> }): Promise<Started> {
+    return this.pod ? this.backend.podStart(this.node, this.pod, name, argv) : this.backend.start(this.node, name, argv, opts);
+  }
+
+  readFile(path: string): Promise<string | undefined> {
+    return this.backend.readFile(this.node, path);
+  }
+
+  writeFile(path: string, content: string): Promise<void> {
+    return this.backend.writeFile(this.node, path, content);
+  }
 }

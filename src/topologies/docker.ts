@@ -8,7 +8,7 @@
 // bridge gets no address (inhibit_ipv4), containers get no default route, and
 // the host's Node.js and cnilab bundle are mounted read-only at their own paths
 // so the plugins and agents run unchanged.
-import { rmSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type Docker from 'dockerode';
@@ -16,11 +16,12 @@ import { CommandError, type RunResult } from '../net/exec.js';
 import { parseCidr, parseIp, formatIp, network as networkOf, broadcast, overlaps } from '../net/ipnet.js';
 import { NAME_PREFIX, labDir, readState, type StateFile } from '../lab/state.js';
 import { ROOT } from '../lab/paths.js';
-import type { ExecOptions, Topology } from './backend.js';
+import type { CommandOptions, ExecOptions, Topology } from './backend.js';
 import { connectDocker, dockerHost, engineAnswers, engineSocketExists } from './docker-engine.js';
 import { ensureNodeImage, IMAGE_LABEL } from './docker-image.js';
 import { NODE_DIRS, nodeInitArgv } from './node-commands.js';
 import { RemoteNodeBackend } from './remote-node.js';
+import { podNetns } from './netns.js';
 
 export const LAB_LABEL = 'cnilab.lab';
 export const PREFIX_LABEL = 'cnilab.prefix';
@@ -169,6 +170,8 @@ export class DockerBackend extends RemoteNodeBackend {
           this.state.update((s) => s.docker!.containers.push(containerName(lab, n.name)));
           const c = await docker.createContainer(nodeContainerSpec(this.topo, n.name, image, this.state.dir));
           await c.start();
+          const pid = (await c.inspect()).State.Pid;
+          this.state.update((s) => (s.docker!.pids = { ...s.docker!.pids, [n.name]: pid }));
           await dockerExec(c, nodeInitArgv(NODE_DIRS));
         }),
       );
@@ -207,6 +210,21 @@ export class DockerBackend extends RemoteNodeBackend {
 
   async exec(node: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
     return dockerExec(await this.container(node), argv, opts);
+  }
+
+  /**
+   * The engine is on this machine, so a node's namespaces are reachable from here through
+   * its container's first process: the kernel's view there is read without a docker exec each time.
+   */
+  netnsPath(node: string, pod?: string): string | undefined {
+    const pid = this.state.state.docker?.pids?.[node];
+    if (!pid || !existsSync(`/proc/${pid}/ns/net`)) return undefined;
+    return pod ? `/proc/${pid}/root/run/netns/${podNetns(this.topo.lab, pod)}` : `/proc/${pid}/ns/net`;
+  }
+
+  /** Through Debian's docker CLI (docker.io), at the engine this lab lives on. */
+  protected nodeCommand(node: string, argv: string[], opts: CommandOptions = {}): string[] {
+    return ['docker', '-H', this.state.state.docker!.host, 'exec', '-i', ...(opts.tty ? ['-t'] : []), containerName(this.topo.lab, node), ...argv];
   }
 }
 

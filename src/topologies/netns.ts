@@ -8,9 +8,9 @@ import { netnsPath, run, startDetached, type RunResult } from '../net/exec.js';
 import { Ip } from '../net/ip.js';
 import { addNetns, deleteNetns, listNetns, netnsInode } from '../net/netns.js';
 import { isBpffs, mountBpffs } from '../net/bpf.js';
-import { NAME_PREFIX, labDir, listLabs, processStartTime, StateFile } from '../lab/state.js';
+import { NAME_PREFIX, labDir, listLabs, processStartTime, StateFile, type ProcessRecord } from '../lab/state.js';
 import { pidsInNetns, stopPid, stopRecorded } from '../lab/processes.js';
-import type { Backend, ExecOptions, Started, Topology } from './backend.js';
+import { BackendTarget, type Backend, type ExecOptions, type Started, type Target, type Topology } from './backend.js';
 
 export const UNDERLAY_BRIDGE = 'br0';
 
@@ -112,7 +112,16 @@ export class NetnsBackend implements Backend {
     return this.nsenter(podNetns(this.topo.lab, pod), join(this.podRoot(pod), 'uts'), argv);
   }
 
+  node(name: string): Target {
+    return new BackendTarget(this, name);
+  }
+
+  pod(node: string, pod: string): Target {
+    return new BackendTarget(this, node, pod);
+  }
+
   commandFor(node: string, pod: string | undefined, argv: string[]): string[] {
+    // nsenter runs the command in this terminal: a shell gets the terminal as it is.
     return pod ? this.podArgv(pod, argv) : this.nodeArgv(node, argv);
   }
 
@@ -149,6 +158,10 @@ export class NetnsBackend implements Backend {
 
   async podStart(node: string, pod: string, name: string, argv: string[]): Promise<Started> {
     return this.launch(node, `${pod}-${name}`, this.podArgv(pod, argv), join(this.podRoot(pod), 'log'));
+  }
+
+  async isRunning(p: ProcessRecord): Promise<boolean> {
+    return processStartTime(p.pid) === p.startTime;
   }
 
   async stop(pid: number): Promise<void> {

@@ -2,12 +2,11 @@
 // vagrant backends reach a node through a shell (`docker exec`, `vagrant ssh`)
 // and send it these same argvs; the netns backend needs none of them.
 // Arguments always travel as positional parameters ("$1", "$@"), never pasted
-// into the script, so no value needs quoting inside it.
+// into the script, so no value needs quoting inside it. The kernel work among
+// them (a node's forwarding and routes, pod sandboxes) is in src/net/node-scripts.ts.
+import { shArgv } from '../net/node-scripts.js';
 
-/** `sh -c script` with `args` as $1, $2, … */
-export function shArgv(script: string, ...args: string[]): string[] {
-  return ['sh', '-c', script, 'sh', ...args];
-}
+export { createSandboxArgv, nodeInitArgv, podArgv, podUtsFile, removeSandboxArgv, shArgv } from '../net/node-scripts.js';
 
 /** Field 22 of /proc/PID/stat (start time in clock ticks); the command name may hold spaces, so cut after its ")". */
 const startTimeOf = (pid: string) => `sed 's/.*) //' /proc/${pid}/stat 2>/dev/null | cut -d' ' -f20`;
@@ -52,6 +51,11 @@ export function stopArgv(pid: number, startTime: number, graceMs = 2000): string
   return shArgv(script, String(pid), String(startTime));
 }
 
+/** Prints the start time of PID, nothing when there is no such process. */
+export function startTimeArgv(pid: number): string[] {
+  return shArgv(startTimeOf('$1'), String(pid));
+}
+
 /** Create a file with the content on stdin, and its directory. */
 export function writeFileArgv(path: string): string[] {
   return shArgv('mkdir -p "$(dirname "$1")" && cat > "$1"', path);
@@ -64,60 +68,9 @@ export function readFileArgv(path: string): string[] {
 /** Directories every node has, as the netns backend makes them. */
 export const NODE_DIRS = ['/etc/cni/net.d', '/var/lib/cni', '/run/flannel', '/var/log'];
 
-/**
- * Make a node as a node has it: the node-private directories a CNI runtime and
- * agents use, forwarding on, strict reverse-path filtering off, and no default
- * route (nothing of a lab leaves the machine).
- */
-export function nodeInitArgv(dirs: string[]): string[] {
-  const script = [
-    'mkdir -p "$@"',
-    'sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0',
-    'ip route del default 2>/dev/null; true',
-  ].join(' && ');
-  return shArgv(script, ...dirs);
-}
-
 /** A BPF filesystem on /sys/fs/bpf, unless one is there: the node's own mount, gone with the node. */
 export function bpffsArgv(dir = '/sys/fs/bpf'): string[] {
   return shArgv('[ "$(stat -f -c %T "$1" 2>/dev/null)" = bpf_fs ] || { mkdir -p "$1" && mount -t bpf bpf "$1"; }', dir);
-}
-
-/** Where a pod's hostname (a UTS namespace pinned on a file) lives inside its node. */
-export function podUtsFile(pod: string): string {
-  return `/run/cnilab/pods/${pod}/uts`;
-}
-
-/** A pod sandbox inside a node: a named network namespace with loopback up, and a hostname. */
-export function createSandboxArgv(netns: string, pod: string): string[] {
-  const script = [
-    'ip netns add "$1"',
-    'ip -n "$1" link set lo up',
-    'mkdir -p "$(dirname "$2")"',
-    ': > "$2"',
-    'unshare --uts="$2" hostname "$3"',
-  ].join(' && ');
-  return shArgv(script, netns, podUtsFile(pod), pod);
-}
-
-/** Stop what runs in a sandbox (SIGTERM, then SIGKILL), then remove it; missing parts are fine. */
-export function removeSandboxArgv(netns: string, pod: string): string[] {
-  const script = [
-    'pids() { ip netns pids "$1" 2>/dev/null; }',
-    'for p in $(pids "$1"); do kill -TERM "$p" 2>/dev/null; done',
-    'i=0; while [ -n "$(pids "$1")" ] && [ $i -lt 100 ]; do sleep 0.02; i=$((i+1)); done',
-    'for p in $(pids "$1"); do kill -KILL "$p" 2>/dev/null; done',
-    'ip netns del "$1" 2>/dev/null',
-    'umount "$2" 2>/dev/null',
-    'rm -rf "$(dirname "$2")"',
-    'true',
-  ].join('\n');
-  return shArgv(script, netns, podUtsFile(pod));
-}
-
-/** Run a command inside a pod's sandbox on its node. */
-export function podArgv(netns: string, pod: string, argv: string[]): string[] {
-  return ['nsenter', `--net=/run/netns/${netns}`, `--uts=${podUtsFile(pod)}`, '--', ...argv];
 }
 
 /** `env K=V … argv`: for transports (ssh) that carry no environment of their own. */

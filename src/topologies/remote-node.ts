@@ -5,9 +5,10 @@
 import { join } from 'node:path';
 import type { RunResult } from '../net/exec.js';
 import type { StateFile } from '../lab/state.js';
-import type { Backend, ExecOptions, Started, Topology } from './backend.js';
+import { BackendTarget, type Backend, type CommandOptions, type ExecOptions, type Started, type Target, type Topology } from './backend.js';
 import { podNetns } from './netns.js';
-import { bpffsArgv, createSandboxArgv, parseStarted, podArgv, readFileArgv, removeSandboxArgv, startArgv, stopArgv, writeFileArgv } from './node-commands.js';
+import { startTimeArgv, bpffsArgv, createSandboxArgv, parseStarted, podArgv, readFileArgv, removeSandboxArgv, startArgv, stopArgv, writeFileArgv } from './node-commands.js';
+import type { ProcessRecord } from '../lab/state.js';
 
 export abstract class RemoteNodeBackend implements Backend {
   abstract readonly kind: string;
@@ -19,6 +20,20 @@ export abstract class RemoteNodeBackend implements Backend {
   abstract up(): Promise<void>;
   abstract down(): Promise<void>;
   abstract exec(node: string, argv: string[], opts?: ExecOptions): Promise<RunResult>;
+  /** The argv that runs `argv` on a node through this backend's transport (docker exec, ssh). */
+  protected abstract nodeCommand(node: string, argv: string[], opts?: CommandOptions): string[];
+
+  commandFor(node: string, pod: string | undefined, argv: string[], opts?: CommandOptions): string[] {
+    return this.nodeCommand(node, pod ? podArgv(podNetns(this.topo.lab, pod), pod, argv) : argv, opts);
+  }
+
+  node(name: string): Target {
+    return new BackendTarget(this, name);
+  }
+
+  pod(node: string, pod: string): Target {
+    return new BackendTarget(this, node, pod);
+  }
 
   /** Node-private paths are the real ones: the node has its own filesystem. */
   nodePath(_node: string, path: string): string {
@@ -56,6 +71,11 @@ export abstract class RemoteNodeBackend implements Backend {
   podStart(node: string, pod: string, name: string, argv: string[]): Promise<Started> {
     const log = join(this.state.dir, 'pods', pod, 'log', `${pod}-${name}.log`);
     return this.launch(node, `${pod}-${name}`, podArgv(podNetns(this.topo.lab, pod), pod, argv), log);
+  }
+
+  async isRunning(p: ProcessRecord): Promise<boolean> {
+    const r = await this.exec(p.node, startTimeArgv(p.pid), { allowFailure: true });
+    return r.stdout.trim() === String(p.startTime);
   }
 
   /** PIDs are the node's own (its PID space): the stop runs on the node, and only if the start time still matches. */

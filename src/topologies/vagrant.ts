@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import { CommandError, type RunResult } from '../net/exec.js';
 import { ROOT } from '../lab/paths.js';
 import { labDir, readState, STATE_ROOT, type StateFile } from '../lab/state.js';
-import type { ExecOptions, Topology } from './backend.js';
+import type { CommandOptions, ExecOptions, Topology } from './backend.js';
 import { nodePackages } from '../lab/tools.js';
 import { NODE_DIRS, nodeInitArgv, shQuote, withEnv } from './node-commands.js';
 import { RemoteNodeBackend } from './remote-node.js';
@@ -129,6 +129,12 @@ export class VagrantBackend extends RemoteNodeBackend {
 
   async down(): Promise<void> {
     await cleanVagrantLab(this.topo.lab, this.runner);
+  }
+
+  protected nodeCommand(node: string, argv: string[], opts: CommandOptions = {}): string[] {
+    const { sshConfig, controlDir } = paths(this.topo.lab);
+    const ssh = sshArgv(sshConfig, controlDir, node, argv);
+    return opts.tty ? [ssh[0], '-t', ...ssh.slice(1)] : ssh;
   }
 
   async exec(node: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {

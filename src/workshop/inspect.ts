@@ -8,7 +8,7 @@ import { netnsInode } from '../net/netns.js';
 import { tunOwners } from '../net/proc.js';
 import { pidsInNetns } from '../lab/processes.js';
 import type { LabState } from '../lab/state.js';
-import type { Backend } from '../topologies/backend.js';
+import type { Backend, Target } from '../topologies/backend.js';
 import { kindOf } from '../net/link-kinds.js';
 import { buildModel, type NetModel, type RawNamespace } from './model.js';
 
@@ -18,28 +18,29 @@ export interface InspectTarget {
   node: string;
 }
 
-/** A node's or pod's namespace as a path; backends that cannot say are named in the error. */
-export function netnsOf(backend: Backend, t: InspectTarget): string {
-  if (!backend.netnsPath) throw new Error(`the ${backend.kind} backend does not expose its namespaces, so cnilab cannot read the kernel's view there; use the netns backend`);
-  return backend.netnsPath(t.node, t.kind === 'pod' ? t.name : undefined);
+/** The node or pod as a Target of its backend. */
+export function targetOf(backend: Backend, t: InspectTarget): Target {
+  return t.kind === 'pod' ? backend.pod(t.node, t.name) : backend.node(t.node);
 }
 
-/** Everything the kernel says about one namespace, in parallel `ip -json` calls. */
+/** Everything the kernel says about one namespace, in parallel `ip -json` calls (on the node itself where the namespace is not local). */
 export async function readNamespace(backend: Backend, t: InspectTarget): Promise<RawNamespace> {
-  const netns = netnsOf(backend, t);
-  const ip = new Ip(netns);
+  const target = targetOf(backend, t);
+  const netns = target.netns;
+  const ip = new Ip(target);
   const [links, routes, neighbours, fdb, nsids, nat, bpf] = await Promise.all([
     ip.linksWithAddrs(),
     ip.routes(),
     ip.neighbours(),
     ip.fdbAll(),
     ip.netnsIds(),
-    t.kind === 'node' ? natRules(netns) : Promise.resolve(undefined),
-    t.kind === 'node' ? bpfAttachments(netns) : Promise.resolve([]),
+    t.kind === 'node' ? natRules(target) : Promise.resolve(undefined),
+    t.kind === 'node' ? bpfAttachments(target) : Promise.resolve([]),
   ]);
-  const raw: RawNamespace = { ...t, netns, links, routes, neighbours, fdb, nsids, ...(nat ? { nat } : {}), ...(bpf.length ? { bpf } : {}) };
+  const raw: RawNamespace = { ...t, netns: netns ?? target.label, links, routes, neighbours, fdb, nsids, ...(nat ? { nat } : {}), ...(bpf.length ? { bpf } : {}) };
   if (links.some((l) => kindOf(l) === 'tun')) {
-    const inode = netnsInode(netns);
+    // Who holds a TUN device is read from /proc: possible where the namespace is on this machine.
+    const inode = netns ? netnsInode(netns) : undefined;
     raw.tunOwners = inode === undefined ? [] : tunOwners(pidsInNetns(new Set([inode])));
   }
   return raw;

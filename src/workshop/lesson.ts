@@ -50,7 +50,8 @@ export async function runTry(ctx: LessonContext, t: TryItem, style: TextStyle): 
   const command = render(t.run!, ctx.vars);
   const pod = t.pod ? ctx.state.pods.find((p) => p.name === t.pod) : undefined;
   const argv = ['sh', '-c', command];
-  const r = pod ? await ctx.backend.podExec(pod.node, pod.name, argv, { allowFailure: true }) : await ctx.backend.exec(t.node!, argv, { allowFailure: true });
+  const target = pod ? ctx.backend.pod(pod.node, pod.name) : ctx.backend.node(t.node!);
+  const r = await target.run(argv, { allowFailure: true });
   const out = (r.stdout + r.stderr).trimEnd() || '(no output)';
   return r.exitCode === 0 ? out : `${out}\n${style.red(`(exit code ${r.exitCode})`)}`;
 }

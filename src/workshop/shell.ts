@@ -9,10 +9,9 @@ export function shellPrompt(lab: string, node: string, pod?: string): string {
 }
 
 export function shellArgv(backend: Backend, lab: string, node: string, pod?: string): string[] {
-  if (!backend.commandFor) throw new Error(`the ${backend.kind} backend cannot open a shell in a node yet; use \`cnilab exec\` instead`);
   // bash without rc files keeps our prompt; sh where there is no bash.
   const shell = 'if command -v bash >/dev/null 2>&1; then exec bash --norc --noprofile -i; fi; exec sh -i';
-  return backend.commandFor(node, pod, ['env', `PS1=${shellPrompt(lab, node, pod)}`, `CNILAB_LAB=${lab}`, `CNILAB_TARGET=${pod ?? node}`, 'sh', '-c', shell]);
+  return backend.commandFor(node, pod, ['env', `PS1=${shellPrompt(lab, node, pod)}`, `CNILAB_LAB=${lab}`, `CNILAB_TARGET=${pod ?? node}`, 'sh', '-c', shell], { tty: true });
 }
 
 export function openShell(backend: Backend, lab: string, node: string, pod?: string): Promise<number> {

@@ -1,9 +1,8 @@
 // `cnilab status`: what a running lab recorded, checked against the machine:
 // each node's and pod's namespace still there, each process it started still
 // the same process (PID and start time).
-import { existsSync } from 'node:fs';
 import type { Lab } from '../lab/lab-file.js';
-import { processStartTime, type LabState, type ProcessRecord } from '../lab/state.js';
+import type { LabState, ProcessRecord } from '../lab/state.js';
 import type { Backend } from '../topologies/backend.js';
 import type { TextStyle } from './render-trace.js';
 
@@ -26,11 +25,26 @@ export interface StatusReport {
   pods: { name: string; node: string; ip?: string; status: string; namespace?: boolean; processes: ProcessStatus[] }[];
 }
 
-const alive = (p: ProcessRecord) => processStartTime(p.pid) === p.startTime;
+/** Asked through the backend, where the lab lives: its namespaces (can a command run there?) and its processes. */
+export interface StatusProbe {
+  isRunning(p: ProcessRecord): Promise<boolean>;
+  namespaceThere(node: string, pod?: string): Promise<boolean>;
+}
 
-export function labStatus(state: LabState, lab: Lab, backend: Backend): StatusReport {
-  const nsThere = (node: string, pod?: string) => (backend.netnsPath ? existsSync(backend.netnsPath(node, pod)) : undefined);
-  const procs = state.processes.map((p) => ({ rec: p, status: { name: p.name, node: p.node, pid: p.pid, alive: alive(p) } }));
+export function backendProbe(backend: Backend): StatusProbe {
+  return {
+    isRunning: (p) => backend.isRunning(p),
+    namespaceThere: async (node, pod) => ((await (pod ? backend.pod(node, pod) : backend.node(node)).run(['true'], { allowFailure: true })).exitCode === 0),
+  };
+}
+
+export async function labStatus(state: LabState, lab: Lab, probe: StatusProbe): Promise<StatusReport> {
+  const [nodeNs, podNs, alive] = await Promise.all([
+    Promise.all(lab.topology.nodes.map((n) => probe.namespaceThere(n.name))),
+    Promise.all(state.pods.map((p) => probe.namespaceThere(p.node, p.name))),
+    Promise.all(state.processes.map((p) => probe.isRunning(p))),
+  ]);
+  const procs = state.processes.map((p, i) => ({ rec: p, status: { name: p.name, node: p.node, pid: p.pid, alive: alive[i] } }));
   // A pod's processes are recorded as <pod>-<name> on its node.
   const ofPod = (pod: string, node: string) => procs.filter((p) => p.rec.node === node && p.rec.name.startsWith(`${pod}-`));
   const podProcs = new Set(state.pods.flatMap((p) => ofPod(p.name, p.node)));
@@ -41,14 +55,14 @@ export function labStatus(state: LabState, lab: Lab, backend: Backend): StatusRe
     since: state.createdAt,
     labFile: state.labFile,
     healthy: true,
-    nodes: lab.topology.nodes.map((n) => ({ name: n.name, address: n.address, namespace: nsThere(n.name) })),
+    nodes: lab.topology.nodes.map((n, i) => ({ name: n.name, address: n.address, namespace: nodeNs[i] })),
     services: procs.filter((p) => !podProcs.has(p)).map((p) => p.status),
-    pods: state.pods.map((p) => ({
+    pods: state.pods.map((p, i) => ({
       name: p.name,
       node: p.node,
       ip: p.ip,
       status: p.status,
-      namespace: nsThere(p.node, p.name),
+      namespace: podNs[i],
       processes: ofPod(p.name, p.node).map((x) => ({ ...x.status, name: x.status.name.slice(p.name.length + 1) })),
     })),
   };

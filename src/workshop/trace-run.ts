@@ -6,7 +6,7 @@ import { rmSync, readFileSync } from 'node:fs';
 import { Ip } from '../net/ip.js';
 import type { LabState } from '../lab/state.js';
 import type { Backend, Started } from '../topologies/backend.js';
-import { inspectLab, netnsOf } from './inspect.js';
+import { inspectLab, targetOf } from './inspect.js';
 import { nsById, ownerOfAddress, primaryAddress, uplink, type NetModel, type NsView } from './model.js';
 import { walk, type Hop, type TraceEnd, type TracePath, type Tunnel } from './trace.js';
 import { sleep } from '../util/wait.js';
@@ -28,8 +28,10 @@ export interface TraceReport extends TracePath {
   capture?: { sent: number; received: number; allSeen: boolean; beyond?: { at: string; device: string; packets: number }[] };
 }
 
+const targetOfNs = (backend: Backend, ns: NsView) => targetOf(backend, { kind: ns.kind, name: ns.name, node: ns.node });
+
 function execIn(backend: Backend, ns: NsView, argv: string[]) {
-  return ns.kind === 'pod' ? backend.podExec(ns.node, ns.name, argv, { allowFailure: true }) : backend.exec(ns.node, argv, { allowFailure: true });
+  return targetOfNs(backend, ns).run(argv, { allowFailure: true });
 }
 
 /** The kernel's `ip route get`, asked in the namespace of a model entry. */
@@ -37,7 +39,7 @@ export function kernelOracle(backend: Backend, model: NetModel) {
   return {
     routeGet: (id: string, dst: string, opts: { from?: string; iif?: string }) => {
       const ns = nsById(model, id)!;
-      return new Ip(netnsOf(backend, { kind: ns.kind, name: ns.name, node: ns.node })).routeGet(dst, opts);
+      return new Ip(targetOfNs(backend, ns)).routeGet(dst, opts);
     },
   };
 }
@@ -117,7 +119,7 @@ async function captureAlong(backend: Backend, model: NetModel, path: TracePath, 
       const filter = p.beyond ? `icmp[icmptype] == icmp-echo and dst host ${path.to.ip}` : captureFilter(path, p.layer, p.src);
       const argv = ['tcpdump', '-n', '-l', '--immediate-mode', '-i', p.device, filter];
       const name = `${tag}-${i}`;
-      started.push(p.ns.kind === 'pod' ? await backend.podStart(p.ns.node, p.ns.name, name, argv) : await backend.start(p.ns.node, name, argv));
+      started.push(await targetOfNs(backend, p.ns).start(name, argv));
     }
     for (let i = 0; i < 250 && !started.every((s) => readLog(s.log).includes('listening on')); i++) await sleep(20);
     const unready = started.filter((s) => !readLog(s.log).includes('listening on'));

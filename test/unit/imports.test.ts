@@ -111,3 +111,24 @@ describe('the import graph of src/', () => {
     expect(bad).to.deep.equal([]);
   });
 });
+
+describe('the kernel tools', () => {
+  // A call whose argv starts with one of these, anywhere but src/net: the wrappers there take a Target, so use them.
+  const TOOL = String.raw`(ip|tc|bpftool|iptables|iptables-restore|iptables-save|ip6tables|nft|bridge|sysctl)`;
+  const spawn = new RegExp(String.raw`([(,]\s*\[\s*'${TOOL}'\s*[,\]])|(execa\(\s*'${TOOL}')|(sh -c '${TOOL} )`);
+
+  it('are spawned by src/net alone', () => {
+    const bad = walk(SRC)
+      .filter((f) => top(f) !== 'net')
+      .flatMap((f) => readFileSync(f, 'utf8').split('\n').map((line, i) => ({ f, i, line })))
+      .filter(({ line }) => spawn.test(line))
+      .map(({ f, i, line }) => `${relative(SRC, f)}:${i + 1}: ${line.trim()}`);
+    expect(bad).to.deep.equal([]);
+  });
+
+  it('the check itself catches a spawn', () => {
+    expect(spawn.test(`await run(['ip', 'link'])`)).to.equal(true);
+    expect(spawn.test(`backend.exec(node, ['tc', 'qdisc'])`)).to.equal(true);
+    expect(spawn.test(`const KINDS = ['bridge', 'veth']`)).to.equal(false);
+  });
+});

@@ -7,7 +7,6 @@ import { join } from 'node:path';
 import type { Backend, NodeSpec } from '../../topologies/backend.js';
 import type { Lab } from '../../lab/lab-file.js';
 import type { CiliumNetwork } from './schema.js';
-import type { Link } from '../../net/ip.js';
 import { Ip } from '../../net/ip.js';
 import { addNetns, deleteNetns } from '../../net/netns.js';
 import { compileBpf, missingTcBpf } from '../../net/bpf.js';
@@ -79,7 +78,8 @@ export async function installCilium(backend: Backend, lab: Lab, nodes: NodeSpec[
       await backend.writeFile(node.name, AGENT_CONFIG, JSON.stringify(config, null, 2));
       await backend.start(node.name, 'cilium-agent', [process.execPath, join(AGENTS_DIR, 'cilium-agent.js'), '--config', backend.nodePath(node.name, AGENT_CONFIG)]);
       const ready = JSON.parse(await waitForAgent(backend, node.name, 10_000)) as { pins: string };
-      const [underlay] = JSON.parse((await backend.exec(node.name, ['ip', '-json', 'link', 'show', 'dev', 'eth0'])).stdout) as Link[];
+      const underlay = await new Ip(backend.node(node.name)).link('eth0');
+      if (!underlay) throw new Error(`node ${node.name} has no eth0 (the underlay)`);
       const mtu = underlay.mtu - (mode === 'vxlan' ? VXLAN_OVERHEAD : 0);
       await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(ciliumConfList(backend, node.name, node.podCIDR, mtu), null, 2));
       progress(`cilium-agent on ${node.name}: pods ${node.podCIDR}, ${mode === 'vxlan' ? `VXLAN through ${TUNNEL_DEVICE}` : 'native routing'}, BPF objects pinned in ${ready.pins}`);

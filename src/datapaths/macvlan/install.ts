@@ -9,6 +9,7 @@ import type { Backend, NodeSpec } from '../../topologies/backend.js';
 import { broadcast, contains, formatCidr, formatIp, network, parseCidr, parseIp, subnet } from '../../net/ipnet.js';
 import { CONF_DIR, type ConfList } from '../../cni/conflist.js';
 import type { Lab } from '../../lab/lab-file.js';
+import { Ip } from '../../net/ip.js';
 
 /** The node device the pods' macvlans hang off, and the name of each node's shim. */
 export const UNDERLAY_DEVICE = 'eth0';
@@ -104,8 +105,7 @@ export async function installMacvlan(backend: Backend, lab: Lab, nodes: NodeSpec
   const slices = splitPodRange(lab.topology.underlay, lab.network.podCIDR, lab.network.subnetLen, nodes);
   for (const [i, node] of nodes.entries()) {
     const s = slices[i];
-    const text = shimCommands(s).map((l) => l.join(' ')).join('\n') + '\n';
-    await backend.exec(node.name, ['ip', '-batch', '-'], { input: text });
+    await new Ip(backend.node(node.name)).batch(shimCommands(s));
     await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(macvlanConfList(backend, lab, node, s), null, 2));
     progress(`macvlan on ${node.name}: pods ${s.rangeStart}-${s.rangeEnd}, shim ${SHIM_DEVICE} ${s.shim}`);
   }
