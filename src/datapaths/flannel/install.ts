@@ -50,6 +50,8 @@ export function flannelConfList(backend: Backend, node: string): ConfList {
         ipam: { dataDir: backend.nodePath(node, '/var/lib/cni/networks') },
         delegate: { hairpinMode: true, isDefaultGateway: true },
       },
+      // Shapes pods that carry kubernetes.io/ingress-bandwidth or egress-bandwidth; others pass through.
+      { type: 'bandwidth', capabilities: { bandwidth: true } },
     ],
   };
 }
