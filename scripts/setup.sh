@@ -7,6 +7,8 @@ PACKAGES=(
   iproute2 iptables iputils-ping curl util-linux procps psmisc kmod
   iperf3 sockperf ethtool nginx tcpdump busybox-static
   etcd-server etcd-client bird2
+  # flannel's wireguard backend: wg, and the user-space daemon for kernels without the module.
+  wireguard-tools wireguard-go
   containernetworking-plugins podman
   clang llvm libbpf-dev linux-libc-dev bpftool
   # podman's own dependencies bring crun, which refuses hosts with hybrid

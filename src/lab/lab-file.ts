@@ -12,6 +12,7 @@ import { benchSchema } from './bench-block.js';
 /** The Kubernetes network model's properties, checked in every lab (src/runner/kubernetes-model.ts). */
 export const MODEL_PROPERTIES = ['unique-ip', 'shared-ip', 'one-network', 'no-nat'] as const;
 export type ModelProperty = (typeof MODEL_PROPERTIES)[number];
+import { EGRESS_ANNOTATION, INGRESS_ANNOTATION, bandwidthProblem } from './pod-bandwidth.js';
 
 const name = z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'lower-case letters, digits and "-"');
 const regexList = z.union([z.string(), z.array(z.string())]);
@@ -22,7 +23,7 @@ const expectSchema = z.strictObject({
   notStdout: regexList.optional(),
   capture: regexList.optional(),
   notCapture: regexList.optional(),
-  json: z.array(z.strictObject({ path: z.string(), equals: z.unknown().optional(), matches: z.string().optional() })).optional(),
+  json: z.array(z.strictObject({ path: z.string(), equals: z.unknown().optional(), matches: z.string().optional(), min: z.number().optional(), max: z.number().optional() })).optional(),
   count: z.number().int().optional(),
   nodes: z.record(z.string(), z.number().int()).optional(),
   /** kubernetes-model: the properties this lab breaks on purpose; the step passes when exactly these fail. */
@@ -93,6 +94,10 @@ export const labSchema = z.strictObject({
             }),
           )
           .optional(),
+        /** Pod annotations, read as a runtime reads them (kubernetes.io/ingress-bandwidth, egress-bandwidth). */
+        annotations: z.record(z.string(), z.string()).optional(),
+        /** Programs beside the workload in each pod (iperf3-server: a server for measuring steps). */
+        sidecars: z.array(z.enum(['iperf3-server'])).optional(),
       }),
     )
     .default([]),
@@ -225,6 +230,13 @@ export function parseLabWith(text: string, file: string, kinds: Record<string, N
     const nodeCount = (w.nodes ?? [...seen]).length;
     if (w.ports?.length && w.replicas > nodeCount) {
       fail(['workloads', i, 'replicas'], `${w.replicas} replicas publish host ports on ${nodeCount} node(s); at most one replica per node can hold a host port`);
+    }
+  });
+  lab.workloads.forEach((w, i) => {
+    for (const key of [INGRESS_ANNOTATION, EGRESS_ANNOTATION]) {
+      const value = w.annotations?.[key];
+      const problem = value === undefined ? undefined : bandwidthProblem(value);
+      if (problem) fail(['workloads', i, 'annotations', key], problem);
     }
   });
   lab.steps.forEach((s, i) => {

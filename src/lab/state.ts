@@ -41,6 +41,8 @@ export interface PodRecord {
   containerId: string;
   /** Ports published on the node, passed to CNI as runtimeConfig.portMappings. */
   ports?: { containerPort: number; hostPort: number; protocol: 'tcp' | 'udp' }[];
+  /** The pod's annotations (kubernetes.io/ingress-bandwidth, …), read as a runtime reads them. */
+  annotations?: Record<string, string>;
 }
 
 export function labDir(lab: string): string {

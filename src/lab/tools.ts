@@ -37,6 +37,8 @@ export const TOOLS: Record<string, Tool> = {
   bird: { package: 'bird2', on: both },
   birdc: { package: 'bird2', on: both },
   bpftool: { package: 'bpftool', on: both },
+  wg: { package: 'wireguard-tools', on: both },
+  'wireguard-go': { package: 'wireguard-go', on: both },
   // eBPF programs are compiled once, where cnilab runs, then loaded on every node.
   clang: { package: 'clang', on: ['host'] },
   '/usr/include/bpf/bpf_helpers.h': { package: 'libbpf-dev', on: ['host'] },

@@ -13,6 +13,7 @@ import type { Backend } from '../topologies/backend.js';
 import type { StateFile, PodRecord } from '../lab/state.js';
 import { CNI_BIN_DIR } from '../lab/paths.js';
 import { waitUntil } from '../util/wait.js';
+import { bandwidthFromAnnotations } from '../lab/pod-bandwidth.js';
 
 /** Where a node's CNI daemon listens; the shims find it through CNILAB_RUN_DIR. */
 export const CNID_DIR = '/run/cnilab-cnid';
@@ -41,6 +42,7 @@ export interface PodSpec {
   node: string;
   workload: string;
   ports?: PodRecord['ports'];
+  annotations?: PodRecord['annotations'];
 }
 
 export class PodManager {
@@ -158,11 +160,14 @@ export class PodManager {
   }
 }
 
-/** runtimeConfig for the capabilities a plugin declares, as libcni fills it in (only portMappings here). */
+/** runtimeConfig for the capabilities a plugin declares, as libcni fills it in (portMappings, bandwidth). */
 export function capabilityArgs(plugin: Record<string, unknown>, pod: PodRecord): Record<string, unknown> | undefined {
   const caps = (plugin.capabilities ?? {}) as Record<string, unknown>;
-  if (caps.portMappings === true && pod.ports?.length) return { portMappings: pod.ports };
-  return undefined;
+  const args: Record<string, unknown> = {};
+  if (caps.portMappings === true && pod.ports?.length) args.portMappings = pod.ports;
+  const bandwidth = caps.bandwidth === true ? bandwidthFromAnnotations(pod.annotations) : undefined;
+  if (bandwidth) args.bandwidth = bandwidth;
+  return Object.keys(args).length ? args : undefined;
 }
 
 /** Pods of a workload spread over nodes in turn: replicas 3 on [master, worker] gives master, worker, master. */

@@ -9,6 +9,7 @@ import { StateFile, readState, labDir } from '../lab/state.js';
 import { PodManager, schedule } from './pods.js';
 import { startNginx } from './workloads.js';
 import { datapath } from '../datapaths/index.js';
+import { startSidecar } from './sidecars.js';
 import { NodeServices } from './services.js';
 import { runStep, type StepOutcome } from './steps.js';
 import { MissingFeatureError, preflight } from './preflight.js';
@@ -97,7 +98,7 @@ export class LabInstance {
 
   private async deploy(): Promise<void> {
     const nodes = this.lab.topology.nodes.map((n) => n.name);
-    const specs = this.lab.workloads.flatMap((w) => schedule(w.name, w.replicas, w.nodes ?? nodes).map((s) => ({ ...s, ports: w.ports })));
+    const specs = this.lab.workloads.flatMap((w) => schedule(w.name, w.replicas, w.nodes ?? nodes).map((s) => ({ ...s, ports: w.ports, annotations: w.annotations })));
     // Pods on different nodes start in parallel; on one node one after another, as a kubelet would pace them.
     const byNode = new Map<string, typeof specs>();
     for (const s of specs) byNode.set(s.node, [...(byNode.get(s.node) ?? []), s]);
@@ -106,6 +107,7 @@ export class LabInstance {
         for (const spec of list) {
           const pod = await this.pods.create(spec);
           const info = await startNginx(this.backend, pod, this.pods.podDir(pod.name));
+          for (const sidecar of this.lab.workloads.find((w) => w.name === spec.workload)?.sidecars ?? []) await startSidecar(this.backend, pod, sidecar);
           pod.status = 'Running';
           this.pods.save(pod);
           this.reporter.info(`pod ${pod.name} on ${pod.node}: ${pod.ip} (log ${info.accessLog})`);

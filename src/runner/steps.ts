@@ -102,6 +102,8 @@ export function checkExpectations(step: Step, r: RunResult, vars: Record<string,
       const got = jsonPath(doc, j.path);
       if (j.equals !== undefined && JSON.stringify(got) !== JSON.stringify(j.equals)) return `expected ${j.path} = ${JSON.stringify(j.equals)}, got ${JSON.stringify(got)}`;
       if (j.matches !== undefined && !new RegExp(render(j.matches, vars)).test(String(got))) return `expected ${j.path} to match /${j.matches}/, got ${JSON.stringify(got)}`;
+      if (j.min !== undefined && !(typeof got === 'number' && got >= j.min)) return `expected ${j.path} ≥ ${j.min}, got ${JSON.stringify(got)}`;
+      if (j.max !== undefined && !(typeof got === 'number' && got <= j.max)) return `expected ${j.path} ≤ ${j.max}, got ${JSON.stringify(got)}`;
     }
   }
   return undefined;

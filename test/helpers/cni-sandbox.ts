@@ -40,6 +40,8 @@ export interface PluginCall {
   cniArgs?: string;
   /** Where the bridge executable (and its IPAM) are found: ours or the reference's. */
   binDir?: string;
+  /** The executable to run from binDir: bridge unless said. */
+  plugin?: string;
   /** Changes to the environment after the defaults: undefined removes a variable. */
   env?: Record<string, string | undefined>;
 }
@@ -124,7 +126,7 @@ export class Sandbox {
       else env[k] = v;
     }
     const input = typeof c.conf === 'string' ? c.conf : JSON.stringify(c.conf);
-    const argv = inNetns(this.node, join(binDir, 'bridge'), []);
+    const argv = inNetns(this.node, join(binDir, c.plugin ?? 'bridge'), []);
     const r = await run(argv, { input, env, allowFailure: true });
     let json: any;
     try {

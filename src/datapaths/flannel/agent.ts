@@ -68,7 +68,7 @@ export class FlannelAgent {
     const leaseValue = { PublicIP: this.opts.publicIp, BackendType: type, BackendData: backendData };
     await this.etcd.put(subnetKey(this.opts.prefix, local), JSON.stringify(leaseValue));
     this.lease = { subnet: local, publicIp: this.opts.publicIp, backendType: type, backendData };
-    this.log(`acquired lease ${formatCidr(local)} for ${this.opts.publicIp} (backend ${type})`);
+    this.log(`acquired lease ${formatCidr(local)} for ${this.opts.publicIp} (backend ${type}${backend.implementation ? ` on ${backend.implementation}` : ''})`);
 
     const under = await this.ip.link(this.opts.iface);
     const mtu = (under?.mtu ?? 1500) - backend.overhead;
@@ -106,6 +106,7 @@ export class FlannelAgent {
       const l = parseLease(kv, this.opts.prefix);
       if (!l || l.publicIp === this.opts.publicIp) continue;
       if (backend.type === 'vxlan' && !l.backendData.VtepMAC) continue; // the other node is still setting up
+      if (backend.type === 'wireguard' && !l.backendData.PublicKey) continue;
       remotes.set(formatCidr(l.subnet), l);
     }
     const ipLines: string[][] = [];
@@ -129,6 +130,7 @@ export class FlannelAgent {
     }
     await this.ip.batch(add.ip);
     for (const line of add.bridge) await this.ip.bridgeCmd(...line);
+    await backend.syncPeers?.([...remotes.values()]);
     this.programmed = remotes;
     return { revision };
   }

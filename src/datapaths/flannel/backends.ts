@@ -5,6 +5,7 @@ import { HostGwBackend } from './host-gw.js';
 import type { AgentOptions, FlannelBackend, NetworkConfig } from './types.js';
 import { UdpBackend } from './udp.js';
 import { VxlanBackend } from './vxlan.js';
+import { WG_PORT, WireguardBackend, keyFileFor } from './wireguard.js';
 
 type MakeBackend = (ip: Ip, opts: AgentOptions, config: NetworkConfig, net: Cidr) => FlannelBackend;
 
@@ -12,6 +13,7 @@ export const FLANNEL_BACKENDS: Record<string, MakeBackend> = {
   vxlan: (ip, opts, c) => new VxlanBackend(ip, opts, c.Backend?.VNI ?? 1, c.Backend?.Port ?? 8472),
   'host-gw': (_ip, opts) => new HostGwBackend(opts),
   udp: (ip, opts, c, net) => new UdpBackend(ip, opts, { network: net, port: c.Backend?.Port ?? 8285, offload: c.Backend?.Offload ?? true }),
+  wireguard: (ip, opts, c, net) => new WireguardBackend(ip, { ...opts, keyFile: keyFileFor(opts.subnetFile) }, net, c.Backend?.Port ?? WG_PORT),
 };
 
 export function makeBackend(ip: Ip, opts: AgentOptions, config: NetworkConfig, net: Cidr): FlannelBackend {

@@ -10,6 +10,7 @@ import type { Lab } from '../../lab/lab-file.js';
 import type { FlannelNetwork } from './schema.js';
 import type { NetworkConfig } from './types.js';
 import { waitUntil } from '../../util/wait.js';
+import { prepareWireguard, wireguardImplementation } from './wireguard-install.js';
 
 export const FLANNEL_PREFIX = '/coreos.com/network';
 
@@ -22,7 +23,9 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
   const config: NetworkConfig = { Network: network.podCIDR, SubnetLen: network.subnetLen, Backend: { Type: network.backend, ...network.backendConfig } };
   await etcdPut(backend, control, `${FLANNEL_PREFIX}/config`, JSON.stringify(config));
 
+  const wireguard = network.backend === 'wireguard' ? await wireguardImplementation() : undefined;
   for (const node of nodes) {
+    const wgFlags = wireguard ? await prepareWireguard(backend, node, wireguard, progress) : [];
     await backend.start(node.name, 'flanneld', [
       process.execPath,
       join(AGENTS_DIR, 'flanneld.js'),
@@ -31,6 +34,7 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
       '--iface', 'eth0',
       '--public-ip', node.address,
       '--subnet-file', backend.nodePath(node.name, '/run/flannel/subnet.env'),
+      ...wgFlags,
     ]);
     const env = await waitForFile(backend, node.name, '/run/flannel/subnet.env', 10_000);
     progress(`flanneld on ${node.name}: ${env.match(/FLANNEL_SUBNET=(\S+)/)?.[1]}`);
@@ -50,6 +54,8 @@ export function flannelConfList(backend: Backend, node: string): ConfList {
         ipam: { dataDir: backend.nodePath(node, '/var/lib/cni/networks') },
         delegate: { hairpinMode: true, isDefaultGateway: true },
       },
+      // Shapes pods that carry kubernetes.io/ingress-bandwidth or egress-bandwidth; others pass through.
+      { type: 'bandwidth', capabilities: { bandwidth: true } },
     ],
   };
 }

@@ -9,6 +9,8 @@ export interface AgentOptions {
   iface: string; // the underlay device, eth0
   publicIp: string;
   subnetFile: string;
+  /** wireguard backend: this node's socket directory for wireguard-go (see net/wireguard.ts). */
+  wgRunDir?: string;
   log?: (msg: string) => void;
 }
 
@@ -34,6 +36,10 @@ export interface FlannelBackend {
   /** Commands (ip batch lines, bridge fdb lines) that make `remote` reachable. */
   addRemote(remote: Lease): { ip: string[][]; bridge: string[][] };
   removeRemote(remote: Lease): { ip: string[][]; bridge: string[][] };
+  /** Which implementation carries the device, when there is a choice (wireguard: kernel or wireguard-go). */
+  readonly implementation?: string;
+  /** Peers kept outside the routing tables (wireguard): set to exactly these remotes. */
+  syncPeers?(remotes: Lease[]): Promise<void>;
   /** Release what lives in this process (threads, file descriptors); returns a line for the log. */
   stop?(): Promise<string | void>;
 }

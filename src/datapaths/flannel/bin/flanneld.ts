@@ -10,6 +10,7 @@ const { values } = parseArgs({
     iface: { type: 'string', default: 'eth0' },
     'public-ip': { type: 'string' },
     'subnet-file': { type: 'string', default: '/run/flannel/subnet.env' },
+    'wg-run-dir': { type: 'string' },
   },
 });
 for (const required of ['etcd-endpoints', 'public-ip'] as const) {
@@ -24,6 +25,7 @@ const agent = new FlannelAgent({
   iface: values.iface!,
   publicIp: values['public-ip']!,
   subnetFile: values['subnet-file']!,
+  wgRunDir: values['wg-run-dir'],
 });
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.once(sig, () => {
