@@ -39,7 +39,7 @@ describe('lab: flannel-wireguard', function () {
         expect(daemons.map((d) => d.node).sort()).to.deep.equal(['master', 'worker']);
         for (const d of daemons) {
           expect(readFileSync(`/proc/${d.pid}/comm`, 'utf8').trim()).to.equal('wireguard-go');
-          expect(statSync(`/proc/${d.pid}/ns/net`).ino, `wireguard-go on ${d.node} lives in that node's namespace`).to.equal(netnsInode(inst.backend.netnsPath!(d.node)));
+          expect(statSync(`/proc/${d.pid}/ns/net`).ino, `wireguard-go on ${d.node} lives in that node's namespace`).to.equal(netnsInode(inst.backend.netnsPath!(d.node)!));
         }
         for (const k of kinds) expect(JSON.parse(k)[0].linkinfo.info_kind).to.equal('tun');
       }
