@@ -102,7 +102,8 @@ describe('lab: cilium-ebpf and cilium-vxlan', function () {
       const e = await preflight(lab, { install: false, log: () => undefined }).then(() => undefined, (err: Error) => err);
       expect(e).to.be.instanceOf(PreflightError);
       expect(e!.message).to.match(/missing tools: .*clang.*bpftool.*tc/);
-      expect(e!.message).to.match(/Debian packages: .*clang.*bpftool/);
+      const packages = /Debian packages: ([^)]*)\)/.exec(e!.message)?.[1].split(' ');
+      expect(packages).to.include.members(['clang', 'bpftool', 'libbpf-dev', 'iproute2']);
     } finally {
       process.env.PATH = path;
     }
