@@ -17,6 +17,14 @@ import { startPrivateEngine, stopPrivateEngine, type PrivateEngine } from '../..
 import { ensureNodeImage } from '../../src/topologies/docker-image.js';
 import { LAB_LABEL, PREFIX_LABEL, labLabels } from '../../src/topologies/docker.js';
 import { failures } from '../helpers/lab.js';
+import { Terminal } from '../helpers/terminal.js';
+import { ROOT } from '../../src/lab/paths.js';
+
+/** The CLI as a user runs it, with this test's engine and state directory. */
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await execa(process.execPath, [`${ROOT}/dist/cli.js`, ...args], { reject: false, env: { NO_COLOR: '1' } });
+  return { code: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr };
+}
 
 /** Containers and networks on the engine that carry `lab`'s labels. */
 async function dockerLeftovers(engine: PrivateEngine, lab: string): Promise<string[]> {
@@ -118,6 +126,64 @@ describe('docker backend: labs on nodes as containers', function () {
       expect(await dockerLeftovers(engine!, instance)).to.deep.equal([]);
     });
   }
+
+  it('every workshop command works on docker nodes: status, diagram, trace --capture, shell, exec', async function () {
+    this.timeout(300_000);
+    const lab = 'dkr-ws';
+    const inst = LabInstance.open('flannel-vxlan', { name: lab, backend: 'docker' }, new QuietReporter());
+    await inst.up({ install: false });
+    const term = new Terminal();
+    try {
+      const status = await cli(['status', lab, '--json']);
+      expect(status.code, status.stderr).to.equal(0);
+      expect(JSON.parse(status.stdout)).to.include({ healthy: true, backend: 'docker' });
+
+      // The diagram is read from the kernel inside the containers: the same datapath as on netns.
+      const diagram = await cli(['diagram', lab, '--json']);
+      expect(diagram.code, diagram.stderr).to.equal(0);
+      const model = JSON.parse(diagram.stdout) as { namespaces: { kind: string; name: string; links: { name: string; kind: string }[] }[] };
+      expect(model.namespaces.filter((n) => n.kind === 'node').map((n) => n.name)).to.deep.equal(['master', 'worker']);
+      expect(model.namespaces.filter((n) => n.kind === 'pod')).to.have.length(3);
+      expect(model.namespaces.find((n) => n.name === 'master')!.links.map((l) => `${l.name}:${l.kind}`)).to.include.members(['cni0:bridge', 'flannel.1:vxlan']);
+
+      const trace = await cli(['trace', '--lab', lab, 'nginx-0', 'nginx-1', '--capture', '--json']);
+      expect(trace.code, trace.stdout + trace.stderr).to.equal(0);
+      const t = JSON.parse(trace.stdout) as { delivered: boolean; tunnels: { via: string; vni?: number }[]; capture: { allSeen: boolean } };
+      expect(t.delivered).to.equal(true);
+      expect(t.tunnels.map((x) => x.via)).to.deep.equal(['vxlan']);
+      expect(t.capture.allSeen).to.equal(true);
+
+      // A shell in a pod, in a real terminal: the prompt says where, and commands run there.
+      await term.start(`node dist/cli.js shell --lab ${lab} nginx-1`);
+      await term.waitFor(/\[dkr-ws pod nginx-1@worker\]/, 'the shell prompt');
+      await term.keys('hostname; ip -4 -o addr show eth0', 'Enter');
+      const screen = await term.waitFor(/eth0\s+inet 10\.10\.1\.\d+\/24/, "the pod's address");
+      expect(screen).to.include('nginx-1');
+      await term.keys('exit', 'Enter');
+      await term.waitFor(/COMMAND-EXIT 0/, 'the shell to end');
+    } finally {
+      await term.stop();
+      await inst.down();
+    }
+    expect(await dockerLeftovers(engine!, lab)).to.deep.equal([]);
+  });
+
+  it('bench runs on docker nodes with its timeouts: TCP and request/response against the underlay', async function () {
+    this.timeout(300_000);
+    const results = mkdtempSync('/tmp/cnilab-dkr-bench-');
+    try {
+      const r = await cli(['bench', 'flannel-host-gw', '--backend', 'docker', '--name', 'dkr-bench', '--tests', 'tcp,rr', '--repeat', '1', '--duration', '1', '--warmup', '0', '--results-dir', results, '--json']);
+      expect(r.code, r.stdout + r.stderr).to.equal(0);
+      const summary = JSON.parse(r.stdout) as { labs: { lab: string; status: string; file?: string }[] };
+      expect(summary.labs.map((o) => o.status)).to.deep.equal(['ok']);
+      const result = JSON.parse(readFileSync(summary.labs[0].file!, 'utf8')) as { backend: string; pairs: { name: string }[] };
+      expect(result.backend).to.equal('docker');
+      expect(result.pairs.map((p) => p.name)).to.include('underlay');
+    } finally {
+      await execa('rm', ['-rf', results], { reject: false });
+    }
+    expect(await dockerLeftovers(engine!, 'dkr-bench')).to.deep.equal([]);
+  });
 
   it('clean finds containers and networks a crash left with no state file, by their labels', async () => {
     const lab = 'dkr-crashed';
