@@ -62,3 +62,12 @@ export function stepCommand(s: Step, vars: Record<string, string>): string {
     return (s.run ?? '').trim();
   }
 }
+
+/** A story, hint or lesson with the lab's values filled in (left as written where a value is unknown). */
+export function fill(text: string, vars: Record<string, string>): string {
+  try {
+    return render(text, vars).trim();
+  } catch {
+    return text.trim();
+  }
+}

@@ -12,7 +12,7 @@ import { readState, type LabState } from '../lab/state.js';
 import type { StepOutcome } from '../runner/steps.js';
 import { backendNames } from '../topologies/registry.js';
 import type { CliContext } from './workshop.js';
-import { applySteps, breakLab, challengeContext, grade, stepCommand, stepTarget } from '../challenges/engine.js';
+import { applySteps, breakLab, challengeContext, fill, grade, stepCommand, stepTarget } from '../challenges/engine.js';
 import { attemptRecord, endAttempt, formatDuration, readAttempt, saveAttempt, type Attempt } from '../challenges/attempt.js';
 
 const json = (data: unknown) => console.log(JSON.stringify(data, null, 2));
@@ -42,10 +42,10 @@ function printList(lab: Lab): void {
   console.log(dim(`\nstart one: cnilab challenge ${lab.name} ${lab.challenges![0].name}`));
 }
 
-function printStory(lab: Lab, c: Challenge, a: Attempt): void {
+function printStory(lab: Lab, c: Challenge, a: Attempt, vars: Record<string, string>): void {
   const node = lab.topology.nodes[0].name;
   console.log(`\n${bold(`Challenge · ${c.title}`)} ${dim(`(${lab.name}/${c.name})`)}\n`);
-  console.log(indent(c.story, '  '));
+  console.log(indent(fill(c.story, vars), '  '));
   console.log(`\n${dim('Look around:')} cnilab shell ${node} · cnilab exec ${node} -- ip route · cnilab diagram · cnilab trace <from> <to>`);
   console.log(`${dim('Then:')} cnilab check (graded from the kernel) · cnilab hint (${c.hints.length} hints) · cnilab giveup (shows and applies the fix)`);
   if (a.log) console.log(dim(`The attempt is recorded in ${a.log} when it ends.`));
@@ -104,7 +104,8 @@ export function challengeCommands(ctx: CliContext): Command[] {
         inst = LabInstance.open(labName, { name: o.name, backend: o.backend }, o.json || o.quiet ? new QuietReporter() : new TextReporter());
         await tearDownOnSignal(inst, () => inst.up({ install: o.install }));
       }
-      const saved = await breakLab(challengeContext(inst), c);
+      const sctx = challengeContext(inst);
+      const saved = await breakLab(sctx, c);
       const attempt: Attempt = {
         lab: lab.name,
         instance,
@@ -120,8 +121,8 @@ export function challengeCommands(ctx: CliContext): Command[] {
         ...(o.log ? { log: resolve(o.log) } : {}),
       };
       saveAttempt(attempt);
-      if (o.json) json({ lab: lab.name, instance, challenge: c.name, title: c.title, story: c.story.trim(), hints: c.hints.length, log: attempt.log ?? null });
-      else printStory(lab, c, attempt);
+      if (o.json) json({ lab: lab.name, instance, challenge: c.name, title: c.title, story: fill(c.story, sctx.vars), hints: c.hints.length, log: attempt.log ?? null });
+      else printStory(lab, c, attempt, sctx.vars);
     });
 
   const check = new Command('check')
@@ -132,7 +133,8 @@ export function challengeCommands(ctx: CliContext): Command[] {
     .addHelpText('after', example('cnilab check', 'cnilab check -v', 'cnilab check --json | jq .outcome'))
     .action(async (o) => {
       const { attempt, challenge: c, inst } = openAttempt(ctx, o.lab);
-      const outcomes = await grade(challengeContext(inst, attempt.vars), c);
+      const sctx = challengeContext(inst, attempt.vars);
+      const outcomes = await grade(sctx, c);
       const failing = outcomes.filter((x) => !x.ok).map((x) => x.name);
       attempt.checks.push({ at: new Date().toISOString(), passed: failing.length === 0, failing });
       saveAttempt(attempt);
@@ -152,7 +154,7 @@ export function challengeCommands(ctx: CliContext): Command[] {
       const r = attemptRecord(attempt);
       const when = justFixed ? `fixed in ${formatDuration(r.secondsToFix!)} with ${r.hintsUsed} hint(s) and ${r.checksRun} check(s)` : `all checks pass (the attempt ended before: ${attempt.outcome})`;
       console.log(`\n${green('✔')} ${when}.`);
-      console.log(`${dim('What it teaches:')} ${c.teaches.trim()}`);
+      console.log(`${dim('What it teaches:')}\n${indent(fill(c.teaches, sctx.vars), '  ')}`);
       if (justFixed && attempt.log) console.log(dim(`recorded in ${attempt.log}`));
     });
 
@@ -162,13 +164,14 @@ export function challengeCommands(ctx: CliContext): Command[] {
     .option('--json', 'the hints shown so far as JSON')
     .addHelpText('after', example('cnilab hint'))
     .action((o) => {
-      const { attempt, challenge: c } = openAttempt(ctx, o.lab);
+      const { attempt, challenge: c, inst } = openAttempt(ctx, o.lab);
+      const vars = challengeContext(inst, attempt.vars).vars;
       const before = attempt.hintsUsed;
       if (attempt.outcome === 'open' && attempt.hintsUsed < c.hints.length) {
         attempt.hintsUsed++;
         saveAttempt(attempt);
       }
-      const shown = c.hints.slice(0, Math.max(attempt.hintsUsed, attempt.outcome === 'open' ? 0 : c.hints.length));
+      const shown = c.hints.slice(0, Math.max(attempt.hintsUsed, attempt.outcome === 'open' ? 0 : c.hints.length)).map((h) => fill(h, vars));
       if (o.json) return json({ challenge: c.name, hintsUsed: attempt.hintsUsed, hintsTotal: c.hints.length, hints: shown });
       if (!c.hints.length) return console.log(dim('this challenge has no hints; cnilab giveup shows the fix'));
       shown.forEach((h, i) => {
@@ -198,7 +201,7 @@ export function challengeCommands(ctx: CliContext): Command[] {
       const fixed = checks.length > 0 && checks.every((x) => x.ok);
       process.exitCode = !o.fix || fixed ? ctx.exit.ok : ctx.exit.stepsFailed;
       if (o.json) {
-        json({ ...attemptRecord(attempt), fault: describe(c.break), fix: describe(c.fix), notAFix: { why: c.wrongFix.why.trim(), steps: describe(c.wrongFix.steps) }, applied: o.fix, fixed });
+        json({ ...attemptRecord(attempt), fault: describe(c.break), fix: describe(c.fix), teaches: fill(c.teaches, sctx.vars), notAFix: { why: fill(c.wrongFix.why, sctx.vars), steps: describe(c.wrongFix.steps) }, applied: o.fix, fixed });
         return;
       }
       console.log(ended ? `${bold(`Gave up on ${c.title}`)} ${dim(`after ${formatDuration(secondsSince(attempt.startedAt))}`)}` : bold(`${c.title} (this attempt already ended: ${attempt.outcome})`));
@@ -206,8 +209,8 @@ export function challengeCommands(ctx: CliContext): Command[] {
       printSteps(c.break, sctx.vars);
       console.log(`\n${bold('The fix:')}`);
       printSteps(c.fix, sctx.vars);
-      console.log(`\n${bold('Not a fix:')} ${c.wrongFix.why.trim()}`);
-      console.log(`\n${dim('What it teaches:')} ${c.teaches.trim()}`);
+      console.log(`\n${bold('Not a fix:')}\n${indent(fill(c.wrongFix.why, sctx.vars), '  ')}`);
+      console.log(`\n${bold('What it teaches:')}\n${indent(fill(c.teaches, sctx.vars), '  ')}`);
       if (!o.fix) return;
       const failedStep = applied.find((x) => !x.ok);
       if (failedStep) console.log(`\n${red('✘')} applying the fix failed at "${failedStep.name}": ${failedStep.failure}`);
