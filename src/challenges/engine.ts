@@ -39,9 +39,14 @@ export async function breakLab(ctx: StepContext, c: Challenge): Promise<Record<s
   return Object.fromEntries(Object.entries(ctx.vars).filter(([k]) => !before.has(k)));
 }
 
-/** Every check step, each with its verdict. */
+/**
+ * Every check step, each with its verdict. Checks only read the lab, so they
+ * run side by side (a failing ping waits out its timeout and retries); when a
+ * step saves a value for a later one they run in order.
+ */
 export function grade(ctx: StepContext, c: Challenge): Promise<StepOutcome[]> {
-  return runSteps(ctx, c.check, false);
+  if (c.check.some((s) => s.save)) return runSteps(ctx, c.check, false);
+  return Promise.all(c.check.map((s) => runStep(ctx, s)));
 }
 
 /** Type a fix (or the wrong fix, or its undo) as the student would; stops at the first command that fails. */
