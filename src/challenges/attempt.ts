@@ -85,12 +85,11 @@ export function attemptRecord(a: Attempt): AttemptRecord {
   };
 }
 
-/** End an open attempt and append its record to the log; an attempt already ended stays as it was. */
+/** End an open attempt and append its record to the log (the caller saves it); an attempt already ended stays as it was. */
 export function endAttempt(a: Attempt, outcome: 'fixed' | 'gave-up', at = new Date()): boolean {
   if (a.outcome !== 'open') return false;
   a.outcome = outcome;
   a.endedAt = at.toISOString();
-  saveAttempt(a);
   if (a.log) {
     mkdirSync(dirname(a.log), { recursive: true });
     appendFileSync(a.log, JSON.stringify(attemptRecord(a)) + '\n');

@@ -137,8 +137,8 @@ export function challengeCommands(ctx: CliContext): Command[] {
       const outcomes = await grade(sctx, c);
       const failing = outcomes.filter((x) => !x.ok).map((x) => x.name);
       attempt.checks.push({ at: new Date().toISOString(), passed: failing.length === 0, failing });
-      saveAttempt(attempt);
       const justFixed = failing.length === 0 && endAttempt(attempt, 'fixed');
+      saveAttempt(attempt);
       process.exitCode = failing.length ? ctx.exit.stepsFailed : ctx.exit.ok;
       if (o.json) {
         json({ ...attemptRecord(attempt), results: outcomes.map((x) => ({ name: x.name, ok: x.ok, ...(x.failure ? { failure: x.failure } : {}) })) });
@@ -191,6 +191,7 @@ export function challengeCommands(ctx: CliContext): Command[] {
       const { attempt, challenge: c, inst } = openAttempt(ctx, o.lab);
       const sctx = challengeContext(inst, attempt.vars);
       const ended = endAttempt(attempt, 'gave-up');
+      saveAttempt(attempt);
       const describe = (steps: Challenge['fix']) => steps.map((s) => ({ target: stepTarget(s), name: s.name, command: stepCommand(s, sctx.vars) }));
       let applied: StepOutcome[] = [];
       let checks: StepOutcome[] = [];

@@ -2,52 +2,10 @@
 // screen with capture-pane and answering with send-keys. The lab comes up,
 // each exercise waits for Enter, q quits, and the lab is gone at the end.
 import { expect } from 'chai';
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { requireBuilt, ROOT } from '../../src/lab/paths.js';
 import { leftovers } from '../helpers/lab.js';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function run(argv: string[]): Promise<string> {
-  return new Promise((resolve, reject) => execFile(argv[0], argv.slice(1), (err, stdout, stderr) => (err ? reject(new Error(`${argv.join(' ')}: ${stderr}`)) : resolve(stdout))));
-}
-
-/** A tmux server of our own (its own socket), running one command in a tall window. */
-class Terminal {
-  readonly socket = `cnilab-lesson-test-${process.pid}`;
-  private tmux = (...args: string[]) => run(['tmux', '-L', this.socket, ...args]);
-
-  async start(command: string): Promise<void> {
-    const env = Object.entries(process.env)
-      .filter(([k]) => k.startsWith('CNILAB_'))
-      .flatMap(([k, v]) => ['-e', `${k}=${v}`]);
-    await this.tmux('new-session', '-d', '-x', '160', '-y', '90', ...env, `cd ${ROOT} && ${command}; echo LESSON-EXIT $?; sleep 600`);
-  }
-
-  screen(): Promise<string> {
-    return this.tmux('capture-pane', '-p', '-J');
-  }
-
-  keys(...keys: string[]): Promise<string> {
-    return this.tmux('send-keys', ...keys);
-  }
-
-  /** Wait until the screen shows `pattern` (the lab coming up can take a while on a busy machine). */
-  async waitFor(pattern: RegExp, what: string): Promise<string> {
-    let last = '';
-    for (let i = 0; i < 600; i++) {
-      last = await this.screen();
-      if (pattern.test(last)) return last;
-      await sleep(100);
-    }
-    throw new Error(`the screen never showed ${what} (${pattern}); it shows:\n${last}`);
-  }
-
-  async stop(): Promise<void> {
-    await this.tmux('kill-server').catch(() => undefined);
-  }
-}
+import { Terminal } from '../helpers/terminal.js';
 
 describe('cnilab lesson in a terminal (tmux)', function () {
   this.timeout(120_000);
@@ -57,7 +15,7 @@ describe('cnilab lesson in a terminal (tmux)', function () {
   afterEach(() => term.stop());
 
   it('walks all of flannel-host-gw\'s exercises on Enter, runs them on the live lab, and tears it down', async () => {
-    await term.start(`node ${join(ROOT, 'dist/cli.js')} lesson flannel-host-gw --name ws-lesson`);
+    await term.start(`node ${join(ROOT, 'dist/cli.js')} lesson flannel-host-gw --name ws-lesson; echo LESSON-EXIT $?; sleep 600`);
     let s = await term.waitFor(/Exercise 1\/3 · The same pods, no tunnel[\s\S]*\[Enter\] run it/, 'the first exercise');
     expect(s).to.include('? What is missing from the picture compared with flannel-vxlan?');
     expect(s).to.include('$ cnilab diagram');
@@ -91,7 +49,7 @@ describe('cnilab lesson in a terminal (tmux)', function () {
   });
 
   it('q at the first question quits and still tears the lab down', async () => {
-    await term.start(`node ${join(ROOT, 'dist/cli.js')} lesson flannel-vxlan --name ws-lesson-q`);
+    await term.start(`node ${join(ROOT, 'dist/cli.js')} lesson flannel-vxlan --name ws-lesson-q; echo LESSON-EXIT $?; sleep 600`);
     await term.waitFor(/Exercise 1\/7 · The cluster at a glance[\s\S]*\[q\] quit/, 'the first exercise');
     await term.keys('q');
     const s = await term.waitFor(/LESSON-EXIT \d+/, 'the end');
