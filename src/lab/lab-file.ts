@@ -13,7 +13,7 @@ import { benchSchema } from './bench-block.js';
 export const MODEL_PROPERTIES = ['unique-ip', 'shared-ip', 'one-network', 'no-nat'] as const;
 export type ModelProperty = (typeof MODEL_PROPERTIES)[number];
 import { EGRESS_ANNOTATION, INGRESS_ANNOTATION, bandwidthProblem } from './pod-bandwidth.js';
-import { challengeProblems, challengesSchema } from '../challenges/schema.js';
+import { challengeProblems, challengesSchema } from './challenges.js';
 
 const name = z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'lower-case letters, digits and "-"');
 const regexList = z.union([z.string(), z.array(z.string())]);

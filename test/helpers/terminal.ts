@@ -2,7 +2,7 @@
 // of our own (its own socket) running one command in a tall window, read with
 // capture-pane and answered with send-keys.
 import { execFile } from 'node:child_process';
-import { ROOT } from '../../src/runner/paths.js';
+import { ROOT } from '../../src/lab/paths.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

@@ -3,7 +3,7 @@
 // check, and take the lab down. Nothing here is scripted below the keyboard.
 import { expect } from 'chai';
 import { join } from 'node:path';
-import { requireBuilt, ROOT } from '../../src/runner/paths.js';
+import { requireBuilt, ROOT } from '../../src/lab/paths.js';
 import { leftovers } from '../helpers/lab.js';
 import { Terminal } from '../helpers/terminal.js';
 
