@@ -11,6 +11,7 @@ import { PreflightError } from './runner/preflight.js';
 import { workshopCommands } from './commands/workshop.js';
 import { benchCommands } from './commands/bench.js';
 import { NoSuchTargetError, targetByName } from './runner/targets.js';
+import { challengeCommands } from './commands/challenges.js';
 
 /** Exit codes a CI job can read. */
 const EXIT = { ok: 0, stepsFailed: 1, usage: 2, labFile: 3, preflight: 4, runtime: 5 } as const;
@@ -181,6 +182,7 @@ program
   });
 
 for (const c of workshopCommands({ pickInstance, openInstance, usageError: (m) => new UsageError(m), exit: EXIT })) program.addCommand(c);
+for (const c of challengeCommands({ pickInstance, openInstance, usageError: (m) => new UsageError(m), exit: EXIT })) program.addCommand(c);
 for (const c of benchCommands({ usageError: (m) => new UsageError(m), exit: EXIT })) program.addCommand(c);
 
 /** Every error ends with what to do next, unless its message already names a command to run. */

@@ -13,6 +13,7 @@ import { benchSchema } from './bench-block.js';
 export const MODEL_PROPERTIES = ['unique-ip', 'shared-ip', 'one-network', 'no-nat'] as const;
 export type ModelProperty = (typeof MODEL_PROPERTIES)[number];
 import { EGRESS_ANNOTATION, INGRESS_ANNOTATION, bandwidthProblem } from './pod-bandwidth.js';
+import { challengeProblems, challengesSchema } from './challenges.js';
 
 const name = z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/, 'lower-case letters, digits and "-"');
 const regexList = z.union([z.string(), z.array(z.string())]);
@@ -30,7 +31,7 @@ const expectSchema = z.strictObject({
   violates: z.array(z.enum(MODEL_PROPERTIES)).optional(),
 });
 
-const stepSchema = z
+export const stepSchema = z
   .strictObject({
     name: z.string().min(1),
     node: z.string().optional(),
@@ -106,6 +107,8 @@ export const labSchema = z.strictObject({
   exercises: exercisesSchema.optional(),
   /** What `cnilab bench` measures (pod pairs, tests); without it: same-node, cross-node and the underlay. */
   bench: benchSchema.optional(),
+  /** Break-and-fix tasks graded from the kernel, for `cnilab challenge`. */
+  challenges: challengesSchema(stepSchema).optional(),
 });
 
 export type Lab = z.infer<typeof labSchema>;
@@ -124,6 +127,7 @@ export interface NetworkKind {
   validate?(lab: Lab): LabProblem[];
 }
 export type Step = Lab['steps'][number];
+export type Challenge = NonNullable<Lab['challenges']>[number];
 
 export class LabFileError extends Error {
   constructor(
@@ -253,6 +257,7 @@ export function parseLabWith(text: string, file: string, kinds: Record<string, N
   });
   const pods = lab.workloads.flatMap((w) => Array.from({ length: w.replicas }, (_, i) => `${w.name}-${i}`));
   for (const p of exerciseProblems(lab.exercises ?? [], [...seen], pods)) fail(p.path, p.message);
+  for (const p of challengeProblems(lab.challenges ?? [], [...seen], pods)) fail(p.path, p.message);
   lab.bench?.pairs?.forEach((p, i) => {
     for (const end of ['client', 'server'] as const) {
       if (!pods.includes(p[end])) fail(['bench', 'pairs', i, end], `no pod named "${p[end]}" (pods: ${pods.join(', ') || 'none'})`);

@@ -1,5 +1,6 @@
-// A real terminal for tests that drive cnilab as a person would: tmux with a
-// server of its own, read with capture-pane, answered with send-keys.
+// A real terminal for tests that drive cnilab as a person would: a tmux server
+// of our own (its own socket) running one command in a tall window, read with
+// capture-pane and answered with send-keys.
 import { execFile } from 'node:child_process';
 import { ROOT } from '../../src/lab/paths.js';
 
@@ -9,16 +10,20 @@ function run(argv: string[]): Promise<string> {
   return new Promise((resolve, reject) => execFile(argv[0], argv.slice(1), (err, stdout, stderr) => (err ? reject(new Error(`${argv.join(' ')}: ${stderr}`)) : resolve(stdout))));
 }
 
-/** A tmux server of our own (its own socket), running one command in a tall window. */
 export class Terminal {
-  readonly socket = `cnilab-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  readonly socket: string;
   private tmux = (...args: string[]) => run(['tmux', '-L', this.socket, ...args]);
 
+  constructor(name = 'lesson') {
+    this.socket = `cnilab-${name}-test-${process.pid}`;
+  }
+
+  /** Run `command` in ROOT with the CNILAB_ variables of this process. */
   async start(command: string): Promise<void> {
     const env = Object.entries(process.env)
       .filter(([k]) => k.startsWith('CNILAB_'))
       .flatMap(([k, v]) => ['-e', `${k}=${v}`]);
-    await this.tmux('new-session', '-d', '-x', '160', '-y', '90', ...env, `cd ${ROOT} && ${command}; echo COMMAND-EXIT $?; sleep 600`);
+    await this.tmux('new-session', '-d', '-x', '160', '-y', '90', ...env, `cd ${ROOT} && ${command}`);
   }
 
   screen(): Promise<string> {
@@ -29,7 +34,12 @@ export class Terminal {
     return this.tmux('send-keys', ...keys);
   }
 
-  /** Wait until the screen shows `pattern` (the lab coming up can take a while on a busy machine). */
+  /** Type a line and press Enter. */
+  line(text: string): Promise<string> {
+    return this.tmux('send-keys', '-l', text).then(() => this.keys('Enter'));
+  }
+
+  /** Wait until the screen shows `pattern` (a lab coming up can take a while on a busy machine). */
   async waitFor(pattern: RegExp, what: string): Promise<string> {
     let last = '';
     for (let i = 0; i < 600; i++) {

@@ -132,7 +132,7 @@ describe('docker backend: labs on nodes as containers', function () {
     const lab = 'dkr-ws';
     const inst = LabInstance.open('flannel-vxlan', { name: lab, backend: 'docker' }, new QuietReporter());
     await inst.up({ install: false });
-    const term = new Terminal();
+    const term = new Terminal("docker-shell");
     try {
       const status = await cli(['status', lab, '--json']);
       expect(status.code, status.stderr).to.equal(0);
@@ -154,13 +154,13 @@ describe('docker backend: labs on nodes as containers', function () {
       expect(t.capture.allSeen).to.equal(true);
 
       // A shell in a pod, in a real terminal: the prompt says where, and commands run there.
-      await term.start(`node dist/cli.js shell --lab ${lab} nginx-1`);
+      await term.start(`node dist/cli.js shell --lab ${lab} nginx-1; echo SHELL-EXIT $?; sleep 600`);
       await term.waitFor(/\[dkr-ws pod nginx-1@worker\]/, 'the shell prompt');
       await term.keys('hostname; ip -4 -o addr show eth0', 'Enter');
       const screen = await term.waitFor(/eth0\s+inet 10\.10\.1\.\d+\/24/, "the pod's address");
       expect(screen).to.include('nginx-1');
       await term.keys('exit', 'Enter');
-      await term.waitFor(/COMMAND-EXIT 0/, 'the shell to end');
+      await term.waitFor(/SHELL-EXIT 0/, "the shell to end");
     } finally {
       await term.stop();
       await inst.down();

@@ -15,7 +15,7 @@ describe('cnilab lesson in a terminal (tmux)', function () {
   afterEach(() => term.stop());
 
   it('walks all of flannel-host-gw\'s exercises on Enter, runs them on the live lab, and tears it down', async () => {
-    await term.start(`node ${join(ROOT, 'dist/cli.js')} lesson flannel-host-gw --name ws-lesson`);
+    await term.start(`node ${join(ROOT, 'dist/cli.js')} lesson flannel-host-gw --name ws-lesson; echo LESSON-EXIT $?; sleep 600`);
     let s = await term.waitFor(/Exercise 1\/3 · The same pods, no tunnel[\s\S]*\[Enter\] run it/, 'the first exercise');
     expect(s).to.include('? What is missing from the picture compared with flannel-vxlan?');
     expect(s).to.include('$ cnilab diagram');
@@ -41,20 +41,20 @@ describe('cnilab lesson in a terminal (tmux)', function () {
     expect(s).to.include('✔ capture: all 3 pings seen at every interface of the path');
 
     await term.keys('Enter');
-    s = await term.waitFor(/COMMAND-EXIT \d+/, 'the end');
+    s = await term.waitFor(/LESSON-EXIT \d+/, 'the end');
     expect(s).to.include('✔ all 3 exercises of flannel-host-gw done');
     expect(s).to.include('tearing ws-lesson down');
-    expect(s).to.include('COMMAND-EXIT 0');
+    expect(s).to.include('LESSON-EXIT 0');
     expect(leftovers('ws-lesson')).to.deep.equal([]);
   });
 
   it('q at the first question quits and still tears the lab down', async () => {
-    await term.start(`node ${join(ROOT, 'dist/cli.js')} lesson flannel-vxlan --name ws-lesson-q`);
+    await term.start(`node ${join(ROOT, 'dist/cli.js')} lesson flannel-vxlan --name ws-lesson-q; echo LESSON-EXIT $?; sleep 600`);
     await term.waitFor(/Exercise 1\/7 · The cluster at a glance[\s\S]*\[q\] quit/, 'the first exercise');
     await term.keys('q');
-    const s = await term.waitFor(/COMMAND-EXIT \d+/, 'the end');
+    const s = await term.waitFor(/LESSON-EXIT \d+/, 'the end');
     expect(s).to.include('stopped after 0 of 7 exercises');
-    expect(s).to.include('COMMAND-EXIT 0');
+    expect(s).to.include('LESSON-EXIT 0');
     expect(leftovers('ws-lesson-q')).to.deep.equal([]);
   });
 });

@@ -15,7 +15,7 @@ const LAYERS: string[][] = [
   ['topologies'],
   ['datapaths'],
   ['runner'],
-  ['workshop', 'bench'],
+  ['workshop', 'bench', 'challenges'],
   ['report'],
   ['commands'],
   ['cli.ts'],
