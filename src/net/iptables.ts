@@ -39,11 +39,11 @@ export async function natRules(where: Where): Promise<string[]> {
   return r.stdout.split('\n').filter(Boolean);
 }
 
-/** Append a rule unless the same rule is there already (iptables -C). */
-export async function ensureRule(netns: Netns, table: string, chain: string, rule: string[]): Promise<void> {
+/** Append a rule (or put it first) unless the same rule is there already (iptables -C). */
+export async function ensureRule(netns: Netns, table: string, chain: string, rule: string[], position: 'append' | 'first' = 'append'): Promise<void> {
   const check = await run(inNetns(netns, 'iptables', ['-w', '-t', table, '-C', chain, ...rule]), { allowFailure: true });
   if (check.exitCode === 0) return;
-  await run(inNetns(netns, 'iptables', ['-w', '-t', table, '-A', chain, ...rule]));
+  await run(inNetns(netns, 'iptables', ['-w', '-t', table, ...(position === 'first' ? ['-I', chain, '1'] : ['-A', chain]), ...rule]));
 }
 
 /** Apply rules to one table in one iptables-restore call, leaving everything else as it is. */
