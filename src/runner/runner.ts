@@ -146,6 +146,7 @@ export class LabInstance {
   async deletePod(name: string): Promise<string> {
     const pod = this.pods.list().find((p) => p.name === name);
     if (!pod) throw new Error(`no pod named "${name}" (pods: ${this.pods.list().map((p) => p.name).join(', ')})`);
+    this.named.add(name);
     pod.status = 'Terminating';
     this.pods.save(pod);
     await this.publishEndpoints();
@@ -153,7 +154,10 @@ export class LabInstance {
     return `deleted pod ${name} on ${pod.node}`;
   }
 
-  /** Scale a workload: new pods get the next ordinals (in turn over its nodes), the highest ordinals go first. */
+  /** Pod names given out so far: a new pod never reuses a deleted pod's name, as a ReplicaSet's never do. */
+  private named = new Set<string>();
+
+  /** Scale a workload: new pods get fresh ordinals (in turn over its nodes), the highest ordinals go first. */
   async scale(workload: string, replicas: number): Promise<string> {
     const w = this.lab.workloads.find((x) => x.name === workload);
     if (!w) throw new Error(`no workload named "${workload}" (workloads: ${this.lab.workloads.map((x) => x.name).join(', ')})`);
@@ -161,8 +165,11 @@ export class LabInstance {
     const mine = () => this.pods.list().filter((p) => p.workload === workload).sort((a, b) => ordinal(a) - ordinal(b));
     const nodes = w.nodes ?? this.lab.topology.nodes.map((n) => n.name);
     const changes: string[] = [];
+    for (const p of this.pods.list()) this.named.add(p.name);
     while (mine().length < replicas) {
-      const next = Math.max(-1, ...mine().map(ordinal)) + 1;
+      let next = 0;
+      while (this.named.has(`${workload}-${next}`)) next++;
+      this.named.add(`${workload}-${next}`);
       await this.startPod({ name: `${workload}-${next}`, node: nodes[next % nodes.length], workload, ports: w.ports, annotations: w.annotations });
       changes.push(`+${workload}-${next}`);
     }

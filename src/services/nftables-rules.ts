@@ -17,7 +17,7 @@ export const nftEndpointChain = (s: ServiceState, p: ServicePort, ip: string) =>
   `endpoint-${hashName(servicePortName(s, p) + proto(p) + `${ip}:${p.targetPort}`, 8)}-${portId(s, p)}__${ip}/${p.targetPort}`;
 const affinitySet = (s: ServiceState, p: ServicePort, ip: string) => `affinity-${hashName(servicePortName(s, p) + proto(p) + `${ip}:${p.targetPort}`, 8)}-${portId(s, p)}__${ip}/${p.targetPort}`;
 
-const q = (name: string) => `"${name}"`;
+const q = (name: string) => name;
 
 export interface NftSync {
   script: string;
