@@ -4,7 +4,7 @@
 import { expect } from 'chai';
 import { runLab } from '../../src/runner/runner.js';
 import { QuietReporter } from '../../src/runner/reporter.js';
-import { requireBuilt } from '../../src/runner/paths.js';
+import { requireBuilt } from '../../src/lab/paths.js';
 import { failures, leftovers } from '../helpers/lab.js';
 
 describe('lab: services (kube-proxy iptables and nftables modes, cluster DNS)', function () {
