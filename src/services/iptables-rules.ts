@@ -46,26 +46,24 @@ const comment = (text: string) => `-m comment --comment "${text.replace(/"/g, ''
 /** The chains kube-proxy owns in the nat table every time, whatever the services. */
 export const BASE_CHAINS = ['KUBE-SERVICES', 'KUBE-NODEPORTS', 'KUBE-POSTROUTING', 'KUBE-MARK-MASQ'];
 
-/** The jumps from the kernel's chains into kube-proxy's, put in once. */
-export const HOOK_JUMPS: { chain: string; rule: string[] }[] = [
-  { chain: 'PREROUTING', rule: ['-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES'] },
-  { chain: 'OUTPUT', rule: ['-m', 'comment', '--comment', 'kubernetes service portals', '-j', 'KUBE-SERVICES'] },
-  { chain: 'POSTROUTING', rule: ['-m', 'comment', '--comment', 'kubernetes postrouting rules', '-j', 'KUBE-POSTROUTING'] },
+/** The jumps from the kernel's chains into kube-proxy's, ahead of every other rule there. */
+export const HOOK_JUMPS = [
+  '-A PREROUTING -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+  '-A OUTPUT -m comment --comment "kubernetes service portals" -j KUBE-SERVICES',
+  '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
 ];
 
+/** kube-proxy's own chains in the nat table: every sync replaces exactly these. */
+export const ownsChain = (chain: string) => chain.startsWith('KUBE-');
+
 export interface IptablesSync {
-  /** The body of a `*nat … COMMIT` block. */
+  /** kube-proxy's part of the nat table: chain declarations, then rules. */
   lines: string[];
-  /** Every chain this sync owns (the next sync deletes those it no longer has). */
-  chains: Set<string>;
   rules: number;
 }
 
-/**
- * The nat table for `services`. `previous` holds the chains of the last sync:
- * those gone now are flushed and deleted in the same restore.
- */
-export function iptablesRules(services: ServiceState[], podCIDR: string, previous: Set<string> = new Set()): IptablesSync {
+/** kube-proxy's chains of the nat table for `services`; a chain not in it (a removed endpoint's) is gone after the sync. */
+export function iptablesRules(services: ServiceState[], podCIDR: string): IptablesSync {
   const chains = new Set<string>(BASE_CHAINS);
   const rules: string[] = [
     `-A KUBE-POSTROUTING -m mark ! --mark ${MASQ_MARK}/${MASQ_MARK} -j RETURN`,
@@ -118,12 +116,6 @@ export function iptablesRules(services: ServiceState[], podCIDR: string, previou
   }
   rules.push(...nodePortRules);
   rules.push(`-A KUBE-SERVICES ${comment('kubernetes service nodeports; NOTE: this must be the last rule in this chain')} -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS`);
-  const stale = [...previous].filter((c) => !chains.has(c));
-  const lines = [
-    // Declaring a chain flushes it (with --noflush the rest of the table stays as it is).
-    ...[...chains, ...stale].map((c) => `:${c} - [0:0]`),
-    ...rules,
-    ...stale.map((c) => `-X ${c}`),
-  ];
-  return { lines, chains, rules: rules.length };
+  const lines = [...[...chains].map((c) => `:${c} - [0:0]`), ...rules];
+  return { lines, rules: rules.length };
 }

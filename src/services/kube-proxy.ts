@@ -5,10 +5,10 @@
 import { mkdirSync, readFileSync, renameSync, statSync, writeFileSync, existsSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Ip } from '../net/ip.js';
-import { ensureRule, restoreRules } from '../net/iptables.js';
+import { replaceOwnedChains } from '../net/iptables.js';
 import { nftApply } from '../net/nft.js';
 import type { ClusterServices, ProxyMode, ProxyStatus } from './model.js';
-import { HOOK_JUMPS, iptablesRules } from './iptables-rules.js';
+import { HOOK_JUMPS, iptablesRules, ownsChain } from './iptables-rules.js';
 import { nftablesRules } from './nftables-rules.js';
 
 export interface ProxyOptions {
@@ -25,12 +25,10 @@ export interface ProxyOptions {
 const POLL_MS = 50;
 
 export class KubeProxy {
-  private chains = new Set<string>();
   private generation = -1;
   private seen = '';
   private timer?: NodeJS.Timeout;
   private busy = false;
-  private hooked = false;
   private routed = '';
 
   constructor(private opts: ProxyOptions) {}
@@ -102,14 +100,9 @@ export class KubeProxy {
   }
 
   private async syncIptables(cluster: ClusterServices): Promise<number> {
-    const sync = iptablesRules(cluster.services, cluster.podCIDR, this.chains);
-    await restoreRules(undefined, 'nat', sync.lines);
-    this.chains = sync.chains;
-    if (!this.hooked) {
-      // The kernel's chains jump into ours once the chains exist.
-      for (const j of HOOK_JUMPS) await ensureRule(undefined, 'nat', j.chain, j.rule, 'first');
-      this.hooked = true;
-    }
+    const sync = iptablesRules(cluster.services, cluster.podCIDR);
+    // The whole nat table in one restore, the other programs' rules in it kept as they are.
+    await replaceOwnedChains(undefined, 'nat', ownsChain, HOOK_JUMPS, sync.lines);
     return sync.rules;
   }
 
