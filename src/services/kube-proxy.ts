@@ -9,7 +9,7 @@ import { replaceOwnedChains } from '../net/iptables.js';
 import { nftApply } from '../net/nft.js';
 import type { ClusterServices, ProxyMode, ProxyStatus } from './model.js';
 import { HOOK_JUMPS, iptablesRules, ownsChain } from './iptables-rules.js';
-import { nftablesRules } from './nftables-rules.js';
+import { nftablesScript, nftablesState, type NftState } from './nftables-rules.js';
 
 export interface ProxyOptions {
   /** The services file (ClusterServices JSON) the runner rewrites. */
@@ -30,6 +30,8 @@ export class KubeProxy {
   private timer?: NodeJS.Timeout;
   private busy = false;
   private routed = '';
+  /** The nftables table as the last sync left it; none after a failure, so the next sync rewrites it whole. */
+  private nft?: NftState;
 
   constructor(private opts: ProxyOptions) {}
 
@@ -107,8 +109,11 @@ export class KubeProxy {
   }
 
   private async syncNftables(cluster: ClusterServices): Promise<number> {
-    const sync = nftablesRules(cluster.services, cluster.podCIDR);
-    await nftApply(undefined, sync.script);
+    const next = nftablesState(cluster.services, cluster.podCIDR);
+    const sync = nftablesScript(next, this.nft);
+    this.nft = undefined;
+    if (sync.script) await nftApply(undefined, sync.script);
+    this.nft = next;
     return sync.rules;
   }
 }

@@ -4,7 +4,7 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { allocateClusterIPs, dnsRecords, dnsService, endpointsOf, podResolvConf, serviceStates, type ServiceSpec, type ServiceState } from '../../src/services/model.js';
 import { hashName, iptablesRules, ownsChain, svcChain } from '../../src/services/iptables-rules.js';
-import { nftablesRules } from '../../src/services/nftables-rules.js';
+import { nftablesRules, nftablesScript, nftablesState } from '../../src/services/nftables-rules.js';
 import { labErrorMessage } from '../helpers/errors.js';
 
 const spec = (name: string, extra: Partial<ServiceSpec> = {}): ServiceSpec => ({
@@ -128,9 +128,43 @@ describe('services: nftables mode', () => {
     const s = web({ type: 'NodePort', sessionAffinity: 'ClientIP', ports: [{ port: 8080, targetPort: 80, nodePort: 30080, protocol: 'TCP' }] });
     const { script } = nftablesRules([s], '10.10.0.0/16');
     expect(script).to.match(/tcp \. 30080 : goto external-\w{8}-default\/web\/tcp\//);
-    expect(script).to.match(/set affinity-\w{8}-default\/web\/tcp\/__10\.10\.0\.3\/80 \{\n\s*type ipv4_addr\n\s*flags dynamic,timeout\n\s*timeout 10800s/);
+    expect(script).to.match(/set affinity-\w{8}-default\/web\/tcp\/__10\.10\.0\.3\/80 \{ type ipv4_addr; flags dynamic,timeout; timeout 10800s; \}/);
     expect(script).to.match(/update @affinity-\S+ \{ ip saddr \}/);
     expect(script.indexOf('set affinity-')).to.be.lessThan(script.indexOf('chain service-'));
+  });
+});
+
+describe('services: nftables mode, later syncs', () => {
+  const state = (list: ServiceState[]) => nftablesState(list, '10.10.0.0/16');
+
+  it('writes nothing when nothing changed', () => {
+    expect(nftablesScript(state([web()]), state([web()])).script).to.equal('');
+  });
+
+  it('one more service: its chains and its map element, nothing else', () => {
+    const more = serviceStates([spec('web'), spec('api')], '10.96.0.0/12', pods);
+    const lines = nftablesScript(state(more), state([web()])).script.trim().split('\n');
+    expect(lines.filter((l) => l.startsWith('add chain '))).to.have.length(4); // a service chain, three endpoint chains
+    expect(lines.filter((l) => l.startsWith('add element '))).to.deep.equal([
+      `add element ip kube-proxy service-ips { 10.96.0.12 . tcp . 80 : goto ${[...state(more).chains.keys()].find((c) => c.startsWith('service-') && c.includes('/api/'))} }`,
+    ]);
+    expect(lines.some((l) => /^(delete|flush) /.test(l))).to.equal(false);
+    // Chains exist before a rule or an element points at them.
+    expect(lines.findIndex((l) => l.startsWith('add rule'))).to.equal(lines.filter((l) => l.startsWith('add chain')).length);
+  });
+
+  it('an endpoint gone: the service chain is rewritten, then the endpoint chain emptied and deleted', () => {
+    const fewer = { ...web(), endpoints: web().endpoints.slice(0, 2) };
+    const lines = nftablesScript(state([fewer]), state([web()])).script.trim().split('\n');
+    const svc = [...state([web()]).chains.keys()].find((c) => c.startsWith('service-'))!;
+    const gone = [...state([web()]).chains.keys()].find((c) => c.endsWith('__10.10.1.9/80'))!;
+    expect(lines).to.deep.equal([
+      `flush chain ip kube-proxy ${svc}`,
+      ...state([fewer]).chains.get(svc)!.map((r) => `add rule ip kube-proxy ${svc} ${r}`),
+      `flush chain ip kube-proxy ${gone}`,
+      `delete chain ip kube-proxy ${gone}`,
+    ]);
+    expect(lines.join('\n')).to.include('numgen random mod 2 vmap');
   });
 });
 
