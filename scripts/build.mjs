@@ -5,7 +5,7 @@
 //                              otherwise runs lib/<plugin>.mjs with node; without a C compiler,
 //                              the bundle itself
 //   dist/cni/cnid.mjs          the per-node daemon that keeps every plugin loaded
-//   dist/cli.js, dist/agents/  the CLI and the node agents
+//   dist/cli.js, dist/agents/  the CLI and the node agents (src/datapaths/*/bin, and kube-proxy from src/services/bin)
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
@@ -58,6 +58,7 @@ await Promise.all([
     // koffi loads a prebuilt native library at run time: it stays in node_modules.
     build({ ...common, entryPoints: [f], outfile: `dist/agents/${basename(f, '.ts')}.js`, banner, external: ['koffi'] }),
   ),
+  ...readdirSync('src/services/bin').map((f) => build({ ...common, entryPoints: [`src/services/bin/${f}`], outfile: `dist/agents/${basename(f, '.ts')}.js`, banner })),
 ]);
 
 mkdirSync('dist/cni/bin', { recursive: true });

@@ -11,6 +11,9 @@ PACKAGES=(
   wireguard-tools wireguard-go
   containernetworking-plugins podman
   clang llvm libbpf-dev linux-libc-dev bpftool
+  # Services: kube-proxy's nftables mode, and the cluster DNS (the binary only: no
+  # dnsmasq service is installed to start on its own).
+  nftables dnsmasq-base
   # podman's own dependencies bring crun, which refuses hosts with hybrid
   # cgroup v1/v2 mounts; runc runs there. No fuse-overlayfs, slirp4netns or
   # netavark: the tests use vfs storage, rootful podman and the CNI backend.

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { parseCidr, contains, parseIp } from '../net/ipnet.js';
 import { exerciseProblems, exercisesSchema } from './exercises.js';
 import { benchSchema } from './bench-block.js';
+import { DEFAULT_SERVICE_CIDR, PROXY_MODES, serviceProblems, serviceSchema } from '../services/model.js';
 
 /** The Kubernetes network model's properties, checked in every lab (src/runner/kubernetes-model.ts). */
 export const MODEL_PROPERTIES = ['unique-ip', 'shared-ip', 'one-network', 'no-nat'] as const;
@@ -49,20 +50,28 @@ export const stepSchema = z
       .optional(),
     /** Stop or start a node service by name (a fault and its recovery); stopped by the PID the lab recorded. */
     service: z.strictObject({ node: z.string(), name: z.string().min(1), action: z.enum(['stop', 'start']) }).optional(),
+    /** Delete a pod mid-lab: out of its services' endpoints first, then gone (a kubectl delete pod). */
+    delete: z.strictObject({ pod: z.string() }).optional(),
+    /** Scale a workload up or down mid-lab; endpoints follow. */
+    scale: z.strictObject({ workload: z.string(), replicas: z.number().int().min(0).max(50) }).optional(),
     /** Record the step's duration (until its expectations held, retries included) under this name. */
     measure: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and "-"').optional(),
     expect: expectSchema.optional(),
     save: z.record(z.string(), z.string()).optional(),
     retry: z.strictObject({ times: z.number().int().positive(), intervalMs: z.number().int().positive().default(200) }).optional(),
   })
-  .refine((s) => s.check !== undefined || (s.service !== undefined && s.run === undefined) || (s.run !== undefined && (s.node !== undefined) !== (s.pod !== undefined)), {
-    message: 'a step needs `check`, or `run` with exactly one of `node` or `pod`, or `service`',
+  .refine((s) => s.check !== undefined || ((s.service ?? s.delete ?? s.scale) !== undefined && s.run === undefined) || (s.run !== undefined && (s.node !== undefined) !== (s.pod !== undefined)), {
+    message: 'a step needs `check`, or `run` with exactly one of `node` or `pod`, or `service`, `delete` or `scale`',
   });
 
 /** The fields of `network:` every datapath has; a datapath's schema spreads them and adds its own. */
 export const NETWORK_FIELDS = {
   podCIDR: z.string(),
   subnetLen: z.number().int().min(8).max(30).default(24),
+  /** Where ClusterIPs come from (kubeadm's default). */
+  serviceCIDR: z.string().default(DEFAULT_SERVICE_CIDR),
+  /** How each node's kube-proxy programs services. */
+  proxyMode: z.enum(PROXY_MODES).default('iptables'),
 };
 
 export const labSchema = z.strictObject({
@@ -102,6 +111,8 @@ export const labSchema = z.strictObject({
       }),
     )
     .default([]),
+  /** Kubernetes Services over the workloads; with any, the lab runs kube-proxy on every node and a cluster DNS. */
+  services: z.array(serviceSchema).default([]),
   steps: z.array(stepSchema).default([]),
   /** The lesson's questions and try-it-yourself steps, for `cnilab lesson`. */
   exercises: exercisesSchema.optional(),
@@ -243,9 +254,13 @@ export function parseLabWith(text: string, file: string, kinds: Record<string, N
       if (problem) fail(['workloads', i, 'annotations', key], problem);
     }
   });
+  const workloadNames = lab.workloads.map((w) => w.name);
+  const serviceCtx = { workloads: workloadNames, serviceCIDR: lab.network.serviceCIDR, podCIDR: lab.network.podCIDR, underlay: lab.topology.underlay, serviceCIDRPath: ['network', 'serviceCIDR'] };
+  for (const p of serviceProblems(lab.services, serviceCtx)) fail(p.path, p.message);
   lab.steps.forEach((s, i) => {
     if (s.node && !s.node.includes('{{') && !seen.has(s.node)) fail(['steps', i, 'node'], `no node named "${s.node}" (nodes: ${[...seen].join(', ')})`);
     if (s.capture && !seen.has(s.capture.node)) fail(['steps', i, 'capture', 'node'], `no node named "${s.capture.node}"`);
+    if (s.scale && !workloadNames.includes(s.scale.workload)) fail(['steps', i, 'scale', 'workload'], `no workload named "${s.scale.workload}" (workloads: ${workloadNames.join(', ')})`);
     if (s.service && !seen.has(s.service.node)) fail(['steps', i, 'service', 'node'], `no node named "${s.service.node}" (nodes: ${[...seen].join(', ')})`);
     for (const [k, re] of Object.entries(s.save ?? {})) {
       try {

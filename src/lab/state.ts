@@ -37,7 +37,7 @@ export interface PodRecord {
   netns: string;
   ip?: string;
   workload: string;
-  status: 'Pending' | 'Running' | 'Failed';
+  status: 'Pending' | 'Running' | 'Terminating' | 'Failed';
   containerId: string;
   /** Ports published on the node, passed to CNI as runtimeConfig.portMappings. */
   ports?: { containerPort: number; hostPort: number; protocol: 'tcp' | 'udp' }[];

@@ -24,6 +24,7 @@ export const TOOLS: Record<string, Tool> = {
   iptables: { package: 'iptables', on: both },
   'iptables-restore': { package: 'iptables', on: both },
   curl: { package: 'curl', on: both },
+  getent: { package: 'libc-bin', on: both },
   ping: { package: 'iputils-ping', on: both },
   tcpdump: { package: 'tcpdump', on: both },
   nginx: { package: 'nginx', on: both },
@@ -39,6 +40,9 @@ export const TOOLS: Record<string, Tool> = {
   bpftool: { package: 'bpftool', on: both },
   wg: { package: 'wireguard-tools', on: both },
   'wireguard-go': { package: 'wireguard-go', on: both },
+  // Services: kube-proxy's nftables mode and the cluster DNS.
+  nft: { package: 'nftables', on: both },
+  dnsmasq: { package: 'dnsmasq-base', on: both },
   // eBPF programs are compiled once, where cnilab runs, then loaded on every node.
   clang: { package: 'clang', on: ['host'] },
   '/usr/include/bpf/bpf_helpers.h': { package: 'libbpf-dev', on: ['host'] },
@@ -47,6 +51,8 @@ export const TOOLS: Record<string, Tool> = {
 
 /** What every lab needs, whatever its datapath. */
 export const LAB_TOOLS = ['ip', 'bridge', 'nsenter', 'unshare', 'sysctl', 'iptables', 'curl', 'ping', 'tcpdump', 'nginx'];
+/** What a lab with services runs beside its datapath's tools. */
+export const SERVICE_TOOLS = ['iptables-restore', 'nft', 'dnsmasq', 'getent'];
 /** What `cnilab bench` runs. */
 export const BENCH_TOOLS = ['iperf3', 'sockperf', 'ethtool', 'ss', 'ping'];
 

@@ -74,3 +74,33 @@ export async function removeChain(netns: Netns, table: string, chain: string, pa
   if (!jumps.length && !exists) return;
   await restoreRules(netns, table, [...jumps.map((l) => l.replace(/^-A /, '-D ')), ...(exists ? [`-F ${chain}`, `-X ${chain}`] : [])]);
 }
+
+/**
+ * Replace the chains `owns` names in one table, and the jumps into them, with
+ * `lines` (`:CHAIN - [0:0]` declarations and `-A` rules; `first` are rules that
+ * go ahead of everything else in the kernel's own chains). Everything else in
+ * the table is read with iptables-save and written back, and the whole table
+ * goes in one iptables-restore: with iptables-nft that is many times faster
+ * than --noflush once there are tens of thousands of rules (measured here:
+ * 30,000 rules in 1.4 s against 15 s, 150,000 in 6 s against more than 15 min).
+ * Another program's change between the read and the write would be lost, so
+ * only a table's single writer of this kind should use it.
+ */
+export async function replaceOwnedChains(netns: Netns, table: string, owns: (chain: string) => boolean, first: string[], lines: string[]): Promise<void> {
+  const saved = await run(inNetns(netns, 'iptables-save', ['-t', table]));
+  const keptChains: string[] = [];
+  const keptRules: string[] = [];
+  for (const line of saved.stdout.split('\n')) {
+    if (line.startsWith(':')) {
+      if (!owns(line.slice(1).split(' ')[0])) keptChains.push(line);
+    } else if (line.startsWith('-A ')) {
+      const chain = line.split(' ')[1];
+      const target = / -[jg] (\S+)/.exec(line)?.[1] ?? '';
+      if (!owns(chain) && !owns(target)) keptRules.push(line);
+    }
+  }
+  const ours = lines.filter((l) => l.startsWith(':'));
+  const rules = lines.filter((l) => !l.startsWith(':'));
+  const text = [`*${table}`, ...keptChains, ...ours, ...first, ...keptRules, ...rules, 'COMMIT', ''].join('\n');
+  await run(inNetns(netns, 'iptables-restore', ['-w']), { input: text });
+}

@@ -33,3 +33,12 @@ export function netnsInode(path: string): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * argv that runs `argv` with `file` in place of /etc/resolv.conf, in a mount
+ * namespace of its own: pods share their node's files, but each needs the
+ * cluster DNS and search path its kubelet would write.
+ */
+export function withResolvConf(file: string, argv: string[]): string[] {
+  return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', file, ...argv];
+}

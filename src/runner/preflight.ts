@@ -9,7 +9,7 @@ import { LINK_KINDS } from '../net/link-kinds.js';
 import { addNetns, deleteNetns } from '../net/netns.js';
 import type { Lab } from '../lab/lab-file.js';
 import { datapath } from '../datapaths/index.js';
-import { LAB_TOOLS, packagesOf } from '../lab/tools.js';
+import { LAB_TOOLS, SERVICE_TOOLS, packagesOf } from '../lab/tools.js';
 import { NAME_PREFIX } from '../lab/state.js';
 
 export class PreflightError extends Error {
@@ -37,7 +37,7 @@ function onPath(cmd: string): boolean {
 
 /** The tools a lab runs, by their name in the tool table. */
 export function requiredTools(lab: Lab): string[] {
-  return [...new Set([...LAB_TOOLS, ...datapath(lab.network.plugin).tools])];
+  return [...new Set([...LAB_TOOLS, ...datapath(lab.network.plugin).tools, ...(lab.services.length ? SERVICE_TOOLS : [])])];
 }
 
 /** Kernel link types the lab creates. */

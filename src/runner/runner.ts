@@ -16,12 +16,19 @@ import { MissingFeatureError, preflight } from './preflight.js';
 import { requireBuilt } from '../lab/paths.js';
 import { startNodeCnid } from './pods.js';
 import type { Reporter } from './reporter.js';
+import { POD_RESOLV_CONF } from '../topologies/backend.js';
+import { DNS_POD, DNS_WORKLOAD, ServiceController } from './service-controller.js';
+import type { ProxyMode } from '../services/model.js';
+import type { PodSpec } from './pods.js';
+import { writeFileSync } from 'node:fs';
 
 export interface RunOptions {
   /** Instance name; defaults to the lab's name. Two instances need two names. */
   name?: string;
   backend?: string;
   install?: boolean;
+  /** kube-proxy's mode for this run, instead of the lab file's network.proxyMode. */
+  proxyMode?: ProxyMode;
 }
 
 export interface PhaseTiming {
@@ -49,6 +56,8 @@ export function topologyOf(lab: Lab, instance: string): Topology {
 export class LabInstance {
   readonly pods: PodManager;
   readonly vars: Record<string, string> = {};
+  /** Endpoints, kube-proxy and cluster DNS, when the lab has services. */
+  cluster?: ServiceController;
 
   constructor(
     readonly lab: Lab,
@@ -66,6 +75,7 @@ export class LabInstance {
     if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(instance)) throw new Error(`instance name "${instance}" must be lower-case letters, digits and "-", at most 31 characters`);
     const existing = readState(instance);
     if (existing) throw new Error(`a lab named "${instance}" is already up (${labDir(instance)}); run \`cnilab down ${instance}\` first, or pass --name`);
+    if (opts.proxyMode) lab.network.proxyMode = opts.proxyMode;
     const backendKind = opts.backend ?? 'netns';
     const state = new StateFile(instance, { labFile: file, backend: backendKind });
     const backend = createBackend(backendKind, topologyOf(lab, instance), state);
@@ -88,12 +98,89 @@ export class LabInstance {
       await this.phase(`network ${lab.network.plugin} (${lab.network.backend})`, () =>
         datapath(lab.network.plugin).install(backend, lab, lab.topology.nodes, (m) => this.reporter.info(m)),
       );
+      if (lab.services.length) await this.phase(`services: kube-proxy (${lab.network.proxyMode}) on every node, cluster DNS`, () => this.startServices());
       await this.phase('pods', () => this.deploy());
+      if (this.cluster) await this.phase('endpoints', () => this.publishEndpoints());
       this.fillVars();
     } catch (e) {
       await this.down().catch(() => undefined);
       throw e;
     }
+  }
+
+  private async startServices(): Promise<void> {
+    const { lab } = this;
+    const cluster = new ServiceController(
+      this.backend,
+      { services: lab.services, serviceCIDR: lab.network.serviceCIDR, podCIDR: lab.network.podCIDR, proxyMode: lab.network.proxyMode, nodes: lab.topology.nodes },
+      (pod) => this.pods.podDir(pod),
+    );
+    this.cluster = cluster;
+    await cluster.startProxies();
+    const dns = await this.pods.create({ name: DNS_POD, node: lab.topology.nodes[0].name, workload: DNS_WORKLOAD });
+    await cluster.startDns(dns.node);
+    dns.status = 'Running';
+    this.pods.save(dns);
+    this.reporter.info(`cluster DNS: dnsmasq in pod ${dns.name} on ${dns.node} (${dns.ip}), service kube-system/kube-dns at ${cluster.dnsIP}`);
+  }
+
+  /** Endpoints from the pods as they are now, applied on every node before this resolves. */
+  async publishEndpoints(): Promise<void> {
+    if (!this.cluster) return;
+    const reports = await this.cluster.publish(this.pods.list());
+    const sync = Object.entries(reports).map(([node, r]) => `${node} ${r.syncMs} ms`).join(', ');
+    this.reporter.info(`endpoints: ${this.cluster.current.map((s) => `${s.namespace}/${s.name} ${s.clusterIP} → ${s.endpoints.length}`).join(', ')} (synced: ${sync})`);
+  }
+
+  private async startPod(spec: PodSpec): Promise<void> {
+    const pod = await this.pods.create(spec);
+    if (this.cluster) writeFileSync(join(this.pods.podDir(pod.name), POD_RESOLV_CONF), this.cluster.resolvConf());
+    const info = await startNginx(this.backend, pod, this.pods.podDir(pod.name));
+    for (const sidecar of this.lab.workloads.find((w) => w.name === spec.workload)?.sidecars ?? []) await startSidecar(this.backend, pod, sidecar);
+    pod.status = 'Running';
+    this.pods.save(pod);
+    this.reporter.info(`pod ${pod.name} on ${pod.node}: ${pod.ip} (log ${info.accessLog})`);
+  }
+
+  /** Delete a pod as Kubernetes does: out of the endpoints first (applied on every node), then stopped and its network removed. */
+  async deletePod(name: string): Promise<string> {
+    const pod = this.pods.list().find((p) => p.name === name);
+    if (!pod) throw new Error(`no pod named "${name}" (pods: ${this.pods.list().map((p) => p.name).join(', ')})`);
+    this.named.add(name);
+    pod.status = 'Terminating';
+    this.pods.save(pod);
+    await this.publishEndpoints();
+    await this.pods.remove(pod);
+    return `deleted pod ${name} on ${pod.node}`;
+  }
+
+  /** Pod names given out so far: a new pod never reuses a deleted pod's name, as a ReplicaSet's never do. */
+  private named = new Set<string>();
+
+  /** Scale a workload: new pods get fresh ordinals (in turn over its nodes), the highest ordinals go first. */
+  async scale(workload: string, replicas: number): Promise<string> {
+    const w = this.lab.workloads.find((x) => x.name === workload);
+    if (!w) throw new Error(`no workload named "${workload}" (workloads: ${this.lab.workloads.map((x) => x.name).join(', ')})`);
+    const ordinal = (p: { name: string }) => Number(p.name.slice(workload.length + 1));
+    const mine = () => this.pods.list().filter((p) => p.workload === workload).sort((a, b) => ordinal(a) - ordinal(b));
+    const nodes = w.nodes ?? this.lab.topology.nodes.map((n) => n.name);
+    const changes: string[] = [];
+    for (const p of this.pods.list()) this.named.add(p.name);
+    while (mine().length < replicas) {
+      let next = 0;
+      while (this.named.has(`${workload}-${next}`)) next++;
+      this.named.add(`${workload}-${next}`);
+      await this.startPod({ name: `${workload}-${next}`, node: nodes[next % nodes.length], workload, ports: w.ports, annotations: w.annotations });
+      changes.push(`+${workload}-${next}`);
+    }
+    await this.publishEndpoints();
+    while (mine().length > replicas) {
+      const last = mine()[mine().length - 1];
+      await this.deletePod(last.name);
+      changes.push(`-${last.name}`);
+    }
+    this.fillVars();
+    return `${workload}: ${replicas} replicas (${changes.join(' ') || 'no change'})`;
   }
 
   private async deploy(): Promise<void> {
@@ -104,14 +191,7 @@ export class LabInstance {
     for (const s of specs) byNode.set(s.node, [...(byNode.get(s.node) ?? []), s]);
     await Promise.all(
       [...byNode.values()].map(async (list) => {
-        for (const spec of list) {
-          const pod = await this.pods.create(spec);
-          const info = await startNginx(this.backend, pod, this.pods.podDir(pod.name));
-          for (const sidecar of this.lab.workloads.find((w) => w.name === spec.workload)?.sidecars ?? []) await startSidecar(this.backend, pod, sidecar);
-          pod.status = 'Running';
-          this.pods.save(pod);
-          this.reporter.info(`pod ${pod.name} on ${pod.node}: ${pod.ip} (log ${info.accessLog})`);
-        }
+        for (const spec of list) await this.startPod(spec);
       }),
     );
   }
@@ -120,6 +200,10 @@ export class LabInstance {
     for (const n of this.lab.topology.nodes) {
       this.vars[`nodes.${n.name}.address`] = n.address;
       this.vars[`nodes.${n.name}.dir`] = this.backend.nodePath(n.name, '');
+    }
+    for (const s of this.cluster?.current ?? []) {
+      this.vars[`services.${s.name}.clusterIP`] = s.clusterIP;
+      for (const p of s.ports) if (p.nodePort !== undefined) this.vars[`services.${s.name}.nodePort`] = String(p.nodePort);
     }
     for (const p of this.pods.list()) {
       this.vars[`pods.${p.name}.ip`] = p.ip ?? '';
@@ -133,7 +217,18 @@ export class LabInstance {
     const plugin = datapath(this.lab.network.plugin);
     const nodeSpec = (name: string) => this.lab.topology.nodes.find((n) => n.name === name)!;
     const services = new NodeServices(this.backend, this.state, (node) => plugin.services?.(this.backend, this.lab, nodeSpec(node)) ?? {});
-    const ctx = { backend: this.backend, lab: this.lab, pods: this.pods.list(), vars: this.vars, services };
+    const inst = this;
+    const ctx = {
+      backend: this.backend,
+      lab: this.lab,
+      // Read afresh for every step: a step may delete or add pods.
+      get pods() {
+        return inst.pods.list();
+      },
+      vars: this.vars,
+      services,
+      workloads: { delete: (pod: string) => this.deletePod(pod), scale: (w: string, n: number) => this.scale(w, n) },
+    };
     for (const [i, step] of this.lab.steps.entries()) {
       const o = await runStep(ctx, step);
       outcomes.push(o);

@@ -18,6 +18,13 @@ export interface StepContext {
   vars: Record<string, string>;
   /** Stops and starts node services for `service` steps. */
   services?: ServiceControl;
+  /** Deletes pods and scales workloads for `delete` and `scale` steps. */
+  workloads?: WorkloadControl;
+}
+
+export interface WorkloadControl {
+  delete(pod: string): Promise<string>;
+  scale(workload: string, replicas: number): Promise<string>;
 }
 
 export interface StepOutcome {
@@ -157,6 +164,11 @@ export async function runStep(ctx: StepContext, step: Step): Promise<StepOutcome
       const { node, name, action } = step.service;
       if (!ctx.services) return done({ ok: false, failure: 'this lab cannot stop or start node services' });
       return done({ ok: true, target: `node ${node}`, command: `${action} ${name}`, stdout: await ctx.services[action](node, name) });
+    }
+    if (step.delete || step.scale) {
+      if (!ctx.workloads) return done({ ok: false, failure: 'this lab cannot delete pods or scale workloads' });
+      const stdout = step.delete ? await ctx.workloads.delete(render(step.delete.pod, ctx.vars)) : await ctx.workloads.scale(step.scale!.workload, step.scale!.replicas);
+      return done({ ok: true, target: 'cluster', command: step.delete ? `delete pod ${step.delete.pod}` : `scale ${step.scale!.workload} --replicas ${step.scale!.replicas}`, stdout });
     }
     if (step.check) {
       const { failure, stdout } = await builtinCheck(ctx, step);

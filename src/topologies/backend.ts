@@ -5,6 +5,9 @@ import type { RunResult } from '../net/exec.js';
 import type { RunsCommands } from '../net/target.js';
 import type { ProcessRecord } from '../lab/state.js';
 
+/** A pod's own resolv.conf, in the pod's directory when the lab runs a cluster DNS: its commands see it as /etc/resolv.conf. */
+export const POD_RESOLV_CONF = 'resolv.conf';
+
 export interface NodeSpec {
   name: string;
   /** Underlay address, e.g. 192.168.10.210 */

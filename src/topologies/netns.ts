@@ -6,11 +6,11 @@ import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, write
 import { dirname, join } from 'node:path';
 import { netnsPath, run, startDetached, type RunResult } from '../net/exec.js';
 import { Ip } from '../net/ip.js';
-import { addNetns, deleteNetns, listNetns, netnsInode } from '../net/netns.js';
+import { addNetns, deleteNetns, listNetns, netnsInode, withResolvConf } from '../net/netns.js';
 import { isBpffs, mountBpffs } from '../net/bpf.js';
 import { NAME_PREFIX, labDir, listLabs, processStartTime, StateFile, type ProcessRecord } from '../lab/state.js';
 import { pidsInNetns, stopPid, stopRecorded } from '../lab/processes.js';
-import { BackendTarget, type Backend, type ExecOptions, type Started, type Target, type Topology } from './backend.js';
+import { BackendTarget, POD_RESOLV_CONF, type Backend, type ExecOptions, type Started, type Target, type Topology } from './backend.js';
 
 export const UNDERLAY_BRIDGE = 'br0';
 
@@ -109,7 +109,9 @@ export class NetnsBackend implements Backend {
   }
 
   private podArgv(pod: string, argv: string[]): string[] {
-    return this.nsenter(podNetns(this.topo.lab, pod), join(this.podRoot(pod), 'uts'), argv);
+    const resolv = join(this.podRoot(pod), POD_RESOLV_CONF);
+    const inner = existsSync(resolv) ? withResolvConf(resolv, argv) : argv;
+    return this.nsenter(podNetns(this.topo.lab, pod), join(this.podRoot(pod), 'uts'), inner);
   }
 
   node(name: string): Target {

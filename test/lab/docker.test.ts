@@ -132,7 +132,7 @@ describe('docker backend: labs on nodes as containers', function () {
     const lab = 'dkr-ws';
     const inst = LabInstance.open('flannel-vxlan', { name: lab, backend: 'docker' }, new QuietReporter());
     await inst.up({ install: false });
-    const term = new Terminal("docker-shell");
+    const term = new Terminal('docker-shell');
     try {
       const status = await cli(['status', lab, '--json']);
       expect(status.code, status.stderr).to.equal(0);
@@ -160,7 +160,7 @@ describe('docker backend: labs on nodes as containers', function () {
       const screen = await term.waitFor(/eth0\s+inet 10\.10\.1\.\d+\/24/, "the pod's address");
       expect(screen).to.include('nginx-1');
       await term.keys('exit', 'Enter');
-      await term.waitFor(/SHELL-EXIT 0/, "the shell to end");
+      await term.waitFor(/SHELL-EXIT 0/, 'the shell to end');
     } finally {
       await term.stop();
       await inst.down();

@@ -11,6 +11,7 @@ const LAYERS: string[][] = [
   ['util'],
   ['net'],
   ['cni'],
+  ['services'],
   ['lab'],
   ['topologies'],
   ['datapaths'],
