@@ -2,10 +2,12 @@
 // PID space of their own, reached only by running a command on them (`docker
 // exec`, ssh). Everything here is built on `exec` and the pure commands of
 // node-commands.ts; a backend adds the transport and how nodes come and go.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { withResolvConf } from '../net/netns.js';
 import type { RunResult } from '../net/exec.js';
 import type { StateFile } from '../lab/state.js';
-import { BackendTarget, type Backend, type CommandOptions, type ExecOptions, type Started, type Target, type Topology } from './backend.js';
+import { BackendTarget, POD_RESOLV_CONF, type Backend, type CommandOptions, type ExecOptions, type Started, type Target, type Topology } from './backend.js';
 import { podNetns } from './netns.js';
 import { startTimeArgv, bpffsArgv, createSandboxArgv, parseStarted, podArgv, readFileArgv, removeSandboxArgv, startArgv, stopArgv, writeFileArgv } from './node-commands.js';
 import type { ProcessRecord } from '../lab/state.js';
@@ -24,7 +26,7 @@ export abstract class RemoteNodeBackend implements Backend {
   protected abstract nodeCommand(node: string, argv: string[], opts?: CommandOptions): string[];
 
   commandFor(node: string, pod: string | undefined, argv: string[], opts?: CommandOptions): string[] {
-    return this.nodeCommand(node, pod ? podArgv(podNetns(this.topo.lab, pod), pod, argv) : argv, opts);
+    return this.nodeCommand(node, pod ? this.inPod(pod, argv) : argv, opts);
   }
 
   node(name: string): Target {
@@ -49,8 +51,17 @@ export abstract class RemoteNodeBackend implements Backend {
     }
   }
 
+  /**
+   * argv run in a pod's sandbox on its node; with the pod's own resolv.conf (a lab with cluster DNS)
+   * bound over /etc/resolv.conf. The lab's directory is the same path on the node, so it is read from there.
+   */
+  private inPod(pod: string, argv: string[]): string[] {
+    const resolv = join(this.state.dir, 'pods', pod, POD_RESOLV_CONF);
+    return podArgv(podNetns(this.topo.lab, pod), pod, existsSync(resolv) ? withResolvConf(resolv, argv) : argv);
+  }
+
   podExec(node: string, pod: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
-    return this.exec(node, podArgv(podNetns(this.topo.lab, pod), pod, argv), opts);
+    return this.exec(node, this.inPod(pod, argv), opts);
   }
 
   /**
@@ -70,7 +81,7 @@ export abstract class RemoteNodeBackend implements Backend {
 
   podStart(node: string, pod: string, name: string, argv: string[]): Promise<Started> {
     const log = join(this.state.dir, 'pods', pod, 'log', `${pod}-${name}.log`);
-    return this.launch(node, `${pod}-${name}`, podArgv(podNetns(this.topo.lab, pod), pod, argv), log);
+    return this.launch(node, `${pod}-${name}`, this.inPod(pod, argv), log);
   }
 
   async isRunning(p: ProcessRecord): Promise<boolean> {
