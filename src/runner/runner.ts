@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Backend, Topology } from '../topologies/backend.js';
 import { createBackend } from '../topologies/registry.js';
 import { parseCidr } from '../net/ipnet.js';
-import { type Lab } from '../lab/lab-file.js';
+import { workloadLabels, type Lab } from '../lab/lab-file.js';
 import { loadLab } from '../datapaths/index.js';
 import { StateFile, readState, labDir } from '../lab/state.js';
 import { PodManager, schedule } from './pods.js';
@@ -16,6 +16,7 @@ import { MissingFeatureError, preflight } from './preflight.js';
 import { requireBuilt } from '../lab/paths.js';
 import { startNodeCnid } from './pods.js';
 import type { Reporter } from './reporter.js';
+import { LabPolicies } from './policies.js';
 
 export interface RunOptions {
   /** Instance name; defaults to the lab's name. Two instances need two names. */
@@ -49,6 +50,8 @@ export function topologyOf(lab: Lab, instance: string): Topology {
 export class LabInstance {
   readonly pods: PodManager;
   readonly vars: Record<string, string> = {};
+  /** The NetworkPolicies in force, when the datapath has a policy engine. */
+  policies?: LabPolicies;
 
   constructor(
     readonly lab: Lab,
@@ -98,7 +101,10 @@ export class LabInstance {
 
   private async deploy(): Promise<void> {
     const nodes = this.lab.topology.nodes.map((n) => n.name);
-    const specs = this.lab.workloads.flatMap((w) => schedule(w.name, w.replicas, w.nodes ?? nodes).map((s) => ({ ...s, ports: w.ports, annotations: w.annotations })));
+    const specs = this.lab.workloads.flatMap((w) =>
+      schedule(w.name, w.replicas, w.nodes ?? nodes).map((s) => ({ ...s, ports: w.ports, annotations: w.annotations, namespace: w.namespace, labels: workloadLabels(w) })),
+    );
+    const engine = datapath(this.lab.network.plugin).policy;
     // Pods on different nodes start in parallel; on one node one after another, as a kubelet would pace them.
     const byNode = new Map<string, typeof specs>();
     for (const s of specs) byNode.set(s.node, [...(byNode.get(s.node) ?? []), s]);
@@ -106,6 +112,7 @@ export class LabInstance {
       [...byNode.values()].map(async (list) => {
         for (const spec of list) {
           const pod = await this.pods.create(spec);
+          if (engine) await engine.podAdded(this.backend, this.lab, pod, this.pods.hostInterface(pod.name) ?? '');
           const info = await startNginx(this.backend, pod, this.pods.podDir(pod.name));
           for (const sidecar of this.lab.workloads.find((w) => w.name === spec.workload)?.sidecars ?? []) await startSidecar(this.backend, pod, sidecar);
           pod.status = 'Running';
@@ -114,6 +121,11 @@ export class LabInstance {
         }
       }),
     );
+    if (engine) {
+      this.policies = new LabPolicies(this.backend, this.lab, engine);
+      const text = await this.policies.start();
+      if (this.lab.policies.length) this.reporter.info(`network policy ${text}`);
+    }
   }
 
   fillVars(): void {
@@ -133,7 +145,7 @@ export class LabInstance {
     const plugin = datapath(this.lab.network.plugin);
     const nodeSpec = (name: string) => this.lab.topology.nodes.find((n) => n.name === name)!;
     const services = new NodeServices(this.backend, this.state, (node) => plugin.services?.(this.backend, this.lab, nodeSpec(node)) ?? {});
-    const ctx = { backend: this.backend, lab: this.lab, pods: this.pods.list(), vars: this.vars, services };
+    const ctx = { backend: this.backend, lab: this.lab, pods: this.pods.list(), vars: this.vars, services, policies: this.policies };
     for (const [i, step] of this.lab.steps.entries()) {
       const o = await runStep(ctx, step);
       outcomes.push(o);

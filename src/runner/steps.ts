@@ -8,6 +8,7 @@ import type { PodRecord } from '../lab/state.js';
 import { checkModel, formatVerdicts, judgeModel } from './kubernetes-model.js';
 import { parseIp } from '../net/ipnet.js';
 import type { ServiceControl } from './services.js';
+import type { PolicyControl } from './policies.js';
 import { sleep, waitUntil } from '../util/wait.js';
 
 export interface StepContext {
@@ -18,6 +19,8 @@ export interface StepContext {
   vars: Record<string, string>;
   /** Stops and starts node services for `service` steps. */
   services?: ServiceControl;
+  /** Puts NetworkPolicies in force and takes them out, for `policy` steps. */
+  policies?: PolicyControl;
 }
 
 export interface StepOutcome {
@@ -157,6 +160,11 @@ export async function runStep(ctx: StepContext, step: Step): Promise<StepOutcome
       const { node, name, action } = step.service;
       if (!ctx.services) return done({ ok: false, failure: 'this lab cannot stop or start node services' });
       return done({ ok: true, target: `node ${node}`, command: `${action} ${name}`, stdout: await ctx.services[action](node, name) });
+    }
+    if (step.policy) {
+      if (!ctx.policies) return done({ ok: false, failure: 'this lab has no NetworkPolicy engine' });
+      const [verb, refs] = 'apply' in step.policy ? (['apply', step.policy.apply] as const) : (['delete', step.policy.delete] as const);
+      return done({ ok: true, target: 'cluster', command: `${verb} policy ${refs.join(', ')}`, stdout: await ctx.policies[verb]([...refs]) });
     }
     if (step.check) {
       const { failure, stdout } = await builtinCheck(ctx, step);

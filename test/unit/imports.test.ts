@@ -11,6 +11,7 @@ const LAYERS: string[][] = [
   ['util'],
   ['net'],
   ['cni'],
+  ['policy'],
   ['lab'],
   ['topologies'],
   ['datapaths'],
