@@ -80,6 +80,8 @@ struct {
 	__type(value, struct node_config);
 } config SEC(".maps");
 
+#include "policy.h"
+
 static __always_inline struct ipv4 as_key(__be32 addr)
 {
 	struct ipv4 k;
@@ -159,6 +161,10 @@ static __always_inline int from_outside(struct __sk_buff *skb)
 	struct endpoint_info *ep = bpf_map_lookup_elem(&endpoints, &k);
 	if (!ep)
 		return TC_ACT_OK;
+	struct flow f;
+	flow_of(skb, ip, &f);
+	if (!policy_verdict(ep->ifindex, DIR_INGRESS, &f))
+		return TC_ACT_SHOT;
 	return deliver_local(skb, ep, daddr);
 }
 

@@ -111,11 +111,19 @@ int from_container(struct __sk_buff *skb)
 		return TC_ACT_OK;
 	__be32 saddr = ip->saddr, daddr = ip->daddr;
 	count(saddr, skb->len, 0);
+	struct flow f;
+	flow_of(skb, ip, &f);
+	/* The sender's egress policy first, then, for a pod on this node, the receiver's ingress. */
+	if (!policy_verdict(skb->ingress_ifindex, DIR_EGRESS, &f))
+		return TC_ACT_SHOT;
 
 	struct ipv4 dst = as_key(daddr);
 	struct endpoint_info *ep = bpf_map_lookup_elem(&endpoints, &dst);
-	if (ep)
+	if (ep) {
+		if (!policy_verdict(ep->ifindex, DIR_INGRESS, &f))
+			return TC_ACT_SHOT;
 		return deliver_local(skb, ep, daddr);
+	}
 
 	struct remote_key rk = { .prefixlen = 32 };
 	__builtin_memcpy(rk.addr, &daddr, 4);

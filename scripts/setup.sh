@@ -4,7 +4,7 @@
 # inside the lab's namespaces.
 set -euo pipefail
 PACKAGES=(
-  iproute2 iptables iputils-ping curl util-linux procps psmisc kmod
+  iproute2 iptables ipset iputils-ping curl util-linux procps psmisc kmod
   iperf3 sockperf ethtool nginx tcpdump busybox-static
   etcd-server etcd-client bird2
   # flannel's wireguard backend: wg, and the user-space daemon for kernels without the module.

@@ -4,6 +4,17 @@
 import type { Plugin } from '../cni/skel.js';
 import type { Lab, LabProblem, NetworkKind } from '../lab/lab-file.js';
 import type { Backend, NodeSpec } from '../topologies/backend.js';
+import type { PodRecord } from '../lab/state.js';
+import type { NetworkPolicy } from '../policy/schema.js';
+
+/** A datapath's NetworkPolicy engine: what it learns of pods, and the policies to put in force. */
+export interface PolicyEngine {
+  /** A pod got its address (hostIface: the host side of its interface, from the CNI result). */
+  podAdded(backend: Backend, lab: Lab, pod: PodRecord, hostIface: string): Promise<void>;
+  podRemoved(backend: Backend, lab: Lab, pod: PodRecord): Promise<void>;
+  /** Exactly these policies in force; resolves once every node enforces them (and every pod added so far). */
+  setPolicies(backend: Backend, lab: Lab, policies: NetworkPolicy[]): Promise<void>;
+}
 
 export interface Datapath extends NetworkKind {
   /** Kernel link types the datapath creates (tried in a scratch namespace before the lab starts). */
@@ -19,4 +30,6 @@ export interface Datapath extends NetworkKind {
   services?(backend: Backend, lab: Lab, node: NodeSpec): Record<string, string[]>;
   /** The CNI plugins it ships, by the `type` a runtime calls. */
   cniPlugins: Record<string, Plugin<any>>;
+  /** Its NetworkPolicy engine; absent, it enforces none (and `enforcesPolicy` stays unset). */
+  policy?: PolicyEngine;
 }

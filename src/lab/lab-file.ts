@@ -9,6 +9,8 @@ import { parseCidr, contains, parseIp } from '../net/ipnet.js';
 import { exerciseProblems, exercisesSchema } from './exercises.js';
 import { benchSchema } from './bench-block.js';
 import { DEFAULT_SERVICE_CIDR, PROXY_MODES, serviceProblems, serviceSchema } from '../services/model.js';
+import { labels as labelsSchema, networkPolicySchema } from '../policy/schema.js';
+import { policyProblems } from '../policy/validate.js';
 
 /** The Kubernetes network model's properties, checked in every lab (src/runner/kubernetes-model.ts). */
 export const MODEL_PROPERTIES = ['unique-ip', 'shared-ip', 'one-network', 'no-nat'] as const;
@@ -59,10 +61,16 @@ export const stepSchema = z
     expect: expectSchema.optional(),
     save: z.record(z.string(), z.string()).optional(),
     retry: z.strictObject({ times: z.number().int().positive(), intervalMs: z.number().int().positive().default(200) }).optional(),
+    /** Put NetworkPolicies of the lab's `policies` in force, or take them out (`name` or `namespace/name`); returns once every node enforces the change. */
+    policy: z.union([z.strictObject({ apply: z.array(z.string()).min(1) }), z.strictObject({ delete: z.array(z.string()).min(1) })]).optional(),
   })
-  .refine((s) => s.check !== undefined || ((s.service ?? s.delete ?? s.scale) !== undefined && s.run === undefined) || (s.run !== undefined && (s.node !== undefined) !== (s.pod !== undefined)), {
-    message: 'a step needs `check`, or `run` with exactly one of `node` or `pod`, or `service`, `delete` or `scale`',
-  });
+  .refine(
+    (s) =>
+      s.check !== undefined ||
+      ((s.service ?? s.delete ?? s.scale ?? s.policy) !== undefined && s.run === undefined) ||
+      (s.run !== undefined && (s.node !== undefined) !== (s.pod !== undefined)),
+    { message: 'a step needs `check`, or `run` with exactly one of `node` or `pod`, or `service`, `delete`, `scale` or `policy`' },
+  );
 
 /** The fields of `network:` every datapath has; a datapath's schema spreads them and adds its own. */
 export const NETWORK_FIELDS = {
@@ -94,6 +102,10 @@ export const labSchema = z.strictObject({
         image: z.enum(['nginx']),
         replicas: z.number().int().min(1).max(50),
         nodes: z.array(z.string()).optional(),
+        /** The pods' Kubernetes namespace. */
+        namespace: name.default('default'),
+        /** The pods' labels, for NetworkPolicy selectors; without them: app: <workload name>. */
+        labels: labelsSchema.optional(),
         /** Ports published on the pod's node (docker run -p hostPort:containerPort). */
         ports: z
           .array(
@@ -113,6 +125,13 @@ export const labSchema = z.strictObject({
     .default([]),
   /** Kubernetes Services over the workloads; with any, the lab runs kube-proxy on every node and a cluster DNS. */
   services: z.array(serviceSchema).default([]),
+  /** Namespaces with labels (for namespaceSelector); each also carries kubernetes.io/metadata.name: <name>. */
+  namespaces: z.array(z.strictObject({ name, labels: labelsSchema.default({}) })).default([]),
+  /**
+   * NetworkPolicies (networking.k8s.io/v1). In force from the start, except those
+   * a `policy: { apply }` step puts in force later.
+   */
+  policies: z.array(networkPolicySchema).default([]),
   steps: z.array(stepSchema).default([]),
   /** The lesson's questions and try-it-yourself steps, for `cnilab lesson`. */
   exercises: exercisesSchema.optional(),
@@ -136,6 +155,8 @@ export interface NetworkKind {
   /** The whole `network:` block, `plugin` a literal: the union of every kind's is checked, by plugin. */
   network: z.ZodType;
   validate?(lab: Lab): LabProblem[];
+  /** It enforces NetworkPolicy; a lab with `policies:` needs a kind that does. */
+  enforcesPolicy?: boolean;
 }
 export type Step = Lab['steps'][number];
 export type Challenge = NonNullable<Lab['challenges']>[number];
@@ -271,6 +292,7 @@ export function parseLabWith(text: string, file: string, kinds: Record<string, N
     }
   });
   const pods = lab.workloads.flatMap((w) => Array.from({ length: w.replicas }, (_, i) => `${w.name}-${i}`));
+  checkPolicies(lab, kinds, fail);
   for (const p of exerciseProblems(lab.exercises ?? [], [...seen], pods)) fail(p.path, p.message);
   for (const p of challengeProblems(lab.challenges ?? [], [...seen], pods)) fail(p.path, p.message);
   lab.bench?.pairs?.forEach((p, i) => {
@@ -280,6 +302,43 @@ export function parseLabWith(text: string, file: string, kinds: Record<string, N
     if (p.client === p.server) fail(['bench', 'pairs', i, 'server'], `client and server are the same pod "${p.client}"`);
   });
   return lab;
+}
+
+/** The labels of a workload's pods: as written, or app: <workload>. */
+export function workloadLabels(w: Lab['workloads'][number]): Record<string, string> {
+  return w.labels ?? { app: w.name };
+}
+
+/** Which policies a lab puts in force at the start: all but those a step applies later. */
+export function initialPolicies(lab: Lab): Lab['policies'] {
+  const later = lab.steps.flatMap((s) => (s.policy && 'apply' in s.policy ? s.policy.apply : []));
+  return lab.policies.filter((p) => !later.some((ref) => policyRefMatches(ref, p)));
+}
+
+/** A step's reference to a policy: `name` or `namespace/name`. */
+export function policyRefMatches(ref: string, p: Lab['policies'][number]): boolean {
+  return ref.includes('/') ? ref === `${p.metadata.namespace}/${p.metadata.name}` : ref === p.metadata.name;
+}
+
+function checkPolicies(lab: Lab, kinds: Record<string, NetworkKind>, fail: (path: (string | number)[], msg: string) => never): void {
+  if (lab.policies.length && !kinds[lab.network.plugin].enforcesPolicy) {
+    const engines = Object.keys(kinds).filter((n) => kinds[n].enforcesPolicy);
+    fail(['policies'], `network plugin "${lab.network.plugin}" enforces no NetworkPolicy: policy is the network plugin's job, and this one only moves packets (plugins with a policy engine: ${engines.join(', ')})`);
+  }
+  const cluster = {
+    namespaces: lab.namespaces,
+    pods: lab.workloads.flatMap((w) => Array.from({ length: w.replicas }, (_, i) => ({ name: `${w.name}-${i}`, namespace: w.namespace, labels: workloadLabels(w) }))),
+  };
+  for (const p of policyProblems(lab.policies, cluster)) fail(p.path, p.message);
+  lab.steps.forEach((s, i) => {
+    if (!s.policy) return;
+    const [verb, refs] = 'apply' in s.policy ? (['apply', s.policy.apply] as const) : (['delete', s.policy.delete] as const);
+    refs.forEach((ref, j) => {
+      const hits = lab.policies.filter((p) => policyRefMatches(ref, p));
+      if (!hits.length) fail(['steps', i, 'policy', verb, j], `no policy named "${ref}" in policies (${lab.policies.map((p) => p.metadata.name).join(', ') || 'none'})`);
+      if (hits.length > 1) fail(['steps', i, 'policy', verb, j], `"${ref}" names a policy in several namespaces: write namespace/name`);
+    });
+  });
 }
 
 export function loadLabWith(nameOrPath: string, kinds: Record<string, NetworkKind>): { lab: Lab; file: string } {

@@ -37,6 +37,9 @@ export interface PodRecord {
   netns: string;
   ip?: string;
   workload: string;
+  /** Kubernetes namespace (default: default) and labels (default: app: <workload>), for NetworkPolicy. */
+  namespace?: string;
+  labels?: Record<string, string>;
   status: 'Pending' | 'Running' | 'Terminating' | 'Failed';
   containerId: string;
   /** Ports published on the node, passed to CNI as runtimeConfig.portMappings. */

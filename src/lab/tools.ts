@@ -23,6 +23,7 @@ export const TOOLS: Record<string, Tool> = {
   sysctl: { package: 'procps', on: both },
   iptables: { package: 'iptables', on: both },
   'iptables-restore': { package: 'iptables', on: both },
+  ipset: { package: 'ipset', on: both },
   curl: { package: 'curl', on: both },
   getent: { package: 'libc-bin', on: both },
   ping: { package: 'iputils-ping', on: both },

@@ -104,3 +104,55 @@ export async function replaceOwnedChains(netns: Netns, table: string, owns: (cha
   const text = [`*${table}`, ...keptChains, ...ours, ...first, ...keptRules, ...rules, 'COMMIT', ''].join('\n');
   await run(inNetns(netns, 'iptables-restore', ['-w']), { input: text });
 }
+
+/** User chains of a table whose names start with `prefix`. */
+export async function chainNames(netns: Netns, table: string, prefix: string): Promise<string[]> {
+  const r = await run(inNetns(netns, 'iptables', ['-w', '-t', table, '-S']));
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith(`-N ${prefix}`))
+    .map((l) => l.slice(3));
+}
+
+/**
+ * One transaction: each chain in `write` is declared (created, or flushed if it
+ * exists) and filled; then each chain in `remove` is flushed and deleted.
+ * Chains not named keep their rules and counters.
+ */
+export async function replaceChains(netns: Netns, table: string, write: Map<string, string[]>, remove: string[]): Promise<void> {
+  if (!write.size && !remove.length) return;
+  const lines = [...[...write.keys()].map((c) => `:${c} - [0:0]`), ...[...write.values()].flat(), ...remove.map((c) => `-F ${c}`), ...remove.map((c) => `-X ${c}`)];
+  await restoreRules(netns, table, lines);
+}
+
+/** Put a rule at the head of a chain unless it is there already. */
+export async function ensureRuleFirst(netns: Netns, table: string, chain: string, rule: string[], position = 1): Promise<void> {
+  const check = await run(inNetns(netns, 'iptables', ['-w', '-t', table, '-C', chain, ...rule]), { allowFailure: true });
+  if (check.exitCode === 0) return;
+  await run(inNetns(netns, 'iptables', ['-w', '-t', table, '-I', chain, String(position), ...rule]));
+}
+
+/** Remove a rule wherever it is; a missing one is fine. */
+export async function deleteRule(netns: Netns, table: string, chain: string, rule: string[]): Promise<void> {
+  await run(inNetns(netns, 'iptables', ['-w', '-t', table, '-D', chain, ...rule]), { allowFailure: true });
+}
+
+export interface CountedRule {
+  /** The rule as `iptables -S` prints it, without the counters. */
+  rule: string;
+  packets: number;
+  bytes: number;
+}
+
+/** A chain's rules (or, without a chain, the whole table's) with their packet and byte counters (`iptables -S -v`). */
+export async function chainCounters(where: Where, table: string, chain?: string): Promise<CountedRule[]> {
+  const r = await runAt(where, ['iptables', '-w', '-t', table, '-S', ...(chain ? [chain] : []), '-v']);
+  return r.stdout
+    .split('\n')
+    .filter((l) => l.startsWith(chain ? `-A ${chain} ` : '-A '))
+    .map((l) => {
+      // -S -v prints the counters after the chain name: -A <chain> -c <packets> <bytes> <rule>
+      const m = / -c (\d+) (\d+)/.exec(l);
+      return { rule: m ? l.slice(0, m.index) + l.slice(m.index + m[0].length) : l, packets: Number(m?.[1] ?? 0), bytes: Number(m?.[2] ?? 0) };
+    });
+}

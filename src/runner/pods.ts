@@ -41,6 +41,8 @@ export interface PodSpec {
   name: string;
   node: string;
   workload: string;
+  namespace?: string;
+  labels?: Record<string, string>;
   ports?: PodRecord['ports'];
   annotations?: PodRecord['annotations'];
 }
@@ -70,7 +72,7 @@ export class PodManager {
       containerId: pod.containerId,
       netns: pod.netns,
       ifname: 'eth0',
-      args: `K8S_POD_NAMESPACE=default;K8S_POD_NAME=${pod.name}`,
+      args: `K8S_POD_NAMESPACE=${pod.namespace ?? 'default'};K8S_POD_NAME=${pod.name}`,
       path: [CNI_BIN_DIR],
     });
     const type = String(plugin.type);
@@ -157,6 +159,12 @@ export class PodManager {
 
   list(): PodRecord[] {
     return this.state.state.pods;
+  }
+
+  /** The host side of a pod's interface, from its CNI result (the interface outside any sandbox). */
+  hostInterface(pod: string): string | undefined {
+    const ifaces = (this.cachedResult(pod)?.interfaces ?? []) as { name: string; sandbox?: string }[];
+    return ifaces.find((i) => !i.sandbox)?.name;
   }
 }
 

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Backend, Topology } from '../topologies/backend.js';
 import { createBackend } from '../topologies/registry.js';
 import { parseCidr } from '../net/ipnet.js';
-import { type Lab } from '../lab/lab-file.js';
+import { workloadLabels, type Lab } from '../lab/lab-file.js';
 import { loadLab } from '../datapaths/index.js';
 import { StateFile, readState, labDir } from '../lab/state.js';
 import { PodManager, schedule } from './pods.js';
@@ -21,6 +21,7 @@ import { DNS_POD, DNS_WORKLOAD, ServiceController } from './service-controller.j
 import type { ProxyMode } from '../services/model.js';
 import type { PodSpec } from './pods.js';
 import { writeFileSync } from 'node:fs';
+import { LabPolicies } from './policies.js';
 
 export interface RunOptions {
   /** Instance name; defaults to the lab's name. Two instances need two names. */
@@ -58,6 +59,8 @@ export class LabInstance {
   readonly vars: Record<string, string> = {};
   /** Endpoints, kube-proxy and cluster DNS, when the lab has services. */
   cluster?: ServiceController;
+  /** The NetworkPolicies in force, when the datapath has a policy engine. */
+  policies?: LabPolicies;
 
   constructor(
     readonly lab: Lab,
@@ -134,6 +137,8 @@ export class LabInstance {
 
   private async startPod(spec: PodSpec): Promise<void> {
     const pod = await this.pods.create(spec);
+    const engine = datapath(this.lab.network.plugin).policy;
+    if (engine) await engine.podAdded(this.backend, this.lab, pod, this.pods.hostInterface(pod.name) ?? '');
     if (this.cluster) writeFileSync(join(this.pods.podDir(pod.name), POD_RESOLV_CONF), this.cluster.resolvConf());
     const info = await startNginx(this.backend, pod, this.pods.podDir(pod.name));
     for (const sidecar of this.lab.workloads.find((w) => w.name === spec.workload)?.sidecars ?? []) await startSidecar(this.backend, pod, sidecar);
@@ -150,6 +155,7 @@ export class LabInstance {
     pod.status = 'Terminating';
     this.pods.save(pod);
     await this.publishEndpoints();
+    await datapath(this.lab.network.plugin).policy?.podRemoved(this.backend, this.lab, pod);
     await this.pods.remove(pod);
     return `deleted pod ${name} on ${pod.node}`;
   }
@@ -185,7 +191,10 @@ export class LabInstance {
 
   private async deploy(): Promise<void> {
     const nodes = this.lab.topology.nodes.map((n) => n.name);
-    const specs = this.lab.workloads.flatMap((w) => schedule(w.name, w.replicas, w.nodes ?? nodes).map((s) => ({ ...s, ports: w.ports, annotations: w.annotations })));
+    const specs = this.lab.workloads.flatMap((w) =>
+      schedule(w.name, w.replicas, w.nodes ?? nodes).map((s) => ({ ...s, ports: w.ports, annotations: w.annotations, namespace: w.namespace, labels: workloadLabels(w) })),
+    );
+    const engine = datapath(this.lab.network.plugin).policy;
     // Pods on different nodes start in parallel; on one node one after another, as a kubelet would pace them.
     const byNode = new Map<string, typeof specs>();
     for (const s of specs) byNode.set(s.node, [...(byNode.get(s.node) ?? []), s]);
@@ -194,6 +203,11 @@ export class LabInstance {
         for (const spec of list) await this.startPod(spec);
       }),
     );
+    if (engine) {
+      this.policies = new LabPolicies(this.backend, this.lab, engine);
+      const text = await this.policies.start();
+      if (this.lab.policies.length) this.reporter.info(`network policy ${text}`);
+    }
   }
 
   fillVars(): void {
@@ -227,6 +241,7 @@ export class LabInstance {
       },
       vars: this.vars,
       services,
+      policies: this.policies,
       workloads: { delete: (pod: string) => this.deletePod(pod), scale: (w: string, n: number) => this.scale(w, n) },
     };
     for (const [i, step] of this.lab.steps.entries()) {

@@ -8,6 +8,7 @@ import type { PodRecord } from '../lab/state.js';
 import { checkModel, formatVerdicts, judgeModel } from './kubernetes-model.js';
 import { parseIp } from '../net/ipnet.js';
 import type { ServiceControl } from './services.js';
+import type { PolicyControl } from './policies.js';
 import { sleep, waitUntil } from '../util/wait.js';
 
 export interface StepContext {
@@ -20,6 +21,8 @@ export interface StepContext {
   services?: ServiceControl;
   /** Deletes pods and scales workloads for `delete` and `scale` steps. */
   workloads?: WorkloadControl;
+  /** Puts NetworkPolicies in force and takes them out, for `policy` steps. */
+  policies?: PolicyControl;
 }
 
 export interface WorkloadControl {
@@ -169,6 +172,11 @@ export async function runStep(ctx: StepContext, step: Step): Promise<StepOutcome
       if (!ctx.workloads) return done({ ok: false, failure: 'this lab cannot delete pods or scale workloads' });
       const stdout = step.delete ? await ctx.workloads.delete(render(step.delete.pod, ctx.vars)) : await ctx.workloads.scale(step.scale!.workload, step.scale!.replicas);
       return done({ ok: true, target: 'cluster', command: step.delete ? `delete pod ${step.delete.pod}` : `scale ${step.scale!.workload} --replicas ${step.scale!.replicas}`, stdout });
+    }
+    if (step.policy) {
+      if (!ctx.policies) return done({ ok: false, failure: 'this lab has no NetworkPolicy engine' });
+      const [verb, refs] = 'apply' in step.policy ? (['apply', step.policy.apply] as const) : (['delete', step.policy.delete] as const);
+      return done({ ok: true, target: 'cluster', command: `${verb} policy ${refs.join(', ')}`, stdout: await ctx.policies[verb]([...refs]) });
     }
     if (step.check) {
       const { failure, stdout } = await builtinCheck(ctx, step);

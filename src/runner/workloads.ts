@@ -37,6 +37,8 @@ http {
   scgi_temp_path ${tmp}/scgi;
   server {
     listen 80;
+    # A second port, so that a NetworkPolicy can open one port and not the other.
+    listen 81;
     location / {
       default_type text/plain;
       return 200 "pod ${pod.name} on ${pod.node}, address $server_addr\\n";

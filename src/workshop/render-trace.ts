@@ -33,6 +33,10 @@ export function formatTrace(r: TraceReport, style: TextStyle = plain): string[] 
   if (r.delivered) lines.push(style.green(`✔ delivered in ${r.hops.length} steps${r.tunnels.length ? `, through ${r.tunnels.map((t) => (t.via === 'vxlan' ? `VXLAN (VNI ${t.vni}, UDP ${t.port})` : `a TUN device and UDP${t.port ? ` ${t.port}` : ''}`)).join(', ')}` : ', no encapsulation'}${nat}`));
   else lines.push(style.red(`✘ ${r.problem ?? 'the walk stopped'}`));
   if (!r.reachable) lines.push(style.red('  note: the first ping got no answer; the path above is where the kernel would send it'));
+  for (const d of r.policyDrops ?? []) {
+    const who = d.pod ? `pod ${d.pod}` : 'the pod';
+    lines.push(style.red(`✘ dropped by NetworkPolicy on node ${d.node}: ${d.direction} of ${who} is isolated by ${d.policies.join(', ') || 'a policy'} and no rule allows it (${d.counter} counted ${d.packets})`));
+  }
   if (r.capture) {
     const c = r.capture;
     lines.push(

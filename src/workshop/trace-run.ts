@@ -9,6 +9,7 @@ import type { Backend, Started } from '../topologies/backend.js';
 import { inspectLab, targetOf } from './inspect.js';
 import { nsById, ownerOfAddress, primaryAddress, uplink, type NetModel, type NsView } from './model.js';
 import { walk, type Hop, type TraceEnd, type TracePath, type Tunnel } from './trace.js';
+import { newPolicyDrops, policyDropCounters, type PolicyDrop } from './policy-drops.js';
 import { sleep } from '../util/wait.js';
 
 export interface TraceOptions {
@@ -20,6 +21,8 @@ export interface TraceOptions {
 export interface TraceReport extends TracePath {
   /** Whether the first ping got an answer. */
   reachable: boolean;
+  /** NetworkPolicy drop counters the first ping moved: which pod's policies dropped it, on which node. */
+  policyDrops?: PolicyDrop[];
   /**
    * With --capture: pings sent, and whether every capture point saw all of them.
    * When the walk stopped short, `beyond` lists the other interfaces of the lab
@@ -68,10 +71,12 @@ export async function traceLab(backend: Backend, state: LabState, nodes: string[
   const src = nsById(model, from.ns)!;
 
   // One ping first: neighbour entries along the way get resolved, as they would be for real traffic.
+  const before = await policyDropCounters(backend, nodes);
   const ping = await execIn(backend, src, ['ping', '-c', '1', '-W', '2', to.ip]);
+  const policyDrops = ping.exitCode === 0 ? [] : newPolicyDrops(before, await policyDropCounters(backend, nodes));
   model = await inspectLab(backend, state, nodes);
   const path = await walk(model, kernelOracle(backend, model), from, to);
-  const report: TraceReport = { ...path, reachable: ping.exitCode === 0 };
+  const report: TraceReport = { ...path, reachable: ping.exitCode === 0, ...(policyDrops.length ? { policyDrops } : {}) };
   if (opts.capture) report.capture = await captureAlong(backend, model, report, opts.count ?? 3);
   return report;
 }

@@ -126,12 +126,19 @@ describe('cilium-cni with the cilium agent on the real kernel', function () {
     const { lxc } = await compileDatapath();
     const btf = (await run(['bpftool', 'btf', 'dump', 'file', lxc])).stdout;
     const size = (name: string) => Number(new RegExp(`STRUCT '${name}' size=(\\d+)`).exec(btf)?.[1]);
-    expect({ ipv4: size('ipv4'), endpoint_info: size('endpoint_info'), remote_key: size('remote_key'), endpoint_counters: size('endpoint_counters'), node_config: size('node_config') }).to.deep.equal({
+    const names = ['ipv4', 'endpoint_info', 'remote_key', 'endpoint_counters', 'node_config', 'ipcache_value', 'policy_key', 'policy_value', 'policy_state', 'ct_key', 'drop_key'];
+    expect(Object.fromEntries(names.map((n) => [n, size(n)]))).to.deep.equal({
       ipv4: 4,
       endpoint_info: 16,
       remote_key: 8,
       endpoint_counters: 32,
       node_config: 12,
+      ipcache_value: 4,
+      policy_key: 12,
+      policy_value: 8,
+      policy_state: 4,
+      ct_key: 20,
+      drop_key: 8,
     });
   });
 

@@ -11,7 +11,7 @@ const LAYERS: string[][] = [
   ['util'],
   ['net'],
   ['cni'],
-  ['services'],
+  ['services', 'policy'],
   ['lab'],
   ['topologies'],
   ['datapaths'],

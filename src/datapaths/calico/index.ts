@@ -4,6 +4,7 @@ import type { Datapath } from '../types.js';
 import { calicoNetwork, type CalicoNetwork } from './schema.js';
 import { CNI_PLUGINS } from './cni.js';
 import { calicoServices, installCalico } from './install.js';
+import { calicoPodAdded, calicoPodRemoved, calicoSetPolicies } from './policy.js';
 
 const KERNEL: Record<CalicoNetwork['backend'], string[]> = { bgp: [], vxlan: ['vxlan'], ipip: ['ipip'] };
 
@@ -11,8 +12,10 @@ export const calico: Datapath = {
   name: 'calico',
   network: calicoNetwork,
   kernelFeatures: (lab) => KERNEL[(lab.network as CalicoNetwork).backend],
-  tools: ['etcd', 'etcdctl', 'bird', 'birdc'],
+  tools: ['etcd', 'etcdctl', 'bird', 'birdc', 'iptables-restore', 'ipset'],
   install: installCalico,
   services: calicoServices,
   cniPlugins: CNI_PLUGINS,
+  enforcesPolicy: true,
+  policy: { podAdded: calicoPodAdded, podRemoved: calicoPodRemoved, setPolicies: calicoSetPolicies },
 };

@@ -13,6 +13,10 @@ import { Ip } from '../../net/ip.js';
 import { birdc, birdConfig } from './bird.js';
 import { BlockAllocator } from './ipam.js';
 import { affinityOf, EtcdCalicoStore, type Block, type CalicoNode, type IpPool } from './store.js';
+import type { KeyValue } from '../etcd/client.js';
+import { policyInputs } from './policy-keys.js';
+import { endpointPolicies } from '../../policy/model.js';
+import { FelixSync } from '../../policy/felix-sync.js';
 
 export type CalicoMode = 'bgp' | 'vxlan' | 'ipip';
 
@@ -45,6 +49,10 @@ export interface NodeStatus {
   blocks: string[];
   /** Other nodes this node can reach: in BIRD's configuration, or with their blocks routed. */
   peers: string[];
+  /** The datastore revision this status reflects: everything written up to it is programmed. */
+  revision: number;
+  /** NetworkPolicy as programmed for this node's pods (iptables chains and ipsets), or why it failed. */
+  policy: { endpoints: number; policies: number; ipsets: number; error?: string };
 }
 
 /** The pool says the mode, as Calico's does: vxlanMode or ipipMode Always, else plain BGP routes. */
@@ -90,6 +98,7 @@ export class CalicoNodeAgent {
   private lastBird = '';
   /** Routes programmed by the agent (vxlan, ipip), by block, with the commands used. */
   private programmed = new Map<string, string>();
+  private felix = new FelixSync();
 
   constructor(readonly opts: CalicoNodeOptions) {
     this.store = new EtcdCalicoStore(opts.etcdEndpoint);
@@ -162,13 +171,29 @@ export class CalicoNodeAgent {
 
   /** Bring the node in line with the datastore; returns the revision it read. */
   async reconcile(): Promise<{ revision: number }> {
-    const { nodes, blocks, revision } = await this.store.snapshot();
+    const { nodes, blocks, revision, kvs } = await this.store.snapshot();
     const others = nodes.filter((n) => n.name !== this.opts.nodename);
     const mine = blocks.filter((b) => b.value.affinity === affinityOf(this.opts.nodename)).map((b) => b.value.cidr);
     const peers = this.mode === 'bgp' ? await this.configureBird(others, mine) : await this.programRoutes(others, blocks.map((b) => b.value), mine);
-    const status: NodeStatus = { node: this.opts.nodename, mode: this.mode, blocks: mine, peers };
+    const policy = await this.programPolicy(kvs);
+    const status: NodeStatus = { node: this.opts.nodename, mode: this.mode, blocks: mine, peers, revision, policy };
     writeAtomically(this.opts.statusFile, JSON.stringify(status, null, 2) + '\n');
     return { revision };
+  }
+
+  /** As Felix: chains for this node's endpoints, ipsets with the members of every selector they use. */
+  private async programPolicy(kvs: KeyValue[]): Promise<NodeStatus['policy']> {
+    const { cluster, policies } = policyInputs(kvs);
+    try {
+      const endpoints = endpointPolicies(cluster, policies);
+      const local = endpoints.flatMap((ep, i) => (cluster.pods[i].node === this.opts.nodename ? [{ policy: ep, iface: cluster.pods[i].iface }] : []));
+      const s = await this.felix.sync(local);
+      if (s.chainsWritten || s.chainsRemoved) this.log(`policy: ${local.length} endpoints, ${policies.length} policies, ${s.ipsets} ipsets; ${s.chainsWritten} chains written, ${s.chainsRemoved} removed`);
+      return { endpoints: local.length, policies: policies.length, ipsets: s.ipsets };
+    } catch (e) {
+      this.log(`policy: programming failed: ${(e as Error).message}`);
+      return { endpoints: 0, policies: policies.length, ipsets: 0, error: (e as Error).message };
+    }
   }
 
   private async configureBird(others: CalicoNode[], mine: string[]): Promise<string[]> {

@@ -99,9 +99,10 @@ export class EtcdCalicoStore implements IpamStore {
   }
 
   /** Nodes and blocks in one read, and the revision it was read at (a watch from revision + 1 misses nothing). */
-  async snapshot(): Promise<{ nodes: CalicoNode[]; blocks: Versioned<Block>[]; revision: number }> {
+  async snapshot(): Promise<{ nodes: CalicoNode[]; blocks: Versioned<Block>[]; revision: number; kvs: KeyValue[] }> {
     const { kvs, revision } = await this.etcd.list('/calico/');
     return {
+      kvs,
       nodes: kvs.filter((kv) => kv.key.startsWith(NODES_PREFIX)).map(parseNode),
       blocks: kvs.filter((kv) => kv.key.startsWith(BLOCKS_PREFIX)).map(parseBlock),
       revision,

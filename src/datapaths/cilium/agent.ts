@@ -9,7 +9,22 @@ import { dirname, join } from 'node:path';
 import { Ip } from '../../net/ip.js';
 import { attachIngress, deleteKeys, loadObject, updateMaps, type MapChange } from '../../net/bpf.js';
 import { parseCidr, parseIp } from '../../net/ipnet.js';
-import { CONFIG_KEY, MAP_NAMES, ZERO_COUNTERS, encodeEndpointInfo, encodeIpv4, encodeNodeConfig, encodeRemoteKey, type MapName } from './maps.js';
+import {
+  CONFIG_KEY,
+  MAP_NAMES,
+  ZERO_COUNTERS,
+  ZERO_POLICY_VALUE,
+  encodeEndpointInfo,
+  encodeIdentity,
+  encodeIpv4,
+  encodeNodeConfig,
+  encodePolicyKey,
+  encodePolicyState,
+  encodeRemoteKey,
+  encodeU32,
+  type MapName,
+} from './maps.js';
+import { compileCilium, type CiliumView, type CompiledPolicy } from '../../policy/cilium.js';
 import type { Endpoint, EndpointSpec } from './api.js';
 
 export interface ClusterNode {
@@ -34,6 +49,8 @@ export interface CiliumAgentConfig {
   socket: string;
   /** Written once the datapath is up and the API answers */
   readyFile: string;
+  /** Written after every policy change: identities, entries and isolated endpoints as programmed (optional). */
+  policyFile?: string;
   vni: number;
   tunnelPort: number;
 }
@@ -68,6 +85,9 @@ export class CiliumAgent {
   /** Changes to the datapath, one at a time. */
   private queue: Promise<unknown> = Promise.resolve();
   private log: (msg: string) => void;
+  /** The cluster as last pushed (pods, namespaces, policies), and the map keys programmed from it. */
+  private view?: CiliumView;
+  private programmed = { ipcache: new Map<string, Uint8Array>(), policy: new Map<string, Uint8Array>(), state: new Map<string, Uint8Array>() };
 
   constructor(
     readonly cfg: CiliumAgentConfig,
@@ -140,6 +160,7 @@ export class CiliumAgent {
       ]);
       this.endpoints.set(id, ep);
       this.log(`endpoint ${id.slice(0, 12)} (${ep.pod ?? 'pod'}): ${ep.ip} on ${ep.ifname} (ifindex ${ep.ifindex})`);
+      if (this.view) await this.programPolicy(this.view);
       return ep;
     });
   }
@@ -154,8 +175,52 @@ export class CiliumAgent {
       await deleteKeys(this.pins.map('counters'), [key]);
       this.endpoints.delete(id);
       this.log(`endpoint ${id.slice(0, 12)} removed (${ep.ip})`);
+      if (this.view) await this.programPolicy(this.view);
       return true;
     });
+  }
+
+  /** The cluster's pods, namespaces and policies, pushed by the control plane: identities, ipcache and policy maps follow. */
+  async setPolicy(view: CiliumView): Promise<CompiledPolicy> {
+    return this.serialize(() => this.programPolicy(view));
+  }
+
+  /** Only what changed is written; entries that stay keep their counters. */
+  private async programPolicy(view: CiliumView): Promise<CompiledPolicy> {
+    const local = [...this.endpoints.values()].map((e) => ({ ip: e.ip, ifindex: e.ifindex }));
+    const c = compileCilium(view, local);
+    const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+    const want = {
+      ipcache: new Map(c.ipcache.map((e) => [encodeRemoteKey(e.cidr), encodeIdentity(e.identity)] as const).map(([k, v]) => [hex(k) + hex(v), k])),
+      policy: new Map(c.entries.map((e) => encodePolicyKey(e)).map((k) => [hex(k), k])),
+      state: new Map(c.state.map((s) => [encodeU32(s.ifindex), encodePolicyState({ ingress: s.ingress.length > 0, egress: s.egress.length > 0 })] as const).map(([k, v]) => [hex(k) + hex(v), k])),
+    };
+    const map = (m: 'ipcache' | 'policy' | 'policy_state') => this.pins.map(m);
+    const changes: MapChange[] = [
+      ...c.ipcache.filter((e) => !this.programmed.ipcache.has(hex(encodeRemoteKey(e.cidr)) + hex(encodeIdentity(e.identity)))).map((e): MapChange => ({ map: map('ipcache'), op: 'update', key: encodeRemoteKey(e.cidr), value: encodeIdentity(e.identity) })),
+      ...[...want.policy].filter(([h]) => !this.programmed.policy.has(h)).map(([, key]): MapChange => ({ map: map('policy'), op: 'update', key, value: ZERO_POLICY_VALUE })),
+      // Isolation last, so that an endpoint is never isolated before its allowed entries are there.
+      ...c.state
+        .map((s) => ({ key: encodeU32(s.ifindex), value: encodePolicyState({ ingress: s.ingress.length > 0, egress: s.egress.length > 0 }) }))
+        .filter((s) => !this.programmed.state.has(hex(s.key) + hex(s.value)))
+        .map((s): MapChange => ({ map: map('policy_state'), op: 'update', ...s })),
+    ];
+    await updateMaps(changes);
+    const stale = (kind: 'ipcache' | 'policy' | 'state') => [...this.programmed[kind]].filter(([h]) => !want[kind].has(h)).map(([, k]) => k);
+    const keep = (keys: Uint8Array[], current: Map<string, Uint8Array>) => keys.filter((k) => ![...current.values()].some((w) => hex(w) === hex(k)));
+    // A key whose value changed was rewritten above; only keys no longer wanted at all go.
+    await deleteKeys(map('policy_state'), keep(stale('state'), want.state));
+    await deleteKeys(map('policy'), stale('policy'));
+    await deleteKeys(map('ipcache'), keep(stale('ipcache'), want.ipcache));
+    this.programmed = want;
+    this.view = view;
+    if (this.cfg.policyFile) {
+      mkdirSync(dirname(this.cfg.policyFile), { recursive: true });
+      writeFileSync(this.cfg.policyFile + '.tmp', JSON.stringify(c, null, 2));
+      renameSync(this.cfg.policyFile + '.tmp', this.cfg.policyFile);
+    }
+    this.log(`policy: ${view.policies.length} policies, ${c.identities.length} identities, ${c.state.length} isolated endpoints, ${c.entries.length} policy map entries`);
+    return c;
   }
 
   private async listen(): Promise<void> {
@@ -177,6 +242,10 @@ export class CiliumAgent {
       const path = (req.url ?? '/').split('?')[0];
       if (req.method === 'GET' && path === '/v1/healthz') return reply(200, { status: 'ok', mode: this.cfg.mode, endpoints: this.endpoints.size });
       if (req.method === 'GET' && path === '/v1/endpoint') return reply(200, [...this.endpoints.values()]);
+      if (req.method === 'PUT' && path === '/v1/policy') {
+        const c = await this.setPolicy((await readJson(req)) as CiliumView);
+        return reply(200, { identities: c.identities.length, entries: c.entries.length, isolated: c.state.length });
+      }
       const m = /^\/v1\/endpoint\/([A-Za-z0-9][A-Za-z0-9_.-]*)$/.exec(path);
       if (!m) throw new HttpError(404, `no such API path: ${req.method} ${path}`);
       const id = m[1];

@@ -33,7 +33,9 @@ export const CILIUM_TOOLS: Record<string, string> = {
 };
 
 const AGENT_CONFIG = '/etc/cilium/agent.json';
-const AGENT_SOCKET = '/var/run/cilium/cilium.sock';
+export const AGENT_SOCKET = '/var/run/cilium/cilium.sock';
+/** What the agent programmed for NetworkPolicy (identities, policy map entries, isolated endpoints). */
+export const AGENT_POLICY = '/var/run/cilium/policy.json';
 const AGENT_READY = '/var/run/cilium/ready.json';
 const AGENT_LOG = '/var/log/cilium-agent.log';
 
@@ -72,6 +74,7 @@ export async function installCilium(backend: Backend, lab: Lab, nodes: NodeSpec[
         objects,
         socket: backend.nodePath(node.name, AGENT_SOCKET),
         readyFile: backend.nodePath(node.name, AGENT_READY),
+        policyFile: backend.nodePath(node.name, AGENT_POLICY),
         vni,
         tunnelPort: 8472,
       };

@@ -7,7 +7,7 @@ import { parseCidr, parseIp } from '../../net/ipnet.js';
 const LE = endianness() === 'LE';
 
 /** File names of the maps, pinned in <node bpffs>/cilium/maps/. */
-export const MAP_NAMES = ['endpoints', 'remote_nodes', 'counters', 'config'] as const;
+export const MAP_NAMES = ['endpoints', 'remote_nodes', 'counters', 'config', 'ipcache', 'policy', 'policy_state', 'ct', 'drops'] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
 export const MODE = { native: 0, vxlan: 1 } as const;
@@ -101,3 +101,68 @@ export function encodeNodeConfig(c: NodeConfig): Uint8Array {
   v.setUint32(8, c.vni, LE);
   return b;
 }
+
+/** struct ipcache_value: a security identity (the ipcache key is a struct remote_key). */
+export function encodeIdentity(identity: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, identity, LE);
+  return b;
+}
+
+export const DIRECTION = { ingress: 0, egress: 1 } as const;
+export const PROTOCOL_NUMBER = { ANY: 0, ICMP: 1, TCP: 6, UDP: 17, SCTP: 132 } as const;
+
+/** struct policy_key */
+export interface PolicyKey {
+  ifindex: number;
+  identity: number;
+  /** 0: any port */
+  dport: number;
+  /** 0: any protocol */
+  proto: number;
+  dir: keyof typeof DIRECTION;
+}
+
+export function encodePolicyKey(k: PolicyKey): Uint8Array {
+  const b = new Uint8Array(12);
+  const v = new DataView(b.buffer);
+  v.setUint32(0, k.ifindex, LE);
+  v.setUint32(4, k.identity, LE);
+  v.setUint16(8, k.dport, LE);
+  b[10] = k.proto;
+  b[11] = DIRECTION[k.dir];
+  return b;
+}
+
+export function decodePolicyKey(b: Uint8Array): PolicyKey {
+  const v = new DataView(b.buffer, b.byteOffset, b.byteLength);
+  return { ifindex: v.getUint32(0, LE), identity: v.getUint32(4, LE), dport: v.getUint16(8, LE), proto: b[10], dir: b[11] === 1 ? 'egress' : 'ingress' };
+}
+
+/** struct policy_value: the new flows an entry let through, zero when written. */
+export const ZERO_POLICY_VALUE = new Uint8Array(8);
+
+/** A u32 key: policy_state is keyed by the endpoint's ifindex. */
+export const encodeU32 = encodeIdentity;
+
+/** struct policy_state */
+export function encodePolicyState(s: { ingress: boolean; egress: boolean }): Uint8Array {
+  return Uint8Array.of(s.ingress ? 1 : 0, s.egress ? 1 : 0, 0, 0);
+}
+
+/** struct drop_key and its count. */
+export interface DropCount {
+  ifindex: number;
+  reason: number;
+  dir: keyof typeof DIRECTION;
+  packets: number;
+}
+
+export function decodeDrop(key: Uint8Array, value: Uint8Array): DropCount {
+  const k = new DataView(key.buffer, key.byteOffset, key.byteLength);
+  const v = new DataView(value.buffer, value.byteOffset, value.byteLength);
+  return { ifindex: k.getUint32(0, LE), reason: key[4], dir: key[5] === 1 ? 'egress' : 'ingress', packets: Number(v.getBigUint64(0, LE)) };
+}
+
+/** Cilium's name for a drop reason code. */
+export const DROP_REASONS: Record<number, string> = { 133: 'Policy denied' };
