@@ -36,6 +36,8 @@ export interface PodRecord {
   node: string;
   netns: string;
   ip?: string;
+  /** Dual-stack: the pod's IPv6 address beside `ip`. */
+  ip6?: string;
   workload: string;
   status: 'Pending' | 'Running' | 'Terminating' | 'Failed';
   containerId: string;

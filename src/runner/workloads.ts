@@ -36,7 +36,7 @@ http {
   uwsgi_temp_path ${tmp}/uwsgi;
   scgi_temp_path ${tmp}/scgi;
   server {
-    listen 80;
+    listen 80;${pod.ip6 ? '\n    listen [::]:80;' : ''}
     location / {
       default_type text/plain;
       return 200 "pod ${pod.name} on ${pod.node}, address $server_addr\\n";
