@@ -43,11 +43,11 @@ export async function natRules(where: Where, family: 4 | 6 = 4): Promise<string[
   return r.stdout.split('\n').filter(Boolean);
 }
 
-/** Append a rule unless the same rule is there already (iptables -C). */
-export async function ensureRule(netns: Netns, table: string, chain: string, rule: string[]): Promise<void> {
-  const check = await run(inNetns(netns, 'iptables', ['-w', '-t', table, '-C', chain, ...rule]), { allowFailure: true });
+/** Append a rule unless the same rule is there already (iptables -C); ip6tables for family 6. */
+export async function ensureRule(netns: Netns, table: string, chain: string, rule: string[], family: 4 | 6 = 4): Promise<void> {
+  const check = await run(inNetns(netns, tool(family), ['-w', '-t', table, '-C', chain, ...rule]), { allowFailure: true });
   if (check.exitCode === 0) return;
-  await run(inNetns(netns, 'iptables', ['-w', '-t', table, '-A', chain, ...rule]));
+  await run(inNetns(netns, tool(family), ['-w', '-t', table, '-A', chain, ...rule]));
 }
 
 /** Apply rules to one table in one iptables-restore call, leaving everything else as it is. */

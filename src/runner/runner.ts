@@ -145,7 +145,7 @@ export class LabInstance {
     for (const sidecar of this.lab.workloads.find((w) => w.name === spec.workload)?.sidecars ?? []) await startSidecar(this.backend, pod, sidecar);
     pod.status = 'Running';
     this.pods.save(pod);
-    this.reporter.info(`pod ${pod.name} on ${pod.node}: ${pod.ip} (log ${info.accessLog})`);
+    this.reporter.info(`pod ${pod.name} on ${pod.node}: ${pod.ip}${pod.ip6 ? ` ${pod.ip6}` : ''} (log ${info.accessLog})`);
   }
 
   /** Delete a pod as Kubernetes does: out of the endpoints first (applied on every node), then stopped and its network removed. */
