@@ -5,7 +5,7 @@ import { basename, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LineCounter, parseDocument, isNode, type Document } from 'yaml';
 import { z } from 'zod';
-import { parseCidr, contains, parseIp } from '../net/ipnet.js';
+import { parseCidr, contains, parseIp, parseAddr, parsePrefix, prefixContains } from '../net/ipnet.js';
 import { exerciseProblems, exercisesSchema } from './exercises.js';
 import { benchSchema } from './bench-block.js';
 import { DEFAULT_SERVICE_CIDR, PROXY_MODES, serviceProblems, serviceSchema } from '../services/model.js';
@@ -80,6 +80,9 @@ export const NETWORK_FIELDS = {
   serviceCIDR: z.string().default(DEFAULT_SERVICE_CIDR),
   /** How each node's kube-proxy programs services. */
   proxyMode: z.enum(PROXY_MODES).default('iptables'),
+  /** Dual-stack: the IPv6 pod network beside podCIDR; each pod gets one address of each family. */
+  podCIDRv6: z.string().optional(),
+  subnetLenV6: z.number().int().min(16).max(126).default(64),
 };
 
 export const labSchema = z.strictObject({
@@ -89,7 +92,9 @@ export const labSchema = z.strictObject({
   mode: z.enum(['overlay', 'route', 'underlay', 'baseline']),
   topology: z.strictObject({
     underlay: z.string(),
-    nodes: z.array(z.strictObject({ name, address: z.string() })).min(1),
+    /** An IPv6 underlay beside the IPv4 one (dual-stack nodes): each node then has an addressV6 in it. */
+    underlayV6: z.string().optional(),
+    nodes: z.array(z.strictObject({ name, address: z.string(), addressV6: z.string().optional() })).min(1),
   }),
   /** Kernel features the lab needs beyond its network plugin's; a missing one skips the lab, named. */
   requires: z.array(z.string()).default([]),
@@ -157,6 +162,8 @@ export interface NetworkKind {
   validate?(lab: Lab): LabProblem[];
   /** It enforces NetworkPolicy; a lab with `policies:` needs a kind that does. */
   enforcesPolicy?: boolean;
+  /** It gives pods an IPv6 address beside the IPv4 one (network.podCIDRv6); a lab asking others for it is refused. */
+  dualStack?: boolean;
 }
 export type Step = Lab['steps'][number];
 export type Challenge = NonNullable<Lab['challenges']>[number];
@@ -248,8 +255,28 @@ export function parseLabWith(text: string, file: string, kinds: Record<string, N
     if (seen.has(n.name)) fail(['topology', 'nodes', i, 'name'], `node "${n.name}" is listed twice`);
     seen.add(n.name);
   });
+  if (lab.topology.underlayV6 !== undefined) {
+    const v6 = parsePrefix(lab.topology.underlayV6);
+    if (v6?.family !== 6) fail(['topology', 'underlayV6'], `"${lab.topology.underlayV6}" is not an IPv6 CIDR like fd00:192:168:10::/64`);
+    lab.topology.nodes.forEach((n, i) => {
+      if (n.addressV6 === undefined) fail(['topology', 'nodes', i, 'addressV6'], `is required on an IPv6 underlay (${lab.topology.underlayV6})`);
+      const a = parseAddr(n.addressV6!);
+      if (a?.family !== 6) fail(['topology', 'nodes', i, 'addressV6'], `"${n.addressV6}" is not an IPv6 address`);
+      if (!prefixContains(v6!, a!)) fail(['topology', 'nodes', i, 'addressV6'], `${n.addressV6} is outside the underlay ${lab.topology.underlayV6}`);
+    });
+  } else {
+    lab.topology.nodes.forEach((n, i) => {
+      if (n.addressV6 !== undefined) fail(['topology', 'nodes', i, 'addressV6'], 'needs topology.underlayV6, the IPv6 underlay it belongs to');
+    });
+  }
   if (!parseCidr(lab.network.podCIDR)) fail(['network', 'podCIDR'], `"${lab.network.podCIDR}" is not a CIDR`);
   const kind = kinds[lab.network.plugin] ?? fail(['network', 'plugin'], `"${lab.network.plugin}" is not a network plugin cnilab has (${Object.keys(kinds).join(', ')})`);
+  if (lab.network.podCIDRv6 !== undefined) {
+    const v6 = parsePrefix(lab.network.podCIDRv6);
+    if (v6?.family !== 6) fail(['network', 'podCIDRv6'], `"${lab.network.podCIDRv6}" is not an IPv6 CIDR like fd00:10::/48`);
+    if (lab.network.subnetLenV6 < v6!.prefix) fail(['network', 'subnetLenV6'], `/${lab.network.subnetLenV6} is larger than the pod network ${lab.network.podCIDRv6}`);
+    if (!kind.dualStack) fail(['network', 'podCIDRv6'], `the ${lab.network.plugin} datapath in cnilab gives pods IPv4 only (dual-stack: ${Object.values(kinds).filter((k) => k.dualStack).map((k) => k.name).join(', ') || 'none'})`);
+  }
   const network = kind.network.safeParse(lab.network);
   if (!network.success) {
     const issue = network.error.issues[0];

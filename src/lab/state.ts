@@ -36,6 +36,8 @@ export interface PodRecord {
   node: string;
   netns: string;
   ip?: string;
+  /** Dual-stack: the pod's IPv6 address beside `ip`. */
+  ip6?: string;
   workload: string;
   /** Kubernetes namespace (default: default) and labels (default: app: <workload>), for NetworkPolicy. */
   namespace?: string;

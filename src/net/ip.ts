@@ -186,6 +186,11 @@ export class Ip {
     return this.json<Route[]>('route', 'show', ...filter);
   }
 
+  /** The IPv6 routes of the main table (`ip route show` lists IPv4 only). */
+  async routes6(...filter: string[]): Promise<Route[]> {
+    return this.json<Route[]>('-6', 'route', 'show', ...filter);
+  }
+
   async neighbours(dev?: string): Promise<Neighbour[]> {
     return dev ? this.json<Neighbour[]>('neigh', 'show', 'dev', dev) : this.json<Neighbour[]>('neigh', 'show');
   }

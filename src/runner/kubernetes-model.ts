@@ -3,7 +3,7 @@
 // that breaks the model on purpose (docker-bridge) can say which ones it breaks,
 // and a lab that should hold it says exactly what went wrong when it does not.
 import { readFileSync } from 'node:fs';
-import { contains, parseCidr, parseIp } from '../net/ipnet.js';
+import { parseAddr, parsePrefix, prefixContains, type Family } from '../net/ipnet.js';
 import type { PodRecord } from '../lab/state.js';
 import type { Backend } from '../topologies/backend.js';
 import type { Lab } from '../lab/lab-file.js';
@@ -36,12 +36,14 @@ export interface ModelVerdict {
   detail: string;
 }
 
-const podAt = (p: PodRecord) => `${p.name} (${p.node}, ${p.ip ?? 'no address'})`;
+/** The pod's address of one family: a dual-stack lab checks the model once per family. */
+const ipOf = (p: PodRecord, family: Family) => (family === 6 ? p.ip6 : p.ip);
+const podAt = (p: PodRecord, family: Family = 4) => `${p.name} (${p.node}, ${ipOf(p, family) ?? 'no address'})`;
 
 /** unique-ip and one-network: from the addresses the CNI results gave the pods. Pure. */
-export function addressVerdicts(pods: PodRecord[], podCIDR: string): ModelVerdict[] {
+export function addressVerdicts(pods: PodRecord[], podCIDR: string, family: Family = 4): ModelVerdict[] {
   const holders = new Map<string, PodRecord[]>();
-  for (const p of pods) holders.set(p.ip ?? '', [...(holders.get(p.ip ?? '') ?? []), p]);
+  for (const p of pods) holders.set(ipOf(p, family) ?? '', [...(holders.get(ipOf(p, family) ?? '') ?? []), p]);
   const repeated = [...holders.entries()].filter(([ip, ps]) => ip && ps.length > 1);
   const missing = holders.get('') ?? [];
   const unique: ModelVerdict = missing.length
@@ -50,10 +52,13 @@ export function addressVerdicts(pods: PodRecord[], podCIDR: string): ModelVerdic
       ? { property: 'unique-ip', holds: false, detail: repeated.map(([ip, ps]) => `${ip} is held by ${ps.map((p) => `${p.name} on ${p.node}`).join(' and by ')}`).join('; ') }
       : { property: 'unique-ip', holds: true, detail: `${pods.length} pods, ${pods.length} different addresses` };
 
-  const cidr = parseCidr(podCIDR);
-  const outside = pods.filter((p) => !cidr || !contains(cidr, parseIp(p.ip ?? '') ?? -1));
+  const cidr = parsePrefix(podCIDR);
+  const outside = pods.filter((p) => {
+    const a = parseAddr(ipOf(p, family) ?? '');
+    return !cidr || !a || !prefixContains(cidr, a);
+  });
   const one: ModelVerdict = outside.length
-    ? { property: 'one-network', holds: false, detail: `${outside.map(podAt).join(', ')} ${outside.length > 1 ? 'are' : 'is'} outside the pod network ${podCIDR}` }
+    ? { property: 'one-network', holds: false, detail: `${outside.map((p) => podAt(p, family)).join(', ')} ${outside.length > 1 ? 'are' : 'is'} outside the pod network ${podCIDR}` }
     : { property: 'one-network', holds: true, detail: `every pod address is in ${podCIDR}` };
   return [unique, one];
 }
@@ -82,20 +87,21 @@ async function logLine(log: string | undefined, before: number, marker: string):
   return '';
 }
 
-async function sharedAddress(ctx: ModelContext): Promise<ModelVerdict> {
+async function sharedAddress(ctx: ModelContext, family: Family): Promise<ModelVerdict> {
   for (const p of ctx.pods) {
     // A second process in the sandbox, as a sidecar container would be.
     const [eth0] = await new Ip(ctx.backend.pod(p.node, p.name)).addrs('eth0').catch(() => []);
-    const seen = (eth0?.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => a.local);
-    if (!p.ip || !seen.includes(p.ip)) {
-      return { property: 'shared-ip', holds: false, detail: `a second process in ${p.name} sees ${seen.join(', ') || 'no IPv4 address on eth0'} instead of ${p.ip}` };
+    const seen = (eth0?.addr_info ?? []).filter((a) => a.family === (family === 6 ? 'inet6' : 'inet') && a.scope !== 'link').map((a) => a.local);
+    const ip = ipOf(p, family);
+    if (!ip || !seen.includes(ip)) {
+      return { property: 'shared-ip', holds: false, detail: `a second process in ${p.name} sees ${seen.join(', ') || `no IPv${family} address on eth0`} instead of ${ip}` };
     }
   }
   return { property: 'shared-ip', holds: true, detail: `a second process in each of the ${ctx.pods.length} pods sees the pod's address` };
 }
 
 /** Every pod asks a pod on another node at that pod's address; the answer and the server's log tell the rest. */
-async function noNat(ctx: ModelContext): Promise<ModelVerdict> {
+async function noNat(ctx: ModelContext, family: Family): Promise<ModelVerdict> {
   const fail = (detail: string): ModelVerdict => ({ property: 'no-nat', holds: false, detail });
   const pairs: string[] = [];
   for (const client of ctx.pods) {
@@ -103,8 +109,11 @@ async function noNat(ctx: ModelContext): Promise<ModelVerdict> {
     if (!server) continue;
     const log = ctx.vars[`pods.${server.name}.accessLog`];
     const before = readLog(log).length;
-    const r = await ctx.backend.pod(client.node, client.name).run(['curl', '-s', '--max-time', '3', `http://${server.ip}/model-check`], { allowFailure: true });
-    const asked = `${client.name} on ${client.node} asked ${server.ip} for ${server.name} on ${server.node}`;
+    const serverIp = ipOf(server, family);
+    const clientIp = ipOf(client, family);
+    const url = family === 6 ? `http://[${serverIp}]/model-check` : `http://${serverIp}/model-check`;
+    const r = await ctx.backend.pod(client.node, client.name).run(['curl', '-s', '--max-time', '3', url], { allowFailure: true });
+    const asked = `${client.name} on ${client.node} asked ${serverIp} for ${server.name} on ${server.node}`;
     if (r.exitCode !== 0) return fail(`${asked}: no answer (curl exit ${r.exitCode})`);
     const who = answeredBy(r.stdout);
     if (who && who.pod !== server.name) {
@@ -112,16 +121,28 @@ async function noNat(ctx: ModelContext): Promise<ModelVerdict> {
       return fail(`${asked} and was answered by ${who.pod} on ${who.node}${itself}: from ${client.node}, that address is a different pod`);
     }
     const source = (await logLine(log, before, '/model-check')).split(' ')[0];
-    if (source !== client.ip) return fail(`${asked}; ${server.name} saw the request come from ${source || 'nowhere'}, not from ${client.name}'s own address ${client.ip}`);
+    if (source !== clientIp) return fail(`${asked}; ${server.name} saw the request come from ${source || 'nowhere'}, not from ${client.name}'s own address ${clientIp}`);
     pairs.push(`${client.name}→${server.name}`);
   }
   if (!pairs.length) return fail('cannot be shown: no two pods run on different nodes');
   return { property: 'no-nat', holds: true, detail: `${pairs.join(', ')}: each server logged the client pod's own address` };
 }
 
+async function checkFamily(ctx: ModelContext, family: Family, podCIDR: string): Promise<ModelVerdict[]> {
+  const [unique, one] = addressVerdicts(ctx.pods, podCIDR, family);
+  return [unique, await sharedAddress(ctx, family), one, await noNat(ctx, family)];
+}
+
+/** Each property, for IPv4 and (dual-stack) for IPv6: it holds only when it holds for every family. */
 export async function checkModel(ctx: ModelContext): Promise<ModelVerdict[]> {
-  const [unique, one] = addressVerdicts(ctx.pods, ctx.lab.network.podCIDR);
-  return [unique, await sharedAddress(ctx), one, await noNat(ctx)];
+  const v4 = await checkFamily(ctx, 4, ctx.lab.network.podCIDR);
+  if (!ctx.lab.network.podCIDRv6) return v4;
+  const v6 = await checkFamily(ctx, 6, ctx.lab.network.podCIDRv6);
+  return v4.map((a, i) => mergeFamilies(a, v6[i]));
+}
+
+export function mergeFamilies(v4: ModelVerdict, v6: ModelVerdict): ModelVerdict {
+  return { property: v4.property, holds: v4.holds && v6.holds, detail: `IPv4: ${v4.detail}; IPv6: ${v6.detail}` };
 }
 
 /** One line per property: ✔ holds or ✘ violated, what it says, and the evidence. */

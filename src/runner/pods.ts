@@ -129,7 +129,8 @@ export class PodManager {
     try {
       const result = await this.cniAdd(pod);
       const ips = (result.ips as { address: string }[] | undefined) ?? [];
-      pod.ip = ips[0]?.address.split('/')[0];
+      pod.ip = ips.find((i) => !i.address.includes(':'))?.address.split('/')[0] ?? ips[0]?.address.split('/')[0];
+      pod.ip6 = ips.find((i) => i.address.includes(':'))?.address.split('/')[0];
       this.save(pod);
       return pod;
     } catch (e) {

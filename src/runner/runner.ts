@@ -2,7 +2,7 @@
 import { join } from 'node:path';
 import type { Backend, Topology } from '../topologies/backend.js';
 import { createBackend } from '../topologies/registry.js';
-import { parseCidr } from '../net/ipnet.js';
+import { parseCidr, parsePrefix } from '../net/ipnet.js';
 import { workloadLabels, type Lab } from '../lab/lab-file.js';
 import { loadLab } from '../datapaths/index.js';
 import { StateFile, readState, labDir } from '../lab/state.js';
@@ -51,7 +51,13 @@ export interface RunReport {
 
 export function topologyOf(lab: Lab, instance: string): Topology {
   const underlay = parseCidr(lab.topology.underlay)!;
-  return { lab: instance, underlay: { subnet: lab.topology.underlay, prefix: underlay.prefix }, nodes: lab.topology.nodes };
+  const v6 = lab.topology.underlayV6 ? parsePrefix(lab.topology.underlayV6) : undefined;
+  return {
+    lab: instance,
+    underlay: { subnet: lab.topology.underlay, prefix: underlay.prefix },
+    ...(v6 ? { underlayV6: { subnet: lab.topology.underlayV6!, prefix: v6.prefix } } : {}),
+    nodes: lab.topology.nodes,
+  };
 }
 
 export class LabInstance {
@@ -144,7 +150,7 @@ export class LabInstance {
     for (const sidecar of this.lab.workloads.find((w) => w.name === spec.workload)?.sidecars ?? []) await startSidecar(this.backend, pod, sidecar);
     pod.status = 'Running';
     this.pods.save(pod);
-    this.reporter.info(`pod ${pod.name} on ${pod.node}: ${pod.ip} (log ${info.accessLog})`);
+    this.reporter.info(`pod ${pod.name} on ${pod.node}: ${pod.ip}${pod.ip6 ? ` ${pod.ip6}` : ''} (log ${info.accessLog})`);
   }
 
   /** Delete a pod as Kubernetes does: out of the endpoints first (applied on every node), then stopped and its network removed. */
@@ -213,6 +219,7 @@ export class LabInstance {
   fillVars(): void {
     for (const n of this.lab.topology.nodes) {
       this.vars[`nodes.${n.name}.address`] = n.address;
+      if (n.addressV6) this.vars[`nodes.${n.name}.addressV6`] = n.addressV6;
       this.vars[`nodes.${n.name}.dir`] = this.backend.nodePath(n.name, '');
     }
     for (const s of this.cluster?.current ?? []) {
@@ -221,6 +228,7 @@ export class LabInstance {
     }
     for (const p of this.pods.list()) {
       this.vars[`pods.${p.name}.ip`] = p.ip ?? '';
+      if (p.ip6) this.vars[`pods.${p.name}.ip6`] = p.ip6;
       this.vars[`pods.${p.name}.node`] = p.node;
       this.vars[`pods.${p.name}.accessLog`] = join(this.pods.podDir(p.name), 'log', 'access.log');
     }

@@ -36,7 +36,7 @@ http {
   uwsgi_temp_path ${tmp}/uwsgi;
   scgi_temp_path ${tmp}/scgi;
   server {
-    listen 80;
+    listen 80;${pod.ip6 ? '\n    listen [::]:80;' : ''}
     # A second port, so that a NetworkPolicy can open one port and not the other.
     listen 81;
     location / {

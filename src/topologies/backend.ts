@@ -12,12 +12,16 @@ export interface NodeSpec {
   name: string;
   /** Underlay address, e.g. 192.168.10.210 */
   address: string;
+  /** IPv6 underlay address on a dual-stack underlay, e.g. fd00:192:168:10::210 */
+  addressV6?: string;
 }
 
 export interface Topology {
   /** The lab instance name; every resource carries it. */
   lab: string;
   underlay: { subnet: string; prefix: number };
+  /** The IPv6 underlay beside it, when the nodes are dual-stack. */
+  underlayV6?: { subnet: string; prefix: number };
   nodes: NodeSpec[];
 }
 

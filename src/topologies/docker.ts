@@ -153,6 +153,7 @@ export class DockerBackend extends RemoteNodeBackend {
   }
 
   async up(): Promise<void> {
+    if (this.topo.underlayV6) throw new Error(`${this.kind}: an IPv6 underlay (topology.underlayV6) is built on the netns backend only`);
     const { lab, nodes } = this.topo;
     const host = this.state.state.docker!.host;
     try {

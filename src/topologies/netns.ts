@@ -83,10 +83,17 @@ export class NetnsBackend implements Backend {
           await ip.batch([
             ['link', 'set', 'lo', 'up'],
             ['addr', 'add', `${n.address}/${underlay.prefix}`, 'dev', 'eth0'],
+            // A dual-stack node: its IPv6 underlay address, usable at once (no DAD on a link we built).
+            ...(this.topo.underlayV6 && n.addressV6 ? [['addr', 'add', `${n.addressV6}/${this.topo.underlayV6.prefix}`, 'dev', 'eth0', 'nodad']] : []),
             ['link', 'set', 'eth0', 'up'],
           ]);
           // New namespaces inherit these from the root namespace here: set them as a node has them.
-          await ip.sysctl({ 'net.ipv4.ip_forward': 1, 'net.ipv4.conf.all.rp_filter': 0, 'net.ipv4.conf.default.rp_filter': 0 });
+          await ip.sysctl({
+            'net.ipv4.ip_forward': 1,
+            'net.ipv4.conf.all.rp_filter': 0,
+            'net.ipv4.conf.default.rp_filter': 0,
+            ...(this.topo.underlayV6 ? { 'net.ipv6.conf.all.forwarding': 1 } : {}),
+          });
         }),
       );
       this.state.update((s) => (s.status = 'up'));

@@ -112,6 +112,7 @@ export class VagrantBackend extends RemoteNodeBackend {
   }
 
   async up(): Promise<void> {
+    if (this.topo.underlayV6) throw new Error(`${this.kind}: an IPv6 underlay (topology.underlayV6) is built on the netns backend only`);
     const nodes = this.topo.nodes.map((n) => n.name);
     const { sshConfig, controlDir } = paths(this.topo.lab);
     try {

@@ -160,11 +160,11 @@ export class Sandbox {
     };
   }
 
-  /** Leased addresses of a network (bookkeeping files such as last_reserved_ip.0 left out). */
+  /** Leased addresses of a network, both families (bookkeeping files such as last_reserved_ip.0 left out). */
   leases(network = NETWORK): string[] {
     try {
       return readdirSync(join(this.dataDir, network))
-        .filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f))
+        .filter((f) => /^\d+\.\d+\.\d+\.\d+$/.test(f) || /^[0-9a-f:]+$/.test(f))
         .sort();
     } catch {
       return [];
@@ -180,6 +180,7 @@ export class Sandbox {
       node: await linkNames(this.nodeIp),
       containers: inside,
       nat: await natRules(this.node),
+      nat6: await natRules(this.node, 6),
       leases: this.leases(),
       namespaces: ourNamespaces(),
     };

@@ -136,10 +136,26 @@ const cases: BadCase[] = [
     conf: (box) => good(box, {}, { routes: [{ dst: 'default' }] }),
   },
   {
-    title: 'an IPv6 range',
-    code: ErrorCode.UnsupportedField,
-    mentions: ['ipam.ranges[0][0].subnet', 'IPv6', 'fd00:250::/64'],
-    conf: (box) => good(box, {}, ranges([{ subnet: 'fd00:250::/64' }])),
+    title: 'a bad IPv6 range',
+    code: ErrorCode.InvalidConfig,
+    mentions: ['ipam.ranges[1][0].subnet', 'fd00:250:::/64'],
+    conf: (box) => good(box, {}, ranges([{ subnet: '10.250.0.0/24' }], [{ subnet: 'fd00:250:::/64' }])),
+  },
+  {
+    title: 'IPv4 and IPv6 in one range set',
+    code: ErrorCode.InvalidConfig,
+    mentions: ['ipam.ranges[0][1].subnet', 'IPv6', 'one family'],
+    conf: (box) => good(box, {}, ranges([{ subnet: '10.250.0.0/24' }, { subnet: 'fd00:250::/64' }])),
+  },
+  { title: 'an empty range list', code: ErrorCode.InvalidConfig, mentions: ['ipam.ranges', 'empty'], conf: (box) => good(box, {}, { ranges: [] }) },
+  {
+    title: 'an exhausted IPv6 range beside a free IPv4 one',
+    code: ErrorCode.AddressRangeExhausted,
+    mentions: ['no free address', 'fd00:250::1-fd00:250::3'],
+    conf: (box) => good(box, {}, ranges([{ subnet: '10.250.0.0/24' }], [{ subnet: 'fd00:250::/126' }])),
+    setup: async (box) => {
+      for (const id of ['o1', 'o2']) await box.add(good(box, {}, ranges([{ subnet: '10.250.0.0/24' }], [{ subnet: 'fd00:250::/126' }])), await box.addContainer(), id);
+    },
   },
   {
     title: 'an exhausted range',

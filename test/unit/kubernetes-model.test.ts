@@ -2,7 +2,7 @@
 // judgement (with the properties a lab breaks on purpose), and every lab using it.
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { addressVerdicts, answeredBy, formatVerdicts, judgeModel, type ModelVerdict } from '../../src/runner/kubernetes-model.js';
+import { addressVerdicts, answeredBy, formatVerdicts, judgeModel, mergeFamilies, type ModelVerdict } from '../../src/runner/kubernetes-model.js';
 import { listLabFiles } from '../../src/lab/lab-file.js';
 import { loadLab } from '../../src/datapaths/index.js';
 import type { PodRecord } from '../../src/lab/state.js';
@@ -22,6 +22,26 @@ describe('the Kubernetes model: one verdict per property', () => {
     const [, one] = addressVerdicts([pod('a', 'master', '192.168.10.65'), pod('b', 'worker', '192.168.10.210')], '192.168.10.64/27');
     expect(one.holds).to.equal(false);
     expect(one.detail).to.equal('b (worker, 192.168.10.210) is outside the pod network 192.168.10.64/27');
+  });
+
+  it('per family: IPv6 addresses against the IPv6 pod network, a pod without one named', () => {
+    const dual = (name: string, node: string, ip: string, ip6?: string) => ({ ...pod(name, node, ip), ip6 }) as PodRecord;
+    const pods = [dual('a', 'master', '10.10.0.2', 'fd00:10::2'), dual('b', 'worker', '10.10.1.2', 'fd00:10:0:1::2')];
+    expect(addressVerdicts(pods, 'fd00:10::/48', 6).map((v) => v.holds)).to.deep.equal([true, true]);
+    const [, outside] = addressVerdicts([...pods, dual('c', 'worker', '10.10.1.3', 'fd00:99::3')], 'fd00:10::/48', 6);
+    expect(outside.detail).to.equal('c (worker, fd00:99::3) is outside the pod network fd00:10::/48');
+    const [missing] = addressVerdicts([...pods, dual('d', 'worker', '10.10.1.4')], 'fd00:10::/48', 6);
+    expect(missing).to.deep.include({ holds: false, detail: 'd got no address' });
+    // An IPv4 address is never in an IPv6 pod network.
+    expect(addressVerdicts([dual('e', 'master', '10.10.0.9', '10.10.0.9')], 'fd00:10::/48', 6)[1].holds).to.equal(false);
+  });
+
+  it('a dual-stack property holds only when it holds for both families', () => {
+    const ok: ModelVerdict = { property: 'no-nat', holds: true, detail: 'fine' };
+    const bad: ModelVerdict = { property: 'no-nat', holds: false, detail: 'NAT seen' };
+    expect(mergeFamilies(ok, ok).holds).to.equal(true);
+    expect(mergeFamilies(ok, bad)).to.deep.equal({ property: 'no-nat', holds: false, detail: 'IPv4: fine; IPv6: NAT seen' });
+    expect(mergeFamilies(bad, ok).holds).to.equal(false);
   });
 
   it('a pod without an address breaks unique-ip', () => {

@@ -7,6 +7,7 @@ import { schedule } from '../../src/runner/pods.js';
 import { labError } from '../helpers/errors.js';
 
 const good = readFileSync('labs/flannel-vxlan.yaml', 'utf8');
+const dual = readFileSync('labs/flannel-vxlan-dual.yaml', 'utf8');
 
 describe('lab files', () => {
   it('every shipped lab parses', () => {
@@ -22,6 +23,14 @@ describe('lab files', () => {
     ['a step on a node that does not exist', good.replace('node: master\n    run: ip route', 'node: mastr\n    run: ip route'), /steps\[\d+\]\.node: no node named "mastr"/],
     ['a step with neither run nor check', good.replace("  - name: the Kubernetes network model holds (unique pod IPs in one CIDR, no NAT across nodes)\n    check: kubernetes-model", '  - name: nothing'), /a step needs `check`, or `run`/],
     ['a bad pod CIDR', good.replace('podCIDR: 10.10.0.0/16', 'podCIDR: 10.10.0.0/40'), /bad\.yaml:17: network\.podCIDR: "10\.10\.0\.0\/40" is not a CIDR/],
+    ['a bad IPv6 pod CIDR', dual.replace('podCIDRv6: fd00:10::/48', 'podCIDRv6: fd00:10:::/48'), /bad\.yaml:\d+: network\.podCIDRv6: "fd00:10:::\/48" is not an IPv6 CIDR/],
+    ['an IPv4 CIDR as podCIDRv6', dual.replace('podCIDRv6: fd00:10::/48', 'podCIDRv6: 10.20.0.0/16'), /network\.podCIDRv6: "10\.20\.0\.0\/16" is not an IPv6 CIDR/],
+    ['IPv6 subnets larger than the IPv6 pod network', dual.replace('subnetLenV6: 64', 'subnetLenV6: 40'), /network\.subnetLenV6: \/40 is larger than the pod network fd00:10::\/48/],
+    ['dual-stack on a datapath without it', readFileSync('labs/calico-bgp.yaml', 'utf8').replace(/podCIDR: (\S+)/, 'podCIDR: $1\n  podCIDRv6: fd00:10::/48'), /network\.podCIDRv6: the calico datapath in cnilab gives pods IPv4 only \(dual-stack: flannel\)/],
+    ['dual-stack flannel on a backend without it', dual.replace('backend: vxlan', 'backend: udp'), /network\.backend: udp carries IPv4 only in cnilab/],
+    ['dual-stack flannel without an IPv6 underlay', dual.replace(/  underlayV6: .*\n/, '').replace(/, addressV6: '[^']+'/g, ''), /topology\.underlayV6: flannel carries IPv6 pods over an IPv6 underlay/],
+    ['a node IPv6 address outside the IPv6 underlay', dual.replace("'fd00:192:168:10::220'", "'fd00:192:168:11::220'"), /bad\.yaml:15: topology\.nodes\[1\]\.addressV6: fd00:192:168:11::220 is outside the underlay fd00:192:168:10::\/64/],
+    ['a node without its IPv6 address', dual.replace(", addressV6: 'fd00:192:168:10::220'", ''), /topology\.nodes\[1\]\.addressV6: is required on an IPv6 underlay/],
   ];
   for (const [what, text, re] of cases) {
     it(`names file, line and field for ${what}`, () => {

@@ -9,7 +9,7 @@ import type { Plugin } from '../skel.js';
 import type { Result, IPConfig } from '../result.js';
 import { delegateAdd, delegateIpam, registerInProcess, delegateArgs, requireNetns } from '../invoke.js';
 import { beginCheck, checkContainerAddresses, mismatch } from '../check.js';
-import { formatCidr, networkCidr, parseCidr } from '../../net/ipnet.js';
+import { formatPrefix, networkPrefix, parsePrefix, type Family } from '../../net/ipnet.js';
 import { Ip, failedBatchLine, isNotFound, parseJsonLines, type Link } from '../../net/ip.js';
 import { CommandError } from '../../net/exec.js';
 import { addMasquerade, masqChainName, removeMasquerade } from '../../net/iptables.js';
@@ -98,7 +98,8 @@ async function plugIntoBridge(node: Ip, conf: BridgeConf, args: CmdArgs, veth: V
   if (conf.hairpinMode) lines.push(['link', 'set', 'dev', veth.host, 'type', 'bridge_slave', 'hairpin', 'on']);
   if (conf.promiscMode) lines.push(['link', 'set', 'dev', conf.bridge, 'promisc', 'on']);
   if (conf.isGateway) {
-    for (const ip of ips) if (ip.gateway) lines.push(['addr', 'replace', `${ip.gateway}/${ip.address.split('/')[1]}`, 'dev', conf.bridge]);
+    // An IPv6 gateway without DAD: a tentative address would not answer the pod for a second or two.
+    for (const ip of ips) if (ip.gateway) lines.push(['addr', 'replace', `${ip.gateway}/${ip.address.split('/')[1]}`, 'dev', conf.bridge, ...(isV6(ip) ? ['nodad'] : [])]);
   }
   lines.push(['link', 'show', 'dev', conf.bridge]);
   try {
@@ -121,6 +122,10 @@ async function plugIntoBridge(node: Ip, conf: BridgeConf, args: CmdArgs, veth: V
 }
 
 
+const isV6 = (ip: IPConfig) => ip.address.includes(':');
+const familyOfCidr = (cidr: string): Family => (cidr.includes(':') ? 6 : 4);
+const DEFAULT_ROUTE: Record<Family, string> = { 4: '0.0.0.0/0', 6: '::/0' };
+
 // Two `ip` processes on the usual path (one per namespace), three when the
 // bridge is new: process start-up is most of an ADD's cost.
 async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
@@ -142,23 +147,39 @@ async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
       if (!bridge) throw new CniError(ErrorCode.KernelOperationFailed, `bridge ${conf.bridge} could not be created`);
     }
 
+    // IPv6 addresses skip DAD (nodad): IPAM made them unique, and the reference's
+    // wait for DAD costs a second or more per pod (with hairpin it turns DAD off too).
     const inside: string[][] = [];
-    for (const ip of ips) inside.push(['addr', 'add', ip.address, 'dev', args.ifname]);
+    for (const ip of ips) inside.push(['addr', 'add', ip.address, 'dev', args.ifname, ...(isV6(ip) ? ['nodad'] : [])]);
     inside.push(['link', 'set', 'dev', args.ifname, 'up']);
-    const gateway = ips.find((ip) => ip.gateway)?.gateway;
+    // One gateway per family: the first address of that family that has one.
+    const gateways: Partial<Record<Family, string>> = {};
+    for (const ip of ips) if (ip.gateway) gateways[familyOfCidr(ip.address)] ??= ip.gateway;
     const routes = [...(ipam.routes ?? [])];
-    if (conf.isDefaultGateway && gateway && !routes.some((r) => r.dst === '0.0.0.0/0')) routes.push({ dst: '0.0.0.0/0', gw: gateway });
+    if (conf.isDefaultGateway) {
+      for (const family of [4, 6] as const) {
+        const gw = gateways[family];
+        if (gw && !routes.some((r) => r.dst === DEFAULT_ROUTE[family])) routes.push({ dst: DEFAULT_ROUTE[family], gw });
+      }
+    }
     for (const r of routes) {
-      const via = r.gw ?? gateway;
+      const via = r.gw ?? gateways[familyOfCidr(r.dst)];
       inside.push(['route', 'add', r.dst, ...(via ? ['via', via] : []), 'dev', args.ifname]);
     }
     await ctr.batch(inside);
 
-    if (conf.isGateway) await node.sysctl({ 'net.ipv4.ip_forward': 1 });
+    const families = new Set(ips.map((ip) => familyOfCidr(ip.address)));
+    if (conf.isGateway) {
+      await node.sysctl({
+        ...(families.has(4) ? { 'net.ipv4.ip_forward': 1 } : {}),
+        // Routes on the bridge are ours: no router advertisement may add any.
+        ...(families.has(6) ? { 'net.ipv6.conf.all.forwarding': 1, [`net/ipv6/conf/${conf.bridge}/accept_ra`]: 0 } : {}),
+      });
+    }
     if (conf.ipMasq) {
       const chain = masqChainName(conf.name, args.containerId);
       for (const ip of ips) {
-        const subnet = formatCidr(networkCidr(parseCidr(ip.address)!));
+        const subnet = formatPrefix(networkPrefix(parsePrefix(ip.address)!));
         await addMasquerade(undefined, chain, ip.address.split('/')[0], subnet, `name: ${conf.name} id: ${args.containerId}`);
       }
     }
@@ -178,7 +199,7 @@ async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
     // Undo: the veth (its peer goes with it), the lease, the NAT rules.
     await node.deleteLink(veth.host).catch(() => undefined);
     await delegateIpam('DEL', conf, args).catch(() => undefined);
-    if (conf.ipMasq) await removeMasquerade(undefined, masqChainName(conf.name, args.containerId)).catch(() => undefined);
+    if (conf.ipMasq) await removeMasquerades(conf, args).catch(() => undefined);
     throw e;
   }
 }
@@ -193,7 +214,14 @@ async function del(args: CmdArgs, conf: BridgeConf): Promise<void> {
       if (!isNotFound(e)) throw e;
     }
   }
-  if (conf.ipMasq) await removeMasquerade(undefined, masqChainName(conf.name, args.containerId));
+  if (conf.ipMasq) await removeMasquerades(conf, args);
+}
+
+/** Both families: a DEL does not know which the container had. */
+async function removeMasquerades(conf: BridgeConf, args: CmdArgs): Promise<void> {
+  const chain = masqChainName(conf.name, args.containerId);
+  await removeMasquerade(undefined, chain, 4);
+  await removeMasquerade(undefined, chain, 6);
 }
 
 async function check(args: CmdArgs, conf: BridgeConf): Promise<void> {

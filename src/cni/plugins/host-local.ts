@@ -9,44 +9,57 @@ import type { CmdArgs } from '../env.js';
 import { CniError, ErrorCode, invalidConfig } from '../errors.js';
 import { Fields, type NetConf } from '../config.js';
 import type { Plugin, GcArgs } from '../skel.js';
-import type { Result, RouteEntry } from '../result.js';
-import { broadcast, contains, formatCidr, formatIp, network, overlaps, parseCidr, parseIp, type Cidr } from '../../net/ipnet.js';
+import type { DNS, Result, RouteEntry } from '../result.js';
+import { formatAddr, formatPrefix, lastAddr, firstAddr, parseAddr, parsePrefix, prefixContains, prefixesOverlap, BITS, type Family, type Prefix } from '../../net/ipnet.js';
+import { compareVersions } from '../version.js';
 
+/** One range of one family; addresses are BigInt so IPv4 and IPv6 walk alike. */
 export interface Range {
-  subnet: Cidr;
-  start: number;
-  end: number;
-  gateway?: number;
+  family: Family;
+  subnet: Prefix;
+  start: bigint;
+  end: bigint;
+  gateway?: bigint;
 }
 
 export interface HostLocalConf extends NetConf {
   rangeSets: Range[][];
   routes: RouteEntry[];
   dataDir: string;
+  resolvConf?: string;
 }
 
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
 
+const familyName = (f: Family) => `IPv${f}`;
+
 function parseRange(f: Fields): Range {
   const subnetText = f.string('subnet', { required: true })!;
-  if (subnetText.includes(':')) throw new CniError(ErrorCode.UnsupportedField, `${f.name('subnet')}: IPv6 ranges are not supported yet ("${subnetText}")`);
-  const subnet = parseCidr(subnetText);
-  if (!subnet) throw invalidConfig(f.name('subnet'), `"${subnetText}" is not a CIDR like 10.10.0.0/24`);
-  if (subnet.prefix > 30) throw invalidConfig(f.name('subnet'), `"${subnetText}" is too small; use /30 or larger`);
-  const address = (key: string, fallback: number): number => {
+  const subnet = parsePrefix(subnetText);
+  if (!subnet) throw invalidConfig(f.name('subnet'), `"${subnetText}" is not a CIDR like 10.10.0.0/24 or fd00:10::/64`);
+  // Room for a gateway and at least one pod, as the reference requires (/30, /126).
+  if (subnet.prefix > BITS[subnet.family] - 2) throw invalidConfig(f.name('subnet'), `"${subnetText}" is too small; use /${BITS[subnet.family] - 2} or larger`);
+  const family = subnet.family;
+  const address = (key: string, fallback: bigint): bigint => {
     const text = f.string(key);
     if (text === undefined) return fallback;
-    const ip = parseIp(text);
-    if (ip === undefined) throw invalidConfig(f.name(key), `"${text}" is not an IPv4 address`);
-    if (!contains(subnet, ip)) throw invalidConfig(f.name(key), `${text} is outside the subnet ${subnetText}`);
-    return ip;
+    const a = parseAddr(text);
+    if (!a) throw invalidConfig(f.name(key), `"${text}" is not an ${familyName(family)} address`);
+    if (a.family !== family) throw invalidConfig(f.name(key), `${text} is ${familyName(a.family)} but the subnet ${subnetText} is ${familyName(family)}`);
+    if (!prefixContains(subnet, a)) throw invalidConfig(f.name(key), `${text} is outside the subnet ${subnetText}`);
+    return a.value;
   };
-  const gateway = address('gateway', network(subnet) + 1);
-  const start = address('rangeStart', network(subnet) + 1);
-  const end = address('rangeEnd', broadcast(subnet) - 1);
-  if (start > end) throw invalidConfig(f.name('rangeStart'), `${formatIp(start)} comes after rangeEnd ${formatIp(end)}`);
-  return { subnet, start, end, gateway };
+  const first = firstAddr(subnet);
+  // The last usable address: IPv4 keeps its broadcast out, IPv6 has none (as the reference).
+  const last = lastAddr(subnet) - (family === 4 ? 1n : 0n);
+  const gateway = address('gateway', first + 1n);
+  const start = address('rangeStart', first + 1n);
+  const end = address('rangeEnd', last);
+  if (start > end) throw invalidConfig(f.name('rangeStart'), `${fmt(family, start)} comes after rangeEnd ${fmt(family, end)}`);
+  return { family, subnet, start, end, gateway };
 }
+
+const fmt = (family: Family, value: bigint) => formatAddr({ family, value });
 
 export function loadHostLocal(conf: NetConf): HostLocalConf {
   if (!conf.ipam) throw invalidConfig('ipam', 'is required');
@@ -54,34 +67,63 @@ export function loadHostLocal(conf: NetConf): HostLocalConf {
   const rangeSets: Range[][] = [];
   const sets = ipam.list('ranges');
   if (sets) {
+    // The reference refuses an empty list too: an ADD would give a pod no address.
+    if (sets.length === 0) throw invalidConfig('ipam.ranges', 'is empty; list at least one range set, e.g. [[{"subnet": "10.10.0.0/24"}]]');
     sets.forEach((set, i) => {
       if (!Array.isArray(set) || set.length === 0) throw invalidConfig(`ipam.ranges[${i}]`, 'must be a non-empty list of ranges');
-      rangeSets.push(set.map((r, j) => parseRange(new Fields(r as Record<string, unknown>, `ipam.ranges[${i}][${j}]`))));
+      const parsed = set.map((r, j) => parseRange(new Fields(r as Record<string, unknown>, `ipam.ranges[${i}][${j}]`)));
+      // One lease per set: its ranges must be of one family.
+      const mixed = parsed.findIndex((r) => r.family !== parsed[0].family);
+      if (mixed >= 0) {
+        throw invalidConfig(`ipam.ranges[${i}][${mixed}].subnet`, `is ${familyName(parsed[mixed].family)} but ipam.ranges[${i}][0] is ${familyName(parsed[0].family)}; a range set holds one family (put the other family in a set of its own)`);
+      }
+      rangeSets.push(parsed);
     });
   } else if (conf.ipam.subnet !== undefined) {
     rangeSets.push([parseRange(ipam)]);
   } else {
     throw invalidConfig('ipam.ranges', 'is required (or the older ipam.subnet)');
   }
+  if (rangeSets.length > 1 && compareVersions(conf.cniVersion, '0.3.0') < 0) {
+    throw invalidConfig('ipam.ranges', `cniVersion ${conf.cniVersion} carries one address; more than one range set needs 0.3.0 or later`);
+  }
   // No two ranges may overlap: the same address would be two leases.
   const all = rangeSets.flatMap((set, i) => set.map((r, j) => ({ r, where: `ipam.ranges[${i}][${j}]` })));
   for (let a = 0; a < all.length; a++) {
     for (let b = a + 1; b < all.length; b++) {
-      if (overlaps(all[a].r.subnet, all[b].r.subnet)) {
-        throw invalidConfig(`${all[b].where}.subnet`, `${formatCidr(all[b].r.subnet)} overlaps ${formatCidr(all[a].r.subnet)} of ${all[a].where}`);
+      if (prefixesOverlap(all[a].r.subnet, all[b].r.subnet)) {
+        throw invalidConfig(`${all[b].where}.subnet`, `${formatPrefix(all[b].r.subnet)} overlaps ${formatPrefix(all[a].r.subnet)} of ${all[a].where}`);
       }
     }
   }
   const routes = (ipam.list('routes') ?? []).map((r, i) => {
     const rf = new Fields(r as Record<string, unknown>, `ipam.routes[${i}]`);
     const dst = rf.string('dst', { required: true })!;
-    if (!parseCidr(dst)) throw invalidConfig(rf.name('dst'), `"${dst}" is not a CIDR`);
+    const to = parsePrefix(dst);
+    if (!to) throw invalidConfig(rf.name('dst'), `"${dst}" is not a CIDR`);
     const gw = rf.string('gw');
-    if (gw !== undefined && parseIp(gw) === undefined) throw invalidConfig(rf.name('gw'), `"${gw}" is not an IPv4 address`);
+    if (gw !== undefined) {
+      const via = parseAddr(gw);
+      if (!via) throw invalidConfig(rf.name('gw'), `"${gw}" is not an IP address`);
+      if (via.family !== to.family) throw invalidConfig(rf.name('gw'), `${gw} is ${familyName(via.family)} but dst ${dst} is ${familyName(to.family)}`);
+    }
     return gw ? { dst, gw } : { dst };
   });
   const dataDir = ipam.string('dataDir') ?? DEFAULT_DATA_DIR;
-  return { ...conf, rangeSets, routes, dataDir };
+  return { ...conf, rangeSets, routes, dataDir, resolvConf: ipam.string('resolvConf') };
+}
+
+/** nameserver, domain, search and options lines of a resolv.conf, as the reference reads them. */
+export function parseResolvConf(text: string): DNS {
+  const dns: DNS = {};
+  for (const line of text.split('\n')) {
+    const [key, ...rest] = line.trim().split(/\s+/);
+    if (key === 'nameserver' && rest[0]) (dns.nameservers ??= []).push(rest[0]);
+    else if (key === 'domain' && rest[0]) dns.domain = rest[0];
+    else if (key === 'search') dns.search = rest;
+    else if (key === 'options') (dns.options ??= []).push(...rest);
+  }
+  return dns;
 }
 
 function leaseDir(conf: HostLocalConf): string {
@@ -104,7 +146,7 @@ function readLeases(dir: string): Lease[] {
   }
   const leases: Lease[] = [];
   for (const name of names) {
-    if (parseIp(name) === undefined) continue; // last_reserved_ip.N and other bookkeeping
+    if (parseAddr(name) === undefined) continue; // last_reserved_ip.N and other bookkeeping
     const file = join(dir, name);
     let text = '';
     try {
@@ -118,34 +160,54 @@ function readLeases(dir: string): Lease[] {
   return leases;
 }
 
+/**
+ * Every address of a set in order, starting after `hint` and wrapping round to
+ * it, gateways left out. Lazy: an IPv6 range holds 2^64 addresses and more, and
+ * the walk stops at the first free one.
+ */
+function* walk(set: Range[], hint?: bigint): Generator<{ ip: bigint; range: Range }> {
+  const r = hint === undefined ? -1 : set.findIndex((x) => hint >= x.start && hint <= x.end);
+  if (r < 0) {
+    for (const range of set) yield* span(range, range.start, range.end);
+    return;
+  }
+  yield* span(set[r], hint! + 1n, set[r].end);
+  for (let k = 1; k < set.length; k++) {
+    const range = set[(r + k) % set.length];
+    yield* span(range, range.start, range.end);
+  }
+  yield* span(set[r], set[r].start, hint!);
+}
+
+function* span(range: Range, lo: bigint, hi: bigint): Generator<{ ip: bigint; range: Range }> {
+  for (let ip = lo; ip <= hi; ip++) if (ip !== range.gateway) yield { ip, range };
+}
+
 /** Claim the first free address of a range set, starting after the last one handed out. */
-function allocate(dir: string, set: Range[], setIndex: number, owner: string): { ip: number; range: Range } {
+function allocate(dir: string, set: Range[], setIndex: number, owner: string): { ip: bigint; range: Range } {
   const hintFile = join(dir, `last_reserved_ip.${setIndex}`);
-  let hint: number | undefined;
+  const family = set[0].family;
+  let hint: bigint | undefined;
   try {
-    hint = parseIp(readFileSync(hintFile, 'utf8').trim());
+    const a = parseAddr(readFileSync(hintFile, 'utf8').trim());
+    if (a?.family === family) hint = a.value;
   } catch {
     /* first allocation */
   }
-  // Candidates in order: every range of the set, rotated to start after the hint.
-  const candidates: { ip: number; range: Range }[] = [];
-  for (const range of set) for (let ip = range.start; ip <= range.end; ip++) if (ip !== range.gateway) candidates.push({ ip, range });
-  const after = hint === undefined ? -1 : candidates.findIndex((c) => c.ip === hint);
-  for (let k = 1; k <= candidates.length; k++) {
-    const c = candidates[(after + k) % candidates.length];
+  for (const c of walk(set, hint)) {
     let fd: number;
     try {
-      fd = openSync(join(dir, formatIp(c.ip)), 'wx', 0o644);
+      fd = openSync(join(dir, fmt(family, c.ip)), 'wx', 0o644);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'EEXIST') continue;
       throw new CniError(ErrorCode.IOFailure, `cannot write lease in ${dir}: ${(e as Error).message}`);
     }
     writeSync(fd, owner);
     closeSync(fd);
-    writeFileSync(hintFile, formatIp(c.ip));
+    writeFileSync(hintFile, fmt(family, c.ip));
     return c;
   }
-  const ranges = set.map((r) => `${formatIp(r.start)}-${formatIp(r.end)}`).join(', ');
+  const ranges = set.map((r) => `${fmt(family, r.start)}-${fmt(family, r.end)}`).join(', ');
   throw new CniError(ErrorCode.AddressRangeExhausted, `no free address left in ${ranges} (every address has a lease in ${dir})`);
 }
 
@@ -159,12 +221,22 @@ export async function ipamAdd(args: CmdArgs, conf: HostLocalConf): Promise<Resul
   const owner = `${args.containerId}\r\n${args.ifname}`;
   const claimed: string[] = [];
   try {
+    let dns: DNS = {};
+    if (conf.resolvConf) {
+      try {
+        dns = parseResolvConf(readFileSync(conf.resolvConf, 'utf8'));
+      } catch (e) {
+        throw invalidConfig('ipam.resolvConf', `cannot read ${conf.resolvConf}: ${(e as Error).message}`);
+      }
+    }
+    // One address per range set: a dual-stack network has an IPv4 set and an IPv6 set.
     const ips = conf.rangeSets.map((set, i) => {
       const { ip, range } = allocate(dir, set, i, owner);
-      claimed.push(join(dir, formatIp(ip)));
-      return { address: `${formatIp(ip)}/${range.subnet.prefix}`, ...(range.gateway !== undefined ? { gateway: formatIp(range.gateway) } : {}) };
+      const text = fmt(range.family, ip);
+      claimed.push(join(dir, text));
+      return { address: `${text}/${range.subnet.prefix}`, ...(range.gateway !== undefined ? { gateway: fmt(range.family, range.gateway) } : {}) };
     });
-    return { cniVersion: conf.cniVersion, ips, routes: conf.routes, dns: {} };
+    return { cniVersion: conf.cniVersion, ips, routes: conf.routes, dns };
   } catch (e) {
     for (const f of claimed) unlinkSync(f);
     throw e;
@@ -205,10 +277,13 @@ export const hostLocal: Plugin<HostLocalConf> = {
   async status(_args, conf) {
     const taken = new Set(readLeases(leaseDir(conf)).map((l) => l.ip));
     conf.rangeSets.forEach((set, i) => {
-      const free = set.some((r) => {
-        for (let ip = r.start; ip <= r.end; ip++) if (ip !== r.gateway && !taken.has(formatIp(ip))) return true;
-        return false;
-      });
+      let free = false;
+      for (const c of walk(set)) {
+        if (!taken.has(fmt(c.range.family, c.ip))) {
+          free = true;
+          break;
+        }
+      }
       if (!free) throw new CniError(ErrorCode.PluginNotAvailable, `range set ipam.ranges[${i}] of network ${conf.name} has no free address`);
     });
   },

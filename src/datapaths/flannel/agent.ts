@@ -5,10 +5,10 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Ip } from '../../net/ip.js';
 import { ensureRule } from '../../net/iptables.js';
-import { formatCidr, formatIp, network, parseCidr, subnet, type Cidr } from '../../net/ipnet.js';
+import { formatAddr, formatCidr, formatIp, formatPrefix, firstAddr, network, parseCidr, parsePrefix, subnet, subprefix, type Cidr, type Prefix } from '../../net/ipnet.js';
 import { Etcd } from '../etcd/client.js';
 import { makeBackend } from './backends.js';
-import { parseLease, subnetKey, type AgentOptions, type FlannelBackend, type Lease, type NetworkConfig } from './types.js';
+import { parseLease, subnetKey, type AgentOptions, type FlannelBackend, type Lease, type LeaseValue, type NetworkConfig } from './types.js';
 export class FlannelAgent {
   readonly etcd: Etcd;
   readonly ip = new Ip();
@@ -61,20 +61,35 @@ export class FlannelAgent {
     const backend = makeBackend(this.ip, this.opts, config, net);
     this.backend = backend;
 
+    // Dual-stack (flannel's EnableIPv6): an IPv6 subnet beside the IPv4 one, the nth /64 for the nth /24.
+    const net6 = config.EnableIPv6 ? parsePrefix(config.IPv6Network ?? '') : undefined;
+    if (config.EnableIPv6 && net6?.family !== 6) throw new Error(`network config: IPv6Network "${config.IPv6Network}" is not an IPv6 CIDR`);
+    if (net6 && !backend.setupV6) throw new Error(`backend ${type} carries IPv4 only here; EnableIPv6 needs vxlan or host-gw`);
+    const len6 = config.IPv6SubnetLen ?? 64;
+    const v6For = (s: Cidr): Prefix | undefined => (net6 ? subprefix(net6, len6, (network(s) - network(net)) / 2 ** (32 - len)) : undefined);
+    const v6Fields = (s: Cidr) => {
+      const p = v6For(s);
+      return p ? { PublicIPv6: this.opts.publicIpv6, IPv6Subnet: formatPrefix(p) } : {};
+    };
+
     // The lease is created first (with the subnet), then the device that needs it.
-    const placeholder = () => JSON.stringify({ PublicIP: this.opts.publicIp, BackendType: type, BackendData: {} });
+    const placeholder = (s: Cidr) => JSON.stringify({ PublicIP: this.opts.publicIp, BackendType: type, BackendData: {}, ...v6Fields(s) } satisfies LeaseValue);
     const local = await this.acquire(net, len, placeholder);
     const backendData = await backend.setup(local);
-    const leaseValue = { PublicIP: this.opts.publicIp, BackendType: type, BackendData: backendData };
+    const local6 = v6For(local);
+    const backendV6Data = local6 ? await backend.setupV6!(local6) : undefined;
+    const leaseValue: LeaseValue = { PublicIP: this.opts.publicIp, BackendType: type, BackendData: backendData, ...v6Fields(local), ...(backendV6Data ? { BackendV6Data: backendV6Data } : {}) };
     await this.etcd.put(subnetKey(this.opts.prefix, local), JSON.stringify(leaseValue));
-    this.lease = { subnet: local, publicIp: this.opts.publicIp, backendType: type, backendData };
-    this.log(`acquired lease ${formatCidr(local)} for ${this.opts.publicIp} (backend ${type}${backend.implementation ? ` on ${backend.implementation}` : ''})`);
+    this.lease = parseLease({ key: subnetKey(this.opts.prefix, local), value: JSON.stringify(leaseValue), modRevision: 0 }, this.opts.prefix)!;
+    this.log(`acquired lease ${formatCidr(local)}${local6 ? ` and ${formatPrefix(local6)}` : ''} for ${this.opts.publicIp} (backend ${type}${backend.implementation ? ` on ${backend.implementation}` : ''})`);
 
     const under = await this.ip.link(this.opts.iface);
     const mtu = (under?.mtu ?? 1500) - backend.overhead;
-    await this.ip.sysctl({ 'net.ipv4.ip_forward': 1 });
-    await this.masquerade(net);
-    this.writeSubnetEnv(formatCidr(net), `${formatIp(network(local) + 1)}/${len}`, mtu);
+    await this.ip.sysctl({ 'net.ipv4.ip_forward': 1, ...(local6 ? { 'net.ipv6.conf.all.forwarding': 1 } : {}) });
+    await this.masquerade(formatCidr(net), 4);
+    if (net6) await this.masquerade(formatPrefix(net6), 6);
+    const v6Env = local6 ? { network: formatPrefix(net6!), subnet: `${formatAddr({ family: 6, value: firstAddr(local6) + 1n })}/${len6}` } : undefined;
+    this.writeSubnetEnv(formatCidr(net), `${formatIp(network(local) + 1)}/${len}`, mtu, v6Env);
 
     const { revision } = await this.reconcile(backend);
     void this.watchLoop(backend, revision + 1);
@@ -85,15 +100,17 @@ export class FlannelAgent {
    * traffic keeps its source address (the Kubernetes model), which is why the
    * bridge itself is told not to masquerade (FLANNEL_IPMASQ=true).
    */
-  private async masquerade(net: Cidr): Promise<void> {
-    const cidr = formatCidr(net);
-    await ensureRule(undefined, 'nat', 'POSTROUTING', ['-s', cidr, '!', '-d', cidr, '-m', 'comment', '--comment', 'flanneld masq', '-j', 'MASQUERADE']);
+  private async masquerade(cidr: string, family: 4 | 6): Promise<void> {
+    await ensureRule(undefined, 'nat', 'POSTROUTING', ['-s', cidr, '!', '-d', cidr, '-m', 'comment', '--comment', 'flanneld masq', '-j', 'MASQUERADE'], family);
   }
 
 
-  private writeSubnetEnv(networkCidr: string, subnetCidr: string, mtu: number): void {
+  private writeSubnetEnv(networkCidr: string, subnetCidr: string, mtu: number, v6?: { network: string; subnet: string }): void {
     mkdirSync(dirname(this.opts.subnetFile), { recursive: true });
-    const text = [`FLANNEL_NETWORK=${networkCidr}`, `FLANNEL_SUBNET=${subnetCidr}`, `FLANNEL_MTU=${mtu}`, 'FLANNEL_IPMASQ=true', ''].join('\n');
+    const lines = [`FLANNEL_NETWORK=${networkCidr}`, `FLANNEL_SUBNET=${subnetCidr}`];
+    // flannel's names for the IPv6 side, read by its CNI plugin.
+    if (v6) lines.push(`FLANNEL_IPV6_NETWORK=${v6.network}`, `FLANNEL_IPV6_SUBNET=${v6.subnet}`);
+    const text = [...lines, `FLANNEL_MTU=${mtu}`, 'FLANNEL_IPMASQ=true', ''].join('\n');
     writeFileSync(this.opts.subnetFile + '.tmp', text);
     renameSync(this.opts.subnetFile + '.tmp', this.opts.subnetFile);
   }
@@ -106,6 +123,7 @@ export class FlannelAgent {
       const l = parseLease(kv, this.opts.prefix);
       if (!l || l.publicIp === this.opts.publicIp) continue;
       if (backend.type === 'vxlan' && !l.backendData.VtepMAC) continue; // the other node is still setting up
+      if (backend.type === 'vxlan' && this.lease?.ipv6Subnet && l.ipv6Subnet && !l.backendV6Data?.VtepMAC) continue;
       if (backend.type === 'wireguard' && !l.backendData.PublicKey) continue;
       remotes.set(formatCidr(l.subnet), l);
     }

@@ -24,6 +24,9 @@ export interface SubnetEnv {
   subnet: string;
   mtu: number;
   ipMasq: boolean;
+  /** Dual-stack: FLANNEL_IPV6_NETWORK and FLANNEL_IPV6_SUBNET. */
+  ipv6Network?: string;
+  ipv6Subnet?: string;
 }
 
 export function readSubnetEnv(file: string): SubnetEnv {
@@ -43,7 +46,8 @@ export function readSubnetEnv(file: string): SubnetEnv {
   for (const k of ['FLANNEL_NETWORK', 'FLANNEL_SUBNET', 'FLANNEL_MTU']) {
     if (!env[k]) throw new CniError(ErrorCode.InvalidConfig, `${file}: ${k} is missing`);
   }
-  return { network: env.FLANNEL_NETWORK, subnet: env.FLANNEL_SUBNET, mtu: Number(env.FLANNEL_MTU), ipMasq: env.FLANNEL_IPMASQ === 'true' };
+  const v6 = env.FLANNEL_IPV6_SUBNET && env.FLANNEL_IPV6_NETWORK ? { ipv6Network: env.FLANNEL_IPV6_NETWORK, ipv6Subnet: env.FLANNEL_IPV6_SUBNET } : {};
+  return { network: env.FLANNEL_NETWORK, subnet: env.FLANNEL_SUBNET, mtu: Number(env.FLANNEL_MTU), ipMasq: env.FLANNEL_IPMASQ === 'true', ...v6 };
 }
 
 function loadFlannelConf(conf: NetConf): FlannelConf {
@@ -70,8 +74,9 @@ export function delegateConfig(conf: FlannelConf, env: SubnetEnv): Record<string
     ...d,
     ipam: {
       type: 'host-local',
-      ranges: [[{ subnet: env.subnet }]],
-      routes: [{ dst: env.network }],
+      // A range set and a route per family, as flannel's plugin writes them.
+      ranges: [[{ subnet: env.subnet }], ...(env.ipv6Subnet ? [[{ subnet: env.ipv6Subnet }]] : [])],
+      routes: [{ dst: env.network }, ...(env.ipv6Network ? [{ dst: env.ipv6Network }] : [])],
       ...(conf.ipam ?? {}),
     },
   };

@@ -20,7 +20,12 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
   progress(`etcd on ${control.name} at ${endpoint}`);
   // backendConfig: more of flannel's Backend settings (VNI, Port, Offload), as in its net-conf.json
   const network = lab.network as FlannelNetwork;
-  const config: NetworkConfig = { Network: network.podCIDR, SubnetLen: network.subnetLen, Backend: { Type: network.backend, ...network.backendConfig } };
+  const config: NetworkConfig = {
+    Network: network.podCIDR,
+    SubnetLen: network.subnetLen,
+    ...(network.podCIDRv6 ? { EnableIPv6: true, IPv6Network: network.podCIDRv6, IPv6SubnetLen: network.subnetLenV6 } : {}),
+    Backend: { Type: network.backend, ...network.backendConfig },
+  };
   await etcdPut(backend, control, `${FLANNEL_PREFIX}/config`, JSON.stringify(config));
 
   const wireguard = network.backend === 'wireguard' ? await wireguardImplementation() : undefined;
@@ -33,11 +38,13 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
       '--etcd-prefix', FLANNEL_PREFIX,
       '--iface', 'eth0',
       '--public-ip', node.address,
+      ...(network.podCIDRv6 && node.addressV6 ? ['--public-ipv6', node.addressV6] : []),
       '--subnet-file', backend.nodePath(node.name, '/run/flannel/subnet.env'),
       ...wgFlags,
     ]);
     const env = await waitForFile(backend, node.name, '/run/flannel/subnet.env', 10_000);
-    progress(`flanneld on ${node.name}: ${env.match(/FLANNEL_SUBNET=(\S+)/)?.[1]}`);
+    const subnets = [...env.matchAll(/^FLANNEL_(?:IPV6_)?SUBNET=(\S+)/gm)].map((m) => m[1]);
+    progress(`flanneld on ${node.name}: ${subnets.join(' ')}`);
     await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(flannelConfList(backend, node.name), null, 2));
   }
 }

@@ -9,6 +9,7 @@ const { values } = parseArgs({
     'etcd-prefix': { type: 'string', default: '/coreos.com/network' },
     iface: { type: 'string', default: 'eth0' },
     'public-ip': { type: 'string' },
+    'public-ipv6': { type: 'string' },
     'subnet-file': { type: 'string', default: '/run/flannel/subnet.env' },
     'wg-run-dir': { type: 'string' },
   },
@@ -24,6 +25,7 @@ const agent = new FlannelAgent({
   prefix: values['etcd-prefix']!,
   iface: values.iface!,
   publicIp: values['public-ip']!,
+  publicIpv6: values['public-ipv6'],
   subnetFile: values['subnet-file']!,
   wgRunDir: values['wg-run-dir'],
 });
