@@ -1,12 +1,13 @@
 // `cnilab bench <lab>`: bring the lab up, measure, write the result, tear it
 // down. A lab this kernel cannot run is skipped and says why.
 import { LabInstance, withLab } from '../runner/runner.js';
-import { ensureTools, MissingFeatureError, PreflightError } from '../runner/preflight.js';
+import { ensureTools, PreflightError } from '../runner/preflight.js';
 import { BENCH_TOOLS } from '../lab/tools.js';
 import type { Reporter } from '../runner/reporter.js';
 import { NothingToMeasureError } from './plan.js';
 import { benchLab, type BenchSettings } from './run.js';
 import { writeResult } from './results.js';
+import { CannotRunHereError } from '../lab/not-here.js';
 
 export interface BenchOptions extends BenchSettings {
   /** Instance name (default: the lab's), to bench while another copy of the lab is up. */
@@ -37,7 +38,7 @@ export async function benchOne(labName: string, opts: BenchOptions, reporter: Re
     );
     return { lab, status: 'ok', file: writeResult(result, opts.resultsDir) };
   } catch (e) {
-    if (e instanceof MissingFeatureError || e instanceof NothingToMeasureError) return { lab, status: 'skipped', reason: e.message };
+    if (e instanceof CannotRunHereError || e instanceof NothingToMeasureError) return { lab, status: 'skipped', reason: e.message };
     if (e instanceof PreflightError) throw e; // not root, tools missing: no lab can run, say so once
     return { lab, status: 'failed', reason: (e as Error).message };
   }

@@ -11,6 +11,7 @@ import type { Lab } from '../lab/lab-file.js';
 import { datapath } from '../datapaths/index.js';
 import { LAB_TOOLS, SERVICE_TOOLS, packagesOf } from '../lab/tools.js';
 import { NAME_PREFIX } from '../lab/state.js';
+import { CannotRunHereError } from '../lab/not-here.js';
 
 export class PreflightError extends Error {
   constructor(msg: string) {
@@ -20,7 +21,7 @@ export class PreflightError extends Error {
 }
 
 /** The kernel cannot run this lab here: the lab is skipped, and the message names what is missing. */
-export class MissingFeatureError extends Error {
+export class MissingFeatureError extends CannotRunHereError {
   constructor(
     readonly lab: string,
     readonly features: string[],

@@ -12,7 +12,7 @@ import { datapath } from '../datapaths/index.js';
 import { startSidecar } from './sidecars.js';
 import { NodeServices } from './services.js';
 import { runStep, type StepOutcome } from './steps.js';
-import { MissingFeatureError, preflight } from './preflight.js';
+import { preflight } from './preflight.js';
 import { requireBuilt } from '../lab/paths.js';
 import { startNodeCnid } from './pods.js';
 import type { Reporter } from './reporter.js';
@@ -22,6 +22,7 @@ import type { ProxyMode } from '../services/model.js';
 import type { PodSpec } from './pods.js';
 import { writeFileSync } from 'node:fs';
 import { LabPolicies } from './policies.js';
+import { CannotRunHereError } from '../lab/not-here.js';
 
 export interface RunOptions {
   /** Instance name; defaults to the lab's name. Two instances need two names. */
@@ -301,7 +302,7 @@ export async function runLab(labName: string, opts: RunOptions, reporter: Report
     report.steps = await withLab(inst, opts, () => reporter.phase('steps', () => inst.steps()));
     report.ok = report.steps.every((s) => s.ok);
   } catch (e) {
-    if (e instanceof MissingFeatureError) report.skipped = e.message;
+    if (e instanceof CannotRunHereError) report.skipped = e.message;
     else report.error = (e as Error).message;
   }
   report.phases = reporter.timings();

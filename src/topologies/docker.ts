@@ -22,6 +22,7 @@ import { ensureNodeImage, IMAGE_LABEL } from './docker-image.js';
 import { NODE_DIRS, nodeInitArgv } from './node-commands.js';
 import { RemoteNodeBackend } from './remote-node.js';
 import { podNetns } from './netns.js';
+import { CannotRunHereError } from '../lab/not-here.js';
 
 export const LAB_LABEL = 'cnilab.lab';
 export const PREFIX_LABEL = 'cnilab.prefix';
@@ -153,7 +154,7 @@ export class DockerBackend extends RemoteNodeBackend {
   }
 
   async up(): Promise<void> {
-    if (this.topo.underlayV6) throw new Error(`${this.kind}: an IPv6 underlay (topology.underlayV6) is built on the netns backend only`);
+    if (this.topo.underlayV6) throw new CannotRunHereError(`skipped: an IPv6 underlay (topology.underlayV6) is built on the netns backend only, not on ${this.kind}`);
     const { lab, nodes } = this.topo;
     const host = this.state.state.docker!.host;
     try {

@@ -16,6 +16,7 @@ import type { CommandOptions, ExecOptions, Topology } from './backend.js';
 import { nodePackages } from '../lab/tools.js';
 import { NODE_DIRS, nodeInitArgv, shQuote, withEnv } from './node-commands.js';
 import { RemoteNodeBackend } from './remote-node.js';
+import { CannotRunHereError } from '../lab/not-here.js';
 
 /** What the Vagrantfile reads from its environment. */
 export interface VagrantContext {
@@ -112,7 +113,7 @@ export class VagrantBackend extends RemoteNodeBackend {
   }
 
   async up(): Promise<void> {
-    if (this.topo.underlayV6) throw new Error(`${this.kind}: an IPv6 underlay (topology.underlayV6) is built on the netns backend only`);
+    if (this.topo.underlayV6) throw new CannotRunHereError(`skipped: an IPv6 underlay (topology.underlayV6) is built on the netns backend only, not on ${this.kind}`);
     const nodes = this.topo.nodes.map((n) => n.name);
     const { sshConfig, controlDir } = paths(this.topo.lab);
     try {
