@@ -2,7 +2,7 @@
 // plugin runs in, container namespaces, a lease directory, and a call that
 // runs a plugin executable exactly as a runtime does (env + stdin in, JSON on
 // stdout, exit code). Nothing here touches the root namespace.
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { inNetns, netnsPath, run } from '../../src/net/exec.js';
@@ -200,4 +200,26 @@ export function ourNamespaces(): string[] {
   return listNetns()
     .filter((n) => n.startsWith(NS_PREFIX))
     .sort();
+}
+
+/**
+ * Two fresh sandboxes per test, one for the reference plugins and one for ours,
+ * destroyed after it; the suite is skipped where the reference `plugin` is not installed.
+ */
+export function referencePair(plugin: string): { ref: () => Sandbox; ours: () => Sandbox } {
+  let ref: Sandbox | undefined;
+  let ours: Sandbox | undefined;
+  before(function () {
+    if (!existsSync(join(REFERENCE_PLUGINS, plugin))) this.skip();
+    return buildPlugins();
+  });
+  beforeEach(async () => {
+    ref = await Sandbox.create();
+    ours = await Sandbox.create();
+  });
+  afterEach(async () => {
+    await ref?.destroy();
+    await ours?.destroy();
+  });
+  return { ref: () => ref!, ours: () => ours! };
 }

@@ -5,14 +5,12 @@
 // plugin from /usr/lib/cni: the same shapers and ifb name, our CHECK
 // accepting the reference's state.
 import { expect } from 'chai';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { inNetns, run } from '../../src/net/exec.js';
 import { Ip } from '../../src/net/ip.js';
 import { ingressFilters, qdiscs } from '../../src/net/tc.js';
 import { ErrorCode } from '../../src/cni/errors.js';
 import { ifbName } from '../../src/cni/plugins/bandwidth.js';
-import { NETWORK, OUR_PLUGINS, REFERENCE_PLUGINS, SPEC_VERSIONS, Sandbox, buildPlugins } from '../helpers/cni-sandbox.js';
+import { NETWORK, OUR_PLUGINS, REFERENCE_PLUGINS, SPEC_VERSIONS, Sandbox, buildPlugins, referencePair } from '../helpers/cni-sandbox.js';
 
 const RATE = 100_000_000; // 100 Mbit/s
 const BURST = 2 ** 32 - 1; // what containerd and CRI-O pass
@@ -122,20 +120,7 @@ for (const version of SPEC_VERSIONS) {
 // Debian's reference plugins speak cniVersion up to 1.0.0.
 describe('reference bandwidth plugin against ours, cniVersion 1.0.0', function () {
   this.timeout(60_000);
-  let ref: Sandbox;
-  let ours: Sandbox;
-  before(function () {
-    if (!existsSync(join(REFERENCE_PLUGINS, 'bandwidth'))) this.skip();
-    return buildPlugins();
-  });
-  beforeEach(async () => {
-    ref = await Sandbox.create();
-    ours = await Sandbox.create();
-  });
-  afterEach(async () => {
-    await ref?.destroy();
-    await ours?.destroy();
-  });
+  const pair = referencePair('bandwidth');
 
   it('the same shapers on the same devices, the same ifb name and result; our CHECK accepts the reference\'s state', async () => {
     const setUp = async (box: Sandbox, binDir: string) => {
@@ -145,8 +130,8 @@ describe('reference bandwidth plugin against ours, cniVersion 1.0.0', function (
       expect(add.exitCode, add.stdout).to.equal(0);
       return { ctr, prev, result: add.json, state: await shapers(box, prev.interfaces[1].name, ifbName(NETWORK, 'ctr1')) };
     };
-    const r = await setUp(ref, REFERENCE_PLUGINS);
-    const o = await setUp(ours, OUR_PLUGINS);
+    const r = await setUp(pair.ref(), REFERENCE_PLUGINS);
+    const o = await setUp(pair.ours(), OUR_PLUGINS);
     // The bucket is kept as a time: tc (ours) and netlink (the reference) round it differently, by less than a microsecond of tokens.
     const bucket = (s: typeof r.state) => JSON.parse(JSON.stringify(s), (k, v) => (k === 'options' && v?.burst ? { ...v, burst: Math.round(v.burst / (v.rate / 1e5)), lat: Math.round(v.lat / 10) } : v));
     expect(bucket(o.state)).to.deep.equal(bucket(r.state));
@@ -156,12 +141,12 @@ describe('reference bandwidth plugin against ours, cniVersion 1.0.0', function (
 
     const check = async (box: Sandbox, binDir: string, x: typeof r) =>
       box.call({ command: 'CHECK', plugin: 'bandwidth', binDir, conf: bandwidthConf('1.0.0', x.result), netns: x.ctr, containerId: 'ctr1' });
-    const ourCheck = await check(ref, OUR_PLUGINS, r);
+    const ourCheck = await check(pair.ref(), OUR_PLUGINS, r);
     expect(ourCheck.exitCode, ourCheck.stdout).to.equal(0);
     // The reference's CHECK wants the bucket to the tick, which tc's rounding misses at this rate.
-    expect((await check(ours, REFERENCE_PLUGINS, o)).stdout).to.include('Buffer doesn');
+    expect((await check(pair.ours(), REFERENCE_PLUGINS, o)).stdout).to.include('Buffer doesn');
 
-    for (const [box, binDir, x] of [[ref, REFERENCE_PLUGINS, r], [ours, OUR_PLUGINS, o]] as const) {
+    for (const [box, binDir, x] of [[pair.ref(), REFERENCE_PLUGINS, r], [pair.ours(), OUR_PLUGINS, o]] as const) {
       const del = await box.call({ command: 'DEL', plugin: 'bandwidth', binDir, conf: bandwidthConf('1.0.0', x.result), netns: x.ctr, containerId: 'ctr1' });
       expect(del.exitCode, del.stdout).to.equal(0);
       expect(await new Ip(box.node).link(ifbName(NETWORK, 'ctr1'))).to.equal(undefined);

@@ -2,11 +2,9 @@
 // containernetworking-plugins) and ours, given the same config, must leave the
 // same state in the container and print results of the same shape.
 import { expect } from 'chai';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { Ip } from '../../src/net/ip.js';
 import { natRules } from '../../src/net/iptables.js';
-import { BRIDGE, GATEWAY, OUR_PLUGINS, REFERENCE_PLUGINS, Sandbox, buildPlugins } from '../helpers/cni-sandbox.js';
+import { BRIDGE, GATEWAY, OUR_PLUGINS, REFERENCE_PLUGINS, Sandbox, referencePair } from '../helpers/cni-sandbox.js';
 
 /** What a container sees of its network, without what is random per run (MACs, ifindexes). */
 async function containerState(netns: string) {
@@ -90,20 +88,7 @@ const configs: Record<string, { extra: Record<string, unknown>; ips: { address: 
 for (const version of ['0.4.0', '1.0.0']) {
   for (const [title, { extra, ips }] of Object.entries(configs)) {
     describe(`reference bridge + host-local against ours, cniVersion ${version}, ${title}`, () => {
-      let ref: Sandbox;
-      let ours: Sandbox;
-      before(function () {
-        if (!existsSync(join(REFERENCE_PLUGINS, 'bridge'))) this.skip();
-        return buildPlugins();
-      });
-      beforeEach(async () => {
-        ref = await Sandbox.create();
-        ours = await Sandbox.create();
-      });
-      afterEach(async () => {
-        await ref?.destroy();
-        await ours?.destroy();
-      });
+      const pair = referencePair('bridge');
 
       const confFor = (box: Sandbox) => {
         const { ipam, ...rest } = extra as { ipam?: Record<string, unknown> };
@@ -111,6 +96,7 @@ for (const version of ['0.4.0', '1.0.0']) {
       };
 
       it(`ADD leaves the same container state and a result of the same shape; DEL removes the same (${version})`, async () => {
+        const [ref, ours] = [pair.ref(), pair.ours()];
         const [refCtr, ourCtr] = [await ref.addContainer(), await ours.addContainer()];
         const refResult = await ref.add(confFor(ref), refCtr, 'ctr1', REFERENCE_PLUGINS);
         const ourResult = await ours.add(confFor(ours), ourCtr, 'ctr1', OUR_PLUGINS);

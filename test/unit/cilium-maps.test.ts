@@ -15,15 +15,8 @@ import {
 } from '../../src/datapaths/cilium/maps.js';
 import { nodePodCidrs } from '../../src/datapaths/cilium/install.js';
 import { parseLab } from '../../src/datapaths/index.js';
+import { hex, u32 } from '../helpers/bytes.js';
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-/** A 32-bit integer as the kernel on this machine stores it. */
-const u32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  if (endianness() === 'LE') b.writeUInt32LE(n);
-  else b.writeUInt32BE(n);
-  return b.toString('hex');
-};
 
 describe('cilium map encoding', () => {
   it('an IPv4 key is the four address bytes in network order', () => {

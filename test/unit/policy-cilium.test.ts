@@ -5,14 +5,8 @@ import { endianness } from 'node:os';
 import { compileCilium, FIRST_CIDR_IDENTITY, IDENTITY_ANY, MAX_RANGE, type CiliumView } from '../../src/policy/cilium.js';
 import { decodeDrop, decodePolicyKey, encodePolicyKey, encodePolicyState } from '../../src/datapaths/cilium/maps.js';
 import { np } from '../helpers/netpol-scenarios.js';
+import { hex, u32 } from '../helpers/bytes.js';
 
-const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
-const u32 = (n: number) => {
-  const b = Buffer.alloc(4);
-  if (endianness() === 'LE') b.writeUInt32LE(n);
-  else b.writeUInt32BE(n);
-  return b.toString('hex');
-};
 
 const view = (policies: CiliumView['policies']): CiliumView => ({
   namespaces: [{ name: 'x', labels: { team: 'blue' } }],
