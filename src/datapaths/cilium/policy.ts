@@ -12,6 +12,17 @@ import { AGENT_SOCKET } from './install.js';
 const VIEW_FILE = '/var/lib/cilium/cluster-view.json';
 const PUSH_FILE = '/var/run/cilium/cluster-view.json';
 
+/**
+ * Pods are added on several nodes at once, and each change reads the view, changes it and
+ * writes it back: one change at a time, or two pods added together would lose one of them.
+ */
+let queue: Promise<unknown> = Promise.resolve();
+function oneAtATime<T>(change: () => Promise<T>): Promise<T> {
+  const next = queue.then(change, change);
+  queue = next.catch(() => undefined);
+  return next;
+}
+
 async function readView(backend: Backend, lab: Lab): Promise<CiliumView> {
   const text = await backend.readFile(lab.topology.nodes[0].name, VIEW_FILE);
   return text ? (JSON.parse(text) as CiliumView) : { pods: [], namespaces: [], policies: [] };
@@ -34,19 +45,25 @@ async function push(backend: Backend, lab: Lab, view: CiliumView): Promise<void>
 
 export async function ciliumPodAdded(backend: Backend, lab: Lab, pod: PodRecord): Promise<void> {
   if (!pod.ip) return;
-  const view = await readView(backend, lab);
-  view.pods = [...view.pods.filter((p) => p.name !== pod.name), { name: pod.name, namespace: pod.namespace ?? 'default', labels: pod.labels ?? { app: pod.workload }, ip: pod.ip, node: pod.node }];
-  await push(backend, lab, view);
+  await oneAtATime(async () => {
+    const view = await readView(backend, lab);
+    view.pods = [...view.pods.filter((p) => p.name !== pod.name), { name: pod.name, namespace: pod.namespace ?? 'default', labels: pod.labels ?? { app: pod.workload }, ip: pod.ip!, node: pod.node }];
+    await push(backend, lab, view);
+  });
 }
 
 export async function ciliumPodRemoved(backend: Backend, lab: Lab, pod: PodRecord): Promise<void> {
-  const view = await readView(backend, lab);
-  view.pods = view.pods.filter((p) => p.name !== pod.name);
-  await push(backend, lab, view);
+  await oneAtATime(async () => {
+    const view = await readView(backend, lab);
+    view.pods = view.pods.filter((p) => p.name !== pod.name);
+    await push(backend, lab, view);
+  });
 }
 
 export async function ciliumSetPolicies(backend: Backend, lab: Lab, policies: NetworkPolicy[]): Promise<void> {
-  const view = await readView(backend, lab);
-  view.policies = policies;
-  await push(backend, lab, view);
+  await oneAtATime(async () => {
+    const view = await readView(backend, lab);
+    view.policies = policies;
+    await push(backend, lab, view);
+  });
 }
