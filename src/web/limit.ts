@@ -1,0 +1,19 @@
+// At most `n` of a kind of work at once (bringing labs up, reading the kernel):
+// a shared 2-core machine serves a room better one queue than thirty at once.
+export class Limiter {
+  private running = 0;
+  private waiting: (() => void)[] = [];
+
+  constructor(readonly n: number) {}
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.running >= this.n) await new Promise<void>((r) => this.waiting.push(r));
+    this.running++;
+    try {
+      return await fn();
+    } finally {
+      this.running--;
+      this.waiting.shift()?.();
+    }
+  }
+}
