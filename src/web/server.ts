@@ -165,7 +165,8 @@ export async function serve(opts: ServeOptions, exercisesTotal: number): Promise
     if (rest[0] !== 'labs' || !rest[1]) throw new HttpError(404, 'not found');
     ownLab(seat, rest[1]);
     const [what, a, b] = rest.slice(2);
-    const route = `${method} ${what ?? ''}${a !== undefined ? ' *' : ''}${b !== undefined ? ' *' : ''}`;
+    // The challenge's own actions are named; other path parts after the first are values.
+    const route = what === 'challenge' ? `${method} challenge ${a ?? ''}` : `${method} ${what ?? ''}${a !== undefined ? ' *' : ''}${b !== undefined ? ' *' : ''}`;
     switch (route) {
       case 'POST up':
         void classroom.up(seat).catch(() => undefined);
