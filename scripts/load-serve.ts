@@ -55,7 +55,7 @@ async function measure<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: nu
 
 const memBefore = memAvailableMB();
 const served = await serve(
-  { port: 0, listen: '127.0.0.1', participants: N, perVisitor: false, maxSeats: N, labName: values.lab, backend: 'netns', install: true, verify: false, intervalMs: 3000, upAtOnce: Number(values['up-at-once']), readsAtOnce: 2 },
+  { port: 0, listen: '127.0.0.1', participants: N, perVisitor: false, maxSeats: N, labName: values.lab, backend: 'netns', install: true, verify: false, intervalMs: 3000, upAtOnce: Number(values['up-at-once']), readsAtOnce: 1 },
   0,
 );
 const seats = served.classroom.seats;
@@ -87,30 +87,31 @@ try {
     Promise.all(
       seats.map(
         (s) =>
-          new Promise<boolean>((resolve) => {
+          new Promise<string | true>((resolve) => {
             const ip = s.inst!.state.state.pods.find((p) => p.name === 'nginx-1')!.ip!;
             const w = new WebSocket(`${wsBase}/p/${s.token}/ws/labs/${s.lab}/terminal?target=nginx-0&cols=120&rows=30`);
             let out = '';
-            const done = (v: boolean) => {
+            const done = (v: string | true) => {
               w.close();
               resolve(v);
             };
-            const timer = setTimeout(() => done(false), 60_000);
+            const timer = setTimeout(() => done(`${s.lab}: no answer in 60 s; the terminal showed: ${JSON.stringify(out.slice(-300))}`), 60_000);
             w.on('open', () => w.send(JSON.stringify({ type: 'input', data: `ping -c 1 -W 5 ${ip} >/dev/null; echo "ping-rc=$?"\r` })));
             w.on('message', (d) => {
               out += String(d);
               const m = /ping-rc=(\d+)\r?\n/.exec(out);
               if (m) {
                 clearTimeout(timer);
-                done(m[1] === '0');
+                done(m[1] === '0' || `${s.lab}: ping exited ${m[1]}`);
               }
             });
-            w.on('error', () => done(false));
+            w.on('error', (e) => done(`${s.lab}: ${e.message}`));
           }),
       ),
     ),
   );
-  const answered = pings.value.filter(Boolean).length;
+  const answered = pings.value.filter((v) => v === true).length;
+  for (const v of pings.value) if (v !== true) console.error(v);
 
   // Idle with every stream open: the diagram polls go on.
   const idle = await measure(() => sleep(Number(values.idle) * 1000));

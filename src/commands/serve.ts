@@ -61,7 +61,7 @@ export function serveCommand(ctx: Pick<CliContext, 'usageError'>): Command {
           verify: o.verify,
           intervalMs: interval * 1000,
           upAtOnce: 2,
-          readsAtOnce: 2,
+          readsAtOnce: 1,
         },
         lab.exercises?.length ?? 0,
       );

@@ -78,7 +78,7 @@ export class DiagramFeed {
   }
 
   private async tick(): Promise<void> {
-    const model = await this.opts.limiter.run(() => this.source.read());
+    const model = await this.opts.limiter.run(() => this.source.read(), !this.last);
     if (!model) return;
     const key = renderSvg({ ...model, takenAt: '' });
     if (key === this.last?.key) return;

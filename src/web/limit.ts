@@ -6,8 +6,9 @@ export class Limiter {
 
   constructor(readonly n: number) {}
 
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.running >= this.n) await new Promise<void>((r) => this.waiting.push(r));
+  /** `first`: ahead of the queue (a page still waiting for its first drawing). */
+  async run<T>(fn: () => Promise<T>, first = false): Promise<T> {
+    if (this.running >= this.n) await new Promise<void>((r) => (first ? this.waiting.unshift(r) : this.waiting.push(r)));
     this.running++;
     try {
       return await fn();
