@@ -12,6 +12,7 @@ import WebSocket from 'ws';
 import { requireBuilt } from '../src/lab/paths.js';
 import { serve } from '../src/web/server.js';
 import { sleep } from '../src/util/wait.js';
+import { readState } from '../src/lab/state.js';
 
 const { values } = parseArgs({
   options: {
@@ -37,6 +38,20 @@ function selfTicks(): number {
   const stat = readFileSync('/proc/self/stat', 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
   return f[11] + f[12] + f[13] + f[14]; // utime stime cutime cstime
+}
+/** Proportional memory (PSS) of every process the labs recorded, in MB: the labs' own share, whatever else the machine does. */
+function labsPssMB(labs: string[]): number {
+  let kb = 0;
+  for (const lab of labs) {
+    for (const p of readState(lab)?.processes ?? []) {
+      try {
+        kb += Number(/^Pss:\s+(\d+)/m.exec(readFileSync(`/proc/${p.pid}/smaps_rollup`, 'utf8'))?.[1] ?? 0);
+      } catch {
+        // gone
+      }
+    }
+  }
+  return kb / 1024;
 }
 const memAvailableMB = () => Number(/MemAvailable:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))![1]) / 1024;
 
@@ -64,6 +79,7 @@ let ok = false;
 try {
   const up = await measure(() => Promise.all(seats.map((s) => served.classroom.up(s))));
   const memUp = memAvailableMB();
+  const pss = labsPssMB(seats.map((s) => s.lab));
 
   // Every participant's event stream, until its first diagram has come.
   const streams: WebSocket[] = [];
@@ -124,7 +140,7 @@ try {
     lab: values.lab,
     upAtOnce: Number(values['up-at-once']),
     bringUp: { seconds: +up.seconds.toFixed(1), perLab: +(up.seconds / N).toFixed(2), machineCores: +up.machineCores.toFixed(2), serverCores: +up.serverCores.toFixed(2) },
-    memory: { machineMB: Math.round(memBefore - memUp), perLabMB: Math.round((memBefore - memUp) / N), serverRssMB: Math.round(rssMB) },
+    memory: { machineMB: Math.round(memBefore - memUp), perLabMB: Math.round((memBefore - memUp) / N), labProcessesPssMB: Math.round(pss), perLabPssMB: Math.round(pss / N), serverRssMB: Math.round(rssMB) },
     firstDiagram: { seconds: +firstDiagram.seconds.toFixed(1), slowestMs: Math.round(Math.max(...firstDiagram.value)) },
     pings: { answered, of: N, seconds: +pings.seconds.toFixed(1) },
     idleWithStreams: { seconds: idle.seconds, machineCores: +idle.machineCores.toFixed(2), serverCores: +idle.serverCores.toFixed(2) },
@@ -135,7 +151,7 @@ try {
   else {
     console.log(`${N} ${values.lab} labs, ${r.upAtOnce} brought up at a time`);
     console.log(`  bring-up:   ${r.bringUp.seconds} s (${r.bringUp.perLab} s per lab); machine ${r.bringUp.machineCores} cores busy, server ${r.bringUp.serverCores}`);
-    console.log(`  memory:     ${r.memory.machineMB} MB of the machine (${r.memory.perLabMB} MB per lab); server RSS ${r.memory.serverRssMB} MB`);
+    console.log(`  memory:     ${r.memory.machineMB} MB less available on the machine (${r.memory.perLabMB} MB per lab; others share it); the labs' processes ${r.memory.labProcessesPssMB} MB PSS (${r.memory.perLabPssMB} MB per lab); server RSS ${r.memory.serverRssMB} MB`);
     console.log(`  streams:    ${N} open, every first diagram within ${r.firstDiagram.seconds} s (slowest ${r.firstDiagram.slowestMs} ms)`);
     console.log(`  pings:      ${answered}/${N} answered across nodes, typed into ${N} terminals, in ${r.pings.seconds} s`);
     console.log(`  idle:       ${values.idle} s with every stream open: machine ${r.idleWithStreams.machineCores} cores busy, server ${r.idleWithStreams.serverCores}`);
