@@ -21,6 +21,8 @@ PACKAGES=(
   # The C shim in dist/cni/bin that hands CNI calls to the node's daemon
   # (libc6-dev brings the static libc it links against).
   gcc libc6-dev
+  # node-pty (cnilab serve's terminals) is compiled by node-gyp where npm has no build for this platform.
+  g++ make python3
   # cnilab diagram's test opens the SVG in chromium, and the report's test the HTML page;
   # cnilab lesson's test drives it in tmux.
   chromium tmux

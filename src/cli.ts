@@ -12,6 +12,7 @@ import { workshopCommands } from './commands/workshop.js';
 import { benchCommands } from './commands/bench.js';
 import { NoSuchTargetError, targetByName } from './runner/targets.js';
 import { challengeCommands } from './commands/challenges.js';
+import { serveCommand } from './commands/serve.js';
 
 /** Exit codes a CI job can read. */
 const EXIT = { ok: 0, stepsFailed: 1, usage: 2, labFile: 3, preflight: 4, runtime: 5 } as const;
@@ -183,6 +184,7 @@ program
 
 for (const c of workshopCommands({ pickInstance, openInstance, usageError: (m) => new UsageError(m), exit: EXIT })) program.addCommand(c);
 for (const c of challengeCommands({ pickInstance, openInstance, usageError: (m) => new UsageError(m), exit: EXIT })) program.addCommand(c);
+program.addCommand(serveCommand({ usageError: (m) => new UsageError(m) }));
 for (const c of benchCommands({ usageError: (m) => new UsageError(m), exit: EXIT })) program.addCommand(c);
 
 /** Every error ends with what to do next, unless its message already names a command to run. */

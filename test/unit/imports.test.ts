@@ -18,6 +18,7 @@ const LAYERS: string[][] = [
   ['runner'],
   ['workshop', 'bench', 'challenges'],
   ['report'],
+  ['web'],
   ['commands'],
   ['cli.ts'],
 ];
