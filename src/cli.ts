@@ -111,7 +111,8 @@ program
   .addHelpText('after', '\nExample:\n  cnilab down\n  cnilab down flannel-vxlan')
   .action(async (name: string | undefined, o) => {
     const s = pickInstance(name);
-    await cleanLab(s.lab);
+    const left = await cleanLab(s.lab);
+    if (left) throw new Error(`${s.lab} is down here, but not everywhere: ${left}`);
     if (!o.quiet) console.log(`${green('✔')} ${s.lab} is down`);
   });
 

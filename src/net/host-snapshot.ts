@@ -97,7 +97,7 @@ export function parseSnapshot(stdout: string): HostSnapshot {
   let name = '';
   for (const line of stdout.split('\n')) {
     const m = /^### (\w+)$/.exec(line);
-    if (m) name = m[1];
+    if (m) parts[(name = m[1])] = '';
     else if (name) parts[name] = (parts[name] ?? '') + line + '\n';
   }
   for (const s of SECTIONS) if (!(s in parts)) throw new Error(`the host's state could not be read: no "${s}" section in ${JSON.stringify(stdout.slice(0, 200))}`);

@@ -30,8 +30,11 @@ import { podNetns } from './netns.js';
 import { RemoteNodeBackend } from './remote-node.js';
 import { runCommand, sshArgv, sshExitArgv, type CommandRunner, type SshTarget } from './ssh.js';
 
-/** What of cnilab's tree a node runs: the bundle, and the modules its agents load at run time (the `external`s in scripts/build.mjs). */
-export const BUNDLE_PATHS = ['dist', 'node_modules/koffi'];
+/**
+ * What of cnilab's tree a node runs: the bundle, and the modules its agents load at run time
+ * (koffi, the one `external` in scripts/build.mjs, and its native library, a package of its own).
+ */
+export const BUNDLE_PATHS = ['dist', 'node_modules/koffi', 'node_modules/@koromix'];
 
 /** The bundle's place on a host: inside the lab's directory, which is at the same path there as here. */
 export function hostRoot(lab: string): string {
