@@ -9,6 +9,8 @@ import { shArgv, shQuote } from './node-scripts.js';
 
 export interface HostSnapshot {
   links: string[];
+  /** Each link's MTU and transmit queue length: a qdisc added and removed again can change the queue length (it did on veths). */
+  linkSettings: Record<string, { mtu: number; txqlen: number }>;
   /** One line per route, as `ip route del` takes it back: "10.10.1.0/24 via 172.31.7.12 dev eth0 table main". */
   routes: string[];
   rules: number[];
@@ -105,6 +107,7 @@ export function parseSnapshot(stdout: string): HostSnapshot {
   const lines = (s: string) => parts[s].split('\n').map((l) => l.trim()).filter(Boolean);
   return {
     links: json<{ ifname: string }>('links').map((l) => l.ifname),
+    linkSettings: Object.fromEntries(json<{ ifname: string; mtu: number; txqlen?: number }>('links').map((l) => [l.ifname, { mtu: l.mtu, txqlen: l.txqlen ?? 0 }])),
     routes: json<IpRoute>('routes').map(routeLine).filter((r): r is string => r !== undefined),
     rules: json<{ priority: number }>('rules').map((r) => r.priority),
     qdiscs: json<{ dev: string; kind: string; parent?: string; root?: boolean }>('qdiscs').map((q) => `${q.dev} ${q.kind} ${q.root ? 'root' : (q.parent ?? '')}`),
@@ -170,6 +173,11 @@ export function restoreCommands(before: HostSnapshot, after: HostSnapshot): stri
     if (gone.has(dev) || !before.links.includes(dev)) continue;
     if (kind === 'clsact' || kind === 'ingress') cmds.push({ argv: ['tc', 'qdisc', 'del', 'dev', dev, kind] });
     else if (parent === 'root') cmds.push({ argv: ['tc', 'qdisc', 'del', 'dev', dev, 'root'] });
+  }
+  for (const [dev, was] of Object.entries(before.linkSettings ?? {})) {
+    const now = after.linkSettings?.[dev];
+    if (now && now.mtu !== was.mtu) cmds.push({ argv: ['ip', 'link', 'set', 'dev', dev, 'mtu', String(was.mtu)] });
+    if (now && now.txqlen !== was.txqlen) cmds.push({ argv: ['ip', 'link', 'set', 'dev', dev, 'txqueuelen', String(was.txqlen)] });
   }
   for (const [table, now] of Object.entries(after.iptables)) {
     const was = before.iptables[table] ?? { chains: {}, rules: [] };

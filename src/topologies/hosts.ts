@@ -125,8 +125,11 @@ export class HostsBackend extends RemoteNodeBackend {
   async up(): Promise<void> {
     try {
       mkdirSync(join(labDir(this.topo.lab), 'ssh'), { recursive: true });
-      const found = await Promise.all(this.topo.nodes.map((n) => this.prepare(n.name)));
-      this.resolveTopology(found);
+      // Every host finishes (or fails) before any cleanup starts: none is still being changed while another is given back.
+      const results = await Promise.allSettled(this.topo.nodes.map((n) => this.prepare(n.name)));
+      const failed = results.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      this.resolveTopology(results.map((r) => (r as PromiseFulfilledResult<{ node: string; cidr: string }>).value));
       await this.checkUnderlay('The hosts reach each other on the interfaces the inventory names: check that they share that network.');
       this.state.update((s) => (s.status = 'up'));
     } catch (e) {
@@ -243,6 +246,8 @@ export class HostsBackend extends RemoteNodeBackend {
       tar.stderr.on('data', (c) => (err += c));
       ssh.stderr.on('data', (c) => (err += c));
       tar.stdout.pipe(ssh.stdin);
+      // ssh gone early (the host refused): its exit code says why, not the broken pipe.
+      ssh.stdin.on('error', () => undefined);
       tar.on('error', reject);
       ssh.on('error', reject);
       ssh.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`copying ${paths.join(', ')} to ${this.rec(node).host}:${dest} failed (exit ${code}): ${err.trim()}`))));
@@ -286,6 +291,7 @@ export async function cleanHostsLab(lab: string, runner: CommandRunner = runComm
   const hosts = state?.hosts;
   const problems: string[] = [];
   if (state && hosts) {
+    mkdirSync(join(labDir(lab), 'ssh'), { recursive: true });
     await Promise.all(
       Object.entries(hosts.nodes).map(async ([node, rec]) => {
         const t = hostSsh(lab, hosts.sshConfig, rec);
