@@ -38,6 +38,9 @@ export const FILE_ROOTS: [string, number][] = [
   ['/run/cnilab-cnid', 2],
   ['/run/netns', 1],
   ['/var/lib/etcd', 1],
+  ['/var/lib/cilium', 2],
+  ['/var/lib/kube-proxy', 2],
+  ['/run/kube-proxy', 2],
   ['/var/log', 1],
   ['/sys/fs/bpf', 3],
 ];
@@ -187,6 +190,8 @@ export function restoreCommands(before: HostSnapshot, after: HostSnapshot): stri
     for (const c of newChains) cmds.push({ argv: ['iptables', '-t', table, '-F', c] });
     for (const c of newChains) cmds.push({ argv: ['iptables', '-t', table, '-X', c] });
     for (const [c, p] of Object.entries(was.chains)) if (p !== '-' && now.chains[c] !== undefined && now.chains[c] !== p) cmds.push({ argv: ['iptables', '-t', table, '-P', c, p] });
+    // iptables-nft makes a table on first use and keeps it: one the lab brought goes too (legacy tables cannot, and stay empty).
+    if (!before.iptables[table]) cmds.push({ argv: ['nft', 'delete', 'table', 'ip', table] });
   }
   for (const [k, v] of Object.entries(before.sysctls)) if (v !== '' && after.sysctls[k] !== v) cmds.push({ argv: ['sysctl', '-qw', `${k}=${v}`] });
   const files = topmost(added(before.files, after.files));

@@ -20,7 +20,6 @@ import { POD_RESOLV_CONF } from '../topologies/backend.js';
 import { DNS_POD, DNS_WORKLOAD, ServiceController } from './service-controller.js';
 import type { ProxyMode } from '../services/model.js';
 import type { PodSpec } from './pods.js';
-import { writeFileSync } from 'node:fs';
 import { LabPolicies } from './policies.js';
 import { CannotRunHereError } from '../lab/not-here.js';
 
@@ -157,7 +156,7 @@ export class LabInstance {
     const pod = await this.pods.create(spec);
     const engine = datapath(this.lab.network.plugin).policy;
     if (engine) await engine.podAdded(this.backend, this.lab, pod, this.pods.hostInterface(pod.name) ?? '');
-    if (this.cluster) writeFileSync(join(this.pods.podDir(pod.name), POD_RESOLV_CONF), this.cluster.resolvConf());
+    if (this.cluster) await this.backend.writeFile(pod.node, join(this.pods.podDir(pod.name), POD_RESOLV_CONF), this.cluster.resolvConf());
     const info = await startNginx(this.backend, pod, this.pods.podDir(pod.name));
     for (const sidecar of this.lab.workloads.find((w) => w.name === spec.workload)?.sidecars ?? []) await startSidecar(this.backend, pod, sidecar);
     pod.status = 'Running';

@@ -21,6 +21,7 @@ import { formatCidr, networkCidr, parseCidr } from '../net/ipnet.js';
 import { leftOver, parseSnapshot, restoreArgv, restoreCommands, snapshotArgv, type HostSnapshot } from '../net/host-snapshot.js';
 import { NODE_INIT_SYSCTLS } from '../net/node-scripts.js';
 import { ROOT } from '../lab/paths.js';
+import { CannotRunHereError } from '../lab/not-here.js';
 import { NAME_PREFIX, STATE_ROOT, labDir, readState, type HostNodeRecord, type StateFile } from '../lab/state.js';
 import { packagesOf, TOOLS } from '../lab/tools.js';
 import type { CommandOptions, ExecOptions, Started, Topology } from './backend.js';
@@ -123,6 +124,7 @@ export class HostsBackend extends RemoteNodeBackend {
   }
 
   async up(): Promise<void> {
+    if (this.topo.underlayV6) throw new CannotRunHereError(`skipped: an IPv6 underlay (topology.underlayV6) is built on the netns backend only, not on ${this.kind}`);
     try {
       mkdirSync(join(labDir(this.topo.lab), 'ssh'), { recursive: true });
       // Every host finishes (or fails) before any cleanup starts: none is still being changed while another is given back.
