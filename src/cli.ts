@@ -1,6 +1,6 @@
 // cnilab's command line: thin commands over src/runner. One place maps errors to exit codes.
 import { Command, Option } from 'commander';
-import { LabInstance, runLab, tearDownOnSignal, topologyOf, type RunReport } from './runner/runner.js';
+import { applyFoundTopology, LabInstance, runLab, tearDownOnSignal, topologyOf, type RunReport } from './runner/runner.js';
 import { QuietReporter, TextReporter, bold, dim, green, red } from './runner/reporter.js';
 import { listLabFiles, LabFileError } from './lab/lab-file.js';
 import { loadLab } from './datapaths/index.js';
@@ -38,6 +38,7 @@ class UsageError extends Error {}
 
 function openInstance(state: LabState) {
   const { lab } = loadLab(state.labFile!);
+  applyFoundTopology(lab, state.topology);
   const sf = new StateFile(state.lab);
   const backend = createBackend(state.backend, topologyOf(lab, state.lab), sf);
   return { lab, backend, sf };
@@ -58,6 +59,8 @@ const program = new Command()
   .showHelpAfterError('(run with --help for usage)');
 
 const backendOption = () => new Option('--backend <kind>', `where nodes live (${backendNames().join(', ')})`).default('netns');
+const inventoryOption = () => new Option('--inventory <file>', 'the hosts backend: which machine each node is (an ssh config and, per node, its Host and underlay interface)');
+const installOption = () => new Option('--install', 'install missing Debian packages (the default on this machine; on the hosts backend only with this)');
 
 program
   .command('run')
@@ -65,14 +68,16 @@ program
   .argument('<lab>', 'lab name (see `cnilab ls`) or path to a lab YAML file')
   .option('--name <instance>', 'instance name, to run two copies of one lab at once')
   .addOption(backendOption())
+  .addOption(inventoryOption())
+  .addOption(installOption())
   .option('--no-install', 'do not install missing Debian packages; fail and name them instead')
   .option('-v, --verbose', 'show each step\'s output')
   .option('-q, --quiet', 'print only the verdict line')
   .option('--json', 'print one JSON report instead of progress')
-  .addHelpText('after', '\nExample:\n  cnilab run flannel-vxlan\n  cnilab run flannel-vxlan --json > report.json')
+  .addHelpText('after', '\nExample:\n  cnilab run flannel-vxlan\n  cnilab run flannel-vxlan --json > report.json\n  cnilab run flannel-vxlan --backend hosts --inventory hosts.yaml')
   .action(async (labName: string, o) => {
     const reporter = o.json || o.quiet ? new QuietReporter() : new TextReporter(undefined, o.verbose);
-    const report = await runLab(labName, { name: o.name, backend: o.backend, install: o.install }, reporter);
+    const report = await runLab(labName, { name: o.name, backend: o.backend, install: o.install, inventory: o.inventory }, reporter);
     print(o.json, report, () => printRun(report));
     process.exitCode = report.skipped ? EXIT.ok : report.error ? EXIT.runtime : report.ok ? EXIT.ok : EXIT.stepsFailed;
   });
@@ -83,13 +88,15 @@ program
   .argument('<lab>', 'lab name or path to a lab YAML file')
   .option('--name <instance>', 'instance name')
   .addOption(backendOption())
+  .addOption(inventoryOption())
+  .addOption(installOption())
   .option('--no-install', 'do not install missing Debian packages')
   .option('--json', 'print the pods as JSON when up')
   .option('-q, --quiet', 'print nothing but errors')
   .addHelpText('after', '\nExample:\n  cnilab up flannel-vxlan && cnilab exec nginx-0 -- ip addr')
   .action(async (labName: string, o) => {
     const reporter = o.json || o.quiet ? new QuietReporter() : new TextReporter();
-    const inst = LabInstance.open(labName, { name: o.name, backend: o.backend }, reporter);
+    const inst = LabInstance.open(labName, { name: o.name, backend: o.backend, install: o.install, inventory: o.inventory }, reporter);
     await tearDownOnSignal(inst, () => inst.up({ install: o.install }));
     if (o.quiet && !o.json) return;
     print(o.json, { lab: inst.state.state.lab, pods: inst.pods.list() }, () =>
@@ -105,7 +112,8 @@ program
   .addHelpText('after', '\nExample:\n  cnilab down\n  cnilab down flannel-vxlan')
   .action(async (name: string | undefined, o) => {
     const s = pickInstance(name);
-    await cleanLab(s.lab);
+    const left = await cleanLab(s.lab);
+    if (left) throw new Error(`${s.lab} is down here, but not everywhere: ${left}`);
     if (!o.quiet) console.log(`${green('✔')} ${s.lab} is down`);
   });
 
@@ -176,8 +184,7 @@ program
     const r = await cleanAll();
     print(o.json, r, () => {
       console.log(`${green('✔')} cleaned ${r.labs.length} lab(s)${r.labs.length ? `: ${r.labs.join(', ')}` : ''}`);
-      if (r.orphanNamespaces.length) console.log(`  also removed unrecorded namespaces: ${r.orphanNamespaces.join(', ')}`);
-      if (r.orphanContainers.length) console.log(`  also removed unrecorded containers and networks: ${r.orphanContainers.join(', ')}`);
+      if (r.orphans.length) console.log(`  also removed what no state recorded: ${r.orphans.join(', ')}`);
       for (const w of r.warnings) console.log(`  ${red('!')} ${w}`);
     });
   });

@@ -227,6 +227,23 @@ function problemOf(issue: z.core.$ZodIssue, input: unknown): string {
   return issue.message;
 }
 
+/**
+ * Any other YAML input (the hosts inventory) checked by a zod schema, its errors naming file:line
+ * field as a lab file's do. `fail` reports a problem a schema cannot see, at its field.
+ */
+export function parseYamlWith<S extends z.ZodType>(text: string, file: string, schema: S): { data: z.infer<S>; fail: (path: (string | number)[], msg: string) => never } {
+  const counter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });
+  if (doc.errors.length) throw new LabFileError(file, counter.linePos(doc.errors[0].pos[0]).line, '', `YAML syntax: ${doc.errors[0].message.split('\n')[0]}`);
+  const input = doc.toJS();
+  const fail = (path: (string | number)[], msg: string): never => {
+    throw new LabFileError(file, lineOf(doc, counter, path), fieldName(path), msg);
+  };
+  const parsed = schema.safeParse(input);
+  if (!parsed.success) fail(parsed.error.issues[0].path as (string | number)[], problemOf(parsed.error.issues[0], input));
+  return { data: parsed.data as z.infer<S>, fail };
+}
+
 export function parseLabWith(text: string, file: string, kinds: Record<string, NetworkKind>): Lab {
   const counter = new LineCounter();
   const doc = parseDocument(text, { lineCounter: counter, prettyErrors: false });

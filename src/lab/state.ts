@@ -2,6 +2,7 @@
 // Every change is written at once (synchronously) before the next step runs.
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { HostSnapshot } from '../net/host-snapshot.js';
 
 /** Where labs record what they made. CNILAB_STATE_DIR and CNILAB_PREFIX let test runs keep apart from each other. */
 export const STATE_ROOT = process.env.CNILAB_STATE_DIR ?? '/run/cnilab';
@@ -29,6 +30,27 @@ export interface LabState {
   /** Docker backend: the engine, and the network and containers made there (also labelled with the lab). */
   /** pids: each node container's first process as this machine numbers it (the engine is local), for its namespaces. */
   docker?: { host: string; network?: string; containers: string[]; pids?: Record<string, number> };
+  /** Hosts backend: the inventory, and per node what cnilab found and made on its machine. */
+  hosts?: { inventory: string; sshConfig: string; nodes: Record<string, HostNodeRecord> };
+  /** The underlay the lab runs with, where the backend's differs from the lab file's (hosts: read from their interfaces). */
+  topology?: { underlay: string; nodes: { name: string; address: string }[] };
+}
+
+export interface HostNodeRecord {
+  /** The Host in the ssh config. */
+  host: string;
+  /** The host's interface that carries the underlay. */
+  interface: string;
+  /** Commands go through `sudo -n` (the login is not root). */
+  sudo?: boolean;
+  /** The Node.js that runs cnilab's bundle there: the host's own, or the copy in the lab's directory. */
+  node?: string;
+  /** Directories above the lab's directory on the host that cnilab made (removed when empty). */
+  madeDirs?: string[];
+  /** Debian packages cnilab installed there (--install), removed again. */
+  installed?: string[];
+  /** The host as it was before the lab: down removes what is new since. */
+  before?: HostSnapshot;
 }
 
 export interface PodRecord {

@@ -44,6 +44,8 @@ export const TOOLS: Record<string, Tool> = {
   // Services: kube-proxy's nftables mode and the cluster DNS.
   nft: { package: 'nftables', on: both },
   dnsmasq: { package: 'dnsmasq-base', on: both },
+  // The hosts backend's tests reach node-image containers through Debian's sshd.
+  '/usr/sbin/sshd': { package: 'openssh-server', on: ['node'] },
   // eBPF programs are compiled once, where cnilab runs, then loaded on every node.
   clang: { package: 'clang', on: ['host'] },
   '/usr/include/bpf/bpf_helpers.h': { package: 'libbpf-dev', on: ['host'] },

@@ -3,6 +3,11 @@
 // removed, a command run inside one. Arguments travel as positional parameters,
 // never pasted into a script.
 
+/** Quote one word for a POSIX shell. */
+export function shQuote(word: string): string {
+  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
 /** `sh -c script` with `args` as $1, $2, … */
 export function shArgv(script: string, ...args: string[]): string[] {
   return ['sh', '-c', script, 'sh', ...args];
@@ -11,16 +16,20 @@ export function shArgv(script: string, ...args: string[]): string[] {
 /**
  * Make a node as a node has it: the node-private directories a CNI runtime and
  * agents use, forwarding on, strict reverse-path filtering off, and no default
- * route (nothing of a lab leaves the machine).
+ * route (nothing of a lab leaves the machine) unless the backend keeps it: a
+ * real host's own routes are never the lab's to change.
  */
-export function nodeInitArgv(dirs: string[]): string[] {
+export function nodeInitArgv(dirs: string[], opts: { keepDefaultRoute?: boolean } = {}): string[] {
   const script = [
     'mkdir -p "$@"',
     'sysctl -qw net.ipv4.ip_forward=1 net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0',
-    'ip route del default 2>/dev/null; true',
+    ...(opts.keepDefaultRoute ? [] : ['ip route del default 2>/dev/null; true']),
   ].join(' && ');
   return shArgv(script, ...dirs);
 }
+
+/** The sysctls nodeInitArgv sets: a backend that keeps the machine (hosts) puts them back afterwards. */
+export const NODE_INIT_SYSCTLS = ['net.ipv4.ip_forward', 'net.ipv4.conf.all.rp_filter', 'net.ipv4.conf.default.rp_filter'];
 
 /** Where a pod's hostname (a UTS namespace pinned on a file) lives inside its node. */
 export function podUtsFile(pod: string): string {

@@ -2,7 +2,6 @@
 // servers' own logs. Each of its four properties gets its own verdict, so a lab
 // that breaks the model on purpose (docker-bridge) can say which ones it breaks,
 // and a lab that should hold it says exactly what went wrong when it does not.
-import { readFileSync } from 'node:fs';
 import { parseAddr, parsePrefix, prefixContains, type Family } from '../net/ipnet.js';
 import type { PodRecord } from '../lab/state.js';
 import type { Backend } from '../topologies/backend.js';
@@ -69,18 +68,15 @@ export function answeredBy(body: string): { pod: string; node: string } | undefi
   return m ? { pod: m[1], node: m[2] } : undefined;
 }
 
-function readLog(file: string | undefined): string {
-  try {
-    return file ? readFileSync(file, 'utf8') : '';
-  } catch {
-    return '';
-  }
+/** A pod's log, read on its node (where nginx writes it). */
+async function readLog(ctx: ModelContext, pod: PodRecord, file: string | undefined): Promise<string> {
+  return file ? ((await ctx.backend.readFile(pod.node, file)) ?? '') : '';
 }
 
 /** The access-log line for `marker` written after offset `before`; nginx writes it just after answering, so wait a little. */
-async function logLine(log: string | undefined, before: number, marker: string): Promise<string> {
+async function logLine(read: () => Promise<string>, before: number, marker: string): Promise<string> {
   for (let i = 0; i < 100; i++) {
-    const line = readLog(log).slice(before).split('\n').find((l) => l.includes(marker));
+    const line = (await read()).slice(before).split('\n').find((l) => l.includes(marker));
     if (line) return line;
     await new Promise((r) => setTimeout(r, 20));
   }
@@ -107,8 +103,8 @@ async function noNat(ctx: ModelContext, family: Family): Promise<ModelVerdict> {
   for (const client of ctx.pods) {
     const server = ctx.pods.find((p) => p.node !== client.node);
     if (!server) continue;
-    const log = ctx.vars[`pods.${server.name}.accessLog`];
-    const before = readLog(log).length;
+    const read = () => readLog(ctx, server, ctx.vars[`pods.${server.name}.accessLog`]);
+    const before = (await read()).length;
     const serverIp = ipOf(server, family);
     const clientIp = ipOf(client, family);
     const url = family === 6 ? `http://[${serverIp}]/model-check` : `http://${serverIp}/model-check`;
@@ -120,7 +116,7 @@ async function noNat(ctx: ModelContext, family: Family): Promise<ModelVerdict> {
       const itself = who.pod === client.name ? ' (itself)' : '';
       return fail(`${asked} and was answered by ${who.pod} on ${who.node}${itself}: from ${client.node}, that address is a different pod`);
     }
-    const source = (await logLine(log, before, '/model-check')).split(' ')[0];
+    const source = (await logLine(read, before, '/model-check')).split(' ')[0];
     if (source !== clientIp) return fail(`${asked}; ${server.name} saw the request come from ${source || 'nowhere'}, not from ${client.name}'s own address ${clientIp}`);
     pairs.push(`${client.name}→${server.name}`);
   }

@@ -5,7 +5,7 @@ import { createBackend } from '../topologies/registry.js';
 import { parseCidr, parsePrefix } from '../net/ipnet.js';
 import { workloadLabels, type Lab } from '../lab/lab-file.js';
 import { loadLab } from '../datapaths/index.js';
-import { StateFile, readState, labDir } from '../lab/state.js';
+import { StateFile, readState, labDir, type LabState } from '../lab/state.js';
 import { PodManager, schedule } from './pods.js';
 import { startNginx } from './workloads.js';
 import { datapath } from '../datapaths/index.js';
@@ -20,7 +20,6 @@ import { POD_RESOLV_CONF } from '../topologies/backend.js';
 import { DNS_POD, DNS_WORKLOAD, ServiceController } from './service-controller.js';
 import type { ProxyMode } from '../services/model.js';
 import type { PodSpec } from './pods.js';
-import { writeFileSync } from 'node:fs';
 import { LabPolicies } from './policies.js';
 import { CannotRunHereError } from '../lab/not-here.js';
 
@@ -28,9 +27,12 @@ export interface RunOptions {
   /** Instance name; defaults to the lab's name. Two instances need two names. */
   name?: string;
   backend?: string;
+  /** Install missing Debian packages: here unless false; on machines of the hosts backend only when true. */
   install?: boolean;
   /** kube-proxy's mode for this run, instead of the lab file's network.proxyMode. */
   proxyMode?: ProxyMode;
+  /** The hosts backend's inventory file. */
+  inventory?: string;
 }
 
 export interface PhaseTiming {
@@ -48,6 +50,13 @@ export interface RunReport {
   /** Set when the lab cannot run on this machine (a kernel feature is missing); not a failure. */
   skipped?: string;
   error?: string;
+}
+
+/** The underlay and node addresses a backend found (hosts: read from their interfaces), in place of the lab file's. */
+export function applyFoundTopology(lab: Lab, found: LabState['topology']): void {
+  if (!found) return;
+  lab.topology.underlay = found.underlay;
+  for (const n of lab.topology.nodes) n.address = found.nodes.find((f) => f.name === n.name)?.address ?? n.address;
 }
 
 export function topologyOf(lab: Lab, instance: string): Topology {
@@ -88,7 +97,7 @@ export class LabInstance {
     if (opts.proxyMode) lab.network.proxyMode = opts.proxyMode;
     const backendKind = opts.backend ?? 'netns';
     const state = new StateFile(instance, { labFile: file, backend: backendKind });
-    const backend = createBackend(backendKind, topologyOf(lab, instance), state);
+    const backend = createBackend(backendKind, topologyOf(lab, instance), state, { inventory: opts.inventory, install: opts.install });
     return new LabInstance(lab, file, backend, state, reporter);
   }
 
@@ -104,6 +113,7 @@ export class LabInstance {
       requireBuilt();
       this.state.save();
       await this.phase(`nodes (${lab.topology.nodes.map((n) => n.name).join(', ')}) on ${backend.kind}`, () => backend.up());
+      applyFoundTopology(lab, this.state.state.topology);
       await this.phase('cni daemons', () => Promise.all(lab.topology.nodes.map((n) => startNodeCnid(backend, n.name))));
       await this.phase(`network ${lab.network.plugin} (${lab.network.backend})`, () =>
         datapath(lab.network.plugin).install(backend, lab, lab.topology.nodes, (m) => this.reporter.info(m)),
@@ -146,7 +156,7 @@ export class LabInstance {
     const pod = await this.pods.create(spec);
     const engine = datapath(this.lab.network.plugin).policy;
     if (engine) await engine.podAdded(this.backend, this.lab, pod, this.pods.hostInterface(pod.name) ?? '');
-    if (this.cluster) writeFileSync(join(this.pods.podDir(pod.name), POD_RESOLV_CONF), this.cluster.resolvConf());
+    if (this.cluster) await this.backend.writeFile(pod.node, join(this.pods.podDir(pod.name), POD_RESOLV_CONF), this.cluster.resolvConf());
     const info = await startNginx(this.backend, pod, this.pods.podDir(pod.name));
     for (const sidecar of this.lab.workloads.find((w) => w.name === spec.workload)?.sidecars ?? []) await startSidecar(this.backend, pod, sidecar);
     pod.status = 'Running';

@@ -1,6 +1,5 @@
 // A lesson's steps: run a command on a node or in a pod (optionally while
 // capturing on an interface), then check what came back.
-import { readFileSync } from 'node:fs';
 import type { Backend } from '../topologies/backend.js';
 import type { RunResult } from '../net/exec.js';
 import type { Lab, Step } from '../lab/lab-file.js';
@@ -52,6 +51,9 @@ const FILTERS: Record<string, (v: string) => string> = {
     if (ip === undefined) throw new TemplateError(`|hex needs an IPv4 address, got "${v}"`);
     return `0x${ip.toString(16).padStart(8, '0')}`;
   },
+  // BIRD names a mesh peer Mesh_192_168_10_220; bpftool prints an address as bytes 192,168,10,220.
+  underscores: (v) => v.replace(/\./g, '_'),
+  bytes: (v) => v.replace(/\./g, ','),
 };
 
 export function render(text: string, vars: Record<string, string>): string {
@@ -133,26 +135,21 @@ async function runCommand(ctx: StepContext, step: Step, command: string): Promis
 async function withCapture<T>(ctx: StepContext, c: NonNullable<Step['capture']>, fn: () => Promise<T>): Promise<{ result: T; captured: string }> {
   const argv = ['tcpdump', '-l', '-n', '-i', render(c.interface, ctx.vars), '-c', String(c.packets), ...(c.decode ? ['-T', c.decode] : []), render(c.filter, ctx.vars)];
   const started = await ctx.backend.start(c.node, `tcpdump-${Date.now()}`, argv);
+  // The log is where tcpdump runs: on the node, read through the backend.
+  let last = '';
+  const readLog = async () => (last = (await ctx.backend.readFile(c.node, started.log)) ?? '');
   try {
     // Without this the packets sent next would go uncaught and the step would fail for the wrong reason.
-    await waitUntil(() => readLog(started.log).includes('listening on'), {
+    await waitUntil(async () => (await readLog()).includes('listening on'), {
       timeoutMs: 3000,
       what: `tcpdump on ${c.node} ${render(c.interface, ctx.vars)} to start listening`,
-      hint: () => `it printed: ${readLog(started.log).trim() || 'nothing'}`,
+      hint: () => `it printed: ${last.trim() || 'nothing'}`,
     });
     const result = await fn();
-    for (let i = 0; i < 100 && (readLog(started.log).match(/\n/g)?.length ?? 0) < c.packets + 1; i++) await sleep(20);
-    return { result, captured: readLog(started.log) };
+    for (let i = 0; i < 100 && ((await readLog()).match(/\n/g)?.length ?? 0) < c.packets + 1; i++) await sleep(20);
+    return { result, captured: await readLog() };
   } finally {
     await ctx.backend.stop(started.pid);
-  }
-}
-
-function readLog(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return '';
   }
 }
 

@@ -1,6 +1,5 @@
 // Workload recipes: what runs inside a pod. Real programs from Debian's
 // packages, each pod with its own configuration and logs.
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Backend } from '../topologies/backend.js';
 import type { PodRecord } from '../lab/state.js';
@@ -51,9 +50,9 @@ http {
 /** Start nginx in the pod and wait until it answers on the pod's own address. */
 export async function startNginx(backend: Backend, pod: PodRecord, podDir: string): Promise<WorkloadInfo> {
   const p = nginxPaths(podDir);
-  mkdirSync(join(podDir, 'log'), { recursive: true });
-  mkdirSync(join(podDir, 'tmp'), { recursive: true });
-  writeFileSync(p.conf, nginxConf(pod, podDir));
+  // The pod's directory is where nginx runs: on its node (the same path on every backend).
+  await backend.exec(pod.node, ['mkdir', '-p', join(podDir, 'log'), join(podDir, 'tmp')]);
+  await backend.writeFile(pod.node, p.conf, nginxConf(pod, podDir));
   await backend.podStart(pod.node, pod.name, 'nginx', ['nginx', '-e', p.errorLog, '-c', p.conf]);
   // Ready when a second process in the same sandbox (as a sidecar container would be) gets an answer.
   const ready = ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '1', `http://${pod.ip}/ready`];
@@ -63,6 +62,6 @@ export async function startNginx(backend: Backend, pod: PodRecord, podDir: strin
     what: `nginx in pod ${pod.name} to answer on ${pod.ip}:80`,
     hint: () => `see ${p.errorLog}`,
   });
-  writeFileSync(p.accessLog, ''); // the readiness probe is not part of the lesson
+  await backend.writeFile(pod.node, p.accessLog, ''); // the readiness probe is not part of the lesson
   return { accessLog: p.accessLog };
 }

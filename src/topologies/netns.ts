@@ -38,8 +38,9 @@ export class NetnsBackend implements Backend {
     return join(this.state.dir, 'pods', pod);
   }
 
+  /** A node's own files live under its directory; the lab's directory itself is the same path for every node, as on every backend. */
   nodePath(node: string, path: string): string {
-    return join(this.nodeRoot(node), path);
+    return path.startsWith(`${this.state.dir}/`) ? path : join(this.nodeRoot(node), path);
   }
 
   /** Make a namespace and record it first, so a crash right after still leaves a trace. */
@@ -253,6 +254,18 @@ export async function cleanNetnsLab(lab: string): Promise<void> {
   for (const n of ordered) await deleteNetns(n);
   for (const m of mountsBelow(labDir(lab)).reverse()) await unmount(m);
   rmSync(labDir(lab), { recursive: true, force: true });
+}
+
+/**
+ * What a crash left with no state file: namespaces carrying the name prefix,
+ * and whatever still runs in them. Returns the namespaces removed.
+ */
+export async function cleanNetnsOrphans(): Promise<string[]> {
+  const orphans = listNetns().filter((n) => n.startsWith(NAME_PREFIX));
+  const inodes = new Set(orphans.map((n) => netnsInode(netnsPath(n))).filter((i): i is number => i !== undefined));
+  await Promise.all(pidsInNetns(inodes).map((pid) => stopPid(pid)));
+  for (const n of orphans) await deleteNetns(n);
+  return orphans.map((n) => `namespace ${n}`);
 }
 
 function rank(name: string): number {

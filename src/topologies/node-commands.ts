@@ -6,7 +6,7 @@
 // them (a node's forwarding and routes, pod sandboxes) is in src/net/node-scripts.ts.
 import { shArgv } from '../net/node-scripts.js';
 
-export { createSandboxArgv, nodeInitArgv, podArgv, podUtsFile, removeSandboxArgv, shArgv } from '../net/node-scripts.js';
+export { createSandboxArgv, nodeInitArgv, podArgv, podUtsFile, removeSandboxArgv, shArgv, shQuote } from '../net/node-scripts.js';
 
 /** Field 22 of /proc/PID/stat (start time in clock ticks); the command name may hold spaces, so cut after its ")". */
 const startTimeOf = (pid: string) => `sed 's/.*) //' /proc/${pid}/stat 2>/dev/null | cut -d' ' -f20`;
@@ -77,9 +77,4 @@ export function bpffsArgv(dir = '/sys/fs/bpf'): string[] {
 export function withEnv(env: Record<string, string> | undefined, argv: string[]): string[] {
   const pairs = Object.entries(env ?? {}).map(([k, v]) => `${k}=${v}`);
   return pairs.length ? ['env', ...pairs, ...argv] : argv;
-}
-
-/** Quote one word for a POSIX shell. */
-export function shQuote(word: string): string {
-  return /^[\w@%+=:,./-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }

@@ -2,8 +2,8 @@
 // PID space of their own, reached only by running a command on them (`docker
 // exec`, ssh). Everything here is built on `exec` and the pure commands of
 // node-commands.ts; a backend adds the transport and how nodes come and go.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { withResolvConf } from '../net/netns.js';
 import type { RunResult } from '../net/exec.js';
 import type { StateFile } from '../lab/state.js';
@@ -96,11 +96,25 @@ export abstract class RemoteNodeBackend implements Backend {
     this.state.update((s) => (s.processes = s.processes.filter((p) => p.pid !== pid)));
   }
 
+  /**
+   * The lab's directory is at the same path on every node; where it is this machine's own
+   * (a bind mount, a synced folder) its files are read and written here, without a round trip.
+   */
+  protected readonly labDirShared: boolean = true;
+
+  private local(path: string): boolean {
+    return this.labDirShared && path.startsWith(`${this.state.dir}/`);
+  }
+
   async writeFile(node: string, path: string, content: string): Promise<void> {
-    await this.exec(node, writeFileArgv(path), { input: content });
+    if (this.local(path)) {
+      mkdirSync(dirname(path), { recursive: true });
+      writeFileSync(path, content);
+    } else await this.exec(node, writeFileArgv(path), { input: content });
   }
 
   async readFile(node: string, path: string): Promise<string | undefined> {
+    if (this.local(path)) return existsSync(path) ? readFileSync(path, 'utf8') : undefined;
     const r = await this.exec(node, readFileArgv(path), { allowFailure: true });
     return r.exitCode === 0 ? r.stdout : undefined;
   }

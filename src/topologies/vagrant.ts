@@ -8,13 +8,13 @@
 // and pod files are where the host looks for them, as on the other backends.
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { CommandError, type RunResult } from '../net/exec.js';
 import { ROOT } from '../lab/paths.js';
 import { labDir, readState, STATE_ROOT, type StateFile } from '../lab/state.js';
 import type { CommandOptions, ExecOptions, Topology } from './backend.js';
 import { nodePackages } from '../lab/tools.js';
-import { NODE_DIRS, nodeInitArgv, shQuote, withEnv } from './node-commands.js';
+import { NODE_DIRS, nodeInitArgv } from './node-commands.js';
+import { runCommand, sshArgv, sshConfigHosts, sshExitArgv, type CommandRunner, type SshTarget } from './ssh.js';
 import { RemoteNodeBackend } from './remote-node.js';
 import { CannotRunHereError } from '../lab/not-here.js';
 
@@ -50,47 +50,14 @@ export const vagrantUpArgv = (nodes: string[]) => ['vagrant', 'up', '--provision
 export const vagrantSshConfigArgv = (nodes: string[]) => ['vagrant', 'ssh-config', ...nodes];
 export const vagrantDestroyArgv = () => ['vagrant', 'destroy', '--force'];
 
-/** The command line the node's login shell gets: as root, with the environment carried by `env`. */
-export function remoteCommand(argv: string[], env?: Record<string, string>, sudo = true): string {
-  return [...(sudo ? ['sudo', '-n'] : []), ...withEnv(env, argv)].map(shQuote).join(' ');
-}
-
-/** ssh to a node with Vagrant's own configuration, over one shared connection per node. */
-export function sshArgv(sshConfig: string, controlDir: string, node: string, argv: string[], env?: Record<string, string>): string[] {
-  return [
-    'ssh', '-F', sshConfig,
-    '-o', 'BatchMode=yes',
-    '-o', 'ControlMaster=auto',
-    '-o', `ControlPath=${controlDir}/%C`,
-    '-o', 'ControlPersist=600',
-    node,
-    remoteCommand(argv, env),
-  ];
-}
-
-/** Ends the shared connection to a node. */
-export function sshExitArgv(sshConfig: string, controlDir: string, node: string): string[] {
-  return ['ssh', '-F', sshConfig, '-o', `ControlPath=${controlDir}/%C`, '-O', 'exit', node];
-}
-
-export interface CommandRunner {
-  (argv: string[], opts: { input?: string; env?: Record<string, string>; cwd?: string }): Promise<RunResult>;
-}
-
-/** Runs a host command (vagrant, ssh) to completion. */
-export const runCommand: CommandRunner = async (argv, opts) => {
-  const r = await execa(argv[0], argv.slice(1), { input: opts.input, env: opts.env, cwd: opts.cwd, reject: false, stripFinalNewline: false });
-  if ((r as { code?: string }).code === 'ENOENT') throw new Error(`${argv[0]} is not installed${argv[0] === 'vagrant' ? ' (Debian package vagrant)' : ''}`);
-  return { stdout: String(r.stdout ?? ''), stderr: String(r.stderr ?? ''), exitCode: r.exitCode ?? 127 };
-};
-
-/** The machines `vagrant ssh-config` described. */
-export function sshConfigHosts(config: string): string[] {
-  return [...config.matchAll(/^Host\s+(\S+)/gm)].map((m) => m[1]);
-}
-
 function paths(lab: string) {
   return { sshConfig: join(labDir(lab), 'vagrant-ssh-config'), controlDir: join(labDir(lab), 'ssh') };
+}
+
+/** A VM as ssh reaches it: Vagrant's config, the machine's name as its Host, root through sudo. */
+function sshTarget(lab: string, node: string): SshTarget {
+  const { sshConfig, controlDir } = paths(lab);
+  return { config: sshConfig, controlDir, host: node, sudo: true };
 }
 
 export class VagrantBackend extends RemoteNodeBackend {
@@ -134,14 +101,11 @@ export class VagrantBackend extends RemoteNodeBackend {
   }
 
   protected nodeCommand(node: string, argv: string[], opts: CommandOptions = {}): string[] {
-    const { sshConfig, controlDir } = paths(this.topo.lab);
-    const ssh = sshArgv(sshConfig, controlDir, node, argv);
-    return opts.tty ? [ssh[0], '-t', ...ssh.slice(1)] : ssh;
+    return sshArgv(sshTarget(this.topo.lab, node), argv, undefined, opts);
   }
 
   async exec(node: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
-    const { sshConfig, controlDir } = paths(this.topo.lab);
-    const r = await this.runner(sshArgv(sshConfig, controlDir, node, argv, opts.env), { input: opts.input });
+    const r = await this.runner(sshArgv(sshTarget(this.topo.lab, node), argv, opts.env), { input: opts.input });
     if (r.exitCode !== 0 && !opts.allowFailure) throw new CommandError(argv, r.exitCode, r.stderr || r.stdout);
     return r;
   }
@@ -154,10 +118,10 @@ export class VagrantBackend extends RemoteNodeBackend {
 export async function cleanVagrantLab(lab: string, runner: CommandRunner = runCommand): Promise<{ unreachable?: string }> {
   const state = readState(lab);
   const context = vagrantContext(lab, state?.labFile ?? lab);
-  const { sshConfig, controlDir } = paths(lab);
+  const { sshConfig } = paths(lab);
   let unreachable: string | undefined;
   if (existsSync(sshConfig)) {
-    for (const node of sshConfigHosts(readFileSync(sshConfig, 'utf8'))) await runner(sshExitArgv(sshConfig, controlDir, node), {}).catch(() => undefined);
+    for (const node of sshConfigHosts(readFileSync(sshConfig, 'utf8'))) await runner(sshExitArgv(sshTarget(lab, node)), {}).catch(() => undefined);
   }
   const dotfiles = vagrantEnv(context).VAGRANT_DOTFILE_PATH;
   // Vagrant records every machine it made under machines/: with none, there is nothing to destroy.

@@ -2,7 +2,7 @@
 // resolved, the tables read once, the walk with the kernel's own `ip route get`
 // in each namespace, and with --capture a tcpdump on every interface of the path
 // (started and stopped by PID) counting the packets that really passed.
-import { rmSync, readFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { Ip } from '../net/ip.js';
 import type { LabState } from '../lab/state.js';
 import type { Backend, Started } from '../topologies/backend.js';
@@ -118,6 +118,12 @@ async function captureAlong(backend: Backend, model: NetModel, path: TracePath, 
   }
   const tag = `trace-${process.pid}-${Date.now()}`;
   const started: Started[] = [];
+  // Each tcpdump's log is on its node: read through the backend.
+  const logs: string[] = [];
+  const readLogs = async () => {
+    for (const [i, s] of started.entries()) logs[i] = (await targetOfNs(backend, points[i].ns).readFile(s.log)) ?? '';
+    return logs;
+  };
   try {
     for (const [i, p] of points.entries()) {
       // Off the path the source may have been rewritten: match the pings by their destination alone.
@@ -126,14 +132,15 @@ async function captureAlong(backend: Backend, model: NetModel, path: TracePath, 
       const name = `${tag}-${i}`;
       started.push(await targetOfNs(backend, p.ns).start(name, argv));
     }
-    for (let i = 0; i < 250 && !started.every((s) => readLog(s.log).includes('listening on')); i++) await sleep(20);
-    const unready = started.filter((s) => !readLog(s.log).includes('listening on'));
-    if (unready.length) throw new Error(`tcpdump did not start listening within 5 s: ${unready.map((s) => readLog(s.log).trim() || s.log).join('; ')}`);
+    for (let i = 0; i < 250 && !(await readLogs()).every((l) => l.includes('listening on')); i++) await sleep(20);
+    const unready = started.filter((_, i) => !logs[i].includes('listening on'));
+    if (unready.length) throw new Error(`tcpdump did not start listening within 5 s: ${unready.map((s) => logs[started.indexOf(s)].trim() || s.log).join('; ')}`);
     const src = nsById(model, path.from.ns)!;
     const ping = await execIn(backend, src, ['ping', '-c', String(count), '-i', '0.2', '-W', '2', path.to.ip]);
     const received = Number(/(\d+) (?:packets )?received/.exec(ping.stdout)?.[1] ?? 0);
     for (const s of started) await backend.stop(s.pid);
-    const seen = points.map((_, i) => packetsSeen(readLog(started[i].log)));
+    await readLogs();
+    const seen = points.map((_, i) => packetsSeen(logs[i]));
     points.forEach((p, i) => {
       for (const h of p.hops) h.packets = seen[i];
     });
@@ -157,12 +164,4 @@ export function packetsSeen(log: string): number {
   const byFilter = /(\d+) packets? received by filter/.exec(log)?.[1];
   const captured = /(\d+) packets? captured/.exec(log)?.[1];
   return Number(byFilter ?? captured ?? NaN);
-}
-
-function readLog(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return '';
-  }
 }

@@ -17,7 +17,8 @@ import { labDir, StateFile, STATE_ROOT } from '../../src/lab/state.js';
 import { nodePackages } from '../../src/lab/tools.js';
 import { podNetns } from '../../src/topologies/netns.js';
 import { NODE_DIRS, nodeInitArgv, podArgv, startArgv, writeFileArgv } from '../../src/topologies/node-commands.js';
-import { remoteCommand, sshArgv, sshConfigHosts, VagrantBackend, vagrantContext, vagrantEnv, type CommandRunner } from '../../src/topologies/vagrant.js';
+import { VagrantBackend, vagrantContext, vagrantEnv } from '../../src/topologies/vagrant.js';
+import { remoteCommand, sshArgv, sshConfigHosts, type CommandRunner } from '../../src/topologies/ssh.js';
 
 interface Machine {
   name: string;
@@ -130,7 +131,7 @@ describe('vagrant backend: the commands it runs', () => {
     await backend.down();
   });
 
-  const ssh = (node: string, argv: string[], env?: Record<string, string>) => sshArgv(join(labDir(lab), 'vagrant-ssh-config'), join(labDir(lab), 'ssh'), node, argv, env);
+  const ssh = (node: string, argv: string[], env?: Record<string, string>) => sshArgv({ config: join(labDir(lab), 'vagrant-ssh-config'), controlDir: join(labDir(lab), 'ssh'), host: node }, argv, env);
 
   it('up: vagrant up with the lab in its environment, ssh-config once, then each node prepared and the underlay checked over ssh', async () => {
     await backend.up();

@@ -194,7 +194,7 @@ describe('docker backend: labs on nodes as containers', function () {
     expect(readState(lab)).to.equal(undefined);
     expect(await dockerLeftovers(engine!, lab)).to.have.length(2);
     const report = await cleanAll();
-    expect(report.orphanContainers).to.include.members([`${NAME_PREFIX}${lab}-master`, `${NAME_PREFIX}${lab}-underlay`]);
+    expect(report.orphans).to.include.members([`${NAME_PREFIX}${lab}-master`, `${NAME_PREFIX}${lab}-underlay`]);
     expect(await dockerLeftovers(engine!, lab)).to.deep.equal([]);
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).to.not.include(`${NAME_PREFIX}${lab}`);
   });

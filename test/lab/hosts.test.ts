@@ -1,0 +1,200 @@
+// Labs on the hosts backend, against machines reached over ssh. The machines
+// here are containers of cnilab's node image on a private dockerd, each running
+// Debian's sshd (started per connection by the ssh client's ProxyCommand,
+// `docker exec -i … sshd -i`), on an underlay of their own (172.31.7.0/24, not
+// the lessons' 192.168.10.0/24). Nothing of cnilab is mounted into them: the
+// backend copies its bundle and Node.js over the connection. After each lab
+// the machines must look exactly as before: links, addresses, routes, rules,
+// iptables, mounts, sysctls, processes and every file.
+import { expect } from 'chai';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type Docker from 'dockerode';
+import { execa } from 'execa';
+import { run } from '../../src/net/exec.js';
+import { runLab } from '../../src/runner/runner.js';
+import { QuietReporter } from '../../src/runner/reporter.js';
+import { ROOT, requireBuilt } from '../../src/lab/paths.js';
+import { labDir, NAME_PREFIX, readState } from '../../src/lab/state.js';
+import { startPrivateEngine, stopPrivateEngine, type PrivateEngine } from '../../src/topologies/docker-engine.js';
+import { ensureNodeImage } from '../../src/topologies/docker-image.js';
+import { dockerExec } from '../../src/topologies/docker.js';
+import { failures } from '../helpers/lab.js';
+
+const SUBNET = '172.31.7.0/24';
+const HOSTS = { m1: '172.31.7.11', w1: '172.31.7.12' };
+const NETWORK = `${NAME_PREFIX}hosts-test-underlay`;
+const container = (host: string) => `${NAME_PREFIX}hosts-test-${host}`;
+
+/** A machine as a node-image container: every capability a kernel-level lab needs, its own address, nothing of cnilab mounted. */
+function machineSpec(image: string, host: string, address: string): Docker.ContainerCreateOptions {
+  return {
+    name: container(host),
+    Hostname: host,
+    Image: image,
+    Cmd: ['sleep', 'infinity'],
+    HostConfig: {
+      NetworkMode: NETWORK,
+      Init: true,
+      CapAdd: ['ALL'],
+      CapDrop: ['SYS_RESOURCE'],
+      SecurityOpt: ['seccomp=unconfined', 'apparmor=unconfined'],
+      MaskedPaths: [],
+      ReadonlyPaths: [],
+      Devices: [{ PathOnHost: '/dev/net/tun', PathInContainer: '/dev/net/tun', CgroupPermissions: 'rwm' }],
+    },
+    NetworkingConfig: { EndpointsConfig: { [NETWORK]: { IPAMConfig: { IPv4Address: address } } } },
+  };
+}
+
+/** Everything a lab could leave on a machine, as text to compare. */
+const VIEW = [
+  'ip -o link | sed "s/^[0-9]*: //"',
+  'ip -o -4 addr',
+  'ip -4 route show table all',
+  'ip -4 rule',
+  'tc qdisc show',
+  'ip netns list',
+  'iptables-save | grep -v "^#" | sed "s/\\[[0-9]*:[0-9]*\\]//"',
+  'cut -d" " -f5 /proc/self/mountinfo | sort',
+  'sysctl net.ipv4.ip_forward net.ipv4.conf.all.rp_filter net.ipv4.conf.default.rp_filter',
+  'ps -e -o comm= | grep -v -x -e ps -e sh -e sshd -e sort -e grep | sort',
+  'find / -xdev -path /proc -prune -o -path /sys -prune -o -path /dev -prune -o -path /var/log -prune -o -print | sort',
+  'ls -A /var/log /sys/fs/bpf 2>/dev/null',
+].join('; echo ---; ');
+
+type View = Record<string, string>;
+
+/** What differs between two views, line by line per machine: "m1 + link flannel.1 …", "w1 - …". */
+function changes(before: View, after: View): string[] {
+  return Object.keys(before).flatMap((h) => {
+    const [b, a] = [before[h].split('\n'), after[h].split('\n')];
+    return [...a.filter((l) => !b.includes(l)).map((l) => `${h} + ${l}`), ...b.filter((l) => !a.includes(l)).map((l) => `${h} - ${l}`)];
+  });
+}
+
+describe('hosts backend: labs on machines over ssh', function () {
+  this.timeout(240_000);
+  let engine: PrivateEngine | undefined;
+  let dir = '';
+  let inventory = '';
+  const machines: Record<string, Docker.Container> = {};
+
+  const view = async (): Promise<View> => Object.fromEntries(await Promise.all(Object.entries(machines).map(async ([h, c]) => [h, (await dockerExec(c, ['sh', '-c', VIEW])).stdout])));
+  const cli = (...args: string[]) => execa(process.execPath, [join(ROOT, 'dist/cli.js'), ...args], { reject: false });
+
+  before(async function () {
+    this.timeout(15 * 60_000);
+    const skip = (why: string) => {
+      console.log(`      skipped: ${why}`);
+      this.skip();
+    };
+    requireBuilt();
+    if (process.getuid?.() !== 0) return skip('the test needs root to start dockerd');
+    if ((await run(['sh', '-c', 'command -v dockerd && command -v ssh && command -v ssh-keygen'], { allowFailure: true })).exitCode !== 0) {
+      return skip('dockerd or the ssh client is not installed (Debian packages docker.io, openssh-client)');
+    }
+    dir = mkdtempSync('/tmp/cnilab-hosts-');
+    try {
+      engine = await startPrivateEngine(join(dir, 'dockerd'));
+    } catch (e) {
+      return skip(`no Docker engine can be started here: ${(e as Error).message}`);
+    }
+    const image = await ensureNodeImage(engine.docker, (m) => console.log(`      ${m}`));
+    await engine.docker.createNetwork({
+      Name: NETWORK,
+      Driver: 'bridge',
+      Internal: true,
+      IPAM: { Driver: 'default', Config: [{ Subnet: SUBNET, Gateway: '172.31.7.254' }] },
+      Options: { 'com.docker.network.bridge.inhibit_ipv4': 'true', 'com.docker.network.driver.mtu': '1500' },
+    });
+    // A client key, and one host key every machine presents (known_hosts names both machines).
+    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'id')]);
+    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'hostkey')]);
+    const hostKey = readFileSync(join(dir, 'hostkey'), 'utf8');
+    const hostPub = readFileSync(join(dir, 'hostkey.pub'), 'utf8').trim();
+    writeFileSync(join(dir, 'known_hosts'), Object.keys(HOSTS).map((h) => `${h} ${hostPub}\n`).join(''));
+    for (const [host, address] of Object.entries(HOSTS)) {
+      const c = await engine.docker.createContainer(machineSpec(image, host, address));
+      await c.start();
+      machines[host] = c;
+      await dockerExec(c, ['sh', '-c', 'umask 077 && mkdir -p /root/.ssh /run/sshd && cat > /etc/ssh/test_host_key'], { input: hostKey });
+      await dockerExec(c, ['sh', '-c', 'cat > /root/.ssh/authorized_keys'], { input: readFileSync(join(dir, 'id.pub'), 'utf8') });
+    }
+    const proxy = `docker -H ${engine.host} exec -i ${container('%n')} /usr/sbin/sshd -i -e -h /etc/ssh/test_host_key -o LogLevel=ERROR -o UsePAM=no`;
+    writeFileSync(
+      join(dir, 'ssh_config'),
+      [`Host ${Object.keys(HOSTS).join(' ')}`, '  User root', `  IdentityFile ${join(dir, 'id')}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${join(dir, 'known_hosts')}`, '  StrictHostKeyChecking yes', `  ProxyCommand ${proxy}`, ''].join('\n'),
+    );
+    inventory = join(dir, 'hosts.yaml');
+    writeFileSync(inventory, 'sshConfig: ./ssh_config\nnodes:\n  master: { host: m1, interface: eth0 }\n  worker: { host: w1, interface: eth0 }\n');
+    // A first login writes the login records; the machines' "before" is after it.
+    for (const h of Object.keys(HOSTS)) await execa('ssh', ['-F', join(dir, 'ssh_config'), h, 'true']);
+  });
+
+  after(async function () {
+    this.timeout(120_000);
+    if (engine) await stopPrivateEngine(engine);
+    if (dir) await execa('rm', ['-rf', '--one-file-system', dir], { reject: false });
+  });
+
+  it('a bad inventory is refused with file:line field, before anything is made', async () => {
+    const bad = join(dir, 'bad.yaml');
+    writeFileSync(bad, 'sshConfig: ./ssh_config\nnodes:\n  master: { host: m1, interface: eth0 }\n  wrker: { host: w1, interface: eth0 }\n');
+    const refused = (inventory?: string) => runLab('flannel-vxlan', { name: 'hst-bad', backend: 'hosts', inventory }, new QuietReporter()).then(() => 'ran', (e: Error) => e.message);
+    expect(await refused(bad)).to.equal(`${bad}:4: nodes.wrker: the lab has no node "wrker" (its nodes: master, worker)`);
+    writeFileSync(bad, 'sshConfig: ./ssh_config\nnodes:\n  master: { host: m1, interface: eth0 }\n  worker: { host: m1, interface: eth0 }\n');
+    expect(await refused(bad)).to.equal(`${bad}:4: nodes.worker.host: m1 is node master already: each node is a machine of its own`);
+    expect(await refused(undefined)).to.match(/needs --inventory/);
+    expect(readState('hst-bad')).to.equal(undefined);
+  });
+
+  it('a host without the interface named: the error says so and the hosts are as before', async () => {
+    const before = await view();
+    const odd = join(dir, 'odd.yaml');
+    writeFileSync(odd, 'sshConfig: ./ssh_config\nnodes:\n  master: { host: m1, interface: eth0 }\n  worker: { host: w1, interface: eth9 }\n');
+    const r = await runLab('flannel-vxlan', { name: 'hst-odd', backend: 'hosts', inventory: odd }, new QuietReporter());
+    expect(r.error).to.include('w1 (node worker) has no interface eth9');
+    expect(changes(before, await view())).to.deep.equal([]);
+  });
+
+  for (const lab of ['flannel-vxlan', 'calico-bgp', 'cilium-ebpf']) {
+    it(`${lab}: every lesson step passes on the hosts' own addressing, and the hosts are given back as they were`, async () => {
+      const before = await view();
+      const r = await runLab(lab, { name: `hst-${lab}`, backend: 'hosts', inventory, install: false }, new QuietReporter());
+      if (r.skipped) console.log(`      ${r.skipped}`);
+      else expect(r.ok, failures(r) + (r.error ?? '')).to.equal(true);
+      expect(changes(before, await view())).to.deep.equal([]);
+    });
+  }
+
+  it('a lab left up: later commands find the hosts in its state (exec, status, diagram, trace --capture), a second lab is refused, down gives the hosts back', async () => {
+    const before = await view();
+    const up = await cli('up', 'flannel-host-gw', '--name', 'hst-left', '--backend', 'hosts', '--inventory', inventory, '-q');
+    try {
+      expect(up.exitCode, up.stderr).to.equal(0);
+      expect(readState('hst-left')?.topology).to.deep.equal({ underlay: SUBNET, nodes: [{ name: 'master', address: HOSTS.m1 }, { name: 'worker', address: HOSTS.w1 }] });
+      // The node is the machine: its hostname, its address, its default route untouched.
+      const exec = await cli('exec', '--lab', 'hst-left', 'master', '--', 'sh', '-c', 'hostname; ip -o -4 addr show eth0');
+      expect(exec.stdout).to.match(/^m1\n/).and.include(`inet ${HOSTS.m1}/24`);
+      const status = await cli('status', 'hst-left');
+      expect(status.exitCode, status.stdout + status.stderr).to.equal(0);
+      const diagram = await cli('diagram', 'hst-left', '--json');
+      expect(diagram.exitCode, diagram.stderr).to.equal(0);
+      expect(diagram.stdout).to.include(HOSTS.w1).and.include('nginx-0');
+      const trace = await cli('trace', 'nginx-0', 'nginx-1', '--lab', 'hst-left', '--capture', '--json');
+      expect(trace.exitCode, trace.stdout + trace.stderr).to.equal(0);
+      expect(JSON.parse(trace.stdout)).to.include({ delivered: true });
+      // The hosts are taken: another lab on them is refused and changes nothing there.
+      const second = await runLab('flannel-vxlan', { name: 'hst-second', backend: 'hosts', inventory }, new QuietReporter());
+      expect(second.error).to.match(/m1 \(node master\) already holds another lab's .*hst-left/);
+      expect(readState('hst-left')?.status).to.equal('up');
+    } finally {
+      const down = await cli('down', 'hst-left');
+      expect(down.exitCode, down.stderr).to.equal(0);
+    }
+    expect(changes(before, await view())).to.deep.equal([]);
+    expect(readState('hst-left')).to.equal(undefined);
+    expect(labDir('hst-left')).to.not.equal('');
+  });
+});
