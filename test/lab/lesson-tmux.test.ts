@@ -50,10 +50,10 @@ describe('cnilab lesson in a terminal (tmux)', function () {
 
   it('q at the first question quits and still tears the lab down', async () => {
     await term.start(`node ${join(ROOT, 'dist/cli.js')} lesson flannel-vxlan --name ws-lesson-q; echo LESSON-EXIT $?; sleep 600`);
-    await term.waitFor(/Exercise 1\/7 · The cluster at a glance[\s\S]*\[q\] quit/, 'the first exercise');
+    await term.waitFor(/Exercise 1\/\d+ · The cluster at a glance[\s\S]*\[q\] quit/, 'the first exercise');
     await term.keys('q');
     const s = await term.waitFor(/LESSON-EXIT \d+/, 'the end');
-    expect(s).to.include('stopped after 0 of 7 exercises');
+    expect(s).to.match(/stopped after 0 of \d+ exercises/);
     expect(s).to.include('LESSON-EXIT 0');
     expect(leftovers('ws-lesson-q')).to.deep.equal([]);
   });
