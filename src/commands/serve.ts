@@ -29,6 +29,7 @@ export function serveCommand(ctx: Pick<CliContext, 'usageError'>): Command {
     .option('--up', 'bring every participant\'s lab up at start (otherwise: on the first visit, or from the instructor page)')
     .option('--no-verify', 'do not run the lab\'s own steps once a lab is up (the instructor page\'s "lab steps passed")')
     .option('--no-install', 'do not install missing Debian packages')
+    .option('--host-shells', 'allow participants on other machines a terminal on the netns backend, where it is a root shell on this machine')
     .option('--interval <seconds>', 'how often a watched lab\'s kernel is read for its diagram', '3')
     .addHelpText(
       'after',
@@ -45,6 +46,12 @@ export function serveCommand(ctx: Pick<CliContext, 'usageError'>): Command {
         throw ctx.usageError((e as Error).message);
       }
       if (o.labPerVisitor && o.participants !== '1') throw ctx.usageError('--participants and --lab-per-visitor exclude each other');
+      // On netns nodes a terminal shares this machine's filesystem and root: fine for the instructor's own
+      // browser, not for a room, unless the instructor says so. Docker nodes keep a participant in a container.
+      const loopback = /^(127\.|::1$|localhost$)/.test(o.listen);
+      if (o.backend === 'netns' && !loopback && !o.hostShells) {
+        throw ctx.usageError(`--listen ${o.listen} hands out terminals on the netns backend, which are root shells on this machine: serve --backend docker for a room, or add --host-shells if you trust everyone with a link`);
+      }
       const { lab } = loadLab(o.lab);
       const stale = listLabs().filter((l) => SEAT_LAB.test(l));
       if (stale.length) throw ctx.usageError(`participant labs are still up from an earlier server (${stale.join(', ')}); \`cnilab down <name>\` each, or \`cnilab clean\``);
