@@ -68,6 +68,7 @@ export function flannelConfList(backend: Backend, node: string): ConfList {
 }
 
 export async function waitForFile(backend: Backend, node: string, path: string, timeoutMs: number): Promise<string> {
+  timeoutMs *= backend.timeScale ?? 1;
   return waitUntil(async () => (await backend.readFile(node, path)) || undefined, {
     timeoutMs,
     what: `${path} to appear on ${node}`,
