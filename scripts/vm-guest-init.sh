@@ -10,7 +10,7 @@ args=$(cat /proc/cmdline)
 value() { for a in $args; do case $a in "$1"=*) echo "${a#*=}" ;; esac; done; }
 
 name=$(value cnilab.hostname)
-[ -z "$name" ] || { echo "$name" >/proc/sys/kernel/hostname; echo "$name" >/etc/hostname; }
+[ -z "$name" ] || { echo "$name" >/proc/sys/kernel/hostname; echo "$name" >/etc/hostname; printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$name" >/etc/hosts; }
 
 key=$(value cnilab.key)
 if [ -n "$key" ]; then

@@ -11,12 +11,15 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameS
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { ROOT } from '../lab/paths.js';
+import { buildInitramfs } from './vm-initramfs.js';
 import { CACHE_DIR, ensureRootfsTar, hostAptSource, imageHash, imageRecipe, type ImageRecipe } from './docker-image.js';
 
 /** What a VM needs beyond a container node: a kernel, an init, sshd, and sudo for Vagrant's user. */
 export const VM_PACKAGES = ['linux-image-amd64', 'systemd-sysv', 'udev', 'kmod', 'openssh-server', 'sudo'];
 /** Bump when the way the box is made from the rootfs changes. */
-const BOX_RECIPE = 1;
+const BOX_RECIPE = 2;
+/** Static, from Debian package busybox-static: the box's initramfs runs it. */
+export const BUSYBOX = '/bin/busybox';
 export const GUEST_INIT = join(ROOT, 'scripts', 'vm-guest-init.sh');
 /** The units a node boots with; every daemon a package enabled stays off (cnilab starts its own, by PID). */
 const KEEP_UNITS = ['ssh.service', 'cnilab-guest.service'];
@@ -60,7 +63,8 @@ WantedBy=multi-user.target
 `;
 
 // Many commands share one connection per VM (ssh ControlMaster): allow that many sessions.
-const SSHD_CONFIG = 'PermitRootLogin prohibit-password\nUseDNS no\nMaxSessions 200\nMaxStartups 100\n';
+// No PAM: with no logind in the VM its session module only adds delay to every command.
+const SSHD_CONFIG = 'PermitRootLogin prohibit-password\nUsePAM no\nUseDNS no\nMaxSessions 200\nMaxStartups 100\n';
 
 /** The box's Vagrantfile: direct kernel boot, as cnilab boots it. */
 export function boxVagrantfile(): string {
@@ -158,8 +162,9 @@ export async function ensureBox(progress: (msg: string) => void = () => {}): Pro
     await must(['tar', '-C', root, '--numeric-owner', '-xf', tar], 'the box is unpacked with tar');
     customize(root);
     const paths = boxPaths(tmp);
-    copyFileSync(bootFile(root, 'vmlinuz-'), paths.kernel);
-    copyFileSync(bootFile(root, 'initrd.img-'), paths.initrd);
+    const kernel = bootFile(root, 'vmlinuz-');
+    writeFileSync(paths.initrd, buildInitramfs(root, kernel.replace(/.*\/vmlinuz-/, ''), BUSYBOX));
+    copyFileSync(kernel, paths.kernel);
     // Room to spare for what a lab writes (logs go to the host's directory, not here).
     const used = Number((await execa('du', ['-sxm', root])).stdout.split(/\s/)[0]);
     const sizeMb = Math.ceil(used * 1.3) + 1024;

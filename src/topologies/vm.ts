@@ -20,7 +20,7 @@ import { NODE_DIRS, nodeInitArgv } from './node-commands.js';
 import { UNDERLAY_BRIDGE, underlayNetns } from './netns.js';
 import { RemoteNodeBackend } from './remote-node.js';
 import { sshArgv, sshExitArgv, type SshTarget } from './ssh.js';
-import { ensureBox, type Box } from './vm-box.js';
+import { BUSYBOX, ensureBox, type Box } from './vm-box.js';
 
 export const QEMU = 'qemu-system-x86_64';
 const MGMT_BRIDGE = 'mgmt0';
@@ -40,7 +40,7 @@ export function vmPaths(lab: string) {
   return { dir, key: join(dir, 'id_ed25519'), sshConfig: join(dir, 'ssh-config'), controlDir: join(dir, 'ssh') };
 }
 
-/** A VM over SSH: the lab's config and key, logged in as root. */
+/** A VM over SSH: the lab's config and key, logged in as root (no sudo: under emulation it costs a second per command). */
 function sshTarget(lab: string, node: string): SshTarget {
   const p = vmPaths(lab);
   return { config: p.sshConfig, controlDir: p.controlDir, host: node, sudo: false };
@@ -193,6 +193,7 @@ export async function vmPreflight(): Promise<void> {
   ];
   const missing: string[] = [];
   for (const [cmd, pkg] of need) if (!(await hasCommand(cmd))) missing.push(`${cmd} (Debian package ${pkg})`);
+  if (!existsSync(BUSYBOX)) missing.push(`${BUSYBOX} (Debian package busybox-static)`);
   if (missing.length) throw new Error(`the vagrant backend boots its VMs with qemu; missing: ${missing.join(', ')}. scripts/setup.sh installs them`);
   if (!existsSync('/dev/net/tun')) throw new Error('the VMs need /dev/net/tun for their tap NICs, and it is missing');
 }
