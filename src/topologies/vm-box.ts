@@ -114,6 +114,8 @@ function customize(root: string): void {
     symlinkSync(src, join(wants, unit));
   }
   rmSync(join(root, 'etc/systemd/system/timers.target.wants'), { recursive: true, force: true });
+  // No screen: the console is the serial port (its getty comes from console=ttyS0), not tty1-6.
+  rmSync(join(root, 'etc/systemd/system/getty.target.wants'), { recursive: true, force: true });
   // Node.js at the host's path.
   mkdirSync(dirname(join(root, process.execPath)), { recursive: true });
   copyFileSync(process.execPath, join(root, process.execPath));
