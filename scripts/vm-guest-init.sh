@@ -33,13 +33,17 @@ dev=
 find_dev() {
   dev=
   for d in /sys/class/net/*; do
-    read -r addr <"$d/address" && [ "$addr" = "$1" ] && dev=${d##*/} && return
+    read -r hw <"$d/address" && [ "$hw" = "$1" ] && dev=${d##*/} && return
   done
 }
 first= second= i=0
 for nic in $nics; do
-  mac=${nic%%,*} rest=${nic#*,}
-  want=${rest%%,*} addr=${rest#"$want"} addr=${addr#,}
+  # One assignment per line: dash expands a line's assignments before making any of them.
+  mac=${nic%%,*}
+  rest=${nic#*,}
+  want=${rest%%,*}
+  addr=${rest#"$want"}
+  addr=${addr#,}
   n=0
   find_dev "$mac"
   while [ -z "$dev" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); find_dev "$mac"; done
@@ -61,8 +65,10 @@ for share in $shares; do rest=${share#*:}; paths="$paths ${rest%%:*}"; done
 # shellcheck disable=SC2086
 [ -z "$paths" ] || mkdir -p $paths
 for share in $shares; do
-  tag=${share%%:*} rest=${share#*:}
-  path=${rest%%:*} opt=rw
+  tag=${share%%:*}
+  rest=${share#*:}
+  path=${rest%%:*}
+  opt=rw
   [ "${rest##*:}" = ro ] && opt=ro
   mount -t 9p -o "trans=virtio,version=9p2000.L,msize=262144,cache=none,$opt" "$tag" "$path" || echo "cnilab: cannot mount $tag at $path" >&2
 done
