@@ -6,8 +6,10 @@
 #   cnilab.key=TYPE:BASE64                 root's SSH key
 #   cnilab.share=TAG:PATH[:ro]             a 9p share of the host mounted at PATH (the host's own path)
 # Shell builtins wherever they do: under software emulation every process costs.
+# CNILAB_GUEST_ROOT puts /proc, /sys, /etc and /root elsewhere (for its test).
 set -u
-read -r args </proc/cmdline
+R=${CNILAB_GUEST_ROOT:-}
+read -r args <"$R/proc/cmdline"
 name= key= nics= shares=
 for a in $args; do
   case $a in
@@ -19,20 +21,20 @@ for a in $args; do
 done
 
 if [ -n "$name" ]; then
-  echo "$name" >/proc/sys/kernel/hostname
-  echo "$name" >/etc/hostname
-  printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$name" >/etc/hosts
+  echo "$name" >"$R/proc/sys/kernel/hostname"
+  echo "$name" >"$R/etc/hostname"
+  printf '127.0.0.1 localhost\n127.0.1.1 %s\n' "$name" >"$R/etc/hosts"
 fi
 
 if [ -n "$key" ]; then
-  (umask 077 && mkdir -p /root/.ssh && echo "${key%%:*} ${key#*:} cnilab" >/root/.ssh/authorized_keys)
+  (umask 077 && mkdir -p "$R/root/.ssh" && echo "${key%%:*} ${key#*:} cnilab" >"$R/root/.ssh/authorized_keys")
 fi
 
 # NICs by MAC (the kernel's names depend on probe order): all to a temporary name first, then to theirs.
 dev=
 find_dev() {
   dev=
-  for d in /sys/class/net/*; do
+  for d in "$R"/sys/class/net/*; do
     read -r hw <"$d/address" && [ "$hw" = "$1" ] && dev=${d##*/} && return
   done
 }
