@@ -17,7 +17,7 @@ import { CACHE_DIR, ensureRootfsTar, hostAptSource, imageHash, imageRecipe, type
 /** What a VM needs beyond a container node: a kernel, an init, sshd, and sudo for Vagrant's user. */
 export const VM_PACKAGES = ['linux-image-amd64', 'systemd-sysv', 'udev', 'kmod', 'openssh-server', 'sudo'];
 /** Bump when the way the box is made from the rootfs changes. */
-const BOX_RECIPE = 2;
+const BOX_RECIPE = 3;
 /** Static, from Debian package busybox-static: the box's initramfs runs it. */
 export const BUSYBOX = '/bin/busybox';
 export const GUEST_INIT = join(ROOT, 'scripts', 'vm-guest-init.sh');
@@ -89,6 +89,10 @@ function customize(root: string): void {
   w('etc/fstab', '/dev/vda / ext4 defaults,noatime 0 0\n');
   w('etc/hostname', 'node\n');
   w('etc/hosts', '127.0.0.1 localhost\n');
+  // Empty: each VM makes its own machine ID at boot. A shared one gives every VM the same
+  // MACs for its virtual devices (systemd derives them from it): two VTEPs with one MAC.
+  w('etc/machine-id', '');
+  rmSync(join(root, 'var/lib/dbus/machine-id'), { force: true });
   w('usr/local/sbin/cnilab-guest', readFileSync(GUEST_INIT, 'utf8'), 0o755);
   w('etc/systemd/system/cnilab-guest.service', GUEST_UNIT);
   w('etc/ssh/sshd_config.d/cnilab.conf', SSHD_CONFIG);
