@@ -32,7 +32,7 @@ PACKAGES=(
   # their disks (qemu-img), and libvirt with Vagrant's libvirt provider for the Vagrantfile;
   # e2fsprogs makes the box's root filesystem from a directory, openssh-client reaches the VMs.
   qemu-system-x86 qemu-utils e2fsprogs openssh-client
-  libvirt-daemon libvirt-daemon-system libvirt-clients dnsmasq-base vagrant-libvirt
+  libvirt-daemon libvirt-daemon-system libvirt-clients vagrant-libvirt
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -11,6 +11,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameS
 import { dirname, join } from 'node:path';
 import { execa } from 'execa';
 import { ROOT } from '../lab/paths.js';
+import { isRunning } from '../lab/processes.js';
 import { buildInitramfs } from './vm-initramfs.js';
 import { CACHE_DIR, ensureRootfsTar, hostAptSource, imageHash, imageRecipe, type ImageRecipe } from './docker-image.js';
 
@@ -156,6 +157,7 @@ export async function ensureBox(progress: (msg: string) => void = () => {}): Pro
   const hash = boxHash(r, readFileSync(GUEST_INIT, 'utf8'), { path: process.execPath, version: process.version });
   const dir = join(CACHE_DIR, `vm-box-${hash}`);
   if (existsSync(join(dir, 'metadata.json'))) return { ...boxPaths(dir), hash };
+  removeStaleBuilds();
   const t0 = Date.now();
   progress(`building the VM box ${hash} (once per machine, a few minutes; kept in ${dir})`);
   const tar = await ensureRootfsTar(r, progress, 'vm');
@@ -193,6 +195,14 @@ export async function ensureBox(progress: (msg: string) => void = () => {}): Pro
     throw e;
   } finally {
     rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
+/** Half-built boxes of builds that were killed (their process is gone). */
+function removeStaleBuilds(): void {
+  for (const f of readdirSync(CACHE_DIR)) {
+    const m = /^vm-box-[0-9a-f]{16}\.tmp-(\d+)$/.exec(f);
+    if (m && !isRunning(Number(m[1]))) rmSync(join(CACHE_DIR, f), { recursive: true, force: true });
   }
 }
 
