@@ -184,7 +184,8 @@ export async function ensureBox(progress: (msg: string) => void = () => {}): Pro
     rmSync(root, { recursive: true, force: true });
     writeFileSync(join(tmp, 'metadata.json'), JSON.stringify({ provider: 'libvirt', format: 'qcow2', virtual_size: Math.ceil(sizeMb / 1024) }) + '\n');
     writeFileSync(join(tmp, 'Vagrantfile'), boxVagrantfile());
-    renameSync(tmp, dir);
+    // Another build of the same box may have finished first: then its box is the one.
+    if (!existsSync(join(dir, 'metadata.json'))) renameSync(tmp, dir);
     pruneBoxes(dir);
     progress(`  box ready in ${Math.round((Date.now() - t0) / 1000)} s`);
     return { ...boxPaths(dir), hash };
