@@ -44,8 +44,6 @@ export interface Started {
 
 export interface Backend {
   readonly kind: string;
-  /** How many times slower than the host its nodes run (VMs under software emulation): deadlines for daemons to come up stretch by it. */
-  readonly timeScale?: number;
   /** Build the underlay and the nodes. On failure everything made so far is removed. */
   up(): Promise<void>;
   /** Remove everything this lab made; safe to call twice. */

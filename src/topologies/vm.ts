@@ -20,6 +20,7 @@ import { NODE_DIRS, nodeInitArgv } from './node-commands.js';
 import { UNDERLAY_BRIDGE, underlayNetns } from './netns.js';
 import { RemoteNodeBackend } from './remote-node.js';
 import { sshArgv, sshExitArgv, type SshTarget } from './ssh.js';
+import { stretchDeadlines } from '../util/wait.js';
 import { BUSYBOX, ensureBox, type Box } from './vm-box.js';
 
 export const QEMU = 'qemu-system-x86_64';
@@ -205,11 +206,10 @@ function freeGb(dir: string): number {
 }
 
 /** Deadlines for daemons stretch this much under software emulation (measured: agents start 5-10x slower). */
-const TCG_TIME_SCALE = 10;
+const TCG_STRETCH = 10;
 
 export class QemuVmBackend extends RemoteNodeBackend {
   readonly kind = 'vagrant';
-  timeScale = 1;
 
   private get netns(): string {
     return underlayNetns(this.topo.lab);
@@ -230,7 +230,7 @@ export class QemuVmBackend extends RemoteNodeBackend {
       const accel = await chooseAccel(box, p.dir);
       if (accel.accel === 'tcg') this.log(`KVM unusable here: ${accel.reason}; using software emulation`);
       this.state.update((s) => (s.vm!.accel = accel.accel));
-      if (accel.accel === 'tcg') this.timeScale = TCG_TIME_SCALE;
+      if (accel.accel === 'tcg') stretchDeadlines(TCG_STRETCH);
 
       // The lab's namespace: the underlay bridge, the management bridge, a tap on each per VM.
       this.state.update((s) => s.netns.push(this.netns));
@@ -314,6 +314,7 @@ export class QemuVmBackend extends RemoteNodeBackend {
   }
 
   async down(): Promise<void> {
+    stretchDeadlines(1);
     await cleanVmLab(this.topo.lab);
   }
 

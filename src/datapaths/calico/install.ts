@@ -119,7 +119,6 @@ async function waitForStatus(backend: Backend, node: NodeSpec, ok: (s: NodeStatu
  */
 async function waitForMesh(backend: Backend, node: NodeSpec, peers: NodeSpec[], blocks: Map<NodeSpec, string[]>, timeoutMs: number): Promise<void> {
   const socket = backend.nodePath(node.name, CALICO_PATHS.birdSocket);
-  timeoutMs *= backend.timeScale ?? 1;
   let last = '';
   await waitUntil(
     async () => {

@@ -107,7 +107,6 @@ export function ciliumConfList(backend: Backend, node: string, podCIDR: string, 
 
 /** The agent's ready file; a fatal error in its log ends the wait at once, quoted. */
 async function waitForAgent(backend: Backend, node: string, timeoutMs: number): Promise<string> {
-  timeoutMs *= backend.timeScale ?? 1;
   return waitUntil(
     async () => {
       const ready = await backend.readFile(node, AGENT_READY);

@@ -64,7 +64,7 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
 
 async function waitForRoute(backend: Backend, node: string, route: string, timeoutMs: number): Promise<void> {
   await waitUntil(async () => (await backend.exec(node, ['ip', 'route', 'show', route], { allowFailure: true })).stdout.trim() !== '', {
-    timeoutMs: timeoutMs * (backend.timeScale ?? 1),
+    timeoutMs,
     intervalMs: 50,
     what: `flanneld on ${node} to route ${route}`,
     hint: () => `see ${backend.nodePath(node, '/var/log/flanneld.log')}`,
@@ -90,7 +90,6 @@ export function flannelConfList(backend: Backend, node: string): ConfList {
 }
 
 export async function waitForFile(backend: Backend, node: string, path: string, timeoutMs: number): Promise<string> {
-  timeoutMs *= backend.timeScale ?? 1;
   return waitUntil(async () => (await backend.readFile(node, path)) || undefined, {
     timeoutMs,
     what: `${path} to appear on ${node}`,
