@@ -205,8 +205,8 @@ function freeGb(dir: string): number {
   return (s.bavail * s.bsize) / 2 ** 30;
 }
 
-/** Deadlines for daemons stretch this much under software emulation (measured: agents start 5-10x slower). */
-const TCG_STRETCH = 10;
+/** Deadlines stretch this much under software emulation: agents start 5-10x slower, more on a busy machine. */
+const TCG_STRETCH = 30;
 
 export class QemuVmBackend extends RemoteNodeBackend {
   readonly kind = 'vagrant';

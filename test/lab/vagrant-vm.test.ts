@@ -81,14 +81,14 @@ describe('vagrant backend: VMs booted with qemu', function () {
   it('a VM not up within its time is named, with the last lines of its console, and nothing is left', async () => {
     const instance = 'vmt';
     const saved = process.env.CNILAB_VM_BOOT_TIMEOUT;
-    process.env.CNILAB_VM_BOOT_TIMEOUT = '30';
+    process.env.CNILAB_VM_BOOT_TIMEOUT = '90';
     try {
       const inst = LabInstance.open('flannel-vxlan', { name: instance, backend: 'vagrant' }, new QuietReporter());
       const err = await inst.backend.up().then(
         () => undefined,
         (e: Error) => e,
       );
-      expect(err?.message).to.match(/VM (master|worker) did not come up within 30 s/);
+      expect(err?.message).to.match(/VM (master|worker) did not come up within 90 s/);
       expect(err?.message).to.include('last console lines');
       expect(err?.message).to.match(/\| \S/); // at least one console line (the kernel's first words)
     } finally {
