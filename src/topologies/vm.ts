@@ -84,6 +84,8 @@ export function kernelCmdline(s: VmSpec): string {
     `cnilab.nic=${mac(s.index, 2)},mgmt0,${mgmtAddress(s.index)}/24`,
     `cnilab.key=${type}:${blob}`,
     ...shares(s.lab).map((sh) => `cnilab.share=${sh.tag}:${sh.path}${sh.readonly ? ':ro' : ''}`),
+    // Last, so it wins over what comes before: kernel options for debugging, or a setting to override.
+    ...(process.env.CNILAB_VM_APPEND ? [process.env.CNILAB_VM_APPEND] : []),
   ].join(' ');
 }
 

@@ -80,21 +80,27 @@ describe('vagrant backend: VMs booted with qemu', function () {
 
   it('a VM not up within its time is named, with the last lines of its console, and nothing is left', async () => {
     const instance = 'vmt';
-    const saved = process.env.CNILAB_VM_BOOT_TIMEOUT;
-    process.env.CNILAB_VM_BOOT_TIMEOUT = '90';
+    const saved = { ...process.env };
+    // The VMs boot, but with another key for root than the lab's: SSH never lets the lab in.
+    process.env.CNILAB_VM_APPEND = 'cnilab.key=ssh-ed25519:AAAAC3NzaC1lZDI1NTE5AAAAIHNvbWVvbmUgZWxzZSdzIGtleSwgbm90IHRoZSBsYWJzIQ';
+    process.env.CNILAB_VM_BOOT_TIMEOUT = '60';
     try {
       const inst = LabInstance.open('flannel-vxlan', { name: instance, backend: 'vagrant' }, new QuietReporter());
       const err = await inst.backend.up().then(
         () => undefined,
         (e: Error) => e,
       );
-      expect(err?.message).to.match(/VM (master|worker) did not come up within 90 s/);
+      if (!err) await inst.backend.down();
+      expect(err?.message).to.match(/VM (master|worker) did not come up within 60 s/);
       expect(err?.message).to.include('last console lines');
-      expect(err?.message).to.match(/\| \S/); // at least one console line (the kernel's first words)
+      expect(err?.message).to.match(/\n {2}\| \S/); // at least one console line (60 s is past the kernel's first words)
     } finally {
-      if (saved === undefined) delete process.env.CNILAB_VM_BOOT_TIMEOUT;
-      else process.env.CNILAB_VM_BOOT_TIMEOUT = saved;
+      process.env.CNILAB_VM_APPEND = saved.CNILAB_VM_APPEND;
+      process.env.CNILAB_VM_BOOT_TIMEOUT = saved.CNILAB_VM_BOOT_TIMEOUT;
+      if (saved.CNILAB_VM_APPEND === undefined) delete process.env.CNILAB_VM_APPEND;
+      if (saved.CNILAB_VM_BOOT_TIMEOUT === undefined) delete process.env.CNILAB_VM_BOOT_TIMEOUT;
     }
     expect(leftovers(instance)).to.deep.equal([]);
   });
+
 });
