@@ -28,6 +28,11 @@ PACKAGES=(
   chromium tmux
   # The docker backend: a private dockerd, its node image made with debootstrap; the Vagrantfile checked with vagrant.
   docker.io debootstrap vagrant
+  # The vagrant backend's VMs: qemu (KVM where it works, else software emulation),
+  # their disks (qemu-img), and libvirt with Vagrant's libvirt provider for the Vagrantfile;
+  # e2fsprogs makes the box's root filesystem from a directory, openssh-client reaches the VMs.
+  qemu-system-x86 qemu-utils e2fsprogs openssh-client
+  libvirt-daemon libvirt-daemon-system libvirt-clients vagrant-libvirt
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

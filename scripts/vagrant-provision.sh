@@ -16,8 +16,15 @@ packages)
   printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
   chmod 755 /usr/sbin/policy-rc.d
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends nodejs "$@" >/dev/null
+  # cnilab's own box has every package already: then provisioning needs no network.
+  missing=
+  for p in "$@"; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing="$missing $p"; done
+  command -v node >/dev/null || missing="$missing nodejs"
+  if [ -n "$missing" ]; then
+    apt-get update -qq
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  fi
   if [ ! -e "$node_binary" ]; then
     mkdir -p "$(dirname "$node_binary")"
     ln -s "$(command -v node)" "$node_binary"

@@ -34,6 +34,8 @@ export interface LabState {
   hosts?: { inventory: string; sshConfig: string; nodes: Record<string, HostNodeRecord> };
   /** The underlay the lab runs with, where the backend's differs from the lab file's (hosts: read from their interfaces). */
   topology?: { underlay: string; nodes: { name: string; address: string }[] };
+  /** Vagrant backend booting its VMs with qemu: each VM's qemu process (host PIDs), in the lab's own namespace. */
+  vm?: { accel?: string; qemu: ProcessRecord[] };
 }
 
 export interface HostNodeRecord {

@@ -120,20 +120,29 @@ async function removeBuildDir(dir: string): Promise<void> {
   await execa('rm', ['-rf', '--one-file-system', dir], { reject: false });
 }
 
-/** The cached rootfs tarball for `hash`, built with debootstrap when missing. */
-export async function ensureRootfsTar(r: ImageRecipe, progress: (msg: string) => void = () => {}): Promise<string> {
+/**
+ * The cached rootfs tarball for `hash`, built with debootstrap when missing.
+ * `kind` names the file (node-<hash>.tar for containers, vm-<hash>.tar for VMs).
+ */
+export async function ensureRootfsTar(r: ImageRecipe, progress: (msg: string) => void = () => {}, kind = 'node'): Promise<string> {
   const hash = imageHash(r);
-  const tar = join(CACHE_DIR, `node-${hash}.tar`);
+  const tar = join(CACHE_DIR, `${kind}-${hash}.tar`);
   if (existsSync(tar)) return tar;
   mkdirSync(CACHE_DIR, { recursive: true });
   const { mirror } = hostAptSource();
   const target = join(CACHE_DIR, `build-${hash}-${process.pid}`);
   const log = join(CACHE_DIR, `build-${hash}.log`);
-  progress(`building the node image ${imageRef(hash)} with debootstrap (once; about a minute; log ${log})`);
+  progress(`building the ${kind === 'node' ? `node image ${imageRef(hash)}` : `${kind} root filesystem ${hash}`} with debootstrap (once; minutes; log ${log})`);
   await removeBuildDir(target);
   try {
     const argv = debootstrapArgv(r, mirror, target);
-    const res = await execa(argv[0], argv.slice(1), { reject: false, all: true });
+    const child = execa(argv[0], argv.slice(1), { reject: false, all: true });
+    // Where debootstrap is, every 15 s: a build takes minutes.
+    let last = '';
+    child.all?.on('data', (d: Buffer) => (last = String(d).trim().split('\n').pop() ?? last));
+    const t0 = Date.now();
+    const ticker = setInterval(() => progress(`  debootstrap, ${Math.round((Date.now() - t0) / 1000)} s: ${last}`), 15_000);
+    const res = await child.finally(() => clearInterval(ticker));
     writeFileSync(log, res.all ?? '');
     if (res.exitCode !== 0) {
       const missing = (res as { code?: string }).code === 'ENOENT';
@@ -150,7 +159,7 @@ export async function ensureRootfsTar(r: ImageRecipe, progress: (msg: string) =>
     writeFileSync(join(target, 'usr/sbin/policy-rc.d'), '#!/bin/sh\nexit 101\n', { mode: 0o755 });
     await execa('tar', ['-C', target, '--one-file-system', '-cf', `${tar}.tmp`, '.']);
     renameSync(`${tar}.tmp`, tar);
-    pruneCache(tar);
+    pruneCache(tar, kind);
     return tar;
   } finally {
     await removeBuildDir(target);
@@ -159,15 +168,15 @@ export async function ensureRootfsTar(r: ImageRecipe, progress: (msg: string) =>
 }
 
 /** Keep the newest tarballs only (this one and the one before, for going back and forth between versions). */
-function pruneCache(keep: string, count = 2): void {
+function pruneCache(keep: string, kind: string, count = 2): void {
   const tars = readdirSync(CACHE_DIR)
-    .filter((f) => /^node-[0-9a-f]{16}\.tar$/.test(f))
+    .filter((f) => new RegExp(`^${kind}-[0-9a-f]{16}\\.tar$`).test(f))
     .map((f) => join(CACHE_DIR, f))
     .filter((f) => f !== keep)
     .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
   for (const old of tars.slice(count - 1)) {
     rmSync(old, { force: true });
-    rmSync(old.replace(/node-([0-9a-f]{16})\.tar$/, 'build-$1.log'), { force: true });
+    rmSync(join(CACHE_DIR, `build-${old.slice(-20, -4)}.log`), { force: true });
   }
 }
 

@@ -5,8 +5,9 @@ import type { Backend, Topology } from './backend.js';
 import { cleanNetnsLab, cleanNetnsOrphans, NetnsBackend } from './netns.js';
 import { cleanDockerLab, cleanDockerOrphans, DockerBackend } from './docker.js';
 import { cleanVagrantLab, VagrantBackend } from './vagrant.js';
+import { cleanVmLab, QemuVmBackend } from './vm.js';
 import { cleanHostsLab, HostsBackend } from './hosts.js';
-import type { StateFile } from '../lab/state.js';
+import { readState, type StateFile } from '../lab/state.js';
 
 /** What `run`/`up` pass a backend beyond the topology. */
 export interface BackendOptions {
@@ -40,7 +41,12 @@ const BACKENDS: Record<string, BackendEntry> = {
       return [...r.containers, ...r.networks];
     },
   },
-  vagrant: { create: (t, s) => new VagrantBackend(t, s), clean: cleanVagrantLab },
+  // VMs booted with qemu by cnilab; CNILAB_VAGRANT_DRIVER=vagrant drives Vagrant and its provider instead.
+  // Labs whose VMs cnilab booted record their qemu processes: that tells the cleaners apart.
+  vagrant: {
+    create: (t, s) => (process.env.CNILAB_VAGRANT_DRIVER === 'vagrant' ? new VagrantBackend(t, s) : new QemuVmBackend(t, s)),
+    clean: (lab) => (readState(lab)?.vm ? cleanVmLab(lab) : cleanVagrantLab(lab)),
+  },
   hosts: { create: (t, s, o) => new HostsBackend(t, s, o.inventory, { install: o.install }), clean: cleanHostsLab, inventory: true },
 };
 

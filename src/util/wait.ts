@@ -18,6 +18,14 @@ export interface WaitOptions {
   hint?: () => string;
 }
 
+/** How many times slower than this machine a lab's nodes run: VMs under software emulation set it. */
+let stretch = 1;
+
+/** Every deadline of waitUntil stretches by `factor` (1: as written) until set again. */
+export function stretchDeadlines(factor: number): void {
+  stretch = factor;
+}
+
 /**
  * Calls `probe` until it returns something other than undefined or false, and
  * returns that. A probe that throws ends the wait with its error (a fatal line in
@@ -25,13 +33,14 @@ export interface WaitOptions {
  * naming what it waited for.
  */
 export async function waitUntil<T>(probe: () => Promise<T | undefined | false> | T | undefined | false, opts: WaitOptions): Promise<T> {
-  const deadline = Date.now() + opts.timeoutMs;
+  const timeoutMs = opts.timeoutMs * stretch;
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await probe();
     if (v !== undefined && v !== false) return v;
     if (Date.now() >= deadline) {
       const hint = opts.hint?.();
-      throw new WaitTimeoutError(`timed out after ${opts.timeoutMs / 1000} s waiting for ${opts.what}${hint ? `; ${hint}` : ''}`);
+      throw new WaitTimeoutError(`timed out after ${timeoutMs / 1000} s waiting for ${opts.what}${hint ? `; ${hint}` : ''}`);
     }
     await sleep(opts.intervalMs ?? 20);
   }

@@ -11,6 +11,7 @@ import type { FlannelNetwork } from './schema.js';
 import type { NetworkConfig } from './types.js';
 import { waitUntil } from '../../util/wait.js';
 import { prepareWireguard, wireguardImplementation } from './wireguard-install.js';
+import { formatCidr, networkCidr, parseCidr } from '../../net/ipnet.js';
 
 export const FLANNEL_PREFIX = '/coreos.com/network';
 
@@ -29,6 +30,7 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
   await etcdPut(backend, control, `${FLANNEL_PREFIX}/config`, JSON.stringify(config));
 
   const wireguard = network.backend === 'wireguard' ? await wireguardImplementation() : undefined;
+  const peerRoutes = new Map<string, string>();
   for (const node of nodes) {
     const wgFlags = wireguard ? await prepareWireguard(backend, node, wireguard, progress) : [];
     await backend.start(node.name, 'flanneld', [
@@ -45,8 +47,28 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
     const env = await waitForFile(backend, node.name, '/run/flannel/subnet.env', 10_000);
     const subnets = [...env.matchAll(/^FLANNEL_(?:IPV6_)?SUBNET=(\S+)/gm)].map((m) => m[1]);
     progress(`flanneld on ${node.name}: ${subnets.join(' ')}`);
+    const own = env.match(/^FLANNEL_SUBNET=(\S+)/m)?.[1];
+    const cidr = own ? parseCidr(own) : undefined;
+    if (cidr) peerRoutes.set(node.name, formatCidr(networkCidr(cidr)));
     await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(flannelConfList(backend, node.name), null, 2));
   }
+  // The network is up when every node routes every other node's subnet: on slow nodes (VMs under
+  // emulation) an agent writes its subnet file well before it programs its peers. vxlan and host-gw
+  // route each peer's subnet; udp and wireguard route the whole network through their device.
+  if (network.backend === 'vxlan' || network.backend === 'host-gw') {
+    for (const node of nodes) {
+      for (const [peer, route] of peerRoutes) if (peer !== node.name) await waitForRoute(backend, node.name, route, 10_000);
+    }
+  }
+}
+
+async function waitForRoute(backend: Backend, node: string, route: string, timeoutMs: number): Promise<void> {
+  await waitUntil(async () => (await backend.exec(node, ['ip', 'route', 'show', route], { allowFailure: true })).stdout.trim() !== '', {
+    timeoutMs,
+    intervalMs: 50,
+    what: `flanneld on ${node} to route ${route}`,
+    hint: () => `see ${backend.nodePath(node, '/var/log/flanneld.log')}`,
+  });
 }
 
 export function flannelConfList(backend: Backend, node: string): ConfList {

@@ -1,0 +1,364 @@
+// The vagrant backend's VMs booted by cnilab itself with qemu, from the box
+// built locally (vm-box.ts), for machines where Vagrant's providers cannot
+// run. Each node is a qemu process started by PID inside a network namespace
+// of the lab's own, which holds the underlay bridge (the lessons' addresses on
+// the VMs' eth0) and a management bridge that only SSH uses; nothing touches
+// the root namespace. KVM where it works, else software emulation, said so.
+// Commands go over one kept-open SSH connection per VM, as with Vagrant.
+import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync, closeSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { CommandError, inNetns, netnsPath, run, startDetached, type RunResult } from '../net/exec.js';
+import { Ip } from '../net/ip.js';
+import { addNetns, deleteNetns, netnsInode } from '../net/netns.js';
+import { ROOT } from '../lab/paths.js';
+import { isRunning, pidsInNetns, stopPid, stopRecorded } from '../lab/processes.js';
+import { labDir, processStartTime, readState } from '../lab/state.js';
+import type { CommandOptions, ExecOptions } from './backend.js';
+import { CACHE_DIR } from './docker-image.js';
+import { NODE_DIRS, nodeInitArgv } from './node-commands.js';
+import { UNDERLAY_BRIDGE, underlayNetns } from './netns.js';
+import { RemoteNodeBackend } from './remote-node.js';
+import { sshArgv, sshExitArgv, type SshTarget } from './ssh.js';
+import { stretchDeadlines } from '../util/wait.js';
+import { BUSYBOX, ensureBox, type Box } from './vm-box.js';
+
+export const QEMU = 'qemu-system-x86_64';
+const MGMT_BRIDGE = 'mgmt0';
+/** The management network, only inside the lab's namespace: the host end and one address per VM. */
+const MGMT_PREFIX = '100.127.0';
+const BOX_SPACE_GB = 3;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export interface Accel {
+  accel: 'kvm' | 'tcg';
+  /** Why not KVM, when not. */
+  reason?: string;
+}
+
+export function vmPaths(lab: string) {
+  const dir = join(labDir(lab), 'vm');
+  return { dir, key: join(dir, 'id_ed25519'), sshConfig: join(dir, 'ssh-config'), controlDir: join(dir, 'ssh') };
+}
+
+/** A VM over SSH: the lab's config and key, logged in as root (no sudo: under emulation it costs a second per command). */
+function sshTarget(lab: string, node: string): SshTarget {
+  const p = vmPaths(lab);
+  return { config: p.sshConfig, controlDir: p.controlDir, host: node, sudo: false };
+}
+
+export const vmDisk = (lab: string, node: string) => join(vmPaths(lab).dir, `${node}.qcow2`);
+export const vmConsole = (lab: string, node: string) => join(vmPaths(lab).dir, `${node}.console`);
+const tapName = (kind: 'u' | 'm', i: number, node: string) => `${kind}${i}-${node}`.slice(0, 15);
+export const mgmtAddress = (i: number) => `${MGMT_PREFIX}.${i + 2}`;
+const mac = (i: number, nic: number) => `52:54:00:00:${(i + 1).toString(16).padStart(2, '0')}:0${nic}`;
+
+/** The host folders every VM sees at the host's paths: the bundle and its modules read-only, the lab's directory read-write. */
+export function shares(lab: string): { tag: string; path: string; readonly: boolean }[] {
+  return [
+    { tag: 'dist', path: join(ROOT, 'dist'), readonly: true },
+    { tag: 'modules', path: join(ROOT, 'node_modules'), readonly: true },
+    { tag: 'lab', path: labDir(lab), readonly: false },
+  ];
+}
+
+export interface VmSpec {
+  lab: string;
+  node: string;
+  index: number;
+  address: string;
+  prefix: number;
+  box: Box;
+  accel: Accel['accel'];
+  publicKey: string;
+  memoryMb: number;
+}
+
+/** The kernel command line: what the box's setup script (scripts/vm-guest-init.sh) reads. */
+export function kernelCmdline(s: VmSpec): string {
+  const [type, blob] = s.publicKey.trim().split(/\s+/);
+  return [
+    'root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1',
+    `cnilab.hostname=${s.node}`,
+    `cnilab.nic=${mac(s.index, 1)},eth0,${s.address}/${s.prefix}`,
+    `cnilab.nic=${mac(s.index, 2)},mgmt0,${mgmtAddress(s.index)}/24`,
+    `cnilab.key=${type}:${blob}`,
+    ...shares(s.lab).map((sh) => `cnilab.share=${sh.tag}:${sh.path}${sh.readonly ? ':ro' : ''}`),
+    // Last, so it wins over what comes before: kernel options for debugging, or a setting to override.
+    ...(process.env.CNILAB_VM_APPEND ? [process.env.CNILAB_VM_APPEND] : []),
+  ].join(' ');
+}
+
+/** The qemu command line of one VM: direct kernel boot, virtio disk and NICs (taps made beforehand), 9p shares, serial console to a file. */
+export function qemuArgv(s: VmSpec): string[] {
+  const argv = [
+    QEMU, '-name', `${s.lab}-${s.node}`,
+    '-accel', s.accel, ...(s.accel === 'kvm' ? ['-cpu', 'host'] : []),
+    '-m', String(s.memoryMb), '-smp', '1',
+    '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+    '-kernel', s.box.kernel, '-initrd', s.box.initrd, '-append', kernelCmdline(s),
+    '-drive', `file=${vmDisk(s.lab, s.node)},if=virtio,format=qcow2`,
+    '-device', 'virtio-rng-pci',
+    '-netdev', `tap,id=u,ifname=${tapName('u', s.index, s.node)},script=no,downscript=no`,
+    '-device', `virtio-net-pci,netdev=u,mac=${mac(s.index, 1)}`,
+    '-netdev', `tap,id=m,ifname=${tapName('m', s.index, s.node)},script=no,downscript=no`,
+    '-device', `virtio-net-pci,netdev=m,mac=${mac(s.index, 2)}`,
+    '-serial', `file:${vmConsole(s.lab, s.node)}`,
+  ];
+  for (const sh of shares(s.lab)) {
+    argv.push('-virtfs', `local,path=${sh.path},mount_tag=${sh.tag},security_model=passthrough,id=${sh.tag}${sh.readonly ? ',readonly=on' : ''}`);
+  }
+  return argv;
+}
+
+/** The SSH configuration of a lab's VMs: root with the lab's own key, over the management network. */
+export function sshConfigText(nodes: string[], key: string): string {
+  return nodes
+    .map((n, i) =>
+      [
+        `Host ${n}`,
+        `  HostName ${mgmtAddress(i)}`,
+        '  User root',
+        `  IdentityFile ${key}`,
+        '  IdentitiesOnly yes',
+        '  StrictHostKeyChecking no',
+        '  UserKnownHostsFile /dev/null',
+        '  LogLevel ERROR',
+        '  ConnectTimeout 10',
+        '  ServerAliveInterval 15',
+      ].join('\n'),
+    )
+    .join('\n\n') + '\n';
+}
+
+/** The last lines of a VM's serial console, for errors. */
+export function consoleTail(file: string, lines = 15): string {
+  try {
+    const text = readFileSync(file, 'utf8').replace(/\r/g, '').replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
+    return text.trimEnd().split('\n').slice(-lines).map((l) => `  | ${l}`).join('\n');
+  } catch {
+    return '  (no console output)';
+  }
+}
+
+/**
+ * KVM or software emulation: CNILAB_VM_ACCEL forces one; otherwise a test
+ * guest (the box's kernel with no root, which panics at once) must print its
+ * banner under KVM within 20 s. Where /dev/kvm is there but unusable for
+ * guests, qemu fails ("failed to set MSR") or the guest hangs: both mean emulation.
+ */
+export async function chooseAccel(box: Box, scratch: string): Promise<Accel> {
+  const forced = process.env.CNILAB_VM_ACCEL;
+  if (forced === 'kvm' || forced === 'tcg') return { accel: forced, reason: forced === 'tcg' ? 'CNILAB_VM_ACCEL=tcg' : undefined };
+  if (!existsSync('/dev/kvm')) return { accel: 'tcg', reason: 'no /dev/kvm' };
+  // The answer holds until the host reboots: probe once per boot.
+  const bootId = readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim();
+  const cache = join(CACHE_DIR, 'kvm-probe.json');
+  try {
+    const saved = JSON.parse(readFileSync(cache, 'utf8')) as Accel & { bootId: string };
+    if (saved.bootId === bootId) return { accel: saved.accel, reason: saved.reason };
+  } catch {
+    /* not probed yet on this boot */
+  }
+  const a = await probeKvm(box, scratch);
+  writeFileSync(cache, JSON.stringify({ ...a, bootId }) + '\n');
+  return a;
+}
+
+async function probeKvm(box: Box, scratch: string): Promise<Accel> {
+  const serial = join(scratch, 'kvm-probe.console');
+  const r = await execa(
+    QEMU,
+    ['-accel', 'kvm', '-cpu', 'host', '-m', '256', '-nodefaults', '-no-user-config', '-display', 'none', '-no-reboot',
+      '-kernel', box.kernel, '-append', 'console=ttyS0 panic=-1', '-serial', `file:${serial}`],
+    { reject: false, timeout: 20_000, all: true },
+  );
+  const banner = existsSync(serial) && readFileSync(serial, 'utf8').includes('Linux version');
+  rmSync(serial, { force: true });
+  if (banner) return { accel: 'kvm' };
+  const said = (r.all ?? '').trim().split('\n').filter((l) => !/module ui-ui/.test(l)).pop();
+  return { accel: 'tcg', reason: r.timedOut ? 'a test guest printed nothing under KVM in 20 s' : said || `qemu exited ${r.exitCode} under KVM` };
+}
+
+async function hasCommand(cmd: string): Promise<boolean> {
+  return (await run(['sh', '-c', `command -v ${cmd}`], { allowFailure: true })).exitCode === 0;
+}
+
+/** Everything the VMs need on the host, named by its Debian package. */
+export async function vmPreflight(): Promise<void> {
+  const need: [string, string][] = [
+    [QEMU, 'qemu-system-x86'],
+    ['qemu-img', 'qemu-utils'],
+    ['mke2fs', 'e2fsprogs'],
+    ['ssh', 'openssh-client'],
+    ['ssh-keygen', 'openssh-client'],
+    ['debootstrap', 'debootstrap'],
+  ];
+  const missing: string[] = [];
+  for (const [cmd, pkg] of need) if (!(await hasCommand(cmd))) missing.push(`${cmd} (Debian package ${pkg})`);
+  if (!existsSync(BUSYBOX)) missing.push(`${BUSYBOX} (Debian package busybox-static)`);
+  if (missing.length) throw new Error(`the vagrant backend boots its VMs with qemu; missing: ${missing.join(', ')}. scripts/setup.sh installs them`);
+  if (!existsSync('/dev/net/tun')) throw new Error('the VMs need /dev/net/tun for their tap NICs, and it is missing');
+}
+
+function freeGb(dir: string): number {
+  mkdirSync(dir, { recursive: true });
+  const s = statfsSync(dir);
+  return (s.bavail * s.bsize) / 2 ** 30;
+}
+
+/** Deadlines stretch this much under software emulation: agents start 5-10x slower, more on a busy machine. */
+const TCG_STRETCH = 30;
+
+export class QemuVmBackend extends RemoteNodeBackend {
+  readonly kind = 'vagrant';
+
+  private get netns(): string {
+    return underlayNetns(this.topo.lab);
+  }
+
+  private log(msg: string): void {
+    process.stderr.write(`${msg}\n`);
+  }
+
+  async up(): Promise<void> {
+    const { lab, nodes, underlay } = this.topo;
+    const p = vmPaths(lab);
+    this.state.update((s) => (s.vm = { qemu: [] }));
+    try {
+      await vmPreflight();
+      const box = await this.box();
+      mkdirSync(p.controlDir, { recursive: true });
+      const accel = await chooseAccel(box, p.dir);
+      if (accel.accel === 'tcg') this.log(`KVM unusable here: ${accel.reason}; using software emulation`);
+      this.state.update((s) => (s.vm!.accel = accel.accel));
+      if (accel.accel === 'tcg') stretchDeadlines(TCG_STRETCH);
+
+      // The lab's namespace: the underlay bridge, the management bridge, a tap on each per VM.
+      this.state.update((s) => s.netns.push(this.netns));
+      await addNetns(this.netns);
+      const batch: string[][] = [
+        ['link', 'set', 'lo', 'up'],
+        ['link', 'add', UNDERLAY_BRIDGE, 'type', 'bridge'],
+        ['link', 'set', UNDERLAY_BRIDGE, 'up'],
+        ['link', 'add', MGMT_BRIDGE, 'type', 'bridge'],
+        ['addr', 'add', `${MGMT_PREFIX}.1/24`, 'dev', MGMT_BRIDGE],
+        ['link', 'set', MGMT_BRIDGE, 'up'],
+      ];
+      for (const [i, n] of nodes.entries()) {
+        for (const [kind, bridge] of [['u', UNDERLAY_BRIDGE], ['m', MGMT_BRIDGE]] as const) {
+          const tap = tapName(kind, i, n.name);
+          batch.push(['tuntap', 'add', 'dev', tap, 'mode', 'tap'], ['link', 'set', tap, 'master', bridge, 'up']);
+        }
+      }
+      await new Ip(this.netns).batch(batch);
+
+      await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `cnilab-${lab}`, '-f', p.key]);
+      writeFileSync(p.sshConfig, sshConfigText(nodes.map((n) => n.name), p.key));
+      const publicKey = readFileSync(`${p.key}.pub`, 'utf8');
+      const memoryMb = Number(process.env.CNILAB_VM_MEMORY ?? 768);
+      const t0 = Date.now();
+      for (const [index, n] of nodes.entries()) {
+        await run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', box.image, vmDisk(lab, n.name)]);
+        this.boot({ lab, node: n.name, index, address: n.address, prefix: underlay.prefix, box, accel: accel.accel, publicKey, memoryMb });
+      }
+      const limit = Number(process.env.CNILAB_VM_BOOT_TIMEOUT ?? (accel.accel === 'kvm' ? 180 : 600)) * 1000;
+      await Promise.all(nodes.map((n) => this.waitForSsh(n.name, t0 + limit, limit)));
+      this.log(`  VMs up in ${((Date.now() - t0) / 1000).toFixed(0)} s (${accel.accel})`);
+      for (const n of nodes) await this.exec(n.name, nodeInitArgv(NODE_DIRS));
+      await this.checkUnderlay("The VMs' eth0 NICs are taps on the underlay bridge in the lab's namespace: check that bridge.");
+      this.state.update((s) => (s.status = 'up'));
+    } catch (e) {
+      await this.down();
+      throw e;
+    }
+  }
+
+  private async box(): Promise<Box> {
+    try {
+      return await ensureBox((m) => this.log(m));
+    } catch (e) {
+      const free = freeGb(CACHE_DIR);
+      if (free < BOX_SPACE_GB) throw new Error(`no space for the VM box: ${free.toFixed(1)} GB free in ${CACHE_DIR}, about ${BOX_SPACE_GB} GB needed. ${(e as Error).message}`);
+      throw e;
+    }
+  }
+
+  /** Start one VM's qemu inside the lab's namespace; its PID is recorded before this returns. */
+  private boot(spec: VmSpec): void {
+    const out = openSync(join(vmPaths(spec.lab).dir, `${spec.node}.qemu.log`), 'a');
+    try {
+      // nsenter execs qemu in place: the PID is qemu's.
+      const pid = startDetached(inNetns(this.netns, QEMU, qemuArgv(spec).slice(1)), { stdout: out, stderr: out });
+      const startTime = processStartTime(pid) ?? 0;
+      this.state.update((s) => s.vm!.qemu.push({ pid, startTime, name: 'qemu', node: spec.node }));
+    } finally {
+      closeSync(out);
+    }
+  }
+
+  /** Wait until the VM answers over SSH; a VM that stops or is late is named, with its console's last lines. */
+  private async waitForSsh(node: string, deadline: number, limit: number): Promise<void> {
+    const { lab } = this.topo;
+    const rec = this.state.state.vm!.qemu.find((q) => q.node === node)!;
+    for (;;) {
+      if (!isRunning(rec.pid)) {
+        const qlog = readFileSync(join(vmPaths(lab).dir, `${node}.qemu.log`), 'utf8').trim();
+        throw new Error(`VM ${node} stopped while booting${qlog ? `: ${qlog.split('\n').filter((l) => !/module ui-ui/.test(l)).join('; ')}` : ''}\nlast console lines:\n${consoleTail(vmConsole(lab, node))}`);
+      }
+      const r = await this.exec(node, ['true'], { allowFailure: true });
+      if (r.exitCode === 0) return;
+      if (Date.now() > deadline) {
+        throw new Error(`VM ${node} did not come up within ${limit / 1000} s (CNILAB_VM_BOOT_TIMEOUT); last console lines (${vmConsole(lab, node)}):\n${consoleTail(vmConsole(lab, node))}`);
+      }
+      await sleep(2000);
+    }
+  }
+
+  async down(): Promise<void> {
+    stretchDeadlines(1);
+    await cleanVmLab(this.topo.lab);
+  }
+
+  /** The argv of ssh to a node, run inside the lab's namespace (the management network is only there). */
+  private sshArgv(node: string, argv: string[], env?: Record<string, string>): string[] {
+    const ssh = sshArgv(sshTarget(this.topo.lab, node), argv, env);
+    return inNetns(this.netns, ssh[0], ssh.slice(1));
+  }
+
+  async exec(node: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
+    const r = await run(this.sshArgv(node, argv, opts.env), { input: opts.input, allowFailure: true });
+    if (r.exitCode !== 0 && !opts.allowFailure) throw new CommandError(argv, r.exitCode, r.stderr || r.stdout, r.stdout);
+    return r;
+  }
+
+  protected nodeCommand(node: string, argv: string[], opts: CommandOptions = {}): string[] {
+    const ssh = sshArgv(sshTarget(this.topo.lab, node), argv, undefined, { tty: opts.tty });
+    return inNetns(this.netns, ssh[0], ssh.slice(1));
+  }
+}
+
+/**
+ * Remove a lab's VMs and everything around them: the shared SSH connections,
+ * the recorded qemu processes (by PID and start time), whatever else still
+ * lives in the lab's namespace, the namespace (taps and bridges go with it),
+ * then the lab's directory (disks, consoles, key). Works from the state file
+ * and the namespace's name, so a runner killed while VMs boot leaves nothing.
+ */
+export async function cleanVmLab(lab: string): Promise<{ unreachable?: string }> {
+  const state = readState(lab);
+  const p = vmPaths(lab);
+  const ns = underlayNetns(lab);
+  if (existsSync(p.sshConfig) && existsSync(netnsPath(ns))) {
+    for (const node of [...readFileSync(p.sshConfig, 'utf8').matchAll(/^Host\s+(\S+)/gm)].map((m) => m[1])) {
+      const a = sshExitArgv(sshTarget(lab, node));
+      await run(inNetns(ns, a[0], a.slice(1)), { allowFailure: true });
+    }
+  }
+  await Promise.all((state?.vm?.qemu ?? []).map((q) => stopRecorded(q)));
+  const inode = netnsInode(netnsPath(ns));
+  if (inode !== undefined) await Promise.all(pidsInNetns(new Set([inode])).map((pid) => stopPid(pid)));
+  await deleteNetns(ns);
+  rmSync(labDir(lab), { recursive: true, force: true });
+  return {};
+}

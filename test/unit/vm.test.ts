@@ -1,0 +1,126 @@
+// The pure parts of the VMs the vagrant backend boots with qemu: the modules
+// the box's initramfs loads and in which order, the archive the kernel
+// unpacks, and the command lines of qemu and of the guest's kernel.
+import { expect } from 'chai';
+import { execa } from 'execa';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cpioNewc, moduleLoadOrder } from '../../src/topologies/vm-initramfs.js';
+import { kernelCmdline, qemuArgv, sshConfigText, vmDisk } from '../../src/topologies/vm.js';
+import { GUEST_INIT } from '../../src/topologies/vm-box.js';
+
+const DEP = [
+  'kernel/fs/ext4/ext4.ko: kernel/lib/crc16.ko kernel/fs/mbcache.ko kernel/fs/jbd2/jbd2.ko',
+  'kernel/fs/jbd2/jbd2.ko:',
+  'kernel/crypto/crc32c_generic.ko:',
+  'kernel/drivers/virtio/virtio_pci.ko: kernel/drivers/virtio/virtio_pci_legacy_dev.ko kernel/drivers/virtio/virtio_pci_modern_dev.ko kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko',
+  'kernel/drivers/block/virtio_blk.ko: kernel/drivers/virtio/virtio_ring.ko kernel/drivers/virtio/virtio.ko',
+].join('\n');
+
+describe('VMs: the box initramfs and the qemu command line', () => {
+  it('loads each module once, after what it depends on', () => {
+    expect(moduleLoadOrder(DEP, ['virtio_pci', 'virtio_blk', 'ext4'])).to.deep.equal([
+      'kernel/drivers/virtio/virtio.ko',
+      'kernel/drivers/virtio/virtio_ring.ko',
+      'kernel/drivers/virtio/virtio_pci_modern_dev.ko',
+      'kernel/drivers/virtio/virtio_pci_legacy_dev.ko',
+      'kernel/drivers/virtio/virtio_pci.ko',
+      'kernel/drivers/block/virtio_blk.ko',
+      'kernel/fs/jbd2/jbd2.ko',
+      'kernel/fs/mbcache.ko',
+      'kernel/lib/crc16.ko',
+      'kernel/fs/ext4/ext4.ko',
+    ]);
+    expect(() => moduleLoadOrder(DEP, ['nope'])).to.throw('module nope is not in modules.dep');
+  });
+
+  it('writes a newc archive that cpio (or bsdcpio) reads back, device node included; skipped when neither is installed', async function () {
+    const tool = (await execa('sh', ['-c', 'command -v cpio || command -v bsdcpio'], { reject: false })).stdout.trim();
+    if (!tool) return this.skip();
+    const dir = mkdtempSync(join(tmpdir(), 'cnilab-cpio-'));
+    try {
+      const archive = cpioNewc([
+        { name: 'bin', mode: 0o40755, data: Buffer.alloc(0) },
+        { name: 'bin/hello', mode: 0o100755, data: Buffer.from('hi there\n') },
+        { name: 'dev', mode: 0o40755, data: Buffer.alloc(0) },
+        { name: 'dev/console', mode: 0o20600, data: Buffer.alloc(0), rdev: [5, 1] },
+      ]);
+      writeFileSync(join(dir, 'a.cpio'), archive);
+      const list = await execa(tool, ['-itv', '-F', join(dir, 'a.cpio')]);
+      expect(list.stdout).to.match(/^crw-------.* 5,\s*1 .*dev\/console$/m);
+      await execa(tool, ['-id', '-F', join(dir, 'a.cpio')], { cwd: dir });
+      expect(readFileSync(join(dir, 'bin/hello'), 'utf8')).to.equal('hi there\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('qemu: direct kernel boot, the underlay NIC first, shares at the host paths; the guest learns its NICs, key and shares from the kernel command line', () => {
+    const box = { dir: '/c', image: '/c/box.img', kernel: '/c/vmlinuz', initrd: '/c/initrd.img', hash: 'h' };
+    const spec = { lab: 'l1', node: 'worker', index: 1, address: '192.168.10.220', prefix: 24, box, accel: 'tcg' as const, publicKey: 'ssh-ed25519 AAAAkey cnilab-l1\n', memoryMb: 512 };
+    const argv = qemuArgv(spec);
+    expect(argv.slice(0, 5)).to.deep.equal(['qemu-system-x86_64', '-name', 'l1-worker', '-accel', 'tcg']);
+    expect(argv).to.not.include('-cpu');
+    expect(argv.join(' ')).to.include(`-drive file=${vmDisk('l1', 'worker')},if=virtio,format=qcow2`);
+    const nics = argv.filter((a) => a.startsWith('virtio-net-pci'));
+    expect(nics).to.deep.equal(['virtio-net-pci,netdev=u,mac=52:54:00:00:02:01', 'virtio-net-pci,netdev=m,mac=52:54:00:00:02:02']);
+    const cmdline = kernelCmdline(spec);
+    expect(argv[argv.indexOf('-append') + 1]).to.equal(cmdline);
+    expect(cmdline.split(' ')).to.include.members([
+      'root=/dev/vda',
+      'cnilab.hostname=worker',
+      'cnilab.nic=52:54:00:00:02:01,eth0,192.168.10.220/24',
+      'cnilab.nic=52:54:00:00:02:02,mgmt0,100.127.0.3/24',
+      'cnilab.key=ssh-ed25519:AAAAkey',
+    ]);
+    expect(qemuArgv({ ...spec, accel: 'kvm' }).slice(3, 7)).to.deep.equal(['-accel', 'kvm', '-cpu', 'host']);
+    expect(sshConfigText(['master', 'worker'], '/k')).to.match(/Host worker\n {2}HostName 100\.127\.0\.3\n {2}User root\n {2}IdentityFile \/k/);
+  });
+
+  it("the guest's setup script: NICs renamed by MAC whatever the kernel called them, addresses, hostname, root's key, 9p shares", async () => {
+    const root = mkdtempSync(join(tmpdir(), 'cnilab-guest-'));
+    try {
+      const w = (path: string, text: string, mode = 0o644) => {
+        mkdirSync(join(root, path, '..'), { recursive: true });
+        writeFileSync(join(root, path), text, { mode });
+      };
+      const spec = { lab: 'l1', node: 'master', index: 0, address: '192.168.10.210', prefix: 24, box: { dir: '', image: '', kernel: '', initrd: '', hash: '' }, accel: 'tcg' as const, publicKey: 'ssh-ed25519 AAAAkey x', memoryMb: 512 };
+      w('proc/cmdline', kernelCmdline(spec) + '\n');
+      w('proc/sys/kernel/hostname', '');
+      w('etc/hostname', '');
+      // The kernel named them the other way round.
+      w('sys/class/net/eth0/address', '52:54:00:00:01:02\n');
+      w('sys/class/net/eth1/address', '52:54:00:00:01:01\n');
+      // ip, mount and mkdir record what they were asked (mkdir makes only what is inside the fake root).
+      for (const tool of ['ip', 'mount', 'mkdir']) w(`bin/${tool}`, `#!/bin/sh\necho "${tool} $*" >>"${root}/calls"\n[ "$1" = -batch ] && cat >>"${root}/calls"\n[ ${tool} = mkdir ] && [ "\${2#${root}}" != "$2" ] && exec /bin/mkdir "$@"\nexit 0\n`, 0o755);
+      const env = { CNILAB_GUEST_ROOT: root, PATH: `${root}/bin:/usr/bin:/bin` };
+      const r = await execa('sh', [GUEST_INIT], { env, extendEnv: false });
+      expect(r.stdout).to.include('cnilab: node master ready');
+      const calls = readFileSync(join(root, 'calls'), 'utf8');
+      expect(calls).to.include(
+        [
+          'ip -batch -',
+          'link set dev eth1 down',
+          'link set dev eth1 name cnitmp0',
+          'link set dev eth0 down',
+          'link set dev eth0 name cnitmp1',
+          'link set dev cnitmp0 name eth0',
+          'link set dev eth0 up',
+          'addr add 192.168.10.210/24 dev eth0',
+          'link set dev cnitmp1 name mgmt0',
+          'link set dev mgmt0 up',
+          'addr add 100.127.0.2/24 dev mgmt0',
+          'link set dev lo up',
+        ].join('\n'),
+      );
+      expect(calls).to.match(/^mount -t 9p -o trans=virtio,version=9p2000\.L,msize=262144,cache=none,ro dist \S+\/dist$/m);
+      expect(calls).to.match(/^mount -t 9p -o \S+,rw lab \S+\/l1$/m);
+      expect(readFileSync(join(root, 'proc/sys/kernel/hostname'), 'utf8')).to.equal('master\n');
+      expect(readFileSync(join(root, 'etc/hosts'), 'utf8')).to.include('127.0.1.1 master');
+      expect(readFileSync(join(root, 'root/.ssh/authorized_keys'), 'utf8')).to.equal('ssh-ed25519 AAAAkey cnilab\n');
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
