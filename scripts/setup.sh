@@ -29,10 +29,9 @@ PACKAGES=(
   # The docker backend: a private dockerd, its node image made with debootstrap; the Vagrantfile checked with vagrant.
   docker.io debootstrap vagrant
   # The vagrant backend's VMs: qemu (KVM where it works, else software emulation),
-  # their disks (qemu-img), and libvirt with Vagrant's libvirt provider for the Vagrantfile;
+  # their disks (qemu-img); cnilab runs qemu itself (users of the Vagrantfile bring their own provider);
   # e2fsprogs makes the box's root filesystem from a directory, openssh-client reaches the VMs.
   qemu-system-x86 qemu-utils e2fsprogs openssh-client
-  libvirt-daemon libvirt-daemon-system libvirt-clients vagrant-libvirt
 )
 missing=()
 for p in "${PACKAGES[@]}"; do
