@@ -10,6 +10,7 @@ import type { Lab } from '../../lab/lab-file.js';
 import type { FlannelNetwork } from './schema.js';
 import type { NetworkConfig } from './types.js';
 import { waitUntil } from '../../util/wait.js';
+import { Ip } from '../../net/ip.js';
 import { prepareWireguard, wireguardImplementation } from './wireguard-install.js';
 import { formatCidr, networkCidr, parseCidr } from '../../net/ipnet.js';
 
@@ -63,7 +64,8 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
 }
 
 async function waitForRoute(backend: Backend, node: string, route: string, timeoutMs: number): Promise<void> {
-  await waitUntil(async () => (await backend.exec(node, ['ip', 'route', 'show', route], { allowFailure: true })).stdout.trim() !== '', {
+  const ip = new Ip(backend.node(node));
+  await waitUntil(async () => (await ip.routes(route).catch(() => [])).length > 0, {
     timeoutMs,
     intervalMs: 50,
     what: `flanneld on ${node} to route ${route}`,
