@@ -34,7 +34,7 @@ export async function benchOne(labName: string, opts: BenchOptions, reporter: Re
   try {
     await benchTools(opts.install ?? true, (m) => reporter.info(m));
     const result = await withLab(inst, { install: opts.install }, () =>
-      reporter.phase(`bench ${lab}`, () => benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list() }, opts, (m) => reporter.info(m))),
+      reporter.phase(`bench ${lab}`, () => benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list(), labFile: inst.file }, opts, (m) => reporter.info(m))),
     );
     return { lab, status: 'ok', file: writeResult(result, opts.resultsDir) };
   } catch (e) {

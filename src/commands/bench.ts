@@ -8,7 +8,7 @@ import { QuietReporter, TextReporter, bold, dim, green, red } from '../runner/re
 import { backendNames } from '../topologies/registry.js';
 import { compareResults, formatRatio, rowsOf, shortCommit } from '../report/compare.js';
 import { runGate } from '../report/gate.js';
-import { renderGate, renderMarkdown } from '../report/markdown.js';
+import { renderGate, renderMarkdown, repetitionsLine } from '../report/markdown.js';
 import { writeReport } from '../report/write.js';
 import { benchOne, type BenchOutcome } from '../bench/lab.js';
 import { BENCH_TESTS, type BenchTest } from '../bench/metrics.js';
@@ -31,6 +31,18 @@ const rel = (f: string) => {
   return !r || r.startsWith('..') ? f : r;
 };
 
+const positiveNumber = (what: string, ctx: CommandContext) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw ctx.usageError(`${what} must be a number > 0, got "${v}"`);
+  return n;
+};
+
+const nonNegative = (what: string, ctx: CommandContext) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw ctx.usageError(`${what} must be a number ≥ 0, got "${v}"`);
+  return n;
+};
+
 function parseTests(v: string, ctx: CommandContext): BenchTest[] {
   const tests = v.split(',').map((t) => t.trim());
   const bad = tests.filter((t) => !(BENCH_TESTS as readonly string[]).includes(t));
@@ -43,9 +55,12 @@ function benchCommand(ctx: CommandContext): Command {
     .description('measure labs: TCP 1 and 4 streams, UDP loss and jitter, ping and request/response latency, each against the raw underlay in the same run')
     .argument('[labs...]', 'lab names or YAML files')
     .option('--all', 'every lab cnilab ships (labs this kernel cannot run are listed as skipped)')
-    .option('--repeat <n>', 'repetitions of every measurement', positiveInt('--repeat', ctx), DEFAULT_SETTINGS.repeat)
-    .option('--duration <seconds>', 'seconds per throughput and request/response measurement', positiveInt('--duration', ctx), DEFAULT_SETTINGS.durationS)
-    .option('--warmup <seconds>', 'seconds of discarded TCP traffic per pair first', positiveInt('--warmup', ctx, 0), DEFAULT_SETTINGS.warmupS)
+    .option('--repeat <n>', 'the most repetitions of a test (it stops earlier once its intervals are narrow)', positiveInt('--repeat', ctx), DEFAULT_SETTINGS.repeat)
+    .option('--min-repeat <n>', 'the fewest repetitions of a test (6: the first count whose min..max is a 95% interval)', positiveInt('--min-repeat', ctx), DEFAULT_SETTINGS.minRepeat)
+    .option('--duration <seconds>', 'seconds per throughput measurement (iperf3 sends what the observed rate carries in that time)', positiveNumber('--duration', ctx), DEFAULT_SETTINGS.durationS)
+    .option('--ci-target <percent>', 'stop a test once every figure and ratio is within ± this percentage (95% interval)', nonNegative('--ci-target', ctx), DEFAULT_SETTINGS.ciTargetPct)
+    .option('--no-pin', 'do not pin client and server to distinct CPUs')
+    .option('--rerun <file>', 'run the experiment a results file records again (its lab file and settings) and say which figures moved beyond their intervals')
     .option('--tests <list>', `comma-separated subset of ${BENCH_TESTS.join(',')} (default: the lab's bench block, or all)`, (v) => parseTests(v, ctx))
     .option('--name <instance>', 'instance name, when that lab is already up under its own name (one lab only)')
     .addOption(new Option('--backend <kind>', `where nodes live (${backendNames().join(', ')})`).default('netns'))
@@ -53,7 +68,7 @@ function benchCommand(ctx: CommandContext): Command {
     .option('--results-dir <dir>', 'where results/<lab>/<timestamp>.json go', defaultResultsDir())
     .option('--report-dir <dir>', 'where the comparison (comparison.md, index.html) goes (default: <results-dir>/report)')
     .option('--json', 'print one JSON summary instead of progress')
-    .addHelpText('after', '\nExamples:\n  cnilab bench flannel-vxlan\n  cnilab bench --all --repeat 5 --duration 3\n  cnilab bench flannel-host-gw --tests tcp,rr')
+    .addHelpText('after', '\nExamples:\n  cnilab bench flannel-vxlan\n  cnilab bench --all --repeat 12 --ci-target 2\n  cnilab bench --rerun results/flannel-vxlan/2026-01-01T00-00-00Z.json\n  cnilab bench flannel-host-gw --tests tcp,rr')
     .action(async (labs: string[], o) => {
       if (o.all && labs.length) throw ctx.usageError('give lab names or --all, not both');
       const names = o.all ? listLabFiles() : labs;
@@ -62,7 +77,7 @@ function benchCommand(ctx: CommandContext): Command {
       const reporter = o.json ? new QuietReporter() : new TextReporter();
       const outcomes: BenchOutcome[] = [];
       for (const name of names) {
-        const r = await benchOne(name, { repeat: o.repeat, durationS: o.duration, warmupS: o.warmup, tests: o.tests, name: o.name, backend: o.backend, install: o.install, resultsDir: o.resultsDir }, reporter);
+        const r = await benchOne(name, { repeat: o.repeat, minRepeat: o.minRepeat, durationS: o.duration, ciTargetPct: o.ciTarget, pin: o.pin, tests: o.tests, name: o.name, backend: o.backend, install: o.install, resultsDir: o.resultsDir }, reporter);
         outcomes.push(r);
         if (!o.json) console.log(r.status === 'ok' ? `${green('✔')} ${bold(r.lab)}: ${rel(r.file!)}` : r.status === 'skipped' ? `⊘ ${bold(r.lab)}: ${r.reason}` : `${red('✘')} ${bold(r.lab)}: ${r.reason}`);
       }
@@ -96,7 +111,7 @@ function resultsCommand(ctx: CommandContext): Command {
           backend: r.backend,
           startedAt: r.startedAt,
           commit: shortCommit(r),
-          runs: `${r.settings.repeat}×${r.settings.durationS}s`,
+          runs: repetitionsLine(r),
           pairs: r.pairs.map((p) => p.name),
           crossNodeTcpRatio: tcp?.ratio,
           crossNodeTcpWithinNoise: tcp?.withinNoise,

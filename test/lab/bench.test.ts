@@ -40,7 +40,7 @@ describe('lab: bench', function () {
     await inst.up();
     let result;
     try {
-      result = await benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list() }, { repeat: 2, durationS: 1, warmupS: 0, tests: ['tcp', 'rr'] });
+      result = await benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list() }, { repeat: 2, minRepeat: 2, durationS: 0.2, ciTargetPct: 3, pin: true, tests: ['tcp', 'rr'] });
       expect(inst.state.state.processes.map((p) => p.name).filter((n) => /iperf3|sockperf/.test(n)), 'benchmark servers still recorded').to.deep.equal([]);
     } finally {
       await inst.down();
@@ -76,7 +76,7 @@ describe('lab: bench', function () {
     const results = join(dir, 'cli');
     const { stdout } = await run(
       process.execPath,
-      [join(ROOT, 'dist/cli.js'), 'bench', 'flannel-host-gw', '--name', 'bench-hostgw', '--repeat', '1', '--duration', '1', '--warmup', '0', '--tests', 'tcp4,udp,ping', '--results-dir', results, '--json'],
+      [join(ROOT, 'dist/cli.js'), 'bench', 'flannel-host-gw', '--name', 'bench-hostgw', '--repeat', '2', '--duration', '0.2', '--tests', 'tcp4,udp,ping', '--results-dir', results, '--json'],
       { env: { ...process.env, NO_COLOR: '1' } },
     );
     const out = JSON.parse(stdout) as { labs: { lab: string; status: string; file: string }[]; report: { markdown: string; html: string } };
