@@ -1,6 +1,6 @@
 // The commands for measuring and reporting: bench, results, compare. Thin
 // over src/bench and src/report; cli.ts registers them and maps errors to exit codes.
-import { existsSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { Command, Option } from 'commander';
 import { listLabFiles } from '../lab/lab-file.js';
@@ -12,7 +12,12 @@ import { renderGate, renderMarkdown, repetitionsLine } from '../report/markdown.
 import { writeReport } from '../report/write.js';
 import { benchOne, type BenchOutcome } from '../bench/lab.js';
 import { BENCH_TESTS, type BenchTest } from '../bench/metrics.js';
-import { defaultResultsDir, latestPerLab, loadResults, type StoredResult } from '../bench/results.js';
+import { defaultResultsDir, latestPerLab, loadResults, readResult, type StoredResult } from '../bench/results.js';
+import { rerunPlan } from '../bench/rerun.js';
+import { compareRuns, renderMoves } from '../report/rerun.js';
+import { buildHistory, historyGate, renderHistoryText } from '../report/history.js';
+import { renderHistoryHtml } from '../report/history-html.js';
+import { release } from 'node:os';
 import { DEFAULT_SETTINGS } from '../bench/run.js';
 
 export interface CommandContext {
@@ -70,6 +75,7 @@ function benchCommand(ctx: CommandContext): Command {
     .option('--json', 'print one JSON summary instead of progress')
     .addHelpText('after', '\nExamples:\n  cnilab bench flannel-vxlan\n  cnilab bench --all --repeat 12 --ci-target 2\n  cnilab bench --rerun results/flannel-vxlan/2026-01-01T00-00-00Z.json\n  cnilab bench flannel-host-gw --tests tcp,rr')
     .action(async (labs: string[], o) => {
+      if (o.rerun) return rerun(ctx, o, labs);
       if (o.all && labs.length) throw ctx.usageError('give lab names or --all, not both');
       const names = o.all ? listLabFiles() : labs;
       if (!names.length) throw ctx.usageError(`which lab? name one (${listLabFiles().join(', ')}) or pass --all`);
@@ -91,6 +97,28 @@ function benchCommand(ctx: CommandContext): Command {
       else console.log(`\n${renderMarkdown(comparison)}\n${dim(`report: ${rel(report.html)} · ${rel(report.markdown)}`)}`);
       process.exitCode = outcomes.some((r) => r.status === 'failed') ? ctx.exit.runtime : ctx.exit.ok;
     });
+}
+
+/** `bench --rerun <file>`: the recorded lab file, backend and settings, then which figures moved beyond their intervals. */
+async function rerun(ctx: CommandContext, o: Record<string, string | boolean | undefined>, labs: string[]): Promise<void> {
+  if (labs.length || o.all) throw ctx.usageError('--rerun takes its lab from the results file: name no lab and no --all');
+  const file = o.rerun as string;
+  if (!existsSync(file)) throw ctx.usageError(`no such results file: ${file}`);
+  const stored = readResult(file);
+  const plan = rerunPlan(stored, file, { kernel: release() });
+  const reporter = o.json ? new QuietReporter() : new TextReporter();
+  for (const n of plan.notes) reporter.info(n);
+  const outcome = await benchOne(plan.labFile, { ...plan.settings, backend: plan.backend, name: o.name as string | undefined, install: o.install as boolean, resultsDir: o.resultsDir as string, rerunOf: rel(file) }, reporter);
+  if (outcome.status !== 'ok') {
+    if (o.json) console.log(JSON.stringify({ rerunOf: rel(file), outcome }, null, 2));
+    else console.log(`${outcome.status === 'skipped' ? '⊘' : red('✘')} ${bold(outcome.lab)}: ${outcome.reason}`);
+    process.exitCode = outcome.status === 'failed' ? ctx.exit.runtime : ctx.exit.ok;
+    return;
+  }
+  const moves = compareRuns(stored, readResult(outcome.file!));
+  if (o.json) console.log(JSON.stringify({ rerunOf: rel(file), file: rel(outcome.file!), notes: plan.notes, moved: moves.filter((m) => m.moved), figures: moves.length }, null, 2));
+  else console.log(`${green('✔')} ${bold(outcome.lab)}: ${rel(outcome.file!)}\n\n${renderMoves(moves, rel(file))}`);
+  process.exitCode = ctx.exit.ok;
 }
 
 function resultsCommand(ctx: CommandContext): Command {
@@ -168,6 +196,35 @@ function compareCommand(ctx: CommandContext): Command {
     });
 }
 
+function historyCommand(ctx: CommandContext): Command {
+  return new Command('history')
+    .description("each lab's figures over the stored runs (× underlay, with 95% intervals), per machine class; --gate fails on a shift the newest nights agree on")
+    .option('--lab <name>', 'only this lab')
+    .option('--results-dir <dir>', 'where results are', defaultResultsDir())
+    .option('--gate', 'exit 1 when the newest --nights runs all put a ratio beyond the level of the runs before them')
+    .option('--nights <n>', 'how many newest runs must agree on a shift', positiveInt('--nights', ctx), 3)
+    .option('--tolerance <percent>', 'how far beyond the earlier level a shift must lie', nonNegative('--tolerance', ctx), 5)
+    .option('--out <dir>', 'also write history.html and history.md there')
+    .option('--json', 'as JSON')
+    .addHelpText('after', '\nExamples:\n  cnilab history\n  cnilab history --lab flannel-vxlan\n  cnilab history --results-dir history/results --gate --out report')
+    .action((o) => {
+      if (!existsSync(o.resultsDir)) throw ctx.usageError(`no such results directory: ${o.resultsDir}`);
+      const stored = loadResults(o.resultsDir).filter((s) => !o.lab || s.result?.lab === o.lab);
+      for (const s of stored.filter((x) => x.error)) console.error(`${red('skipping')} ${s.error}`);
+      const history = buildHistory(stored);
+      const gate = historyGate(history, o.nights, o.tolerance);
+      if (o.json) console.log(JSON.stringify({ history, gate }, null, 2));
+      else console.log(history.length ? renderHistoryText(history, gate) : dim(`no results in ${rel(o.resultsDir)}`));
+      if (o.out) {
+        mkdirSync(o.out, { recursive: true });
+        writeFileSync(join(o.out, 'history.html'), renderHistoryHtml(history, gate));
+        writeFileSync(join(o.out, 'history.md'), `# cnilab benchmark history\n\n${renderHistoryText(history, gate)}\n`);
+        console.error(dim(`wrote ${rel(join(o.out, 'history.html'))} and history.md`));
+      }
+      if (o.gate && gate.changes.length) process.exitCode = ctx.exit.stepsFailed;
+    });
+}
+
 export function benchCommands(ctx: CommandContext): Command[] {
-  return [benchCommand(ctx), resultsCommand(ctx), compareCommand(ctx)];
+  return [benchCommand(ctx), resultsCommand(ctx), compareCommand(ctx), historyCommand(ctx)];
 }
