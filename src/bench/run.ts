@@ -33,14 +33,14 @@ export interface BenchSettings {
   tests?: BenchTest[];
 }
 
-/** 6: the fewest repetitions whose min..max is a 95% interval of the median (96.9%). */
-export const DEFAULT_SETTINGS: BenchSettings = { repeat: 10, minRepeat: 6, durationS: 0.25, ciTargetPct: 3, pin: true };
+/** 6: the fewest repetitions whose min..max is a 95% interval of the median (96.9%); 8 at most, so a busy machine costs a third more, not twice. */
+export const DEFAULT_SETTINGS: BenchSettings = { repeat: 8, minRepeat: 6, durationS: 0.2, ciTargetPct: 3, pin: true };
 
 /** Time windows a request/response run is cut into: its repetitions. */
 export const RR_WINDOWS = 8;
 /** Echo requests per ping measurement, and their spacing. */
 export const PING_COUNT = 100;
-export const PING_INTERVAL_S = 0.002;
+export const PING_INTERVAL_S = 0.001;
 /** The most warm-up runs per pair, and how close two must agree to call the pair warm. */
 const WARMUP_MAX_RUNS = 5;
 const WARMUP_AGREE = 0.1;

@@ -30,7 +30,7 @@ export function methodLine(results: BenchResult[]): string {
   const s = (f: (r: BenchResult) => string | number) => unique(results.map(f)).join('/');
   const day = s((r) => r.startedAt.slice(0, 10));
   return (
-    `${s(repetitionsLine)} per measurement after a warm-up until two TCP runs agreed, ` +
+    `${s(repetitionsLine)} per measurement after ${s((r) => (r.warmup ? 'a warm-up until two TCP runs agreed' : 'a timed warm-up'))}, ` +
     `on Linux ${s((r) => r.host.kernel)} (${s((r) => r.host.cpus)} CPUs, ${s((r) => r.backend)} backend), commit ${s(shortCommit)}, ${day}. ` +
     `1-minute load average before→after: ${s((r) => `${r.host.load.before.toFixed(1)}→${r.host.load.after.toFixed(1)}`)}.`
   );
