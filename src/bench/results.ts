@@ -63,6 +63,8 @@ export const settingsSchema = z.strictObject({
   tests: z.array(z.string()).min(1),
   /** Client and server pinned to distinct CPUs. */
   pin: z.boolean(),
+  /** The message-size sweep was run too. */
+  sweep: z.boolean().optional(),
 });
 
 export const resultSchema = z.strictObject({
@@ -104,6 +106,13 @@ export const resultSchema = z.strictObject({
     pods: z.array(z.strictObject({ name: z.string(), node: z.string(), ip: z.string() })),
   }),
   pairs: z.array(pairSchema).min(1),
+  /** The message-size sweep (`bench --sweep`): each size's throughput on the underlay and the cross-node pair. */
+  sweep: z
+    .strictObject({
+      test: z.string(),
+      points: z.array(z.strictObject({ pair: z.string(), size: z.number().int().positive(), metric: metricSchema })),
+    })
+    .optional(),
   /** How each pair was warmed up: the observed TCP rates until two agreed. */
   warmup: z.array(z.strictObject({ pair: z.string(), gbps: z.array(z.number()) })).optional(),
   notes: z.array(z.string()),

@@ -17,6 +17,7 @@ import { planBench, type Endpoint, type PlannedPair } from './plan.js';
 import { RESULT_SCHEMA_VERSION, type BenchResult } from './results.js';
 import { figureStats, median, medianInterval, relativeHalfWidth } from './stats.js';
 import { iperf3, ping, requestResponse, serverArgv, type Pinning } from './tools.js';
+import { sweepMessageSizes } from './sweep.js';
 
 export interface BenchSettings {
   /** The most repetitions of a test. */
@@ -31,6 +32,8 @@ export interface BenchSettings {
   pin: boolean;
   /** Overrides the lab's list of tests. */
   tests?: BenchTest[];
+  /** Also sweep message sizes on the underlay and the cross-node pair. */
+  sweep?: boolean;
 }
 
 /** 6: the fewest repetitions whose min..max is a 95% interval of the median (96.9%); 8 at most, so a busy machine costs a third more, not twice. */
@@ -147,10 +150,11 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
   };
 
   const warmup: NonNullable<BenchResult['warmup']> = [];
+  let sweep: BenchResult['sweep'];
   const repetitions: Record<string, number> = {};
-  const servers = await startServers(backend, plan.pairs, tests, pin);
+  const servers = await startServers(backend, plan.pairs, tests, pin, settings.sweep);
   try {
-    if (tests.some((t) => t !== 'ping')) {
+    if (tests.some((t) => t !== 'ping') || settings.sweep) {
       // Warm by observation: short TCP runs until two in a row agree; the last rate sizes what follows.
       for (const pair of plan.pairs) {
         const seen: number[] = [];
@@ -193,6 +197,11 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
         if (rep >= minRepeat && narrow(test)) break;
       }
     }
+    if (settings.sweep) {
+      const swept = plan.pairs.filter((p) => p.kind === 'underlay' || p.kind === 'cross-node').slice(0, 2);
+      if (swept.length === 2) sweep = await sweepMessageSizes(backend, swept, { durationS: settings.durationS, pin, log });
+      else notes.push('no cross-node pair: no message-size sweep');
+    }
   } finally {
     for (const s of servers) await s.stop();
   }
@@ -215,7 +224,7 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
     backend: backend.kind,
     startedAt,
     finishedAt: new Date().toISOString(),
-    settings: { repeat: settings.repeat, minRepeat, durationS: settings.durationS, ciTargetPct: settings.ciTargetPct, udpRate: plan.udpRate, tests, pin: settings.pin },
+    settings: { repeat: settings.repeat, minRepeat, durationS: settings.durationS, ciTargetPct: settings.ciTargetPct, udpRate: plan.udpRate, tests, pin: settings.pin, ...(settings.sweep ? { sweep: true } : {}) },
     ...(target.labFile ? { labFile: labFileRecord(target.labFile) } : {}),
     host: {
       ...host,
@@ -236,6 +245,7 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
       metrics: Object.fromEntries([...values.get(p.name)!.entries()].map(([name, vs]) => [name, { unit: METRICS[name].unit, better: METRICS[name].better, values: vs, ...figureStats(vs) }])),
     })),
     warmup,
+    ...(sweep ? { sweep } : {}),
     notes: [...new Set(notes)],
   };
 }
@@ -261,9 +271,9 @@ export function rateGbps(rate: string): number {
 }
 
 /** One iperf3 and (for request/response) one sockperf server per distinct server endpoint, up for the whole run. */
-async function startServers(backend: Backend, pairs: PlannedPair[], tests: BenchTest[], pin: Pinning | undefined): Promise<Server[]> {
+async function startServers(backend: Backend, pairs: PlannedPair[], tests: BenchTest[], pin: Pinning | undefined, sweep = false): Promise<Server[]> {
   const endpoints = new Map<string, Endpoint>(pairs.map((p) => [endpointLabel(p.server), p.server]));
-  const wanted = [...(tests.some((t) => t !== 'rr') ? (['iperf3'] as const) : []), ...(tests.includes('rr') ? (['sockperf'] as const) : [])];
+  const wanted = [...(tests.some((t) => t !== 'rr') || sweep ? (['iperf3'] as const) : []), ...(tests.includes('rr') ? (['sockperf'] as const) : [])];
   const started: Server[] = [];
   try {
     for (const ep of endpoints.values()) {

@@ -35,6 +35,9 @@ export interface Iperf3Options {
   /** Or run this many whole seconds. */
   durationS?: number;
   streams?: number;
+  /** Bytes per write (iperf3 --length), and Nagle off (--no-delay): one message per write. */
+  length?: number;
+  noDelay?: boolean;
   /** UDP at this offered rate (iperf3 -b), instead of TCP. */
   udpRate?: string;
   pin?: Pinning;
@@ -47,6 +50,8 @@ export async function iperf3(backend: Backend, client: Endpoint, server: Endpoin
   argv.push(...(o.bytes ? ['--bytes', String(Math.round(o.bytes))] : ['--time', String(o.durationS ?? 1)]));
   if (o.streams && o.streams > 1) argv.push('--parallel', String(o.streams));
   if (o.pin) argv.push('--affinity', `${o.pin.client},${o.pin.server}`);
+  if (o.length) argv.push('--length', String(o.length));
+  if (o.noDelay) argv.push('--no-delay');
   // A 4 MB socket buffer: with the default, a receiver that waits for a CPU drops datagrams
   // in its own socket and the "loss" measures the scheduler rather than the datapath.
   if (o.udpRate) argv.push('--udp', '--bitrate', o.udpRate, '--window', '4M');

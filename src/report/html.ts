@@ -8,6 +8,7 @@ import { gateMessage, type GateReport } from './gate.js';
 import { columnTitle, LEGEND, methodLine, repetitionsLine } from './markdown.js';
 import { esc, el } from './svg.js';
 import { topologySvg } from './topology.js';
+import { sweepSvg, sweepView } from './sweep.js';
 
 const CSS = `
 :root { color-scheme: light; }
@@ -165,9 +166,17 @@ function labSection(s: LabSection): string {
     detailTable(s) +
     el('h3', {}, 'The path, as the kernel reported it') +
     pathTable(s) +
+    sweepSection(r) +
     notes +
     environment(r, s.file)
   );
+}
+
+function sweepSection(r: BenchResult): string {
+  const v = sweepView(r);
+  if (!v?.rows.length) return '';
+  const sub = `${esc(v.test)}; dashed: what ${v.overhead} bytes of encapsulation per packet would cost if bytes were the limit (MTU ${v.podMtu} against ${v.underlayMtu})`;
+  return el('h3', {}, `Message sizes: cross-node ÷ underlay <span class="sub">${sub}</span>`) + sweepSvg(v);
 }
 
 function gateHtml(g: GateReport): string {

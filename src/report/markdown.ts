@@ -3,6 +3,7 @@ import { METRICS } from '../bench/metrics.js';
 import type { BenchResult } from '../bench/results.js';
 import { formatCell, formatPath, presentColumns, shortCommit, type Comparison } from './compare.js';
 import { gateMessage, type GateReport } from './gate.js';
+import { sweepMarkdown, sweepView } from './sweep.js';
 
 const unique = <T>(xs: T[]) => [...new Set(xs)];
 
@@ -66,6 +67,10 @@ export function renderMarkdown(c: Comparison, gate?: GateReport): string {
     out.push('**MTU along each path** (where, interface, MTU):', '');
     for (const s of c.sections) for (const r of s.rows) out.push(`- ${r.lab} ${r.pair}: ${formatPath(r.path)}`);
     out.push('');
+    for (const s of c.sections) {
+      const v = sweepView(s.result);
+      if (v?.rows.length) out.push(sweepMarkdown(s.result.lab, v), '');
+    }
     const notes = c.sections.flatMap((s) => s.result.notes.map((n) => `- ${s.result.lab}: ${n}`));
     if (notes.length) out.push('**Notes**', '', ...notes, '');
   } else {

@@ -8,6 +8,9 @@ import { latestPerLab, loadResults, readResult, ResultFileError, writeResult } f
 import { compareResults, formatCell } from '../../src/report/compare.js';
 import { runGate, gateMessage } from '../../src/report/gate.js';
 import { renderMarkdown } from '../../src/report/markdown.js';
+import { renderHtml } from '../../src/report/html.js';
+import { expectedRatio, sweepView } from '../../src/report/sweep.js';
+import { figureStats } from '../../src/bench/stats.js';
 import { fakeResult, scaled, TYPICAL } from '../helpers/bench-results.js';
 
 const run = promisify(execFile);
@@ -231,5 +234,41 @@ describe('regression gate', () => {
     expect(rows.find((x) => x.lab === 'flannel-vxlan')!.crossNodeTcpRatio).to.be.closeTo(10.6 / 15.2, 1e-9);
     expect(rows.find((x) => x.error)!.error).to.match(/x\.json: \(schema version 1\) lab: /);
     expect(readFileSync(join(results, 'broken', 'x.json'), 'utf8')).to.equal('{"schemaVersion": 1}');
+  });
+});
+
+describe('message-size sweep', () => {
+  const stats = (vs: number[]) => ({ unit: 'Gb/s', better: 'higher' as const, values: vs, ...figureStats(vs) });
+  const swept = () => {
+    const r = fakeResult();
+    const sizes = [64, 1024, 65536];
+    r.sweep = {
+      test: 'TCP, Nagle off, one write per message (iperf3 --no-delay --length)',
+      points: sizes.flatMap((size, i) => [
+        { pair: 'underlay', size, metric: stats([1, 1.1, 0.9].map((v) => v * (i + 1))) },
+        { pair: 'cross-node', size, metric: stats([0.5, 0.55, 0.45].map((v) => v * (i + 1))) },
+      ]),
+    };
+    return r;
+  };
+
+  it('expects what header bytes alone cost: VXLAN 50 bytes hurt small messages most, routing costs nothing', () => {
+    expect(expectedRatio(64, 1500, 1450)).to.be.closeTo(130 / 180, 1e-9);
+    expect(expectedRatio(65536, 1500, 1450)).to.be.within(0.96, 0.97);
+    expect(expectedRatio(64, 1500, 1500)).to.equal(1);
+  });
+
+  it('the paired ratio per size with its interval, beside the expectation, in Markdown and as a chart', () => {
+    const v = sweepView(swept())!;
+    expect(v.overhead).to.equal(50);
+    expect(v.rows.map((r) => [r.size, r.ratio])).to.deep.equal([
+      [64, 0.5],
+      [1024, 0.5],
+      [65536, 0.5],
+    ]);
+    const c = compareResults([{ file: 'a.json', result: swept() }]);
+    expect(renderMarkdown(c)).to.include('| 64 B | 1.00 Gb/s | 0.50 Gb/s | 0.50× [0.50–0.50] | 0.72× |');
+    expect(renderHtml(c)).to.include('Message sizes: cross-node ÷ underlay');
+    expect(writeResult(swept(), mkdtempSync(join(tmpdir(), 'cnilab-sweep-')))).to.match(/\.json$/);
   });
 });
