@@ -100,10 +100,11 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
       list.set(name, [...(list.get(name) ?? []), v]);
     }
   };
-  // The rate each pair carried so far, per test: the next run sends what that rate carries in durationS.
+  // Each pair's rate at the end of its warm-up; a run sends what the pair's last rates for that test
+  // (or, before any, the warm-up rate) carry in durationS.
   const rates = new Map<string, number>();
-  const bytesFor = (pair: PlannedPair, test: BenchTest) => {
-    const gbps = test === 'udp' ? rateGbps(plan.udpRate) : (median(values.get(pair.name)!.get(WATCHED[test as 'tcp'])?.slice(-3) ?? [rates.get(pair.name) ?? 1]) ?? 1);
+  const bytesFor = (pair: PlannedPair, test: 'tcp' | 'tcp4' | 'udp') => {
+    const gbps = test === 'udp' ? rateGbps(plan.udpRate) : median(values.get(pair.name)!.get(WATCHED[test])?.slice(-3) ?? [rates.get(pair.name) ?? 1]);
     return Math.max(2 ** 20, (gbps * 1e9 * settings.durationS) / 8);
   };
   // Generous: a run sized from one rate may meet a machine that just got much busier.
