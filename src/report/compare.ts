@@ -137,6 +137,13 @@ export function formatCell(cell: Cell | undefined): string {
   return `${value} · ${cell.withinNoise ? `within noise (${formatRatioCi(cell.ratio, cell.ratioCi!)})` : formatRatioCi(cell.ratio, cell.ratioCi!)}`;
 }
 
+/** "4.41 Gb/s · 0.62×" or "18.0 Gb/s · within noise": for a chart, where the whisker draws the interval. */
+export function formatCellShort(cell: Cell): string {
+  const value = formatValue(cell.median, cell.unit);
+  if (cell.ratio === undefined) return value;
+  return `${value} · ${cell.withinNoise ? 'within noise' : formatRatio(cell.ratio)}`;
+}
+
 /** "1450 eth0 → 1450 flannel.1 → …": the MTUs along a path, the smallest one first to notice. */
 export function formatPath(path: Hop[]): string {
   return path.map((h) => `${h.where} ${h.ifname} ${h.mtu}`).join(' → ');

@@ -3,7 +3,7 @@
 import { METRICS, type MetricName } from '../bench/metrics.js';
 import type { BenchResult } from '../bench/results.js';
 import { barChart, type Bar } from './charts.js';
-import { formatCell, formatRatio, formatRatioCi, formatSpread, formatValue, presentColumns, shortCommit, type Comparison, type LabSection } from './compare.js';
+import { formatCellShort, formatRatio, formatRatioCi, formatSpread, formatValue, presentColumns, shortCommit, type Comparison, type LabSection } from './compare.js';
 import { gateMessage, type GateReport } from './gate.js';
 import { columnTitle, LEGEND, methodLine, repetitionsLine } from './markdown.js';
 import { esc, el } from './svg.js';
@@ -83,7 +83,7 @@ function chartFor(c: Comparison, metric: MetricName, title: string): string {
       .filter((r) => r.cells[metric])
       .map((r) => {
         const cell = r.cells[metric]!;
-        return { group: `${r.lab} (${r.mode})`, label: r.kind === 'underlay' ? 'underlay' : r.pair, kind: r.kind, median: cell.median, min: cell.ci.lo, max: cell.ci.hi, caption: formatCell(cell) };
+        return { group: `${r.lab} (${r.mode})`, label: r.kind === 'underlay' ? 'underlay' : r.pair, kind: r.kind, median: cell.median, min: cell.ci.lo, max: cell.ci.hi, caption: formatCellShort(cell) };
       }),
   );
   if (!bars.length) return '';
