@@ -24,6 +24,8 @@ interface IpLink {
   linkinfo?: { info_kind?: string };
   link_type?: string;
   addr_info?: { family: string; local: string }[];
+  num_tx_queues?: number;
+  num_rx_queues?: number;
 }
 
 /** The offloads that decide how much work a byte costs, by ethtool's names. */
@@ -90,7 +92,9 @@ export class PathProbe {
     const link = (await this.linksOf(ep)).find((l) => l.ifname === ifname);
     const where = ep.pod ? `${ep.pod} (${ep.node})` : ep.node;
     const offloads = await this.offloadsOf(ep, ifname);
-    return { where, ifname, kind: link ? kindOf(link) : 'unknown', mtu: link?.mtu ?? 0, ...(offloads ? { offloads } : {}) };
+    // Queues decide how many CPUs can share an interface's packets.
+    const queues = link?.num_tx_queues !== undefined && link.num_rx_queues !== undefined ? { queues: { tx: link.num_tx_queues, rx: link.num_rx_queues } } : {};
+    return { where, ifname, kind: link ? kindOf(link) : 'unknown', mtu: link?.mtu ?? 0, ...(offloads ? { offloads } : {}), ...queues };
   }
 
   /** The interface an endpoint sends to `ip` from. */

@@ -34,6 +34,8 @@ const hopSchema = z.strictObject({
   kind: z.string(),
   mtu: z.number().int(),
   offloads: offloadsSchema.optional(),
+  /** The interface's transmit and receive queues. */
+  queues: z.strictObject({ tx: z.number().int(), rx: z.number().int() }).optional(),
 });
 
 const endpointSchema = z.strictObject({ node: z.string(), pod: z.string().optional(), ip: z.string() });

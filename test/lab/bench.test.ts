@@ -77,6 +77,7 @@ describe('lab: bench', function () {
     expect(hops('same-node')).to.deep.equal(['nginx-0 (master) eth0 veth 1450', 'master cni0 bridge 1450', 'nginx-2 (master) eth0 veth 1450']);
     expect(hops('underlay')).to.deep.equal(['master eth0 veth 1500', 'worker eth0 veth 1500']);
     expect(back.pairs[0].path[0].offloads).to.have.property('tso');
+    expect(back.pairs[0].path[0].queues!.tx).to.be.at.least(1);
     expect(back.topology.nodes[0].links.map((l) => l.ifname).sort()).to.deep.equal(['cni0', 'eth0', 'flannel.1']);
     expect(back.versions.iperf3).to.match(/^iperf 3\./);
     expect(back.versions.sockperf).to.match(/sockperf/);
