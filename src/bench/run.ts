@@ -15,7 +15,7 @@ import { busyBetween, cpuCounters, gitCommit, hostInfo, labFileRecord, PathProbe
 import { METRICS, type BenchTest, type MetricName } from './metrics.js';
 import { planBench, type Endpoint, type PlannedPair } from './plan.js';
 import { RESULT_SCHEMA_VERSION, type BenchResult } from './results.js';
-import { figureStats, median, medianInterval, relativeHalfWidth } from './stats.js';
+import { figureStats, median, medianInterval, quantile, relativeHalfWidth } from './stats.js';
 import { iperf3, ping, requestResponse, serverArgv, type Pinning } from './tools.js';
 import { sweepMessageSizes } from './sweep.js';
 
@@ -41,9 +41,13 @@ export const DEFAULT_SETTINGS: BenchSettings = { repeat: 8, minRepeat: 6, durati
 
 /** Time windows a request/response run is cut into: its repetitions. */
 export const RR_WINDOWS = 8;
-/** Echo requests per ping measurement, and their spacing. */
+/**
+ * Echo requests per pair and their spacing: 10 ms apart, so each echo finds an
+ * idle path (closer spacing keeps the CPUs awake and measures something else).
+ * One run per pair, cut into RR_WINDOWS windows like request/response.
+ */
 export const PING_COUNT = 100;
-export const PING_INTERVAL_S = 0.001;
+export const PING_INTERVAL_S = 0.01;
 /** The most warm-up runs per pair, and how close two must agree to call the pair warm. */
 const WARMUP_MAX_RUNS = 5;
 const WARMUP_AGREE = 0.1;
@@ -61,7 +65,10 @@ export interface BenchTarget {
 type Measured = Partial<Record<MetricName, number>>;
 
 /** The figure a test's early stop watches (the others follow it). */
-const WATCHED: Record<Exclude<BenchTest, 'rr'>, MetricName> = { tcp: 'tcp.gbps', tcp4: 'tcp4.gbps', udp: 'udp.gbps', ping: 'ping.p50Us' };
+const WATCHED: Record<RepeatedTest, MetricName> = { tcp: 'tcp.gbps', tcp4: 'tcp4.gbps', udp: 'udp.gbps' };
+
+/** The tests repeated until their intervals are narrow; ping and rr are one run per pair, cut into windows. */
+type RepeatedTest = Exclude<BenchTest, 'rr' | 'ping'>;
 
 const gb = (v: number | undefined) => (v === undefined ? '?' : `${v.toFixed(2)} Gb/s`);
 const us = (v: number | undefined) => (v === undefined ? '?' : `${v.toFixed(0)} µs`);
@@ -111,7 +118,7 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
   const timeoutS = Math.max(30, settings.durationS * 60);
 
   const udpSent = new Map<string, number[]>();
-  const measure = async (test: Exclude<BenchTest, 'rr'>, pair: PlannedPair): Promise<Measured> => {
+  const measure = async (test: RepeatedTest, pair: PlannedPair): Promise<Measured> => {
     const { client, server } = pair;
     switch (test) {
       case 'tcp':
@@ -127,16 +134,11 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
         // What arrived at the offered load: on a short run the receiver's own clock includes its set-up.
         return { 'udp.gbps': r.sentGbps * (1 - (r.udp?.lossPct ?? 0) / 100), 'udp.lossPct': r.udp?.lossPct, 'udp.jitterUs': r.udp && r.udp.jitterMs * 1000 };
       }
-      case 'ping': {
-        const r = await ping(backend, client, server, { count: PING_COUNT, intervalS: PING_INTERVAL_S, pin });
-        if (r.lossPct > 0) notes.push(`${pair.name}: ping lost ${r.lossPct.toFixed(1)}% of its requests in one repetition`);
-        return { 'ping.p50Us': r.p50, 'ping.p90Us': r.p90, 'ping.p99Us': r.p99 };
-      }
     }
   };
 
   /** Every watched figure, and every paired ratio to the underlay, within the target. */
-  const narrow = (test: Exclude<BenchTest, 'rr'>) => {
+  const narrow = (test: RepeatedTest) => {
     const metric = WATCHED[test];
     const target = settings.ciTargetPct / 100;
     const ref = values.get('underlay')!.get(metric);
@@ -174,6 +176,17 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
       log(`warm-up: ${warmup.map((w) => `${w.pair} ${w.gbps.length} runs`).join(' · ')}`);
     }
     for (const test of tests) {
+      if (test === 'ping') {
+        for (const pair of plan.pairs) {
+          const r = await ping(backend, pair.client, pair.server, { count: PING_COUNT, intervalS: PING_INTERVAL_S, pin });
+          if (r.lossPct > 0) notes.push(`${pair.name}: ping lost ${r.lossPct.toFixed(1)}% of its requests`);
+          for (const w of windowsOf(r.samples, RR_WINDOWS)) record(pair.name, { 'ping.p50Us': quantile(w, 0.5), 'ping.p90Us': quantile(w, 0.9), 'ping.p99Us': quantile(w, 0.99) });
+        }
+        repetitions.ping = RR_WINDOWS;
+        loadDuring.push(loadavg()[0]);
+        log(`ping ${plan.pairs.map((p) => `${p.name} p50 ${us(median(values.get(p.name)!.get('ping.p50Us') ?? [NaN]))}`).join(' · ')} (${RR_WINDOWS} windows)`);
+        continue;
+      }
       if (test === 'rr') {
         const windows = await requestResponse(backend, plan.pairs, { windows: RR_WINDOWS, pin });
         for (const pair of plan.pairs) for (const w of windows.get(pair.name) ?? []) record(pair.name, { 'rr.p50Us': w.p50, 'rr.p90Us': w.p90, 'rr.p99Us': w.p99 });
@@ -207,7 +220,7 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
     for (const s of servers) await s.stop();
   }
   for (const test of tests) {
-    if (test !== 'rr' && repetitions[test] === settings.repeat && settings.repeat > minRepeat) notes.push(`${test}: still wider than ±${settings.ciTargetPct}% after ${settings.repeat} repetitions`);
+    if (test !== 'rr' && test !== 'ping' && repetitions[test] === settings.repeat && settings.repeat > minRepeat) notes.push(`${test}: still wider than ±${settings.ciTargetPct}% after ${settings.repeat} repetitions`);
   }
   // A sender that cannot reach the asked rate is CPU-bound: its loss figure is at a lower load than asked.
   for (const [pair, sent] of udpSent) {
@@ -251,7 +264,13 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
   };
 }
 
-function headline(test: Exclude<BenchTest, 'rr'>, m: Measured): string {
+/** Consecutive samples in `n` windows of (nearly) equal count. */
+export function windowsOf(samples: number[], n: number): number[][] {
+  const k = Math.min(n, samples.length);
+  return Array.from({ length: k }, (_, i) => samples.slice(Math.floor((i * samples.length) / k), Math.floor(((i + 1) * samples.length) / k)));
+}
+
+function headline(test: RepeatedTest, m: Measured): string {
   switch (test) {
     case 'tcp':
       return gb(m['tcp.gbps']);
@@ -259,8 +278,6 @@ function headline(test: Exclude<BenchTest, 'rr'>, m: Measured): string {
       return gb(m['tcp4.gbps']);
     case 'udp':
       return `${gb(m['udp.gbps'])}, ${(m['udp.lossPct'] ?? 0).toFixed(1)}% lost`;
-    case 'ping':
-      return `p50 ${us(m['ping.p50Us'])}`;
   }
 }
 

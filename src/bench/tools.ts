@@ -78,7 +78,7 @@ export async function iperf3(backend: Backend, client: Endpoint, server: Endpoin
   }
 }
 
-/** `count` echo requests `intervalS` apart (as root, ping allows less than its usual 2 ms minimum). */
+/** `count` echo requests `intervalS` apart. */
 export async function ping(backend: Backend, client: Endpoint, server: Endpoint, o: { count: number; intervalS: number; pin?: Pinning }): Promise<PingResult> {
   const argv = taskset(o.pin?.client, ['ping', '-n', '-c', String(o.count), '-i', String(o.intervalS), '-W', '1', server.ip]);
   const r = await runOn(backend, client, argv, { timeoutMs: 30_000, allowFailure: true });

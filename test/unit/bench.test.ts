@@ -3,7 +3,7 @@ import { parseIperf3, parsePing, parseSockperf, parseSockperfLog, ToolOutputErro
 import { median, overlaps, quantile, spread } from '../../src/bench/stats.js';
 import { parseOffloads } from '../../src/bench/environment.js';
 import { planBench, BenchPlanError, NothingToMeasureError } from '../../src/bench/plan.js';
-import { pinningFor, rateGbps } from '../../src/bench/run.js';
+import { pinningFor, rateGbps, windowsOf } from '../../src/bench/run.js';
 import { LabFileError } from '../../src/lab/lab-file.js';
 import { parseLab } from '../../src/datapaths/index.js';
 import type { PodRecord } from '../../src/lab/state.js';
@@ -127,6 +127,15 @@ describe('bench: sockperf per-message log', () => {
   });
   it('no per-message lines is a tool error that quotes the output', () => {
     expect(() => parseSockperfLog('sockperf: Invalid 24 val.', 8)).to.throw(ToolOutputError, /Invalid 24/);
+  });
+});
+
+describe('bench: ping windows', () => {
+  it('one run of 100 echoes becomes 8 windows of consecutive echoes, none lost or repeated', () => {
+    const w = windowsOf(Array.from({ length: 100 }, (_, i) => i), 8);
+    expect(w.map((x) => x.length)).to.deep.equal([12, 13, 12, 13, 12, 13, 12, 13]);
+    expect(w.flat()).to.deep.equal(Array.from({ length: 100 }, (_, i) => i));
+    expect(windowsOf([5, 6], 8)).to.deep.equal([[5], [6]]);
   });
 });
 
