@@ -3,6 +3,7 @@ import { Command, Option } from 'commander';
 import { applyFoundTopology, LabInstance, runLab, tearDownOnSignal, topologyOf, type RunReport } from './runner/runner.js';
 import { QuietReporter, TextReporter, bold, dim, green, red } from './runner/reporter.js';
 import { listLabFiles, LabFileError } from './lab/lab-file.js';
+import { ResultFileError } from './bench/results.js';
 import { loadLab } from './datapaths/index.js';
 import { listLabs, readState, StateFile, type LabState } from './lab/state.js';
 import { cleanAll, cleanLab } from './runner/clean.js';
@@ -208,7 +209,7 @@ try {
   await program.parseAsync(process.argv);
 } catch (e) {
   const err = e as Error;
-  const code = err instanceof LabFileError ? EXIT.labFile : err instanceof PreflightError ? EXIT.preflight : err instanceof UsageError || err instanceof NoSuchTargetError ? EXIT.usage : EXIT.runtime;
+  const code = err instanceof LabFileError || err instanceof ResultFileError ? EXIT.labFile : err instanceof PreflightError ? EXIT.preflight : err instanceof UsageError || err instanceof NoSuchTargetError ? EXIT.usage : EXIT.runtime;
   console.error(`${red('error:')} ${err.message}${nextStep(code, err.message)}`);
   if (code === EXIT.runtime && process.env.CNILAB_DEBUG) console.error(err.stack);
   process.exitCode = code;

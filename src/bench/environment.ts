@@ -3,7 +3,8 @@
 // the kernel, the tool versions and the commit. A wrong MTU costs more than
 // encapsulation, so the path is read from the kernel, not from the lab file.
 import { isAttached, kindOf } from '../net/link-kinds.js';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
 import { arch, cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
@@ -23,6 +24,8 @@ interface IpLink {
   linkinfo?: { info_kind?: string };
   link_type?: string;
   addr_info?: { family: string; local: string }[];
+  num_tx_queues?: number;
+  num_rx_queues?: number;
 }
 
 /** The offloads that decide how much work a byte costs, by ethtool's names. */
@@ -89,7 +92,9 @@ export class PathProbe {
     const link = (await this.linksOf(ep)).find((l) => l.ifname === ifname);
     const where = ep.pod ? `${ep.pod} (${ep.node})` : ep.node;
     const offloads = await this.offloadsOf(ep, ifname);
-    return { where, ifname, kind: link ? kindOf(link) : 'unknown', mtu: link?.mtu ?? 0, ...(offloads ? { offloads } : {}) };
+    // Queues decide how many CPUs can share an interface's packets.
+    const queues = link?.num_tx_queues !== undefined && link.num_rx_queues !== undefined ? { queues: { tx: link.num_tx_queues, rx: link.num_rx_queues } } : {};
+    return { where, ifname, kind: link ? kindOf(link) : 'unknown', mtu: link?.mtu ?? 0, ...(offloads ? { offloads } : {}), ...queues };
   }
 
   /** The interface an endpoint sends to `ip` from. */
@@ -200,6 +205,45 @@ export async function gitCommit(): Promise<BenchResult['git']> {
   return { commit: head.stdout.trim(), dirty: status.stdout.trim() !== '' };
 }
 
-export function hostInfo(): Omit<BenchResult['host'], 'loadavg'> {
-  return { kernel: release(), arch: arch(), cpus: cpus().length };
+/** What the machine is, as far as it shapes figures; `class` groups runs that may be compared. */
+export function hostInfo(backend: string): Pick<BenchResult['host'], 'kernel' | 'arch' | 'cpus' | 'cpuModel' | 'governor' | 'class'> {
+  const cpuModel = cpus()[0]?.model.trim() || 'unknown';
+  return { kernel: release(), arch: arch(), cpus: cpus().length, cpuModel, governor: governor(), class: `${cpuModel} ×${cpus().length} ${arch()} ${backend}` };
+}
+
+/** The CPUs' frequency governors ("performance", "powersave"…), or "none" where there is no cpufreq (most VMs). */
+export function governor(): string {
+  const dir = '/sys/devices/system/cpu';
+  const found = new Set<string>();
+  for (const cpu of readdirSync(dir).filter((d) => /^cpu\d+$/.test(d))) {
+    const f = join(dir, cpu, 'cpufreq/scaling_governor');
+    if (existsSync(f)) found.add(readFileSync(f, 'utf8').trim());
+  }
+  return found.size ? [...found].sort().join(',') : 'none';
+}
+
+/** CPU time counters from /proc/stat and NET_RX softirqs per CPU from /proc/softirqs: read before and after a run. */
+export interface CpuCounters {
+  busy: number;
+  total: number;
+  netRx: number[];
+}
+
+export function cpuCounters(): CpuCounters {
+  const [, ...f] = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).map(Number);
+  // user nice system idle iowait irq softirq steal: idle and iowait are not busy
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  const netRx = /^\s*NET_RX:(.*)$/m.exec(readFileSync('/proc/softirqs', 'utf8'))?.[1].trim().split(/\s+/).map(Number) ?? [];
+  return { busy: total - f[3] - f[4], total, netRx };
+}
+
+export function busyBetween(a: CpuCounters, b: CpuCounters): { busyPct: number; netRxSoftirqs: number[] } {
+  return { busyPct: b.total > a.total ? (100 * (b.busy - a.busy)) / (b.total - a.total) : 0, netRxSoftirqs: b.netRx.map((v, i) => v - (a.netRx[i] ?? 0)) };
+}
+
+/** The lab file as measured: path (relative to the project when inside it), content and SHA-256. */
+export function labFileRecord(file: string): NonNullable<BenchResult['labFile']> {
+  const content = readFileSync(file, 'utf8');
+  const rel = file.startsWith(`${ROOT}/`) ? file.slice(ROOT.length + 1) : file;
+  return { path: rel, content, sha256: createHash('sha256').update(content).digest('hex') };
 }

@@ -15,6 +15,8 @@ export interface BenchOptions extends BenchSettings {
   backend?: string;
   install?: boolean;
   resultsDir: string;
+  /** The stored result this run repeats. */
+  rerunOf?: string;
 }
 
 export interface BenchOutcome {
@@ -34,9 +36,9 @@ export async function benchOne(labName: string, opts: BenchOptions, reporter: Re
   try {
     await benchTools(opts.install ?? true, (m) => reporter.info(m));
     const result = await withLab(inst, { install: opts.install }, () =>
-      reporter.phase(`bench ${lab}`, () => benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list() }, opts, (m) => reporter.info(m))),
+      reporter.phase(`bench ${lab}`, () => benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list(), labFile: inst.file }, opts, (m) => reporter.info(m))),
     );
-    return { lab, status: 'ok', file: writeResult(result, opts.resultsDir) };
+    return { lab, status: 'ok', file: writeResult(opts.rerunOf ? { ...result, rerunOf: opts.rerunOf } : result, opts.resultsDir) };
   } catch (e) {
     if (e instanceof CannotRunHereError || e instanceof NothingToMeasureError) return { lab, status: 'skipped', reason: e.message };
     if (e instanceof PreflightError) throw e; // not root, tools missing: no lab can run, say so once

@@ -95,3 +95,22 @@ export function parseSockperf(stdout: string): SockperfResult {
   if (!Number.isFinite(observations)) throw new ToolOutputError('sockperf', 'no "Total N observations" line', text);
   return { observations, p50: pct('50.000'), p90: pct('90.000'), p99: pct('99.000') };
 }
+
+export interface SockperfWindow extends LatencyPercentiles {
+  observations: number;
+}
+
+/**
+ * `sockperf --full-log` lines ("packet, txTime(sec), rxTime(sec), rtt(usec)")
+ * cut into `windows` equal spans of send time; the round-trip percentiles of
+ * each (empty windows are left out).
+ */
+export function parseSockperfLog(stdout: string, windows: number): SockperfWindow[] {
+  const rows = [...stdout.matchAll(/^\s*\d+,\s*([\d.]+),\s*([\d.]+),\s*([\d.]+)\s*$/gm)].map((m) => ({ tx: Number(m[1]), rtt: Number(m[3]) }));
+  if (rows.length === 0) throw new ToolOutputError('sockperf', 'no per-message lines in the --full-log output', stdout.replace(/\x1b\[[0-9;]*m/g, ''));
+  const t0 = rows.reduce((a, r) => Math.min(a, r.tx), Infinity);
+  const span = rows.reduce((a, r) => Math.max(a, r.tx), -Infinity) - t0 || 1;
+  const buckets: number[][] = Array.from({ length: windows }, () => []);
+  for (const r of rows) buckets[Math.min(windows - 1, Math.floor(((r.tx - t0) / span) * windows))].push(r.rtt);
+  return buckets.filter((b) => b.length).map((b) => ({ observations: b.length, p50: quantile(b, 0.5), p90: quantile(b, 0.9), p99: quantile(b, 0.99) }));
+}

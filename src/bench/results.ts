@@ -4,17 +4,25 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync,
 import { basename, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { ROOT } from '../lab/paths.js';
+import { upgradeVersion1 } from './results-v1.js';
 
-export const RESULT_SCHEMA_VERSION = 1;
+export const RESULT_SCHEMA_VERSION = 2;
+
+const intervalSchema = z.strictObject({ lo: z.number(), hi: z.number(), level: z.number().min(0).max(1) });
 
 const metricSchema = z.strictObject({
   unit: z.string(),
   better: z.enum(['higher', 'lower']),
   /** One value per repetition, in order. */
   values: z.array(z.number()).min(1),
+  n: z.number().int().positive(),
   median: z.number(),
   min: z.number(),
   max: z.number(),
+  /** The order-statistic confidence interval of the median and the coverage it has. */
+  ci: intervalSchema,
+  /** Coefficient of variation over the repetitions. */
+  cv: z.number(),
 });
 
 const offloadsSchema = z.record(z.string(), z.boolean());
@@ -26,6 +34,8 @@ const hopSchema = z.strictObject({
   kind: z.string(),
   mtu: z.number().int(),
   offloads: offloadsSchema.optional(),
+  /** The interface's transmit and receive queues. */
+  queues: z.strictObject({ tx: z.number().int(), rx: z.number().int() }).optional(),
 });
 
 const endpointSchema = z.strictObject({ node: z.string(), pod: z.string().optional(), ip: z.string() });
@@ -41,6 +51,24 @@ const pairSchema = z.strictObject({
 
 const linkSchema = z.strictObject({ ifname: z.string(), kind: z.string(), mtu: z.number().int(), master: z.string().optional() });
 
+/** Everything that decides what is measured: with the lab file below, enough to run the same experiment again. */
+export const settingsSchema = z.strictObject({
+  /** The most repetitions of a test; a test stops earlier once its intervals are narrow. */
+  repeat: z.number().int().positive(),
+  /** The fewest repetitions of a test (6: the first count whose min..max covers the median with 95%). */
+  minRepeat: z.number().int().positive(),
+  /** Seconds per throughput measurement (a target: iperf3 sends what the pair carries in that time). */
+  durationS: z.number().positive(),
+  /** A test stops early when every figure's interval is within ± this percentage of its median. */
+  ciTargetPct: z.number().min(0),
+  udpRate: z.string(),
+  tests: z.array(z.string()).min(1),
+  /** Client and server pinned to distinct CPUs. */
+  pin: z.boolean(),
+  /** The message-size sweep was run too. */
+  sweep: z.boolean().optional(),
+});
+
 export const resultSchema = z.strictObject({
   schemaVersion: z.literal(RESULT_SCHEMA_VERSION),
   lab: z.string(),
@@ -49,19 +77,28 @@ export const resultSchema = z.strictObject({
   backend: z.string(),
   startedAt: z.iso.datetime(),
   finishedAt: z.iso.datetime(),
-  settings: z.strictObject({
-    repeat: z.number().int().positive(),
-    durationS: z.number().int().positive(),
-    warmupS: z.number().int().min(0),
-    udpRate: z.string(),
-    tests: z.array(z.string()).min(1),
-  }),
+  settings: settingsSchema,
+  /** The lab file as it was measured: its path, content and SHA-256 (absent in files converted from version 1). */
+  labFile: z.strictObject({ path: z.string(), sha256: z.string().regex(/^[0-9a-f]{64}$/), content: z.string() }).optional(),
+  /** The stored result this run repeated (`cnilab bench --rerun`). */
+  rerunOf: z.string().optional(),
   host: z.strictObject({
     kernel: z.string(),
     arch: z.string(),
     cpus: z.number().int().positive(),
-    /** 1-minute load average before and after: this machine may be shared. */
-    loadavg: z.strictObject({ start: z.number(), end: z.number() }),
+    cpuModel: z.string().optional(),
+    /** scaling_governor of each CPU, or "none" where the kernel exposes no cpufreq. */
+    governor: z.string().optional(),
+    /** Machines of one kind (CPU model and count, backend): history and gates compare only within one. */
+    class: z.string().optional(),
+    /** 1-minute load average before, during (one sample per test and repetition) and after: this machine may be shared. */
+    load: z.strictObject({ before: z.number(), during: z.array(z.number()), after: z.number() }),
+    /** Share of CPU time not idle over the whole run, all CPUs (from /proc/stat). */
+    busyPct: z.number().optional(),
+    /** NET_RX softirqs per CPU during the run: where the packets were received. */
+    netRxSoftirqs: z.array(z.number()).optional(),
+    /** Where the client and the server ran. */
+    pinning: z.strictObject({ client: z.string(), server: z.string() }).optional(),
   }),
   versions: z.record(z.string(), z.string()),
   git: z.strictObject({ commit: z.string(), dirty: z.boolean() }).optional(),
@@ -71,6 +108,15 @@ export const resultSchema = z.strictObject({
     pods: z.array(z.strictObject({ name: z.string(), node: z.string(), ip: z.string() })),
   }),
   pairs: z.array(pairSchema).min(1),
+  /** The message-size sweep (`bench --sweep`): each size's throughput on the underlay and the cross-node pair. */
+  sweep: z
+    .strictObject({
+      test: z.string(),
+      points: z.array(z.strictObject({ pair: z.string(), size: z.number().int().positive(), metric: metricSchema })),
+    })
+    .optional(),
+  /** How each pair was warmed up: the observed TCP rates until two agreed. */
+  warmup: z.array(z.strictObject({ pair: z.string(), gbps: z.array(z.number()) })).optional(),
   notes: z.array(z.string()),
 });
 
@@ -94,14 +140,23 @@ export function defaultResultsDir(): string {
   return resolve(process.env.CNILAB_RESULTS_DIR ?? join(ROOT, 'results'));
 }
 
+/** Reads the current version, and version 1 by converting it (see results-v1.ts). */
 export function validateResult(data: unknown, file: string): BenchResult {
-  const parsed = resultSchema.safeParse(data);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    const field = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
-    throw new ResultFileError(file, `${field ? `${field}: ` : ''}${issue.message}`);
+  if ((data as { schemaVersion?: unknown })?.schemaVersion === 1) {
+    const old = upgradeVersion1(data);
+    if (!old.success) throw new ResultFileError(file, `(schema version 1) ${firstIssue(old.error)}`);
+    data = old.data;
   }
+  const parsed = resultSchema.safeParse(data);
+  if (!parsed.success) throw new ResultFileError(file, firstIssue(parsed.error));
   return parsed.data;
+}
+
+/** The first zod issue as "field: message". */
+export function firstIssue(error: z.ZodError): string {
+  const issue = error.issues[0];
+  const field = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : `.${String(p)}`)).join('').replace(/^\./, '');
+  return `${field ? `${field}: ` : ''}${issue.message}`;
 }
 
 export function readResult(file: string): BenchResult {

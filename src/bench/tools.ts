@@ -1,41 +1,76 @@
 // The measurements: iperf3 (TCP 1 and 4 streams, UDP at a fixed rate), ping
-// RTT and sockperf TCP ping-pong (request/response), each run once on a pair.
+// RTT and sockperf TCP ping-pong (request/response). Client and server can be
+// pinned to distinct CPUs (iperf3 -A, taskset), so the two do not take turns
+// on one CPU while the other sits idle.
+import { execa } from 'execa';
 import type { Backend } from '../topologies/backend.js';
-import { runOn } from './endpoint.js';
-import { parseIperf3, parsePing, parseSockperf, ToolOutputError, type Iperf3Result, type PingResult, type SockperfResult } from './parse.js';
+import { BenchCommandError, endpointLabel, runOn } from './endpoint.js';
+import { parseIperf3, parsePing, parseSockperfLog, ToolOutputError, type Iperf3Result, type PingResult, type SockperfWindow } from './parse.js';
 import type { Endpoint } from './plan.js';
 import { sleep } from '../util/wait.js';
 
 export const IPERF3_PORT = 5201;
 export const SOCKPERF_PORT = 11111;
+/** sockperf's -t: whole seconds, and no longer than the 2 s it sleeps before measuring (see requestResponse). */
+export const SOCKPERF_RUN_S = 2;
+
+/** CPUs for the client and the server of a pair; undefined: not pinned (one CPU, or asked not to). */
+export interface Pinning {
+  client: number;
+  server: number;
+}
+
+const taskset = (cpu: number | undefined, argv: string[]) => (cpu === undefined ? argv : ['taskset', '--cpu-list', String(cpu), ...argv]);
 
 /** How a server is started on the far end of a pair. */
-export const SERVERS = {
-  iperf3: { argv: ['iperf3', '--server', '--port', String(IPERF3_PORT)], port: IPERF3_PORT },
-  sockperf: { argv: ['sockperf', 'server', '--tcp', '--ip', '0.0.0.0', '--port', String(SOCKPERF_PORT)], port: SOCKPERF_PORT },
-};
+export function serverArgv(tool: 'iperf3' | 'sockperf', pin?: Pinning): { argv: string[]; port: number } {
+  // iperf3's server takes its CPU from each client's -A; sockperf's is pinned here.
+  if (tool === 'iperf3') return { argv: ['iperf3', '--server', '--port', String(IPERF3_PORT)], port: IPERF3_PORT };
+  return { argv: taskset(pin?.server, ['sockperf', 'server', '--tcp', '--ip', '0.0.0.0', '--port', String(SOCKPERF_PORT)]), port: SOCKPERF_PORT };
+}
 
 export interface Iperf3Options {
-  durationS: number;
+  /** Send this many bytes (iperf3 -n): a run sized from the rate observed so far. */
+  bytes?: number;
+  /** Or run this many whole seconds. */
+  durationS?: number;
   streams?: number;
+  /** Bytes per write (iperf3 --length), and Nagle off (--no-delay): one message per write. */
+  length?: number;
+  noDelay?: boolean;
   /** UDP at this offered rate (iperf3 -b), instead of TCP. */
   udpRate?: string;
+  pin?: Pinning;
+  /** Seconds after which a hung client is killed. */
+  timeoutS?: number;
 }
 
 export async function iperf3(backend: Backend, client: Endpoint, server: Endpoint, o: Iperf3Options): Promise<Iperf3Result> {
-  const argv = ['iperf3', '--client', server.ip, '--port', String(IPERF3_PORT), '--time', String(o.durationS), '--json', '--connect-timeout', '3000'];
+  const argv = ['iperf3', '--client', server.ip, '--port', String(IPERF3_PORT), '--json', '--interval', '0', '--connect-timeout', '3000'];
+  argv.push(...(o.bytes ? ['--bytes', String(Math.round(o.bytes))] : ['--time', String(o.durationS ?? 1)]));
   if (o.streams && o.streams > 1) argv.push('--parallel', String(o.streams));
+  if (o.pin) argv.push('--affinity', `${o.pin.client},${o.pin.server}`);
+  if (o.length) argv.push('--length', String(o.length));
+  if (o.noDelay) argv.push('--no-delay');
   // A 4 MB socket buffer: with the default, a receiver that waits for a CPU drops datagrams
   // in its own socket and the "loss" measures the scheduler rather than the datapath.
   if (o.udpRate) argv.push('--udp', '--bitrate', o.udpRate, '--window', '4M');
-  // One server runs one test at a time; right after a test it may still say "busy".
+  const timeoutMs = (o.timeoutS ?? 30) * 1000;
+  // One server runs one test at a time: right after a test it may still say "busy"; a client
+  // that hung (a lost control message on a loaded machine) is killed and tried once more.
   for (let attempt = 1; ; attempt++) {
-    const r = await runOn(backend, client, argv, { timeoutMs: (o.durationS + 15) * 1000, allowFailure: true });
+    let r;
+    try {
+      r = await runOn(backend, client, argv, { timeoutMs, allowFailure: true });
+    } catch (e) {
+      if (e instanceof BenchCommandError && /did not finish/.test(e.message) && attempt < 2) continue;
+      throw e;
+    }
     try {
       return parseIperf3(r.stdout);
     } catch (e) {
-      if (e instanceof ToolOutputError && /busy/.test(e.message) && attempt < 10) {
-        await sleep(300);
+      if (e instanceof ToolOutputError && /busy/.test(e.message) && attempt < 20) {
+        await sleep(50 * attempt);
         continue;
       }
       throw e;
@@ -43,15 +78,67 @@ export async function iperf3(backend: Backend, client: Endpoint, server: Endpoin
   }
 }
 
-/** 100 echo requests 10 ms apart: about a second. */
-export async function ping(backend: Backend, client: Endpoint, server: Endpoint, count = 100): Promise<PingResult> {
-  const r = await runOn(backend, client, ['ping', '-n', '-c', String(count), '-i', '0.01', '-W', '1', server.ip], { timeoutMs: 30_000, allowFailure: true });
+/** `count` echo requests `intervalS` apart. */
+export async function ping(backend: Backend, client: Endpoint, server: Endpoint, o: { count: number; intervalS: number; pin?: Pinning }): Promise<PingResult> {
+  const argv = taskset(o.pin?.client, ['ping', '-n', '-c', String(o.count), '-i', String(o.intervalS), '-W', '1', server.ip]);
+  const r = await runOn(backend, client, argv, { timeoutMs: 30_000, allowFailure: true });
   return parsePing(r.stdout);
 }
 
-/** TCP request/response: sockperf ping-pong, round-trip percentiles (it warms up by itself). */
-export async function requestResponse(backend: Backend, client: Endpoint, server: Endpoint, durationS: number): Promise<SockperfResult> {
-  const argv = ['sockperf', 'ping-pong', '--tcp', '--ip', server.ip, '--port', String(SOCKPERF_PORT), '--time', String(durationS), '--full-rtt'];
-  const r = await runOn(backend, client, argv, { timeoutMs: (durationS + 15) * 1000 });
-  return parseSockperf(r.stdout);
+export interface RrPair {
+  name: string;
+  client: Endpoint;
+  server: Endpoint;
+}
+
+/**
+ * TCP request/response on each pair in turn: one sockperf ping-pong per pair,
+ * its per-message log cut into `windows` time windows (one figure each). sockperf
+ * 3.7 sleeps 2 s after connecting before it measures; the next pair's client is
+ * started as soon as this one starts measuring, so its 2 s pass while this one
+ * measures: with a 2 s run the two never overlap (sockperf counts the first
+ * 0.4 s as its own warm-up and measures about 1 s of it).
+ */
+export async function requestResponse(backend: Backend, pairs: RrPair[], o: { windows: number; pin?: Pinning }): Promise<Map<string, SockperfWindow[]>> {
+  const out = new Map<string, SockperfWindow[]>();
+  const runS = SOCKPERF_RUN_S;
+  const start = (p: RrPair) => {
+    const sockperf = taskset(o.pin?.client, ['stdbuf', '-oL', 'sockperf', 'ping-pong', '--tcp', '--ip', p.server.ip, '--port', String(SOCKPERF_PORT), '--time', String(runS), '--full-rtt', '--no-rdtsc', '--full-log', '/dev/stdout']);
+    // sockperf opens its log by name, and /dev/stdout cannot be opened when it is the socket
+    // node gives a child: through `| cat` it is a pipe. Every word is a number, an address or a flag.
+    const argv = ['bash', '-c', `set -o pipefail; ${sockperf.join(' ')} | cat`];
+    const [cmd, ...args] = backend.commandFor(p.client.node, p.client.pod, argv);
+    const child = execa(cmd, args, { reject: false, timeout: (runS + 20) * 1000 });
+    const measuring = new Promise<void>((resolve) => {
+      let seen = '';
+      const onData = (d: Buffer) => {
+        seen += d.toString();
+        if (/Starting test/.test(seen)) resolve();
+        else seen = seen.slice(-64);
+      };
+      child.stdout?.on('data', onData);
+      child.stderr?.on('data', onData);
+      void child.then(() => resolve());
+    });
+    const done: Promise<void> = child.then((res) => {
+      if (res.timedOut || res.exitCode !== 0) throw new BenchCommandError(endpointLabel(p.client), argv, res.timedOut ? 'did not finish in time' : `failed (exit ${res.exitCode}): ${(res.stderr || String(res.stdout)).trim().slice(0, 500)}`);
+      out.set(p.name, parseSockperfLog(String(res.stdout), o.windows));
+    });
+    // Awaited below; until then a failure must not count as unhandled.
+    done.catch(() => undefined);
+    return { measuring, done };
+  };
+  const runs: Promise<void>[] = [];
+  try {
+    let prev: ReturnType<typeof start> | undefined;
+    for (const p of pairs) {
+      if (prev) await prev.measuring;
+      prev = start(p);
+      runs.push(prev.done);
+    }
+  } finally {
+    await Promise.allSettled(runs);
+  }
+  await Promise.all(runs);
+  return out;
 }

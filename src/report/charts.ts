@@ -1,5 +1,5 @@
 // Horizontal bar charts in plain SVG: one bar per path (median), a whisker for
-// the spread over the repetitions, the figure and its ratio to the underlay.
+// the 95% interval of the median, the figure and its ratio to the underlay.
 import { line, niceTicks, rect, svg, text } from './svg.js';
 
 export const KIND_COLORS = { underlay: '#8892a6', 'cross-node': '#2f6fdb', 'same-node': '#13a08f' } as const;

@@ -1,9 +1,9 @@
 // The comparison: every pair of every lab as a multiple of the underlay
-// measured in the same run. A difference whose spread (min..max over the
-// repetitions) overlaps the underlay's is never called a difference.
+// measured in the same run, with the 95% interval of that multiple. A ratio
+// whose interval includes 1.00× is never called a difference.
 import { metricInfo, type MetricName } from '../bench/metrics.js';
 import type { BenchResult, Hop, Metric, StoredResult } from '../bench/results.js';
-import { overlaps, spread } from '../bench/stats.js';
+import { median, medianInterval, type Interval } from '../bench/stats.js';
 
 export interface Cell extends Metric {
   metric: MetricName;
@@ -13,10 +13,9 @@ export interface Cell extends Metric {
    * non-underlay pairs only).
    */
   ratio?: number;
-  /** The smallest and largest of the per-repetition ratios. */
-  ratioMin?: number;
-  ratioMax?: number;
-  /** The repetitions disagree on the side of 1.00×: no difference can be claimed. */
+  /** The 95% interval of the ratio (order statistics of the paired ratios), and the coverage it has. */
+  ratioCi?: Interval;
+  /** The ratio's interval includes 1.00×: no difference can be claimed. */
   withinNoise?: boolean;
 }
 
@@ -81,21 +80,26 @@ export function rowsOf(result: BenchResult): Row[] {
 /**
  * A path against the underlay. With one value per repetition on both sides,
  * the ratio is paired: repetition i of the path over repetition i of the
- * underlay, so a machine that got busier between repetitions slows both alike.
- * Within noise when those ratios fall on both sides of 1, or when they scatter
- * more than they stand away from 1. Unpaired (counts
- * differ): the ratio of the medians, within noise when the spreads overlap.
+ * underlay, so a machine that got busier between repetitions slows both alike;
+ * the ratio is their median, its interval the order-statistic interval of that
+ * median. Unpaired (counts differ): the ratio of the medians, its interval the
+ * quotient of the two intervals (wider, never narrower than either). Within
+ * noise when the interval includes 1.00, and always for one repetition.
  */
-export function ratioTo(m: Metric, ref: Metric): Pick<Cell, 'ratio' | 'ratioMin' | 'ratioMax' | 'withinNoise'> {
+export function ratioTo(m: Metric, ref: Metric): Pick<Cell, 'ratio' | 'ratioCi' | 'withinNoise'> {
+  let ratio: number;
+  let ci: Interval;
   if (m.values.length === ref.values.length && ref.values.every((v) => v > 0)) {
-    const r = spread(m.values.map((v, i) => v / ref.values[i]));
-    // A difference needs every repetition on one side of 1, and a distance from 1 larger than the ratios' own scatter.
-    // One repetition has no scatter to judge by: nothing it shows counts as a difference.
-    const withinNoise = m.values.length < 2 || (r.min <= 1 && r.max >= 1) || Math.abs(r.median - 1) <= r.max - r.min;
-    return { ratio: r.median, ratioMin: r.min, ratioMax: r.max, withinNoise };
+    const ratios = m.values.map((v, i) => v / ref.values[i]);
+    ratio = median(ratios);
+    ci = medianInterval(ratios);
+  } else {
+    ratio = m.median / ref.median;
+    ci = { lo: m.ci.lo / ref.ci.hi, hi: ref.ci.lo > 0 ? m.ci.hi / ref.ci.lo : Infinity, level: m.ci.level * ref.ci.level };
   }
-  return { ratio: m.median / ref.median, ratioMin: m.min / ref.max, ratioMax: m.max / ref.min, withinNoise: overlaps(m, ref) };
+  return { ratio, ratioCi: ci, withinNoise: m.values.length < 2 || (ci.lo <= 1 && ci.hi >= 1) };
 }
+
 
 /** The columns any section has, in TABLE_COLUMNS order. */
 export function presentColumns(c: Comparison): MetricName[] {
@@ -114,17 +118,27 @@ export function formatValue(value: number, unit: string, like = value): string {
   return unit ? `${n} ${unit}` : n;
 }
 
-/** "3.05–6.97": a spread in the digits of its median, without the unit. */
+/** "3.05–6.97": the 95% interval of the median in the digits of the median, without the unit. */
 export function formatSpread(m: Metric): string {
   const d = digitsFor(m.median, m.unit);
-  return `${m.min.toFixed(d)}–${m.max.toFixed(d)}`;
+  return `${m.ci.lo.toFixed(d)}–${m.ci.hi.toFixed(d)}`;
 }
+
+/** "0.70× [0.68–0.72]": a ratio and its interval. */
+export const formatRatioCi = (ratio: number, ci: Interval) => `${ratio.toFixed(2)}× [${ci.lo.toFixed(2)}–${ci.hi.toFixed(2)}]`;
 
 export const formatRatio = (r: number) => `${r.toFixed(2)}×`;
 
 /** "4.41 Gb/s · 0.62×", "18.0 Gb/s · within noise", or just the figure for the underlay and for loss. */
 export function formatCell(cell: Cell | undefined): string {
   if (!cell) return '–';
+  const value = formatValue(cell.median, cell.unit);
+  if (cell.ratio === undefined) return value;
+  return `${value} · ${cell.withinNoise ? `within noise (${formatRatioCi(cell.ratio, cell.ratioCi!)})` : formatRatioCi(cell.ratio, cell.ratioCi!)}`;
+}
+
+/** "4.41 Gb/s · 0.62×" or "18.0 Gb/s · within noise": for a chart, where the whisker draws the interval. */
+export function formatCellShort(cell: Cell): string {
   const value = formatValue(cell.median, cell.unit);
   if (cell.ratio === undefined) return value;
   return `${value} · ${cell.withinNoise ? 'within noise' : formatRatio(cell.ratio)}`;

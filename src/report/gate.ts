@@ -2,8 +2,8 @@
 // underlay, held against a stored baseline run of the same lab and backend.
 // Ratios rather than raw figures, so a slower machine is not a regression
 // while a slower datapath on the same machine is. A fall counts when the
-// median and every repetition of the run are beyond the tolerance: a drop
-// inside the run's own scatter is noise, not a regression.
+// median and the whole 95% interval of the run's ratio are beyond the
+// tolerance: a drop inside the run's own interval is noise, not a regression.
 import { relative, resolve } from 'node:path';
 import { METRICS, type MetricName } from '../bench/metrics.js';
 import { resultKey, type BenchResult, type StoredResult } from '../bench/results.js';
@@ -27,9 +27,9 @@ export interface GateCheck {
   baseline: GateFigure & { file: string };
   /** How much worse than the baseline, in percent (negative: better), at the median ratio… */
   worsePct: number;
-  /** …and for the best of this run's repetitions. */
+  /** …and at the better end of this run's ratio interval. */
   leastWorsePct: number;
-  /** Worse by more than the tolerance, at the median and in every repetition. */
+  /** Worse by more than the tolerance, at the median and across the ratio's interval. */
   failed: boolean;
 }
 
@@ -72,7 +72,7 @@ export function runGate(current: StoredResult[], baseline: StoredResult[], toler
         const higher = METRICS[metric].better === 'higher';
         const worse = (ratio: number) => (higher ? 1 - ratio / b.ratio! : ratio / b.ratio! - 1) * 100;
         const worsePct = worse(c.ratio);
-        const leastWorsePct = worse((higher ? c.ratioMax : c.ratioMin) ?? c.ratio);
+        const leastWorsePct = worse((higher ? c.ratioCi?.hi : c.ratioCi?.lo) ?? c.ratio);
         checks.push({
           lab: row.lab,
           backend: row.backend,
@@ -97,9 +97,9 @@ export function gateMessage(c: GateCheck, tolerancePct: number): string {
   const where = `${c.lab} (${c.backend}) ${c.pair}, ${METRICS[c.metric].label} [${c.metric}]`;
   const file = relative(process.cwd(), c.baseline.file) || c.baseline.file;
   const verdict = c.failed
-    ? `${c.worsePct.toFixed(0)}% worse (every repetition at least ${c.leastWorsePct.toFixed(0)}%), more than the ${tolerancePct}% tolerance`
+    ? `${c.worsePct.toFixed(0)}% worse (its whole interval at least ${c.leastWorsePct.toFixed(0)}%), more than the ${tolerancePct}% tolerance`
     : c.worsePct > tolerancePct
-      ? `${c.worsePct.toFixed(0)}% worse at the median but not in every repetition: within noise`
+      ? `${c.worsePct.toFixed(0)}% worse at the median but not across its interval: within noise`
       : c.worsePct > 0
         ? `${c.worsePct.toFixed(0)}% worse, within tolerance`
         : `${(-c.worsePct).toFixed(0)}% better`;

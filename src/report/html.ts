@@ -3,11 +3,12 @@
 import { METRICS, type MetricName } from '../bench/metrics.js';
 import type { BenchResult } from '../bench/results.js';
 import { barChart, type Bar } from './charts.js';
-import { formatCell, formatRatio, formatSpread, formatValue, presentColumns, shortCommit, type Comparison, type LabSection } from './compare.js';
+import { formatCellShort, formatRatio, formatRatioCi, formatSpread, formatValue, presentColumns, shortCommit, type Comparison, type LabSection } from './compare.js';
 import { gateMessage, type GateReport } from './gate.js';
-import { columnTitle, LEGEND, methodLine } from './markdown.js';
+import { columnTitle, LEGEND, methodLine, repetitionsLine } from './markdown.js';
 import { esc, el } from './svg.js';
 import { topologySvg } from './topology.js';
+import { sweepSvg, sweepView } from './sweep.js';
 
 const CSS = `
 :root { color-scheme: light; }
@@ -82,7 +83,7 @@ function chartFor(c: Comparison, metric: MetricName, title: string): string {
       .filter((r) => r.cells[metric])
       .map((r) => {
         const cell = r.cells[metric]!;
-        return { group: `${r.lab} (${r.mode})`, label: r.kind === 'underlay' ? 'underlay' : r.pair, kind: r.kind, median: cell.median, min: cell.min, max: cell.max, caption: formatCell(cell) };
+        return { group: `${r.lab} (${r.mode})`, label: r.kind === 'underlay' ? 'underlay' : r.pair, kind: r.kind, median: cell.median, min: cell.ci.lo, max: cell.ci.hi, caption: formatCellShort(cell) };
       }),
   );
   if (!bars.length) return '';
@@ -90,14 +91,14 @@ function chartFor(c: Comparison, metric: MetricName, title: string): string {
   return el('div', {}, el('h3', {}, `${esc(title)} <span class="sub">${better}</span>`) + barChart(title, METRICS[metric].unit, bars));
 }
 
-/** The headline: each lab's cross-node throughput as a share of its underlay; whisker: the repetitions' ratios. */
+/** The headline: each lab's cross-node throughput as a share of its underlay; whisker: the ratio's 95% interval. */
 function shareChart(c: Comparison, metric: MetricName, title: string): string {
   const bars: Bar[] = c.sections.flatMap((s) => {
     return s.rows
       .filter((r) => r.kind === 'cross-node' && r.cells[metric]?.ratio !== undefined)
       .map((r) => {
         const cell = r.cells[metric]!;
-        return { group: '', label: s.rows.filter((x) => x.kind === 'cross-node').length > 1 ? `${r.lab} ${r.pair}` : r.lab, kind: r.kind, median: cell.ratio!, min: cell.ratioMin!, max: cell.ratioMax!, caption: cell.withinNoise ? `${formatRatio(cell.ratio!)} · within noise` : formatRatio(cell.ratio!) };
+        return { group: '', label: s.rows.filter((x) => x.kind === 'cross-node').length > 1 ? `${r.lab} ${r.pair}` : r.lab, kind: r.kind, median: cell.ratio!, min: cell.ratioCi!.lo, max: cell.ratioCi!.hi, caption: cell.withinNoise ? `${formatRatio(cell.ratio!)} · within noise` : formatRatio(cell.ratio!) };
       });
   });
   if (!bars.length) return '';
@@ -117,8 +118,9 @@ function detailTable(s: LabSection): string {
             const c = r.cells[m];
             if (!c) return el('td', { class: 'num' }, '–');
             const ratio = c.ratio === undefined ? '' : c.withinNoise ? ' <span class="noise">within noise</span>' : ` <span class="ratio">${esc(formatRatio(c.ratio))}</span>`;
-            const every = `every repetition: ${c.values.map((v) => formatValue(v, c.unit, c.median)).join(', ')}`;
-            return el('td', { class: 'num', title: every }, `${esc(formatValue(c.median, c.unit))}${ratio}<br><span class="spread">${esc(formatSpread(c))}</span>`);
+            const every = `every repetition: ${c.values.map((v) => formatValue(v, c.unit, c.median)).join(', ')}; CV ${(c.cv * 100).toFixed(1)}%`;
+            const ci = c.ratioCi ? ` · ratio ${formatRatioCi(c.ratio!, c.ratioCi)}` : '';
+            return el('td', { class: 'num', title: every }, `${esc(formatValue(c.median, c.unit))}${ratio}<br><span class="spread">${esc(formatSpread(c))} (${Math.round(c.ci.level * 100)}%, n=${c.n})${esc(ci)}</span>`);
           })
           .join(''),
     ),
@@ -149,7 +151,7 @@ function environment(r: BenchResult, file?: string): string {
   return el(
     'p',
     { class: 'method' },
-    `Run ${esc(r.startedAt)} on ${esc(r.backend)}, Linux ${esc(r.host.kernel)}, ${r.host.cpus} CPUs, load ${r.host.loadavg.start.toFixed(1)}→${r.host.loadavg.end.toFixed(1)}; commit <code>${esc(shortCommit(r))}</code>; ${r.settings.repeat} × ${r.settings.durationS} s, UDP at ${esc(r.settings.udpRate)}b/s. ${versions}.${file ? ` File: <code>${esc(file)}</code>` : ''}`,
+    `Run ${esc(r.startedAt)} on ${esc(r.backend)}, Linux ${esc(r.host.kernel)}, ${r.host.cpus} CPUs, load ${r.host.load.before.toFixed(1)}→${r.host.load.after.toFixed(1)}; commit <code>${esc(shortCommit(r))}</code>; ${esc(repetitionsLine(r))}, UDP at ${esc(r.settings.udpRate)}b/s. ${versions}.${file ? ` File: <code>${esc(file)}</code>` : ''}`,
   );
 }
 
@@ -160,13 +162,21 @@ function labSection(s: LabSection): string {
     el('h2', { id: `lab-${r.lab}` }, `${esc(r.lab)} <span class="noise">${esc(r.mode)}</span>`) +
     el('p', { class: 'lede' }, esc(r.description)) +
     topologySvg(r) +
-    el('h3', {}, 'Every measurement <span class="sub">(median, × underlay; below it the spread, min–max over the repetitions)</span>') +
+    el('h3', {}, 'Every measurement <span class="sub">(median, × underlay; below it the 95% interval of the median and n)</span>') +
     detailTable(s) +
     el('h3', {}, 'The path, as the kernel reported it') +
     pathTable(s) +
+    sweepSection(r) +
     notes +
     environment(r, s.file)
   );
+}
+
+function sweepSection(r: BenchResult): string {
+  const v = sweepView(r);
+  if (!v?.rows.length) return '';
+  const sub = `${esc(v.test)}; dashed: what ${v.overhead} bytes of encapsulation per packet would cost if bytes were the limit (MTU ${v.podMtu} against ${v.underlayMtu})`;
+  return el('h3', {}, `Message sizes: cross-node ÷ underlay <span class="sub">${sub}</span>`) + sweepSvg(v);
 }
 
 function gateHtml(g: GateReport): string {

@@ -3,6 +3,7 @@ import { METRICS } from '../bench/metrics.js';
 import type { BenchResult } from '../bench/results.js';
 import { formatCell, formatPath, presentColumns, shortCommit, type Comparison } from './compare.js';
 import { gateMessage, type GateReport } from './gate.js';
+import { sweepMarkdown, sweepView } from './sweep.js';
 
 const unique = <T>(xs: T[]) => [...new Set(xs)];
 
@@ -19,21 +20,27 @@ export function columnTitle(metric: keyof typeof METRICS, results: BenchResult[]
   return titles[metric] ?? METRICS[metric].label;
 }
 
+/** "6–10 repetitions × 0.25 s" (a version-1 file: "3 repetitions × 2 s"). */
+export function repetitionsLine(r: BenchResult): string {
+  const { minRepeat, repeat, durationS } = r.settings;
+  return `${minRepeat === repeat ? repeat : `${minRepeat}–${repeat}`} repetitions × ${durationS} s`;
+}
+
 /** One sentence on how the figures were made, from the results themselves. */
 export function methodLine(results: BenchResult[]): string {
   const s = (f: (r: BenchResult) => string | number) => unique(results.map(f)).join('/');
   const day = s((r) => r.startedAt.slice(0, 10));
   return (
-    `${s((r) => r.settings.repeat)} repetitions × ${s((r) => r.settings.durationS)} s per measurement after ${s((r) => r.settings.warmupS)} s of warm-up, ` +
+    `${s(repetitionsLine)} per measurement after ${s((r) => (r.warmup ? 'a warm-up until two TCP runs agreed' : 'a timed warm-up'))}, ` +
     `on Linux ${s((r) => r.host.kernel)} (${s((r) => r.host.cpus)} CPUs, ${s((r) => r.backend)} backend), commit ${s(shortCommit)}, ${day}. ` +
-    `1-minute load average during the runs: ${s((r) => `${r.host.loadavg.start.toFixed(1)}→${r.host.loadavg.end.toFixed(1)}`)}.`
+    `1-minute load average before→after: ${s((r) => `${r.host.load.before.toFixed(1)}→${r.host.load.after.toFixed(1)}`)}.`
   );
 }
 
 export const LEGEND =
   'Each figure is the median over the repetitions; next to it, its multiple of the raw underlay (node to node), measured in the same repetition seconds apart (the median of the per-repetition ratios). ' +
   'Throughput: higher is better; latency and CPU time: lower is better. ' +
-  'A ratio counts as a difference only when every repetition puts the path on the same side of 1.00× and its distance from 1.00× is larger than the scatter of the ratios between repetitions; otherwise the table says "within noise": no difference was measured.';
+  'In brackets, the 95% confidence interval of that ratio (order statistics of the paired ratios: distribution-free). A ratio counts as a difference only when its interval excludes 1.00×; otherwise the table says "within noise": no difference was measured.';
 
 const esc = (s: string) => s.replace(/\|/g, '\\|');
 
@@ -60,6 +67,10 @@ export function renderMarkdown(c: Comparison, gate?: GateReport): string {
     out.push('**MTU along each path** (where, interface, MTU):', '');
     for (const s of c.sections) for (const r of s.rows) out.push(`- ${r.lab} ${r.pair}: ${formatPath(r.path)}`);
     out.push('');
+    for (const s of c.sections) {
+      const v = sweepView(s.result);
+      if (v?.rows.length) out.push(sweepMarkdown(s.result.lab, v), '');
+    }
     const notes = c.sections.flatMap((s) => s.result.notes.map((n) => `- ${s.result.lab}: ${n}`));
     if (notes.length) out.push('**Notes**', '', ...notes, '');
   } else {

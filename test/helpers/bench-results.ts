@@ -2,7 +2,7 @@
 // the gate and the report (the measuring itself is tested on real labs).
 import { METRICS, type MetricName } from '../../src/bench/metrics.js';
 import { RESULT_SCHEMA_VERSION, type BenchResult } from '../../src/bench/results.js';
-import { spread } from '../../src/bench/stats.js';
+import { figureStats } from '../../src/bench/stats.js';
 
 type PairValues = Partial<Record<MetricName, number[]>>;
 
@@ -11,6 +11,7 @@ export interface FakeOptions {
   mode?: string;
   backend?: string;
   startedAt?: string;
+  hostClass?: string;
   underlay?: PairValues;
   crossNode?: PairValues;
   sameNode?: PairValues;
@@ -25,7 +26,7 @@ export const TYPICAL = {
 
 const metrics = (values: PairValues) =>
   Object.fromEntries(
-    Object.entries(values).map(([name, vs]) => [name, { unit: METRICS[name as MetricName].unit, better: METRICS[name as MetricName].better, values: vs!, ...spread(vs!) }]),
+    Object.entries(values).map(([name, vs]) => [name, { unit: METRICS[name as MetricName].unit, better: METRICS[name as MetricName].better, values: vs!, ...figureStats(vs!) }]),
   );
 
 const hop = (where: string, ifname: string, kind: string, mtu: number) => ({ where, ifname, kind, mtu, offloads: { tso: true, gso: true, gro: false } });
@@ -44,8 +45,8 @@ export function fakeResult(o: FakeOptions = {}): BenchResult {
     backend: o.backend ?? 'netns',
     startedAt,
     finishedAt: startedAt,
-    settings: { repeat: 3, durationS: 2, warmupS: 1, udpRate: '300M', tests: ['tcp', 'tcp4', 'udp', 'ping', 'rr'] },
-    host: { kernel: '6.1.0-test', arch: 'x64', cpus: 2, loadavg: { start: 0.5, end: 0.7 } },
+    settings: { repeat: 3, minRepeat: 3, durationS: 2, ciTargetPct: 3, udpRate: '300M', tests: ['tcp', 'tcp4', 'udp', 'ping', 'rr'], pin: true },
+    host: { kernel: '6.1.0-test', arch: 'x64', cpus: 2, class: o.hostClass ?? 'test-cpu ×2 x64 netns', load: { before: 0.5, during: [0.6], after: 0.7 } },
     versions: { cnilab: '0.1.0', node: 'v20.0.0', iperf3: 'iperf 3.12', sockperf: 'sockperf, version 3.7' },
     git: { commit: '0123456789abcdef0123456789abcdef01234567', dirty: false },
     topology: {

@@ -6,7 +6,7 @@ import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 // Every test file runs in one mocha process with one state dir and prefix: a
@@ -34,13 +34,13 @@ describe('lab: bench', function () {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  // The five tests are split over the two cases to keep this file short: sockperf alone spends 2 s connecting.
+  // The five tests are split over the two cases to keep this file short.
   it('flannel-vxlan: TCP and request/response on the underlay, same-node and cross-node pairs; the MTUs along each path; servers stopped by PID', async () => {
     const inst = LabInstance.open('flannel-vxlan', { name: 'bench-vxlan' }, new QuietReporter());
     await inst.up();
     let result;
     try {
-      result = await benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list() }, { repeat: 2, durationS: 1, warmupS: 0, tests: ['tcp', 'rr'] });
+      result = await benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list(), labFile: inst.file }, { repeat: 2, minRepeat: 2, durationS: 0.2, ciTargetPct: 3, pin: true, tests: ['tcp', 'rr'] });
       expect(inst.state.state.processes.map((p) => p.name).filter((n) => /iperf3|sockperf/.test(n)), 'benchmark servers still recorded').to.deep.equal([]);
     } finally {
       await inst.down();
@@ -49,12 +49,23 @@ describe('lab: bench', function () {
     const back = readResult(file);
     expect(back.pairs.map((p) => `${p.name}:${p.kind}`)).to.deep.equal(['underlay:underlay', 'same-node:same-node', 'cross-node:cross-node']);
     for (const p of back.pairs) {
-      for (const m of ['tcp.gbps', 'tcp.cpuMsPerGbit', 'rr.p50Us', 'rr.p90Us', 'rr.p99Us']) {
+      for (const m of ['tcp.gbps', 'tcp.cpuMsPerGbit']) {
         expect(p.metrics[m]?.values, `${p.name} ${m}`).to.have.length(2);
+        expect(p.metrics[m].median, `${p.name} ${m}`).to.be.greaterThan(0);
+        expect(p.metrics[m].ci.lo, `${p.name} ${m}`).to.be.at.most(p.metrics[m].median);
+      }
+      // request/response: one sockperf run per pair, cut into time windows
+      for (const m of ['rr.p50Us', 'rr.p90Us', 'rr.p99Us']) {
+        expect(p.metrics[m]?.n, `${p.name} ${m}`).to.be.within(6, 8);
         expect(p.metrics[m].median, `${p.name} ${m}`).to.be.greaterThan(0);
       }
       expect(p.metrics['rr.p99Us'].median).to.be.at.least(p.metrics['rr.p50Us'].median);
     }
+    expect(back.warmup!.map((w) => w.pair)).to.deep.equal(['underlay', 'same-node', 'cross-node']);
+    expect(back.labFile!.path).to.equal('labs/flannel-vxlan.yaml');
+    expect(back.labFile!.content).to.equal(readFileSync(join(ROOT, 'labs/flannel-vxlan.yaml'), 'utf8'));
+    expect(back.host.load.during.length).to.be.greaterThan(0);
+    if (back.host.cpus >= 2) expect(back.host.pinning).to.deep.equal({ client: 'CPU 0', server: 'CPU 1' });
     const hops = (name: string) => back.pairs.find((p) => p.name === name)!.path.map((h) => `${h.where} ${h.ifname} ${h.kind} ${h.mtu}`);
     expect(hops('cross-node')).to.deep.equal([
       'nginx-0 (master) eth0 veth 1450',
@@ -66,17 +77,18 @@ describe('lab: bench', function () {
     expect(hops('same-node')).to.deep.equal(['nginx-0 (master) eth0 veth 1450', 'master cni0 bridge 1450', 'nginx-2 (master) eth0 veth 1450']);
     expect(hops('underlay')).to.deep.equal(['master eth0 veth 1500', 'worker eth0 veth 1500']);
     expect(back.pairs[0].path[0].offloads).to.have.property('tso');
+    expect(back.pairs[0].path[0].queues!.tx).to.be.at.least(1);
     expect(back.topology.nodes[0].links.map((l) => l.ifname).sort()).to.deep.equal(['cni0', 'eth0', 'flannel.1']);
     expect(back.versions.iperf3).to.match(/^iperf 3\./);
     expect(back.versions.sockperf).to.match(/sockperf/);
     expect(listNetns().filter((n) => n.startsWith(`${NAME_PREFIX}bench-vxlan-`))).to.deep.equal([]);
   });
 
-  it('`cnilab bench` (4 TCP streams, UDP, ping on flannel-host-gw) writes the results file and the comparison (Markdown and HTML) and tears the lab down', async () => {
+  it('`cnilab bench` (4 TCP streams, UDP, ping on flannel-host-gw) writes the results file and the comparison (Markdown and HTML) and tears the lab down; `--rerun` repeats it', async () => {
     const results = join(dir, 'cli');
     const { stdout } = await run(
       process.execPath,
-      [join(ROOT, 'dist/cli.js'), 'bench', 'flannel-host-gw', '--name', 'bench-hostgw', '--repeat', '1', '--duration', '1', '--warmup', '0', '--tests', 'tcp4,udp,ping', '--results-dir', results, '--json'],
+      [join(ROOT, 'dist/cli.js'), 'bench', 'flannel-host-gw', '--name', 'bench-hostgw', '--repeat', '2', '--duration', '0.2', '--tests', 'tcp4,udp,ping', '--results-dir', results, '--json'],
       { env: { ...process.env, NO_COLOR: '1' } },
     );
     const out = JSON.parse(stdout) as { labs: { lab: string; status: string; file: string }[]; report: { markdown: string; html: string } };
@@ -94,5 +106,13 @@ describe('lab: bench', function () {
     expect(readFileSync(out.report.markdown, 'utf8')).to.match(/\| \*\*flannel-host-gw\*\* \| route \| underlay \(reference\) \|/);
     expect(existsSync(out.report.html)).to.equal(true);
     expect(listNetns().filter((n) => n.startsWith(`${NAME_PREFIX}bench-hostgw-`))).to.deep.equal([]);
+
+    const again = await run(process.execPath, [join(ROOT, 'dist/cli.js'), 'bench', '--rerun', out.labs[0].file, '--name', 'bench-hostgw', '--results-dir', results, '--json'], { env: { ...process.env, NO_COLOR: '1' } });
+    const rr = JSON.parse(again.stdout) as { rerunOf: string; file: string; figures: number; moved: unknown[] };
+    expect(rr.figures).to.be.greaterThan(0);
+    const second = readResult(resolve(rr.file));
+    expect(second.rerunOf).to.equal(rr.rerunOf);
+    expect(second.settings).to.deep.equal(r.settings);
+    expect(second.labFile!.sha256).to.equal(r.labFile!.sha256);
   });
 });

@@ -172,7 +172,7 @@ describe('docker backend: labs on nodes as containers', function () {
     this.timeout(300_000);
     const results = mkdtempSync('/tmp/cnilab-dkr-bench-');
     try {
-      const r = await cli(['bench', 'flannel-host-gw', '--backend', 'docker', '--name', 'dkr-bench', '--tests', 'tcp,rr', '--repeat', '1', '--duration', '1', '--warmup', '0', '--results-dir', results, '--json']);
+      const r = await cli(['bench', 'flannel-host-gw', '--backend', 'docker', '--name', 'dkr-bench', '--tests', 'tcp,rr', '--repeat', '1', '--duration', '0.2', '--results-dir', results, '--json']);
       expect(r.code, r.stdout + r.stderr).to.equal(0);
       const summary = JSON.parse(r.stdout) as { labs: { lab: string; status: string; file?: string }[] };
       expect(summary.labs.map((o) => o.status)).to.deep.equal(['ok']);

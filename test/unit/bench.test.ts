@@ -1,9 +1,9 @@
 import { expect } from 'chai';
-import { parseIperf3, parsePing, parseSockperf, ToolOutputError } from '../../src/bench/parse.js';
+import { parseIperf3, parsePing, parseSockperf, parseSockperfLog, ToolOutputError } from '../../src/bench/parse.js';
 import { median, overlaps, quantile, spread } from '../../src/bench/stats.js';
 import { parseOffloads } from '../../src/bench/environment.js';
 import { planBench, BenchPlanError, NothingToMeasureError } from '../../src/bench/plan.js';
-import { rateGbps } from '../../src/bench/run.js';
+import { pinningFor, rateGbps, windowsOf } from '../../src/bench/run.js';
 import { LabFileError } from '../../src/lab/lab-file.js';
 import { parseLab } from '../../src/datapaths/index.js';
 import type { PodRecord } from '../../src/lab/state.js';
@@ -109,6 +109,41 @@ describe('bench: statistics', () => {
   it('two spreads that overlap are within noise; apart they are a difference', () => {
     expect(overlaps(spread([10, 12, 14]), spread([13, 15, 16]))).to.equal(true);
     expect(overlaps(spread([10, 11, 12]), spread([13, 15, 16]))).to.equal(false);
+  });
+});
+
+describe('bench: sockperf per-message log', () => {
+  const log = (rows: [number, number][]) =>
+    ['sockperf: Starting test...', '------------------------------', 'packet, txTime(sec), rxTime(sec), rtt(usec)', '------------------------------', ...rows.map(([tx, rtt], i) => `${i}, ${tx.toFixed(9)}, ${(tx + rtt / 1e6).toFixed(9)}, ${rtt.toFixed(3)}`)].join('\n');
+  it('cuts the run into windows of send time, percentiles per window', () => {
+    // 0.0–0.5 s at 10 µs, 0.5–1.0 s at 30 µs
+    const rows: [number, number][] = Array.from({ length: 1000 }, (_, i) => [100 + i / 1000, i < 500 ? 10 : 30]);
+    const w = parseSockperfLog(log(rows), 2);
+    expect(w.map((x) => [x.observations, x.p50])).to.deep.equal([
+      [500, 10],
+      [500, 30],
+    ]);
+    expect(parseSockperfLog(log(rows), 8)).to.have.length(8);
+  });
+  it('no per-message lines is a tool error that quotes the output', () => {
+    expect(() => parseSockperfLog('sockperf: Invalid 24 val.', 8)).to.throw(ToolOutputError, /Invalid 24/);
+  });
+});
+
+describe('bench: ping windows', () => {
+  it('one run of 100 echoes becomes 8 windows of consecutive echoes, none lost or repeated', () => {
+    const w = windowsOf(Array.from({ length: 100 }, (_, i) => i), 8);
+    expect(w.map((x) => x.length)).to.deep.equal([12, 13, 12, 13, 12, 13, 12, 13]);
+    expect(w.flat()).to.deep.equal(Array.from({ length: 100 }, (_, i) => i));
+    expect(windowsOf([5, 6], 8)).to.deep.equal([[5], [6]]);
+  });
+});
+
+describe('bench: pinning', () => {
+  it('client and server on distinct CPUs where there are two, nothing pinned on one or when asked not to', () => {
+    expect(pinningFor(2, true)).to.deep.equal({ client: 0, server: 1 });
+    expect(pinningFor(1, true)).to.equal(undefined);
+    expect(pinningFor(8, false)).to.equal(undefined);
   });
 });
 

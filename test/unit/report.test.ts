@@ -8,6 +8,9 @@ import { latestPerLab, loadResults, readResult, ResultFileError, writeResult } f
 import { compareResults, formatCell } from '../../src/report/compare.js';
 import { runGate, gateMessage } from '../../src/report/gate.js';
 import { renderMarkdown } from '../../src/report/markdown.js';
+import { renderHtml } from '../../src/report/html.js';
+import { expectedRatio, sweepView } from '../../src/report/sweep.js';
+import { figureStats } from '../../src/bench/stats.js';
 import { fakeResult, scaled, TYPICAL } from '../helpers/bench-results.js';
 
 const run = promisify(execFile);
@@ -37,13 +40,30 @@ describe('results files', () => {
   });
 
   it('a file that breaks the schema is named with the field', () => {
-    const bad = { ...fakeResult(), schemaVersion: 2 };
+    const bad = { ...fakeResult(), schemaVersion: 3 };
     mkdirSync(join(dir, 'x'));
     writeFileSync(join(dir, 'x', 'a.json'), JSON.stringify(bad));
     expect(() => readResult(join(dir, 'x', 'a.json'))).to.throw(ResultFileError, /a\.json: schemaVersion: /);
     const missing = fakeResult() as Record<string, unknown>;
     delete missing.host;
     expect(() => writeResult(missing as never, dir)).to.throw(ResultFileError, /host/);
+  });
+
+  it('a version-1 file (results/ holds some) is read and converted: intervals from its values, no lab file', () => {
+    const stored = loadResults(join(import.meta.dirname, '../../results/flannel-vxlan'));
+    expect(stored.map((s) => s.error)).to.deep.equal([undefined]);
+    const r = stored[0].result!;
+    expect(r.schemaVersion).to.equal(2);
+    expect(r.labFile).to.equal(undefined);
+    const tcp = r.pairs.find((p) => p.kind === 'underlay')!.metrics['tcp.gbps'];
+    expect(tcp.n).to.equal(tcp.values.length);
+    expect([tcp.ci.lo, tcp.ci.hi]).to.deep.equal([Math.min(...tcp.values), Math.max(...tcp.values)]);
+    expect(r.host.load.during).to.deep.equal([]);
+    const broken = JSON.parse(readFileSync(stored[0].file, 'utf8'));
+    delete broken.pairs[0].metrics['tcp.gbps'].median;
+    mkdirSync(join(dir, 'x'));
+    writeFileSync(join(dir, 'x', 'old.json'), JSON.stringify(broken));
+    expect(() => readResult(join(dir, 'x', 'old.json'))).to.throw(ResultFileError, /old\.json: \(schema version 1\) pairs\[0\]\.metrics\.tcp\.gbps\.median/);
   });
 
   it('the newest run per lab and backend is the one compared', () => {
@@ -65,21 +85,22 @@ describe('comparison', () => {
     expect(c.sections[0].rows.map((r) => r.kind)).to.deep.equal(['underlay', 'cross-node', 'same-node']);
     // per repetition: 10.6/15.2, 11.0/15.8, 11.3/16.1 → the median is the first
     expect(cross.cells['tcp.gbps']!.ratio).to.be.closeTo(10.6 / 15.2, 1e-9);
-    expect(cross.cells['tcp.gbps']!.ratioMax).to.be.closeTo(11.3 / 16.1, 1e-9);
+    expect(cross.cells['tcp.gbps']!.ratioCi!.hi).to.be.closeTo(11.3 / 16.1, 1e-9);
+    expect(cross.cells['tcp.gbps']!.ratioCi!.level).to.equal(0.75);
     expect(cross.cells['tcp.gbps']!.withinNoise).to.equal(false);
-    expect(formatCell(cross.cells['tcp.gbps'])).to.equal('11.0 Gb/s · 0.70×');
+    expect(formatCell(cross.cells['tcp.gbps'])).to.equal('11.0 Gb/s · 0.70× [0.70–0.70]');
   });
 
-  it('never calls a difference inside the measured spread a difference', () => {
+  it('never calls a ratio whose interval includes 1.00× a difference', () => {
     const c = compareResults([{ file: 'a.json', result: fakeResult() }]);
     const same = c.sections[0].rows.find((r) => r.pair === 'same-node')!;
-    // same-node 15.0–16.4 overlaps the underlay's 15.2–16.1
+    // paired ratios 0.99, 1.01, 1.02: the interval includes 1.00
     expect(same.cells['tcp.gbps']!.withinNoise).to.equal(true);
-    expect(formatCell(same.cells['tcp.gbps'])).to.equal('15.9 Gb/s · within noise');
+    expect(formatCell(same.cells['tcp.gbps'])).to.equal('15.9 Gb/s · within noise (1.01× [0.99–1.02])');
     const md = renderMarkdown(c);
     const sameLine = md.split('\n').find((l) => l.includes('| same-node |'))!;
     expect(sameLine).to.include('within noise');
-    expect(sameLine).not.to.match(/1\.0\d×/);
+    expect(sameLine).not.to.match(/· 1\.0\d×/);
   });
 
   it('a machine that slowed down between repetitions does not hide a difference that every repetition shows', () => {
@@ -87,7 +108,7 @@ describe('comparison', () => {
     const rows = compareResults([{ file: 'a.json', result: r }]).sections[0].rows;
     const cell = (pair: string) => rows.find((x) => x.pair === pair)!.cells['tcp.gbps']!;
     expect(cell('cross-node').withinNoise).to.equal(false); // 0.69, 0.70, 0.68: below 1 every time
-    expect(formatCell(cell('cross-node'))).to.equal('5.60 Gb/s · 0.69×');
+    expect(formatCell(cell('cross-node'))).to.equal('5.60 Gb/s · 0.69× [0.68–0.70]');
     expect(cell('same-node').withinNoise).to.equal(true); // 0.94, 1.06, 0.98: both sides of 1
   });
 
@@ -95,10 +116,10 @@ describe('comparison', () => {
     const r = fakeResult({ underlay: { 'tcp.gbps': [16] }, crossNode: { 'tcp.gbps': [8] }, sameNode: { 'tcp.gbps': [15] } });
     const cell = compareResults([{ file: 'a.json', result: r }]).sections[0].rows.find((x) => x.pair === 'cross-node')!.cells['tcp.gbps']!;
     expect(cell.ratio).to.equal(0.5);
-    expect(formatCell(cell)).to.equal('8.00 Gb/s · within noise');
+    expect(formatCell(cell)).to.equal('8.00 Gb/s · within noise (0.50× [0.50–0.50])');
   });
 
-  it('without one value per repetition on both sides, the spreads decide', () => {
+  it('without one value per repetition on both sides, the quotient of the two intervals decides', () => {
     const r = fakeResult({ underlay: { 'tcp.gbps': [15, 16] }, crossNode: { 'tcp.gbps': [10, 11, 12] }, sameNode: { 'tcp.gbps': [14, 15.5, 17] } });
     const rows = compareResults([{ file: 'a.json', result: r }]).sections[0].rows;
     expect(rows.find((x) => x.pair === 'cross-node')!.cells['tcp.gbps']!.withinNoise).to.equal(false);
@@ -136,10 +157,10 @@ describe('regression gate', () => {
     expect(msg).to.include('flannel-vxlan (netns) cross-node, TCP, 1 stream [tcp.gbps]');
     expect(msg).to.include('0.70× underlay (11.0 Gb/s) now');
     expect(msg).to.include('baseline 0.87× underlay (13.8 Gb/s)');
-    expect(msg).to.include('20% worse (every repetition at least 19%), more than the 10% tolerance');
+    expect(msg).to.include('20% worse (its whole interval at least 19%), more than the 10% tolerance');
   });
 
-  it('a fall at the median that some repetition of the run does not share is noise, not a regression', () => {
+  it('a fall at the median that the interval of the run does not share is noise, not a regression', () => {
     // Cross-node TCP ratios 0.56, 0.60, 0.80 against a baseline of 0.70: the median is 14% below it,
     // the best repetition above it.
     const wide = fakeResult({ startedAt: '2026-02-01T00:00:00.000Z', crossNode: { ...TYPICAL.crossNode, 'tcp.gbps': [8.5, 9.5, 12.9] } });
@@ -147,7 +168,7 @@ describe('regression gate', () => {
     const tcp = g.checks.find((c) => c.pair === 'cross-node' && c.metric === 'tcp.gbps')!;
     expect(tcp.worsePct).to.be.greaterThan(10);
     expect(tcp.failed).to.equal(false);
-    expect(gateMessage(tcp, 10)).to.include('worse at the median but not in every repetition: within noise');
+    expect(gateMessage(tcp, 10)).to.include('worse at the median but not across its interval: within noise');
   });
 
   it('holds latency the other way round: higher is worse', () => {
@@ -211,7 +232,43 @@ describe('regression gate', () => {
     expect(r.code).to.equal(3);
     const rows = JSON.parse(r.stdout) as { lab?: string; error?: string; crossNodeTcpRatio?: number }[];
     expect(rows.find((x) => x.lab === 'flannel-vxlan')!.crossNodeTcpRatio).to.be.closeTo(10.6 / 15.2, 1e-9);
-    expect(rows.find((x) => x.error)!.error).to.match(/x\.json: lab: /);
+    expect(rows.find((x) => x.error)!.error).to.match(/x\.json: \(schema version 1\) lab: /);
     expect(readFileSync(join(results, 'broken', 'x.json'), 'utf8')).to.equal('{"schemaVersion": 1}');
+  });
+});
+
+describe('message-size sweep', () => {
+  const stats = (vs: number[]) => ({ unit: 'Gb/s', better: 'higher' as const, values: vs, ...figureStats(vs) });
+  const swept = () => {
+    const r = fakeResult();
+    const sizes = [64, 1024, 65536];
+    r.sweep = {
+      test: 'TCP, Nagle off, one write per message (iperf3 --no-delay --length)',
+      points: sizes.flatMap((size, i) => [
+        { pair: 'underlay', size, metric: stats([1, 1.1, 0.9].map((v) => v * (i + 1))) },
+        { pair: 'cross-node', size, metric: stats([0.5, 0.55, 0.45].map((v) => v * (i + 1))) },
+      ]),
+    };
+    return r;
+  };
+
+  it('expects what header bytes alone cost: VXLAN 50 bytes hurt small messages most, routing costs nothing', () => {
+    expect(expectedRatio(64, 1500, 1450)).to.be.closeTo(130 / 180, 1e-9);
+    expect(expectedRatio(65536, 1500, 1450)).to.be.within(0.96, 0.97);
+    expect(expectedRatio(64, 1500, 1500)).to.equal(1);
+  });
+
+  it('the paired ratio per size with its interval, beside the expectation, in Markdown and as a chart', () => {
+    const v = sweepView(swept())!;
+    expect(v.overhead).to.equal(50);
+    expect(v.rows.map((r) => [r.size, r.ratio])).to.deep.equal([
+      [64, 0.5],
+      [1024, 0.5],
+      [65536, 0.5],
+    ]);
+    const c = compareResults([{ file: 'a.json', result: swept() }]);
+    expect(renderMarkdown(c)).to.include('| 64 B | 1.00 Gb/s | 0.50 Gb/s | 0.50× [0.50–0.50] | 0.72× |');
+    expect(renderHtml(c)).to.include('Message sizes: cross-node ÷ underlay');
+    expect(writeResult(swept(), mkdtempSync(join(tmpdir(), 'cnilab-sweep-')))).to.match(/\.json$/);
   });
 });
