@@ -17,7 +17,7 @@ import { shellArgv } from '../workshop/shell.js';
 import { Classroom, SEAT_LAB, type ClassroomOptions, type Seat } from './classroom.js';
 import { DiagramFeed } from './feed.js';
 import { Limiter } from './limit.js';
-import { PtySession, sizeOf } from './terminal.js';
+import { loadPty, PtySession, sizeOf } from './terminal.js';
 import { newToken, sameToken, TOKEN_SHAPE } from './tokens.js';
 import * as actions from './lab-actions.js';
 
@@ -105,6 +105,7 @@ function refuse(socket: Duplex, status: number, message: string): void {
 }
 
 export async function serve(opts: ServeOptions, exercisesTotal: number): Promise<Served> {
+  await loadPty();
   const classroom = new Classroom(opts, exercisesTotal);
   const instructorToken = newToken();
   const joinToken = opts.perVisitor ? newToken() : undefined;

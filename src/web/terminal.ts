@@ -1,7 +1,24 @@
 // A terminal in the page: a real pty on this machine running the lab's shell
 // on a node or in a pod (the argv the backend gives, as `cnilab shell` runs
 // it), its output sent to the page as it comes, keys and resizes back.
-import { spawn, type IPty } from 'node-pty';
+import type { IPty } from 'node-pty';
+
+let ptySpawn: (typeof import('node-pty'))['spawn'] | undefined;
+
+/**
+ * node-pty is a native addon, an optional dependency that npm builds with g++, make,
+ * python3 and Node's headers: loaded when `serve` starts, so no other command needs it.
+ */
+export async function loadPty(): Promise<void> {
+  if (ptySpawn) return;
+  try {
+    ptySpawn = (await import('node-pty')).spawn;
+  } catch (e) {
+    throw new Error(
+      `cnilab serve needs node-pty, a native addon npm builds at install (g++, make and python3 from scripts/setup.sh, and Node's headers); it did not load: ${(e as Error).message.split('\n')[0]}`,
+    );
+  }
+}
 
 export interface TerminalSize {
   cols: number;
@@ -29,7 +46,8 @@ export class PtySession {
   private readonly pty: IPty;
 
   constructor(argv: string[], size: TerminalSize, peer: PtyPeer) {
-    this.pty = spawn(argv[0], argv.slice(1), { name: 'xterm-256color', cols: size.cols, rows: size.rows, cwd: '/', env: shellEnv() });
+    if (!ptySpawn) throw new Error('PtySession before loadPty()');
+    this.pty = ptySpawn(argv[0], argv.slice(1), { name: 'xterm-256color', cols: size.cols, rows: size.rows, cwd: '/', env: shellEnv() });
     this.pty.onData((d) => peer.output(d));
     this.pty.onExit(({ exitCode }) => peer.exited(exitCode));
   }
