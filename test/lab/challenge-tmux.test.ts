@@ -13,6 +13,7 @@ describe('cnilab challenge in a terminal (tmux)', function () {
   before(() => requireBuilt());
   after(() => term.stop());
 
+  // The lab is named in every command (--lab): other labs may be up on a shared machine.
   it('challenge, shell, hint, check: the student repairs ip_forward on the worker and the check passes', async () => {
     await term.start(`PS1='student$ ' bash --norc --noprofile`);
     await term.waitFor(/student\$\s*$/m, 'the prompt');
@@ -23,13 +24,13 @@ describe('cnilab challenge in a terminal (tmux)', function () {
     expect(s).to.include('Challenge · The worker stopped passing packets on (flannel-host-gw/ip-forward-off)');
     expect(s).to.include('pods on master no longer reach');
 
-    await term.line('clear; cnilab check; echo CHECK-EXIT $?');
+    await term.line('clear; cnilab check --lab ch-tmux; echo CHECK-EXIT $?');
     s = await term.waitFor(/CHECK-EXIT \d+/, 'the first check');
     expect(s).to.include('✘ nginx-0 on master reaches nginx-1 on the worker');
     expect(s).to.include('✘ the worker forwards IPv4 on every interface (net.ipv4.ip_forward = 1)');
     expect(s).to.include('CHECK-EXIT 1');
 
-    await term.line('clear; cnilab shell worker');
+    await term.line('clear; cnilab shell --lab ch-tmux worker');
     await term.waitFor(/\[ch-tmux worker\] [^\n]*#\s*$/m, 'the shell on the worker');
     await term.line('sysctl net.ipv4.ip_forward');
     s = await term.waitFor(/net\.ipv4\.ip_forward = 0/, 'the sysctl');
@@ -38,12 +39,12 @@ describe('cnilab challenge in a terminal (tmux)', function () {
     await term.line('exit');
     await term.waitFor(/student\$\s*$/m, 'back at the student\'s prompt');
 
-    await term.line('clear; cnilab hint');
+    await term.line('clear; cnilab hint --lab ch-tmux');
     s = await term.waitFor(/Hint 1\/3:[^\n]*\n[\s\S]*student\$\s*$/, 'the first hint');
     expect(s).to.include('cnilab trace nginx-0 nginx-1');
     expect(s).to.not.include('Hint 2/3');
 
-    await term.line('clear; cnilab check; echo CHECK-EXIT $?');
+    await term.line('clear; cnilab check --lab ch-tmux; echo CHECK-EXIT $?');
     s = await term.waitFor(/CHECK-EXIT \d+/, 'the second check');
     expect(s).to.include('✔ the worker forwards IPv4 on every interface (net.ipv4.ip_forward = 1)');
     expect(s).to.match(/✔ fixed in \d+(m \d\ds|s) with 1 hint\(s\) and 2 check\(s\)\./);
