@@ -27,7 +27,7 @@ function labYaml(name: string, backend: 'host-gw' | 'vxlan', nodes: number, pods
   const perNode = Math.ceil(pods / nodes);
   const subnetLen = Math.min(24, 32 - Math.ceil(Math.log2(perNode + 3)));
   const nodeLines = Array.from({ length: nodes }, (_, i) => `    - { name: n${i}, address: 192.168.${10 + (i >> 8)}.${(i & 255) + 1} }`);
-  const workloads = Array.from({ length: Math.ceil(pods / 50) }, (_, i) => `  - { name: w${i}, image: nginx, replicas: ${Math.min(50, pods - i * 50)} }`);
+
   return [
     `name: ${name}`,
     `description: scale benchmark, ${pods} pods on ${nodes} nodes`,
@@ -42,7 +42,7 @@ function labYaml(name: string, backend: 'host-gw' | 'vxlan', nodes: number, pods
     `  subnetLen: ${subnetLen}`,
     `  backend: ${backend}`,
     'workloads:',
-    ...workloads,
+    `  - { name: nginx, image: nginx, replicas: ${pods} }`,
     '',
   ].join('\n');
 }

@@ -7,6 +7,7 @@ import { dirname, join } from 'node:path';
 import { netnsPath, run, startDetached, type RunResult } from '../net/exec.js';
 import { Ip } from '../net/ip.js';
 import { addNetns, deleteNetns, listNetns, netnsInode, withResolvConf } from '../net/netns.js';
+import { addNetnsMany, deleteNetnsMany, loopbackUp, pinHostname, unmountMany } from '../net/sandboxes.js';
 import { isBpffs, mountBpffs } from '../net/bpf.js';
 import { NAME_PREFIX, labDir, listLabs, processStartTime, StateFile, type ProcessRecord } from '../lab/state.js';
 import { pidsInNetns, stopPid, stopRecorded } from '../lab/processes.js';
@@ -203,6 +204,41 @@ export class NetnsBackend implements Backend {
     return { netns: netnsPath(name) };
   }
 
+  /** Many sandboxes at once: recorded in one write, made by one `ip` process, loopback and hostname by system calls. */
+  async createSandboxes(_node: string, pods: string[]): Promise<{ netns: string }[]> {
+    const names = pods.map((p) => podNetns(this.topo.lab, p));
+    const uts = pods.map((p) => join(this.podRoot(p), 'uts'));
+    for (const f of uts) {
+      mkdirSync(dirname(f), { recursive: true });
+      writeFileSync(f, '');
+    }
+    this.state.update((s) => {
+      s.netns.push(...names);
+      s.mounts.push(...uts);
+    });
+    this.state.flush();
+    await addNetnsMany(names);
+    loopbackUp(names.map((n) => netnsPath(n)));
+    pods.forEach((p, i) => pinHostname(uts[i], p));
+    return names.map((n) => ({ netns: netnsPath(n) }));
+  }
+
+  /** Many sandboxes gone at once: what runs in them stopped together, then one `ip` process for the namespaces. */
+  async removeSandboxes(_node: string, pods: string[]): Promise<void> {
+    const names = pods.map((p) => podNetns(this.topo.lab, p));
+    const inodes = new Set(names.map((n) => netnsInode(netnsPath(n))).filter((i): i is number => i !== undefined));
+    await Promise.all(pidsInNetns(inodes).map((pid) => stopPid(pid)));
+    await deleteNetnsMany(names);
+    const uts = pods.map((p) => join(this.podRoot(p), 'uts'));
+    unmountMany(uts.filter((f) => existsSync(f)));
+    const gone = new Set(names);
+    const unmounted = new Set(uts);
+    this.state.update((s) => {
+      s.netns = s.netns.filter((n) => !gone.has(n));
+      s.mounts = s.mounts.filter((m) => !unmounted.has(m));
+    });
+  }
+
   /** A BPF filesystem mounted in the node's directory (recorded first); unmounted with the lab's other mounts. */
   async bpffs(node: string): Promise<string> {
     const dir = this.nodePath(node, '/sys/fs/bpf');
@@ -246,13 +282,13 @@ export async function cleanNetnsLab(lab: string): Promise<void> {
   const sf = new StateFile(lab);
   const prefix = `${NAME_PREFIX}${lab}-`;
   const names = new Set([...sf.state.netns, ...listNetns().filter((n) => n.startsWith(prefix) && isOwnedBy(n, lab))]);
-  for (const p of sf.state.processes) await stopRecorded(p);
+  // All at once: each stop waits for its process to go, and a thousand pods would wait in turn.
+  await Promise.all(sf.state.processes.map((p) => stopRecorded(p)));
   const inodes = new Set([...names].map((n) => netnsInode(netnsPath(n))).filter((i): i is number => i !== undefined));
   await Promise.all(pidsInNetns(inodes).map((pid) => stopPid(pid)));
   // Pods first, the underlay last: nothing is left holding a link to a removed namespace.
-  const ordered = [...names].sort((a, b) => rank(a) - rank(b));
-  for (const n of ordered) await deleteNetns(n);
-  for (const m of mountsBelow(labDir(lab)).reverse()) await unmount(m);
+  for (const r of [0, 1, 2]) await deleteNetnsMany([...names].filter((n) => rank(n) === r));
+  unmountMany(mountsBelow(labDir(lab)).reverse());
   rmSync(labDir(lab), { recursive: true, force: true });
 }
 
