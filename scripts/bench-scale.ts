@@ -10,7 +10,7 @@ import { parseArgs } from 'node:util';
 import { LabInstance } from '../src/runner/runner.js';
 import { QuietReporter } from '../src/runner/reporter.js';
 import { rawPodLimit } from '../src/net/raw-pods.js';
-import { labMemory, memAvailableKb, type KindMemory } from '../src/bench/lab-memory.js';
+import { labCpuSeconds, labMemory, memAvailableKb, selfCpuSeconds, type KindMemory } from '../src/bench/lab-memory.js';
 import { NAME_PREFIX } from '../src/lab/state.js';
 
 const { values } = parseArgs({
@@ -56,6 +56,8 @@ interface LabRun {
   downMs: number;
   memory: KindMemory[];
   memAvailableDeltaMb: number;
+  /** CPU seconds to bring it up: this process and the commands it ran, and the lab's own processes. */
+  cpu: { runner: number; lab: number };
 }
 
 async function runLab(name: string, yaml: string, nodes: number, pods: number): Promise<LabRun> {
@@ -65,6 +67,8 @@ async function runLab(name: string, yaml: string, nodes: number, pods: number): 
   const reporter = new QuietReporter();
   const inst = LabInstance.open(file, { name }, reporter);
   const before = memAvailableKb();
+  const cpu0 = selfCpuSeconds();
+  let cpu = { runner: 0, lab: 0 };
   const t0 = performance.now();
   let upMs = 0;
   let memory: KindMemory[] = [];
@@ -73,6 +77,7 @@ async function runLab(name: string, yaml: string, nodes: number, pods: number): 
   try {
     await inst.up();
     upMs = performance.now() - t0;
+    cpu = { runner: selfCpuSeconds() - cpu0, lab: labCpuSeconds(inst.state.state) };
     after = memAvailableKb();
     memory = labMemory(inst.state.state);
   } finally {
@@ -82,7 +87,7 @@ async function runLab(name: string, yaml: string, nodes: number, pods: number): 
     rmSync(dir, { recursive: true, force: true });
   }
   const phases = Object.fromEntries(reporter.timings().map((t) => [t.phase.split(' ')[0], t.ms]));
-  return { lab: name, nodes, pods, upMs, phases, downMs, memory, memAvailableDeltaMb: (before - after) / 1024 };
+  return { lab: name, nodes, pods, upMs, phases, downMs, memory, memAvailableDeltaMb: (before - after) / 1024, cpu };
 }
 
 const s = (ms: number) => `${(ms / 1000).toFixed(2)} s`;
@@ -111,6 +116,7 @@ for (const n of podCounts) {
   say(`  raw kernel limit (${n} netns + veth via ip -batch): up ${s(raw.upMs)}, down ${s(raw.downMs)}`);
   say(`  pods phase ${s(podsMs)} = ${x(podsMs, raw.upMs)} raw (target ≤ 2x)${n === 1000 ? `, target ≤ 20 s: ${podsMs <= 20000 ? 'met' : 'missed'}` : ''}; ${(n / (podsMs / 1000)).toFixed(1)} pods/s`);
   say(`  whole up ${s(r.upMs)} (${Object.entries(r.phases).map(([p, ms]) => `${p} ${s(ms)}`).join(', ')})`);
+  say(`  CPU for up: ${(r.cpu.runner + r.cpu.lab).toFixed(1)} s (runner and the commands it ran ${r.cpu.runner.toFixed(1)} s, the lab's processes ${r.cpu.lab.toFixed(1)} s), ${((1000 * (r.cpu.runner + r.cpu.lab)) / n).toFixed(1)} ms a pod`);
   say(`  down ${s(r.downMs)} = ${x(r.downMs, raw.downMs)} raw${n === 1000 ? `, target ≤ 10 s: ${r.downMs <= 10000 ? 'met' : 'missed'}` : ''}; ${(n / (r.downMs / 1000)).toFixed(1)} pods/s`);
   memoryLines(r);
   say();
@@ -122,6 +128,7 @@ for (const n of nodeCounts) {
   out.push({ section: 'nodes', n, ...r });
   say(`flannel-vxlan, ${n} nodes, ${2 * n} pods (target at 100 nodes: up ≤ 30 s, ≤ 2 GB):`);
   say(`  whole up ${s(r.upMs)} (${Object.entries(r.phases).map(([p, ms]) => `${p} ${s(ms)}`).join(', ')}); down ${s(r.downMs)}`);
+  say(`  CPU for up: ${(r.cpu.runner + r.cpu.lab).toFixed(1)} s (runner and its commands ${r.cpu.runner.toFixed(1)} s, the lab's processes ${r.cpu.lab.toFixed(1)} s), ${((1000 * (r.cpu.runner + r.cpu.lab)) / n).toFixed(0)} ms a node`);
   memoryLines(r);
   say();
 }

@@ -71,3 +71,27 @@ export function labMemory(state: LabState): KindMemory[] {
 export function memAvailableKb(): number {
   return Number(/^MemAvailable:\s+(\d+)/m.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0);
 }
+
+/** CPU seconds this process and the children it has waited for have used (utime, stime, cutime, cstime). */
+export function selfCpuSeconds(): number {
+  return cpuFields('/proc/self/stat', 4);
+}
+
+/** CPU seconds used so far by the lab's running processes (its daemons and pods' processes). */
+export function labCpuSeconds(state: LabState): number {
+  const all = new Set(state.netns.map((n) => netnsInode(netnsPath(n))).filter((i): i is number => i !== undefined));
+  return pidsInNetns(all).reduce((sum, pid) => sum + cpuFields(`/proc/${pid}/stat`, 2), 0);
+}
+
+const TICKS = 100; // USER_HZ on Linux
+
+function cpuFields(file: string, count: 2 | 4): number {
+  try {
+    const stat = readFileSync(file, 'utf8');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // Fields 14-17 of /proc/PID/stat: utime stime cutime cstime (rest[] starts at field 3).
+    return rest.slice(11, 11 + count).reduce((a, v) => a + Number(v), 0) / TICKS;
+  } catch {
+    return 0;
+  }
+}

@@ -62,6 +62,35 @@ function inNetns<T>(path: string, fn: () => T): T {
   }
 }
 
+/**
+ * Call `fn` with this thread in the network and UTS namespaces at `ns`, and
+ * come back before returning. A process spawned inside `fn` starts in them
+ * (a child inherits its parent thread's namespaces), without an `nsenter`
+ * exec in front of it. Undefined when a namespace file is missing: the
+ * caller then takes the nsenter path, which reports that as a failed command.
+ */
+export function spawnedIn<T>(ns: { net: string; uts: string }, fn: () => T): T | undefined {
+  if (!existsSync(ns.net) || !existsSync(ns.uts)) return undefined;
+  const selfUts = openSync('/proc/thread-self/ns/uts', 'r');
+  try {
+    const uts = openSync(ns.uts, 'r');
+    try {
+      return inNetns(ns.net, () => {
+        if (sys.setns(uts, CLONE_NEWUTS) < 0) return undefined; // not a UTS namespace (yet): the nsenter path says why
+        try {
+          return fn();
+        } finally {
+          if (sys.setns(selfUts, CLONE_NEWUTS) < 0) throw new Error(`cannot return to this process's own UTS namespace: ${libcCalls.strerror(koffi.errno())}`);
+        }
+      });
+    } finally {
+      closeSync(uts);
+    }
+  } finally {
+    closeSync(selfUts);
+  }
+}
+
 /** Loopback up in each namespace (what a runtime does before calling CNI). */
 export function loopbackUp(netnsPaths: string[]): void {
   const ifr = Buffer.alloc(40);

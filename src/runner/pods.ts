@@ -147,11 +147,13 @@ export class PodManager {
 
   /**
    * Pods of one node, many at once: their sandboxes together (one write of
-   * the state, one `ip` process where the backend can), then CNI ADD pod by
-   * pod in name order, so that addresses come out the same on every run.
-   * A failure removes every pod of the call again.
+   * the state, one `ip` process where the backend can), then CNI ADD. With
+   * `addsAtOnce` 1 the ADDs go pod by pod in name order, so that addresses
+   * come out the same on every run; more overlap them, and addresses then
+   * follow the order the plugin happened to see. A failure removes every pod
+   * of the call again.
    */
-  async createMany(node: string, specs: PodSpec[]): Promise<PodRecord[]> {
+  async createMany(node: string, specs: PodSpec[], addsAtOnce = 1): Promise<PodRecord[]> {
     for (const s of specs) mkdirSync(this.podDir(s.name), { recursive: true });
     const names = specs.map((s) => s.name);
     const sandboxes = this.backend.createSandboxes
@@ -164,12 +166,12 @@ export class PodManager {
     });
     try {
       const list = await this.confList(node);
-      for (const pod of pods) {
+      await mapLimit(pods, addsAtOnce, async (pod) => {
         const result = await this.cniAdd(pod, list);
         const ips = (result.ips as { address: string }[] | undefined) ?? [];
         pod.ip = ips.find((i) => !i.address.includes(':'))?.address.split('/')[0] ?? ips[0]?.address.split('/')[0];
         pod.ip6 = ips.find((i) => i.address.includes(':'))?.address.split('/')[0];
-      }
+      });
       this.saveMany(pods);
       return pods;
     } catch (e) {

@@ -27,6 +27,8 @@ import { chunks, mapLimit } from '../util/limit.js';
 const POD_BATCH = 32;
 /** Workloads started at once on one node. */
 const WORKLOADS_AT_ONCE = 8;
+/** CNI ADDs in flight on one node, when it has more pods than a batch. */
+const ADDS_AT_ONCE = 4;
 import { LabPolicies } from './policies.js';
 import { CannotRunHereError } from '../lab/not-here.js';
 
@@ -224,8 +226,9 @@ export class LabInstance {
     );
     const engine = datapath(this.lab.network.plugin).policy;
     // Nodes in parallel; on a node, pods in batches: a batch's sandboxes and
-    // CNI ADDs (in name order, so addresses repeat from run to run) while the
-    // previous batch's workloads start, a few at a time.
+    // CNI ADDs while the previous batch's workloads start, a few at a time.
+    // A node with a lesson's few pods takes its ADDs one by one in name order,
+    // so that nginx-0 has the address the lesson shows; beyond a batch they overlap.
     const byNode = new Map<string, typeof specs>();
     for (const s of specs) byNode.set(s.node, [...(byNode.get(s.node) ?? []), s]);
     await Promise.all(
@@ -233,7 +236,7 @@ export class LabInstance {
         let starting: Promise<unknown> = Promise.resolve();
         try {
           for (const batch of chunks(list, POD_BATCH)) {
-            const pods = await this.state.batch(() => this.pods.createMany(node, batch));
+            const pods = await this.state.batch(() => this.pods.createMany(node, batch, list.length > POD_BATCH ? ADDS_AT_ONCE : 1));
             await starting;
             starting = this.state.batch(() => mapLimit(pods, WORKLOADS_AT_ONCE, (pod) => this.startWorkload(pod)));
             starting.catch(() => undefined); // awaited below; a failure meanwhile must not go unhandled

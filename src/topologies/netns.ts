@@ -7,10 +7,10 @@ import { dirname, join } from 'node:path';
 import { netnsPath, run, startDetached, type RunResult } from '../net/exec.js';
 import { Ip } from '../net/ip.js';
 import { addNetns, deleteNetns, listNetns, netnsInode, withResolvConf } from '../net/netns.js';
-import { addNetnsMany, deleteNetnsMany, loopbackUp, pinHostname, unmountMany } from '../net/sandboxes.js';
+import { addNetnsMany, deleteNetnsMany, loopbackUp, pinHostname, spawnedIn, unmountMany } from '../net/sandboxes.js';
 import { isBpffs, mountBpffs } from '../net/bpf.js';
 import { NAME_PREFIX, labDir, listLabs, processStartTime, StateFile, type ProcessRecord } from '../lab/state.js';
-import { pidsInNetns, stopPid, stopRecorded } from '../lab/processes.js';
+import { pidsInNetns, stillOurs, stopPid, stopPids, stopRecorded } from '../lab/processes.js';
 import { BackendTarget, POD_RESOLV_CONF, type Backend, type ExecOptions, type Started, type Target, type Topology } from './backend.js';
 
 export const UNDERLAY_BRIDGE = 'br0';
@@ -140,21 +140,38 @@ export class NetnsBackend implements Backend {
     return netnsPath(pod ? podNetns(this.topo.lab, pod) : nodeNetns(this.topo.lab, node));
   }
 
+  private nodeNs(node: string) {
+    return { net: netnsPath(nodeNetns(this.topo.lab, node)), uts: join(this.nodeRoot(node), 'uts') };
+  }
+
+  private podNs(pod: string) {
+    return { net: netnsPath(podNetns(this.topo.lab, pod)), uts: join(this.podRoot(pod), 'uts') };
+  }
+
+  /** The command started in the node's or pod's namespaces directly (one process fewer than nsenter, which is the fallback). */
+  private runIn(ns: { net: string; uts: string }, argv: string[], viaNsenter: () => string[], opts: ExecOptions): Promise<RunResult> {
+    const o = { input: opts.input, allowFailure: opts.allowFailure, env: { ...process.env, ...opts.env } };
+    return spawnedIn(ns, () => run(argv, o)) ?? run(viaNsenter(), o);
+  }
+
   exec(node: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
-    return run(this.nodeArgv(node, argv), { input: opts.input, allowFailure: opts.allowFailure, env: { ...process.env, ...opts.env } });
+    return this.runIn(this.nodeNs(node), argv, () => this.nodeArgv(node, argv), opts);
   }
 
   podExec(_node: string, pod: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
-    return run(this.podArgv(pod, argv), { input: opts.input, allowFailure: opts.allowFailure, env: { ...process.env, ...opts.env } });
+    const resolv = join(this.podRoot(pod), POD_RESOLV_CONF);
+    const inner = existsSync(resolv) ? withResolvConf(resolv, argv) : argv;
+    return this.runIn(this.podNs(pod), inner, () => this.podArgv(pod, argv), opts);
   }
 
-  private launch(node: string, name: string, argv: string[], logDir: string, env?: Record<string, string>): Started {
+  private launch(node: string, name: string, ns: { net: string; uts: string }, argv: string[], viaNsenter: () => string[], logDir: string, env?: Record<string, string>): Started {
     mkdirSync(logDir, { recursive: true });
     const log = join(logDir, `${name}.log`);
     const fd = openSync(log, 'a');
     try {
-      // nsenter execs the command in place, so this PID is the process itself.
-      const pid = startDetached(argv, { stdout: fd, stderr: fd, env: { ...process.env, ...env } });
+      // Started in the namespaces, or through nsenter, which execs it in place: either way this PID is the process itself.
+      const opts = { stdout: fd, stderr: fd, env: { ...process.env, ...env } };
+      const pid = spawnedIn(ns, () => startDetached(argv, opts)) ?? startDetached(viaNsenter(), opts);
       const startTime = processStartTime(pid) ?? 0;
       this.state.update((s) => s.processes.push({ pid, startTime, name, node }));
       return { pid, log };
@@ -164,11 +181,13 @@ export class NetnsBackend implements Backend {
   }
 
   async start(node: string, name: string, argv: string[], opts: { env?: Record<string, string> } = {}): Promise<Started> {
-    return this.launch(node, name, this.nodeArgv(node, argv), this.nodePath(node, 'var/log'), opts.env);
+    return this.launch(node, name, this.nodeNs(node), argv, () => this.nodeArgv(node, argv), this.nodePath(node, 'var/log'), opts.env);
   }
 
   async podStart(node: string, pod: string, name: string, argv: string[]): Promise<Started> {
-    return this.launch(node, `${pod}-${name}`, this.podArgv(pod, argv), join(this.podRoot(pod), 'log'));
+    const resolv = join(this.podRoot(pod), POD_RESOLV_CONF);
+    const inner = existsSync(resolv) ? withResolvConf(resolv, argv) : argv;
+    return this.launch(node, `${pod}-${name}`, this.podNs(pod), inner, () => this.podArgv(pod, argv), join(this.podRoot(pod), 'log'));
   }
 
   async isRunning(p: ProcessRecord): Promise<boolean> {
@@ -227,7 +246,7 @@ export class NetnsBackend implements Backend {
   async removeSandboxes(_node: string, pods: string[]): Promise<void> {
     const names = pods.map((p) => podNetns(this.topo.lab, p));
     const inodes = new Set(names.map((n) => netnsInode(netnsPath(n))).filter((i): i is number => i !== undefined));
-    await Promise.all(pidsInNetns(inodes).map((pid) => stopPid(pid)));
+    await stopPids(pidsInNetns(inodes));
     await deleteNetnsMany(names);
     const uts = pods.map((p) => join(this.podRoot(p), 'uts'));
     unmountMany(uts.filter((f) => existsSync(f)));
@@ -282,10 +301,10 @@ export async function cleanNetnsLab(lab: string): Promise<void> {
   const sf = new StateFile(lab);
   const prefix = `${NAME_PREFIX}${lab}-`;
   const names = new Set([...sf.state.netns, ...listNetns().filter((n) => n.startsWith(prefix) && isOwnedBy(n, lab))]);
-  // All at once: each stop waits for its process to go, and a thousand pods would wait in turn.
-  await Promise.all(sf.state.processes.map((p) => stopRecorded(p)));
+  // All at once (a thousand pods stopped one by one would each be waited for in turn): what
+  // we recorded and is still ours, and whatever else lives in the lab's namespaces.
   const inodes = new Set([...names].map((n) => netnsInode(netnsPath(n))).filter((i): i is number => i !== undefined));
-  await Promise.all(pidsInNetns(inodes).map((pid) => stopPid(pid)));
+  await stopPids([...new Set([...stillOurs(sf.state.processes), ...pidsInNetns(inodes)])]);
   // Pods first, the underlay last: nothing is left holding a link to a removed namespace.
   for (const r of [0, 1, 2]) await deleteNetnsMany([...names].filter((n) => rank(n) === r));
   unmountMany(mountsBelow(labDir(lab)).reverse());
