@@ -77,10 +77,10 @@ export function selfCpuSeconds(): number {
   return cpuFields('/proc/self/stat', 4);
 }
 
-/** CPU seconds used so far by the lab's running processes (its daemons and pods' processes). */
+/** CPU seconds used so far by the lab's running processes (its daemons and pods' processes) and the commands they ran. */
 export function labCpuSeconds(state: LabState): number {
   const all = new Set(state.netns.map((n) => netnsInode(netnsPath(n))).filter((i): i is number => i !== undefined));
-  return pidsInNetns(all).reduce((sum, pid) => sum + cpuFields(`/proc/${pid}/stat`, 2), 0);
+  return pidsInNetns(all).reduce((sum, pid) => sum + cpuFields(`/proc/${pid}/stat`, 4), 0);
 }
 
 const TICKS = 100; // USER_HZ on Linux

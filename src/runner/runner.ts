@@ -24,11 +24,11 @@ import type { PodRecord } from '../lab/state.js';
 import { chunks, mapLimit } from '../util/limit.js';
 
 /** Pods of one node whose sandboxes and CNI ADDs go together. */
-const POD_BATCH = 32;
+const POD_BATCH = 64;
 /** Workloads started at once on one node. */
-const WORKLOADS_AT_ONCE = 8;
+const WORKLOADS_AT_ONCE = 16;
 /** CNI ADDs in flight on one node, when it has more pods than a batch. */
-const ADDS_AT_ONCE = 4;
+const ADDS_AT_ONCE = 8;
 import { LabPolicies } from './policies.js';
 import { CannotRunHereError } from '../lab/not-here.js';
 
