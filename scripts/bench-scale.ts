@@ -102,6 +102,7 @@ function memoryLines(r: LabRun): void {
   const sum = (ks: KindMemory[], f: 'rssKb' | 'pssKb') => ks.reduce((a, k) => a + k[f], 0);
   say(`  memory per pod:  ${mb(sum(pod, 'pssKb') / r.pods)} PSS (${mb(sum(pod, 'rssKb') / r.pods)} RSS): ${pod.map((k) => `${k.kind} ${k.processes}× ${mb(k.pssKb / r.pods)}`).join(', ')}`);
   say(`  memory per node: ${mb(sum(node, 'pssKb') / r.nodes)} PSS (${mb(sum(node, 'rssKb') / r.nodes)} RSS): ${node.map((k) => `${k.kind} ${k.processes}× ${mb(k.pssKb / r.nodes)}`).join(', ')}`);
+  say(`  CPU by kind: ${r.memory.filter((k) => k.cpuS >= 0.05).sort((a, b) => b.cpuS - a.cpuS).map((k) => `${k.kind} ${k.cpuS.toFixed(1)} s`).join(', ')}`);
   say(`  machine: MemAvailable fell by ${r.memAvailableDeltaMb.toFixed(0)} MB while the lab was up (kernel objects included; other users of the machine too)`);
 }
 

@@ -14,6 +14,8 @@ export interface KindMemory {
   processes: number;
   rssKb: number;
   pssKb: number;
+  /** CPU seconds so far, with the commands it ran. */
+  cpuS: number;
 }
 
 function rollup(pid: number): { rss: number; pss: number } | undefined {
@@ -58,10 +60,11 @@ export function labMemory(state: LabState): KindMemory[] {
     if (!rec && kind === 'node') kind = 'node (unrecorded)';
     if (!rec && where === 'pod' && kind === 'nginx') kind = 'nginx worker';
     const key = `${where}:${kind}`;
-    const k = kinds.get(key) ?? { kind, where, processes: 0, rssKb: 0, pssKb: 0 };
+    const k = kinds.get(key) ?? { kind, where, processes: 0, rssKb: 0, pssKb: 0, cpuS: 0 };
     k.processes++;
     k.rssKb += mem.rss;
     k.pssKb += mem.pss;
+    k.cpuS += cpuFields(`/proc/${pid}/stat`, 4);
     kinds.set(key, k);
   }
   return [...kinds.values()].sort((a, b) => a.where.localeCompare(b.where) || b.pssKb - a.pssKb);

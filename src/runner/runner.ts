@@ -21,12 +21,14 @@ import { DNS_POD, DNS_WORKLOAD, ServiceController } from './service-controller.j
 import type { ProxyMode } from '../services/model.js';
 import type { PodSpec } from './pods.js';
 import type { PodRecord } from '../lab/state.js';
-import { chunks, mapLimit } from '../util/limit.js';
+import { chunks, Limiter, mapLimit } from '../util/limit.js';
 
 /** Pods of one node whose sandboxes and CNI ADDs go together. */
 const POD_BATCH = 64;
 /** Workloads started at once on one node. */
 const WORKLOADS_AT_ONCE = 16;
+/** Node daemons (CNI daemon, network agents) starting at once. */
+export const NODE_STARTS_AT_ONCE = 8;
 /** CNI ADDs in flight on one node, when it has more pods than a batch. */
 const ADDS_AT_ONCE = 8;
 import { LabPolicies } from './policies.js';
@@ -123,7 +125,8 @@ export class LabInstance {
       this.state.save();
       await this.phase(`nodes (${lab.topology.nodes.map((n) => n.name).join(', ')}) on ${backend.kind}`, () => backend.up());
       applyFoundTopology(lab, this.state.state.topology);
-      await this.phase('cni daemons', () => Promise.all(lab.topology.nodes.map((n) => startNodeCnid(backend, n.name))));
+      // A few at a time: each is a Node.js start-up, and a hundred at once starve each other past their timeout.
+      await this.phase('cni daemons', () => mapLimit(lab.topology.nodes, NODE_STARTS_AT_ONCE, (n) => startNodeCnid(backend, n.name)));
       await this.phase(`network ${lab.network.plugin} (${lab.network.backend})`, () =>
         datapath(lab.network.plugin).install(backend, lab, lab.topology.nodes, (m) => this.reporter.info(m)),
       );
@@ -229,16 +232,19 @@ export class LabInstance {
     // CNI ADDs while the previous batch's workloads start, a few at a time.
     // A node with a lesson's few pods takes its ADDs one by one in name order,
     // so that nginx-0 has the address the lesson shows; beyond a batch they overlap.
+    // Bounds shared by all nodes too: a hundred nodes must not start a thousand processes at once.
     const byNode = new Map<string, typeof specs>();
     for (const s of specs) byNode.set(s.node, [...(byNode.get(s.node) ?? []), s]);
+    const networking = new Limiter(NODE_STARTS_AT_ONCE);
+    const workloads = new Limiter(2 * WORKLOADS_AT_ONCE);
     await Promise.all(
       [...byNode.entries()].map(async ([node, list]) => {
         let starting: Promise<unknown> = Promise.resolve();
         try {
           for (const batch of chunks(list, POD_BATCH)) {
-            const pods = await this.state.batch(() => this.pods.createMany(node, batch, list.length > POD_BATCH ? ADDS_AT_ONCE : 1));
+            const pods = await networking.run(() => this.state.batch(() => this.pods.createMany(node, batch, list.length > POD_BATCH ? ADDS_AT_ONCE : 1)));
             await starting;
-            starting = this.state.batch(() => mapLimit(pods, WORKLOADS_AT_ONCE, (pod) => this.startWorkload(pod)));
+            starting = this.state.batch(() => mapLimit(pods, WORKLOADS_AT_ONCE, (pod) => workloads.run(() => this.startWorkload(pod))));
             starting.catch(() => undefined); // awaited below; a failure meanwhile must not go unhandled
           }
         } finally {

@@ -31,13 +31,32 @@ workloads:
   - { name: nginx, image: nginx, replicas: ${PODS} }
 `;
 
-describe(`lab: ${PODS} pods on flannel-host-gw`, function () {
+const NODES = 12;
+const nodesText = `name: scale-nodes
+description: ${NODES} flannel vxlan nodes, their agents started together
+mode: overlay
+topology:
+  underlay: 192.168.10.0/24
+  nodes:
+${Array.from({ length: NODES }, (_, i) => `    - { name: n${i}, address: 192.168.10.${10 + i} }`).join('\n')}
+network:
+  plugin: flannel
+  podCIDR: 10.10.0.0/16
+  subnetLen: 24
+  backend: vxlan
+workloads:
+  - { name: nginx, image: nginx, replicas: ${NODES} }
+`;
+
+describe(`lab: ${PODS} pods on flannel-host-gw; ${NODES} flannel-vxlan nodes`, function () {
   this.timeout(600_000);
   const dir = mkdtempSync(join(tmpdir(), 'cnilab-scale-test-'));
   const file = join(dir, 'scale-300.yaml');
+  const nodesFile = join(dir, 'scale-nodes.yaml');
   before(() => {
     requireBuilt();
     writeFileSync(file, labText);
+    writeFileSync(nodesFile, nodesText);
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -74,5 +93,25 @@ describe(`lab: ${PODS} pods on flannel-host-gw`, function () {
     }
     expect(leftovers('scale-300')).to.deep.equal([]);
     expect(pids.filter((pid) => isRunning(pid)), 'processes of the lab still running').to.deep.equal([]);
+  });
+
+  it(`starts ${NODES} flannel agents together and still gives node i the i-th /24, every node reaching the last one`, async () => {
+    const inst = LabInstance.open(nodesFile, { name: 'scale-nodes' }, new QuietReporter());
+    try {
+      await inst.up();
+      for (let i = 0; i < NODES; i++) {
+        const env = await inst.backend.readFile(`n${i}`, '/run/flannel/subnet.env');
+        expect(env, `n${i}'s subnet.env`).to.match(new RegExp(`^FLANNEL_SUBNET=10\\.10\\.${i}\\.1/24$`, 'm'));
+      }
+      const pods = inst.pods.list();
+      const last = pods.find((p) => p.node === `n${NODES - 1}`)!;
+      for (const p of pods.filter((x) => x !== last)) {
+        const r = await inst.backend.podExec(p.node, p.name, ['ping', '-c', '1', '-W', '2', last.ip!], { allowFailure: true });
+        expect(r.exitCode, `${p.name} on ${p.node} → ${last.name} ${last.ip}: ${r.stdout}`).to.equal(0);
+      }
+    } finally {
+      await inst.down();
+    }
+    expect(leftovers('scale-nodes')).to.deep.equal([]);
   });
 });
