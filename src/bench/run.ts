@@ -111,7 +111,10 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
   // (or, before any, the warm-up rate) carry in durationS.
   const rates = new Map<string, number>();
   const bytesFor = (pair: PlannedPair, test: 'tcp' | 'tcp4' | 'udp') => {
-    const gbps = test === 'udp' ? rateGbps(plan.udpRate) : median(values.get(pair.name)!.get(WATCHED[test])?.slice(-3) ?? [rates.get(pair.name) ?? 1]);
+    // Before a test's first run, the pair's latest single-stream rate (which may have fallen far
+    // below the warm-up's, e.g. once a shaper's burst is spent), else the warm-up's.
+    const seen = values.get(pair.name)!;
+    const gbps = test === 'udp' ? rateGbps(plan.udpRate) : median(seen.get(WATCHED[test])?.slice(-3) ?? seen.get('tcp.gbps')?.slice(-3) ?? [rates.get(pair.name) ?? 1]);
     return Math.max(2 ** 20, (gbps * 1e9 * settings.durationS) / 8);
   };
   // Generous: a run sized from one rate may meet a machine that just got much busier.

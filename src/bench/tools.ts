@@ -47,6 +47,7 @@ export interface Iperf3Options {
 
 export async function iperf3(backend: Backend, client: Endpoint, server: Endpoint, o: Iperf3Options): Promise<Iperf3Result> {
   const argv = ['iperf3', '--client', server.ip, '--port', String(IPERF3_PORT), '--json', '--interval', '0', '--connect-timeout', '3000'];
+  const endAt = argv.length;
   argv.push(...(o.bytes ? ['--bytes', String(Math.round(o.bytes))] : ['--time', String(o.durationS ?? 1)]));
   if (o.streams && o.streams > 1) argv.push('--parallel', String(o.streams));
   if (o.pin) argv.push('--affinity', `${o.pin.client},${o.pin.server}`);
@@ -63,7 +64,12 @@ export async function iperf3(backend: Backend, client: Endpoint, server: Endpoin
     try {
       r = await runOn(backend, client, argv, { timeoutMs, allowFailure: true });
     } catch (e) {
-      if (e instanceof BenchCommandError && /did not finish/.test(e.message) && attempt < 2) continue;
+      if (e instanceof BenchCommandError && /did not finish/.test(e.message) && attempt < 2) {
+        // A run sized in bytes from an earlier rate can meet a path that got far slower (a token
+        // bucket whose burst the warm-up used up): the retry runs for a fixed time instead.
+        if (o.bytes) argv.splice(endAt, 2, '--time', String(Math.max(1, Math.ceil(o.durationS ?? 1))));
+        continue;
+      }
       throw e;
     }
     try {
