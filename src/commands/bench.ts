@@ -14,7 +14,7 @@ import { benchOne, type BenchOutcome } from '../bench/lab.js';
 import { BENCH_TESTS, type BenchTest } from '../bench/metrics.js';
 import { defaultResultsDir, latestPerLab, loadResults, readResult, type StoredResult } from '../bench/results.js';
 import { rerunPlan } from '../bench/rerun.js';
-import { compareRuns, renderMoves } from '../report/rerun.js';
+import { compareRuns, meanLoad, renderMoves } from '../report/rerun.js';
 import { buildHistory, historyGate, renderHistoryText } from '../report/history.js';
 import { renderHistoryHtml } from '../report/history-html.js';
 import { release } from 'node:os';
@@ -116,9 +116,12 @@ async function rerun(ctx: CommandContext, o: Record<string, string | boolean | u
     process.exitCode = outcome.status === 'failed' ? ctx.exit.runtime : ctx.exit.ok;
     return;
   }
-  const moves = compareRuns(stored, readResult(outcome.file!));
-  if (o.json) console.log(JSON.stringify({ rerunOf: rel(file), file: rel(outcome.file!), notes: plan.notes, moved: moves.filter((m) => m.moved), figures: moves.length }, null, 2));
-  else console.log(`${green('✔')} ${bold(outcome.lab)}: ${rel(outcome.file!)}\n\n${renderMoves(moves, rel(file))}`);
+  const rerun = readResult(outcome.file!);
+  const moves = compareRuns(stored, rerun);
+  const loads = { before: meanLoad(stored), after: meanLoad(rerun) };
+  const ratios = moves.filter((m) => m.what === 'ratio');
+  if (o.json) console.log(JSON.stringify({ rerunOf: rel(file), file: rel(outcome.file!), notes: plan.notes, moved: moves.filter((m) => m.moved), figures: moves.length, ratios: { figures: ratios.length, moved: ratios.filter((m) => m.moved).length }, loads }, null, 2));
+  else console.log(`${green('✔')} ${bold(outcome.lab)}: ${rel(outcome.file!)}\n\n${renderMoves(moves, rel(file), loads)}`);
   process.exitCode = ctx.exit.ok;
 }
 

@@ -37,11 +37,30 @@ export function compareRuns(before: BenchResult, after: BenchResult): FigureMove
   return out;
 }
 
-export function renderMoves(moves: FigureMove[], beforeFile: string): string {
+/** Mean of a run's 1-minute load samples: how busy the machine was while it measured. */
+export const meanLoad = (r: BenchResult) => {
+  const l = r.host.load;
+  const all = [l.before, ...l.during, l.after];
+  return all.reduce((a, b) => a + b, 0) / all.length;
+};
+
+/**
+ * The multiples of the underlay first: they are what a lab teaches and what a busier or quieter
+ * machine changes least. Absolute figures follow the machine, so the loads of both runs are given.
+ */
+export function renderMoves(moves: FigureMove[], beforeFile: string, loads?: { before: number; after: number }): string {
   const fmt = (m: FigureMove, f: FigureMove['before']) =>
     m.what === 'ratio' ? formatRatioCi(f.median, f.ci) : `${formatValue(f.median, m.unit)} [${formatValue(f.ci.lo, '', f.median)}–${formatValue(f.ci.hi, '', f.median)}]`;
-  const moved = moves.filter((m) => m.moved);
-  const lines = [`## Rerun of ${beforeFile}`, '', `${moves.length - moved.length} of ${moves.length} figures within their intervals${moved.length ? `; ${moved.length} moved beyond them:` : '.'}`];
-  if (moved.length) lines.push('', ...moved.map((m) => `- ${m.pair} ${metricInfo(m.metric)!.label}${m.what === 'ratio' ? ' (× underlay)' : ''}: ${fmt(m, m.before)} then, ${fmt(m, m.after)} now`));
+  const count = (what: FigureMove['what']) => {
+    const all = moves.filter((m) => m.what === what);
+    return `${all.length - all.filter((m) => m.moved).length} of ${all.length}`;
+  };
+  const moved = moves.filter((m) => m.moved).sort((a, b) => (a.what === b.what ? 0 : a.what === 'ratio' ? -1 : 1));
+  const lines = [
+    `## Rerun of ${beforeFile}`,
+    '',
+    `Multiples of the underlay: ${count('ratio')} within their intervals. Absolute figures: ${count('value')}${loads ? ` (mean 1-minute load ${loads.before.toFixed(1)} then, ${loads.after.toFixed(1)} now)` : ''}.`,
+  ];
+  if (moved.length) lines.push('', `${moved.length} moved beyond their intervals:`, '', ...moved.map((m) => `- ${m.pair} ${metricInfo(m.metric)!.label}${m.what === 'ratio' ? ' (× underlay)' : ''}: ${fmt(m, m.before)} then, ${fmt(m, m.after)} now`));
   return lines.join('\n');
 }

@@ -10,6 +10,7 @@ import { runGate, gateMessage } from '../../src/report/gate.js';
 import { renderMarkdown } from '../../src/report/markdown.js';
 import { renderHtml } from '../../src/report/html.js';
 import { expectedRatio, sweepView } from '../../src/report/sweep.js';
+import { compareRuns, meanLoad, renderMoves } from '../../src/report/rerun.js';
 import { figureStats } from '../../src/bench/stats.js';
 import { fakeResult, scaled, TYPICAL } from '../helpers/bench-results.js';
 
@@ -272,5 +273,31 @@ describe('message-size sweep', () => {
     expect(renderMarkdown(c)).to.include('| 64 B | 1.00 Gb/s | 0.50 Gb/s | 0.50× [0.50–0.50] | 0.72× |');
     expect(renderHtml(c)).to.include('Message sizes: cross-node ÷ underlay');
     expect(writeResult(swept(), mkdtempSync(join(tmpdir(), 'cnilab-sweep-')))).to.match(/\.json$/);
+  });
+});
+
+describe('rerun', () => {
+  it('counts the multiples of the underlay apart from absolute figures, and lists moved ratios first with both loads', () => {
+    // The rerun on a machine three times slower: every absolute TCP figure moves, no ratio does;
+    // then cross-node alone falls by half, which moves its ratio.
+    const before = fakeResult();
+    const slower = (vs: number[]) => vs.map((v) => v / 3);
+    const pairs = (cross: (vs: number[]) => number[]) =>
+      fakeResult({
+        underlay: { ...TYPICAL.underlay, 'tcp.gbps': slower(TYPICAL.underlay['tcp.gbps']) },
+        crossNode: { ...TYPICAL.crossNode, 'tcp.gbps': cross(slower(TYPICAL.crossNode['tcp.gbps'])) },
+        sameNode: { ...TYPICAL.sameNode, 'tcp.gbps': slower(TYPICAL.sameNode['tcp.gbps']) },
+      });
+    const busy = compareRuns(before, pairs((vs) => vs));
+    expect(busy.filter((m) => m.what === 'ratio' && m.moved)).to.deep.equal([]);
+    expect(busy.filter((m) => m.what === 'value' && m.moved).map((m) => `${m.pair} ${m.metric}`)).to.have.members(['underlay tcp.gbps', 'cross-node tcp.gbps', 'same-node tcp.gbps']);
+
+    const worse = compareRuns(before, pairs((vs) => vs.map((v) => v / 2)));
+    const text = renderMoves(worse, 'results/x.json', { before: 0.4, after: 3.2 });
+    expect(text).to.match(/Multiples of the underlay: \d+ of \d+ within their intervals\. Absolute figures: \d+ of \d+ \(mean 1-minute load 0\.4 then, 3\.2 now\)/);
+    const listed = text.split('\n').filter((l) => l.startsWith('- '));
+    expect(listed[0]).to.match(/^- cross-node TCP, 1 stream \(× underlay\)/);
+    expect(listed.slice(1).every((l) => !l.includes('× underlay'))).to.equal(true);
+    expect(meanLoad(fakeResult())).to.be.closeTo(0.6, 1e-9);
   });
 });
