@@ -38,3 +38,21 @@ export function niceTicks(max: number, ticks = 5): number[] {
   for (let v = 0; v <= max + step * 0.999; v += step) out.push(Number(v.toPrecision(12)));
   return out;
 }
+
+/** A standalone HTML page: the report, the history page. No external assets, so it opens from a CI artifact. */
+export function htmlPage(title: string, css: string, body: string[]): string {
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>${esc(title)}</title>
+<link rel="icon" href="data:,">
+<style>${css}</style>
+</head>
+<body><main>
+${body.join('\n')}
+</main></body>
+</html>
+`;
+}
