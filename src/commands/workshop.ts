@@ -17,7 +17,7 @@ import { traceLab, TraceTargetError } from '../workshop/trace-run.js';
 import { backendProbe, formatStatus, labStatus } from '../workshop/status.js';
 import { openShell } from '../workshop/shell.js';
 import { terminalKeys, walkExercises, type LessonIO } from '../workshop/lesson.js';
-import type { NetModel } from '../workshop/model.js';
+import { forFamily, type NetModel } from '../workshop/model.js';
 import { targetByName } from '../runner/targets.js';
 
 export interface CliContext {
@@ -72,11 +72,13 @@ export function workshopCommands(ctx: CliContext): Command[] {
     .addOption(new Option('--format <format>', 'what to print').choices(['text', 'svg', 'json']))
     .option('--json', 'print the model as JSON (same as --format json)')
     .option('-q, --quiet', 'print nothing but errors (with -o)')
+    .addOption(new Option('--family <family>', 'which IP family to draw on a dual-stack lab').choices(['4', '6', 'both']).default('both'))
     .addOption(new Option('--backend <kind>', `where nodes live, for a lab brought up for the drawing (${backendNames().join(', ')})`).default('netns'))
-    .addHelpText('after', example('cnilab diagram                       # the running lab, in the terminal', 'cnilab diagram -o flannel.svg        # as SVG, to open in a browser', 'cnilab diagram flannel-host-gw       # up, draw, down'))
+    .addHelpText('after', example('cnilab diagram                       # the running lab, in the terminal', 'cnilab diagram -o flannel.svg        # as SVG, to open in a browser', 'cnilab diagram flannel-host-gw       # up, draw, down', 'cnilab diagram --family 6             # a dual-stack lab, IPv6 only'))
     .action(async (name: string | undefined, o) => {
       const format: string = o.json ? 'json' : (o.format ?? (o.output ? (o.output.endsWith('.svg') ? 'svg' : o.output.endsWith('.json') ? 'json' : 'text') : 'text'));
-      const model = await modelFor(ctx, name, { quiet: o.quiet, backend: o.backend });
+      const read = await modelFor(ctx, name, { quiet: o.quiet, backend: o.backend });
+      const model = o.family === 'both' ? read : forFamily(read, Number(o.family) as 4 | 6);
       const body = format === 'svg' ? renderSvg(model) : format === 'json' ? JSON.stringify(model, null, 2) + '\n' : renderText(model, o.output ? undefined : style).join('\n') + '\n';
       if (o.output) {
         writeFileSync(o.output, body);

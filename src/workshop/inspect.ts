@@ -28,16 +28,17 @@ export async function readNamespace(backend: Backend, t: InspectTarget): Promise
   const target = targetOf(backend, t);
   const netns = target.netns;
   const ip = new Ip(target);
-  const [links, routes, neighbours, fdb, nsids, nat, bpf] = await Promise.all([
+  const [links, routes, routes6, neighbours, fdb, nsids, nat, bpf] = await Promise.all([
     ip.linksWithAddrs(),
     ip.routes(),
+    ip.routes6().catch(() => []), // a kernel without IPv6 answers with an error
     ip.neighbours(),
     ip.fdbAll(),
     ip.netnsIds(),
     t.kind === 'node' ? natRules(target) : Promise.resolve(undefined),
     t.kind === 'node' ? bpfAttachments(target) : Promise.resolve([]),
   ]);
-  const raw: RawNamespace = { ...t, netns: netns ?? target.label, links, routes, neighbours, fdb, nsids, ...(nat ? { nat } : {}), ...(bpf.length ? { bpf } : {}) };
+  const raw: RawNamespace = { ...t, netns: netns ?? target.label, links, routes, routes6, neighbours, fdb, nsids, ...(nat ? { nat } : {}), ...(bpf.length ? { bpf } : {}) };
   if (links.some((l) => kindOf(l) === 'tun')) {
     // Who holds a TUN device is read from /proc: possible where the namespace is on this machine.
     const inode = netns ? netnsInode(netns) : undefined;

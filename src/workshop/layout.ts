@@ -11,6 +11,8 @@ export interface PodEnd {
   link: LinkView;
   /** The pod's default gateway, as its routing table says. */
   gateway?: string;
+  /** Its IPv6 default gateway, on a dual-stack pod. */
+  gateway6?: string;
 }
 
 export interface Attachment {
@@ -48,11 +50,12 @@ function podEnd(model: NetModel, pod: NsView): PodEnd | undefined {
   const link = pod.links.find((l) => l.kind !== 'loopback' && (l.peer || l.addresses.length));
   if (!link) return undefined;
   const gw = pod.routes.find((r) => r.dst === 'default')?.gateway;
-  return { pod, link, gateway: gw };
+  const gw6 = pod.routes6?.find((r) => r.dst === 'default')?.gateway;
+  return { pod, link, gateway: gw, ...(gw6 ? { gateway6: gw6 } : {}) };
 }
 
 export function layoutNode(model: NetModel, node: NsView): NodeLayout {
-  const up = uplink(model, node);
+  const up = uplink(model, node) ?? uplink(model, node, 6);
   const pods = model.namespaces.filter((n) => n.kind === 'pod' && n.node === node.name);
   const placed = new Set<string>();
   const podBehind = (host: LinkView): PodEnd | undefined => {
@@ -86,7 +89,8 @@ export function layoutNode(model: NetModel, node: NsView): NodeLayout {
   const tunnels = node.links.filter((l) => isTunnel(l.kind) && !shown.has(l));
   const others = node.links.filter((l) => l.kind !== 'loopback' && !shown.has(l) && !tunnels.includes(l));
   const loosePods = pods.filter((p) => !placed.has(p.id)).flatMap((p) => podEnd(model, p) ?? []);
-  const routes = node.routes.map((r) => (r.type ? `${r.type} ${formatRoute(r)}` : formatRoute(r)));
+  // IPv4 routes, then the IPv6 ones (`ip -6 route`).
+  const routes = [...node.routes, ...(node.routes6 ?? [])].map((r) => (r.type ? `${r.type} ${formatRoute(r)}` : formatRoute(r)));
   const nat = (node.nat ?? []).filter((r) => / -j (MASQUERADE|SNAT|DNAT)\b/.test(r)).map((r) => r.replace(/ -m comment --comment ("[^"]*"|\S+)/g, ''));
   return { node, uplink: up, bridges, routed, macvlanPods, tunnels, others, loosePods, routes, nat, toNodes: model.nodeRoutes.filter((r) => r.node === node.name) };
 }
@@ -95,12 +99,17 @@ export function layoutNodes(model: NetModel): NodeLayout[] {
   return model.namespaces.filter((n) => n.kind === 'node').map((n) => layoutNode(model, n));
 }
 
+/** IPv4 then IPv6 addresses of a link. */
+export function allAddresses(l: LinkView): string[] {
+  return [...l.addresses, ...(l.addresses6 ?? [])];
+}
+
 /** One line about a device: kind, VXLAN id and port, addresses, MTU. */
 export function describeLink(l: LinkView): string {
   const parts: string[] = [l.kind];
   if (l.vxlan) parts.push(`VNI ${l.vxlan.vni}`, `UDP ${l.vxlan.port}`, ...(l.vxlan.local ? [`local ${l.vxlan.local}`] : []));
   if (l.tunOwners?.length) parts.push(`→ ${l.tunOwners.map((o) => `${o.comm} pid ${o.pid}${o.udpPorts.length ? ` UDP ${o.udpPorts.join(',')}` : ''}`).join(', ')}`);
-  parts.push(...l.addresses);
+  parts.push(...allAddresses(l));
   parts.push(`mtu ${l.mtu}`);
   if (l.bpf?.length) parts.push(`BPF: ${l.bpf.join(', ')}`);
   if (!l.up) parts.push('DOWN');
@@ -108,5 +117,5 @@ export function describeLink(l: LinkView): string {
 }
 
 export function describePod(p: PodEnd): string {
-  return [p.link.label, ...p.link.addresses, ...(p.gateway ? [`gw ${p.gateway}`] : []), `mtu ${p.link.mtu}`].join(' · ');
+  return [p.link.label, ...allAddresses(p.link), ...(p.gateway ? [`gw ${p.gateway}`] : []), ...(p.gateway6 ? [`gw ${p.gateway6}`] : []), `mtu ${p.link.mtu}`].join(' · ');
 }

@@ -6,7 +6,7 @@ import type { FdbEntry, Link, NetnsId, Neighbour, Route } from '../net/ip.js';
 import type { TunOwner } from '../net/proc.js';
 import type { BpfAttachment } from '../net/bpf.js';
 import { encapsulationOf, isAttached, isTunnel, kindOf } from '../net/link-kinds.js';
-import { contains, formatCidr, networkCidr, parseCidr, parseIp, type Cidr } from '../net/ipnet.js';
+import { canonicalAddr, formatPrefix, networkPrefix, parseAddr, parsePrefix, prefixContains, type Family, type Prefix } from '../net/ipnet.js';
 
 /** One namespace as the kernel answered, before anything is resolved. */
 export interface RawNamespace {
@@ -18,6 +18,8 @@ export interface RawNamespace {
   netns: string;
   links: Link[];
   routes: Route[];
+  /** `ip -6 route show`, where the lab gives IPv6 addresses. */
+  routes6?: Route[];
   neighbours: Neighbour[];
   fdb: FdbEntry[];
   nsids: NetnsId[];
@@ -41,6 +43,8 @@ export interface LinkView {
   master?: string;
   /** IPv4 addresses with their prefix, in the kernel's order. */
   addresses: string[];
+  /** IPv6 addresses with their prefix (link-local ones left out), where there are any. */
+  addresses6?: string[];
   /** The other end in another namespace of the lab: a veth's peer, a macvlan's parent. */
   peer?: PeerRef;
   /** The other end is in a namespace outside the lab's nodes and pods (the underlay switch). */
@@ -68,6 +72,9 @@ export interface NsView {
   node: string;
   links: LinkView[];
   routes: Route[];
+  /** IPv6 routes (`ip -6 route`), link-local and multicast ones left out; where there are any. */
+  routes6?: Route[];
+  /** IPv4 (ARP) and IPv6 (NDP) entries together, as `ip neigh` lists them. */
   neighbours: Neighbour[];
   /** Unicast FDB entries (bridge ports, VXLAN remotes); multicast ones left out. */
   fdb: FdbEntry[];
@@ -84,6 +91,8 @@ export interface NodeRoute {
   /** "VXLAN VNI 1 → 192.168.10.220:8472", "via 192.168.10.220 (eth0)", "TUN flannel0 → pid 123 (udp 8285)" */
   how: string;
   route: string;
+  /** 6 for an IPv6 route (`ip -6 route`); absent for IPv4. */
+  family?: 6;
 }
 
 export interface NetModel {
@@ -92,6 +101,8 @@ export interface NetModel {
   takenAt: string;
   /** The subnet every node has an address in. */
   underlay?: string;
+  /** The IPv6 subnet every node has an address in, on a lab with an IPv6 underlay. */
+  underlayV6?: string;
   namespaces: NsView[];
   nodeRoutes: NodeRoute[];
 }
@@ -102,6 +113,23 @@ export const nsId = (kind: 'node' | 'pod', name: string) => (kind === 'pod' ? `p
 
 function ipv4(l: Link): string[] {
   return (l.addr_info ?? []).filter((a) => a.family === 'inet').map((a) => `${a.local}/${a.prefixlen}`);
+}
+
+/** Global IPv6 addresses: the link-local ones every interface has would only crowd the picture. */
+function ipv6(l: Link): string[] {
+  return (l.addr_info ?? []).filter((a) => a.family === 'inet6' && a.scope !== 'link' && a.scope !== 'host').map((a) => `${a.local}/${a.prefixlen}`);
+}
+
+const isLinkLocalOrMulticast = (dst: string) => /^(fe[89ab][0-9a-f]:|ff[0-9a-f]{2}:)/i.test(dst);
+
+/** A link's addresses of one family, with their prefix. */
+export function addressesOf(l: LinkView, family: Family): string[] {
+  return family === 6 ? (l.addresses6 ?? []) : l.addresses;
+}
+
+/** A namespace's routing table of one family. */
+export function routesOf(ns: NsView, family: Family): Route[] {
+  return family === 6 ? (ns.routes6 ?? []) : ns.routes;
 }
 
 function linkView(l: Link): LinkView {
@@ -118,7 +146,10 @@ function linkView(l: Link): LinkView {
     master: l.master,
     addresses: ipv4(l),
   };
-  if (kind === 'vxlan') view.vxlan = { vni: Number(data.id), port: Number(data.port ?? 8472), local: data.local as string | undefined, dev: data.link as string | undefined };
+  const v6 = ipv6(l);
+  if (v6.length) view.addresses6 = v6;
+  // A VXLAN device over IPv6 has its VTEP address in local6.
+  if (kind === 'vxlan') view.vxlan = { vni: Number(data.id), port: Number(data.port ?? 8472), local: (data.local ?? data.local6) as string | undefined, dev: data.link as string | undefined };
   return view;
 }
 
@@ -133,6 +164,7 @@ export function buildModel(raw: RawNamespace[], meta: { lab: string; backend: st
     node: r.node,
     links: r.links.map(linkView),
     routes: r.routes,
+    ...(r.routes6?.some((x) => !isLinkLocalOrMulticast(x.dst)) ? { routes6: r.routes6.filter((x) => !isLinkLocalOrMulticast(x.dst)) } : {}),
     neighbours: r.neighbours,
     fdb: r.fdb.filter((f) => !isMulticastMac(f.mac)),
     ...(r.nat ? { nat: r.nat } : {}),
@@ -157,6 +189,8 @@ export function buildModel(raw: RawNamespace[], meta: { lab: string; backend: st
   });
   const model: NetModel = { lab: meta.lab, backend: meta.backend, takenAt: meta.takenAt ?? new Date().toISOString(), namespaces, nodeRoutes: [] };
   model.underlay = underlaySubnet(model);
+  const underlayV6 = underlaySubnet(model, 6);
+  if (underlayV6) model.underlayV6 = underlayV6;
   model.nodeRoutes = namespaces.filter((n) => n.kind === 'node').flatMap((n) => nodeRoutes(model, n));
   return model;
 }
@@ -202,13 +236,14 @@ function basename(path: string): string {
  * one (a docker0 with 172.17.0.1 on every node is shared, but not a network
  * between them). The widest such network, host routes aside.
  */
-export function underlaySubnet(model: NetModel): string | undefined {
+export function underlaySubnet(model: NetModel, family: Family = 4): string | undefined {
   const nodes = model.namespaces.filter((n) => n.kind === 'node');
   if (!nodes.length) return undefined;
   // Tunnel devices carry pod addresses (flannel0 holds 10.10.0.0/16 on every node): not the underlay.
-  const addrs = (n: NsView) => n.links.filter((l) => l.kind !== 'loopback' && !isTunnel(l.kind)).flatMap((l) => l.addresses);
-  const netOf = (a: string) => formatCidr(networkCidr(parseCidr(a)!));
-  const candidates = new Set(addrs(nodes[0]).map(netOf).filter((c) => !c.endsWith('/32')));
+  const addrs = (n: NsView) => n.links.filter((l) => l.kind !== 'loopback' && !isTunnel(l.kind)).flatMap((l) => addressesOf(l, family));
+  const netOf = (a: string) => formatPrefix(networkPrefix(parsePrefix(a)!));
+  const host = family === 6 ? '/128' : '/32';
+  const candidates = new Set(addrs(nodes[0]).map(netOf).filter((c) => !c.endsWith(host)));
   const shared = [...candidates].filter((net) => {
     const mine = nodes.map((n) => addrs(n).find((a) => netOf(a) === net)?.split('/')[0]);
     return mine.every(Boolean) && new Set(mine).size === nodes.length;
@@ -224,22 +259,31 @@ export function linkByName(ns: NsView, name: string | undefined): LinkView | und
   return name === undefined ? undefined : ns.links.find((l) => l.name === name);
 }
 
-/** The node uplink: the link holding the node's address in the underlay. */
-export function uplink(model: NetModel, ns: NsView): LinkView | undefined {
-  const under = model.underlay ? parseCidr(model.underlay) : undefined;
-  const inUnderlay = (l: LinkView) => under !== undefined && l.addresses.some((a) => contains(under, parseIp(a.split('/')[0])!));
+/** The node uplink: the link holding the node's address in the underlay (of that family). */
+export function uplink(model: NetModel, ns: NsView, family: Family = 4): LinkView | undefined {
+  const text = family === 6 ? model.underlayV6 : model.underlay;
+  const under = text ? parsePrefix(text) : undefined;
+  const inUnderlay = (l: LinkView) => under !== undefined && addressesOf(l, family).some((a) => prefixContains(under, parseAddr(a.split('/')[0])!));
   return ns.links.find((l) => inUnderlay(l) && l.kind !== 'macvlan') ?? ns.links.find(inUnderlay);
 }
 
-/** The first IPv4 address of a namespace outside loopback: a pod's own address. */
-export function primaryAddress(ns: NsView): string | undefined {
-  for (const l of ns.links) if (l.kind !== 'loopback' && l.addresses.length) return l.addresses[0].split('/')[0];
+/** A node's own address in the underlay of that family. */
+export function uplinkAddress(model: NetModel, ns: NsView, family: Family = 4): string | undefined {
+  const up = uplink(model, ns, family);
+  return up && addressesOf(up, family)[0]?.split('/')[0];
+}
+
+/** The first address of a family in a namespace outside loopback: a pod's own address. */
+export function primaryAddress(ns: NsView, family: Family = 4): string | undefined {
+  for (const l of ns.links) if (l.kind !== 'loopback' && addressesOf(l, family).length) return addressesOf(l, family)[0].split('/')[0];
   return undefined;
 }
 
-/** Which namespace has `ip` as one of its addresses. */
+/** Which namespace has `ip` (either family, in any IPv6 spelling) as one of its addresses. */
 export function ownerOfAddress(model: NetModel, ip: string): { ns: NsView; link: LinkView } | undefined {
-  for (const ns of model.namespaces) for (const link of ns.links) if (link.addresses.some((a) => a.split('/')[0] === ip)) return { ns, link };
+  const want = canonicalAddr(ip) ?? ip;
+  const has = (list: string[] | undefined) => (list ?? []).some((a) => canonicalAddr(a.split('/')[0]) === want);
+  for (const ns of model.namespaces) for (const link of ns.links) if (has(link.addresses) || has(link.addresses6)) return { ns, link };
   return undefined;
 }
 
@@ -256,16 +300,19 @@ export function ownerOfMac(model: NetModel, mac: string, except?: string): { ns:
  * /32 to a pod's veth), tunnels left aside.
  */
 export function nodeServing(model: NetModel, dst: string, from?: string): NsView | undefined {
-  const want = parseCidr(dst.includes('/') ? dst : `${dst}/32`);
+  const want = asPrefix(dst);
   if (!want) return undefined;
-  const addr = want.ip;
+  const addr = { family: want.family, value: want.ip };
   let best: { ns: NsView; len: number } | undefined;
   for (const ns of model.namespaces) {
     if (ns.kind !== 'node' || ns.id === from) continue;
-    for (const r of ns.routes) {
-      if (r.type || r.gateway || r.scope !== 'link' || r.dst === 'default' || !inCidr(r.dst, addr)) continue;
+    for (const r of routesOf(ns, want.family)) {
+      // IPv6 connected routes carry no scope: the kernel marks none as link-scoped.
+      if (r.type || r.gateway || (want.family === 4 && r.scope !== 'link') || r.dst === 'default') continue;
+      const rp = asPrefix(r.dst);
+      if (!rp || !prefixContains(rp, addr)) continue;
       if (isTunnel(linkByName(ns, r.dev)?.kind ?? '')) continue;
-      const len = parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`)!.prefix;
+      const len = rp.prefix;
       if (len > want.prefix) continue; // covers only part of what is asked for
       if (!best || len > best.len) best = { ns, len };
     }
@@ -273,21 +320,23 @@ export function nodeServing(model: NetModel, dst: string, from?: string): NsView
   return best?.ns;
 }
 
-function inCidr(dst: string, addr: number): boolean {
-  const c: Cidr | undefined = parseCidr(dst.includes('/') ? dst : `${dst}/32`);
-  return c !== undefined && contains(c, addr);
+/** A route's destination or an address as a prefix: a bare address is a host route (/32, /128). */
+function asPrefix(dst: string): Prefix | undefined {
+  if (dst.includes('/')) return parsePrefix(dst);
+  const a = parseAddr(dst);
+  return a && { family: a.family, ip: a.value, prefix: a.family === 6 ? 128 : 32 };
 }
 
-/** Longest-prefix match over a routing table (main table, unicast). */
+/** Longest-prefix match over a routing table (main table, unicast), for an address of the table's family. */
 export function longestMatch(routes: Route[], ip: string): Route | undefined {
-  const addr = parseIp(ip);
+  const addr = parseAddr(ip);
   if (addr === undefined) return undefined;
   let best: { r: Route; len: number } | undefined;
   for (const r of routes) {
     if (r.type && r.type !== 'unicast') continue;
-    const len = r.dst === 'default' ? 0 : parseCidr(r.dst.includes('/') ? r.dst : `${r.dst}/32`)?.prefix;
-    if (len === undefined) continue;
-    if (r.dst !== 'default' && !inCidr(r.dst, addr)) continue;
+    const p = r.dst === 'default' ? undefined : asPrefix(r.dst);
+    if (r.dst !== 'default' && (!p || !prefixContains(p, addr))) continue;
+    const len = p?.prefix ?? 0;
     if (!best || len > best.len) best = { r, len };
   }
   return best?.r;
@@ -322,7 +371,7 @@ export function fdbFor(ns: NsView, mac: string, dev: LinkView): FdbEntry | undef
 /** How each of a node's routes reaches another node: the tunnel or next hop, from the kernel's tables. */
 function nodeRoutes(model: NetModel, ns: NsView): NodeRoute[] {
   const out: NodeRoute[] = [];
-  for (const r of ns.routes) {
+  for (const [family, r] of [...ns.routes.map((r) => [4, r] as const), ...(ns.routes6 ?? []).map((r) => [6, r] as const)]) {
     if (r.dst === 'default' || !r.dev || r.type) continue;
     const dev = linkByName(ns, r.dev);
     if (!dev) continue;
@@ -333,7 +382,7 @@ function nodeRoutes(model: NetModel, ns: NsView): NodeRoute[] {
       const remote = mac ? fdbFor(ns, mac, dev)?.dst : undefined;
       if (remote) {
         toNode = ownerOfAddress(model, remote)?.ns.node;
-        how = `VXLAN VNI ${dev.vxlan?.vni} via ${dev.name} → ${remote}:${dev.vxlan?.port}`;
+        how = `VXLAN VNI ${dev.vxlan?.vni} via ${dev.name} → ${hostPort(remote, dev.vxlan?.port)}`;
       }
     } else if (encapsulationOf(dev.kind) === 'tun') {
       // One TUN route may cover every node's subnet (then the process behind it picks the node per packet).
@@ -350,7 +399,44 @@ function nodeRoutes(model: NetModel, ns: NsView): NodeRoute[] {
       toNode = nodeServing(model, r.dst, ns.id)?.node;
       how = `${dev.kind.toUpperCase()} ${dev.name}`;
     }
-    if (how && toNode !== ns.node) out.push({ node: ns.node, dst: r.dst, gateway: r.gateway, dev: r.dev, toNode, how, route: formatRoute(r) });
+    if (how && toNode !== ns.node) out.push({ node: ns.node, dst: r.dst, gateway: r.gateway, dev: r.dev, toNode, how, route: formatRoute(r), ...(family === 6 ? { family } : {}) });
   }
   return out;
+}
+
+/** An address and port as one writes them: [fd00::1]:8472 for IPv6. */
+export function hostPort(ip: string, port: number | undefined): string {
+  const host = ip.includes(':') ? `[${ip}]` : ip;
+  return port === undefined ? host : `${host}:${port}`;
+}
+
+/**
+ * The model with one family only, for a drawing that would be crowded with both:
+ * the other family's addresses, routes, neighbours, FDB remotes and node routes left out.
+ */
+export function forFamily(model: NetModel, family: Family): NetModel {
+  const keep = (ip: string | undefined) => ip === undefined || parseAddr(ip)?.family === family;
+  const namespaces = model.namespaces.map((n) => ({
+    ...n,
+    links: n.links.map((l) => {
+      const { addresses6, ...rest } = l;
+      // Drawn where the IPv4 addresses would be.
+      return family === 6 ? { ...rest, addresses: addresses6 ?? [] } : rest;
+    }),
+    routes: routesOf(n, family),
+    routes6: undefined,
+    neighbours: n.neighbours.filter((e) => keep(e.dst)),
+    fdb: n.fdb.filter((f) => keep(f.dst)),
+    // iptables rewrites IPv4 only.
+    nat: family === 6 ? undefined : n.nat,
+  }));
+  // Tunnel devices of the other family go too: flannel-v6.1 has nothing to say in an IPv4 drawing.
+  for (const n of namespaces) n.links = n.links.filter((l) => !l.vxlan?.local || keep(l.vxlan.local));
+  return {
+    ...model,
+    underlay: family === 6 ? model.underlayV6 : model.underlay,
+    underlayV6: undefined,
+    namespaces,
+    nodeRoutes: model.nodeRoutes.filter((r) => (r.family ?? 4) === family),
+  };
 }

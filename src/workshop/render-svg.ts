@@ -3,9 +3,9 @@
 // vethXXXX by a dashed veth pair, the ports on the bridge, tunnel devices with
 // the link between nodes, each node's routing table, and the uplink to the
 // underlay. Pure: a model in, one standalone SVG document out.
-import { describeLink, layoutNodes, type Attachment, type NodeLayout, type PodEnd } from './layout.js';
+import { allAddresses, describeLink, layoutNodes, type Attachment, type NodeLayout, type PodEnd } from './layout.js';
 import type { LinkView, NetModel } from './model.js';
-import { tunnelTables } from './render-text.js';
+import { tunnelTables, underlays } from './render-text.js';
 
 const PAD = 28;
 const COL_GAP = 120;
@@ -118,7 +118,7 @@ function drawNode(svg: Svg, p: Placed): void {
   const { layout: n, x, y, w } = p;
   svg.rect(x, y, w, p.h, C.node, 14);
   svg.text(x + 18, y + 30, `node ${n.node.name}`, { size: 18, weight: 700 });
-  if (n.uplink) svg.text(x + w - 18, y + 30, n.uplink.addresses.join(' '), { size: 13, mono: true, anchor: 'end', color: C.muted });
+  if (n.uplink) svg.text(x + w - 18, y + 30, allAddresses(n.uplink).join(' '), { size: 13, mono: true, anchor: 'end', color: C.muted });
 
   const slotX = (i: number) => x + SLOT_GAP + i * (POD_W + SLOT_GAP) + (w - (p.slots.length * (POD_W + SLOT_GAP) + SLOT_GAP)) / 2;
   let cursor = y + ROW.hosts + HOST_H;
@@ -130,9 +130,20 @@ function drawNode(svg: Svg, p: Placed): void {
       svg.group(`pod-${s.pod.pod.name}`, () => {
         svg.rect(sx, y + ROW.pods, POD_W, POD_H, C.pod);
         svg.text(sx + 12, y + ROW.pods + 22, `pod ${s.pod!.pod.name}`, { size: 14, weight: 700, width: POD_W - 24 });
-        svg.text(sx + 12, y + ROW.pods + 42, s.pod!.link.label, { size: 12, mono: true, width: POD_W - 24 });
-        svg.text(sx + 12, y + ROW.pods + 58, s.pod!.link.addresses.join(' ') || 'no IPv4 address', { size: 12, mono: true, weight: 600, width: POD_W - 24 });
-        svg.text(sx + 12, y + ROW.pods + 72, [s.pod!.gateway ? `gw ${s.pod!.gateway}` : '', `mtu ${s.pod!.link.mtu}`].filter(Boolean).join(' · '), { size: 10.5, mono: true, color: C.muted, width: POD_W - 24 });
+        const pod = s.pod!;
+        const gw = [pod.gateway, pod.gateway6].filter(Boolean).join(' ');
+        const foot = [gw ? `gw ${gw}` : '', `mtu ${pod.link.mtu}`].filter(Boolean).join(' · ');
+        if (pod.link.addresses6?.length) {
+          // Dual-stack: the interface beside the name, then one line per family.
+          svg.text(sx + POD_W - 12, y + ROW.pods + 22, pod.link.label, { size: 11, mono: true, anchor: 'end' });
+          svg.text(sx + 12, y + ROW.pods + 40, pod.link.addresses.join(' ') || 'no IPv4 address', { size: 12, mono: true, weight: 600, width: POD_W - 24 });
+          svg.text(sx + 12, y + ROW.pods + 56, pod.link.addresses6.join(' '), { size: 12, mono: true, weight: 600, width: POD_W - 24 });
+          svg.text(sx + 12, y + ROW.pods + 72, foot, { size: 10.5, mono: true, color: C.muted, width: POD_W - 24 });
+        } else {
+          svg.text(sx + 12, y + ROW.pods + 42, pod.link.label, { size: 12, mono: true, width: POD_W - 24 });
+          svg.text(sx + 12, y + ROW.pods + 58, pod.link.addresses.join(' ') || 'no IPv4 address', { size: 12, mono: true, weight: 600, width: POD_W - 24 });
+          svg.text(sx + 12, y + ROW.pods + 72, foot, { size: 10.5, mono: true, color: C.muted, width: POD_W - 24 });
+        }
       }, `pod ${s.pod.pod.name} on ${n.node.name}`);
     }
     const cx = sx + POD_W / 2;
@@ -223,7 +234,7 @@ function drawNode(svg: Svg, p: Placed): void {
     svg.group(`uplink-${n.node.name}`, () => {
       svg.rect(ux, cursor, uw, 40, C.uplink);
       svg.text(x + w / 2, cursor + 17, n.uplink!.label, { size: 13, mono: true, anchor: 'middle', weight: 700 });
-      svg.text(x + w / 2, cursor + 33, `${n.uplink!.addresses.join(' ')} · mtu ${n.uplink!.mtu}${n.uplink!.bpf?.length ? ` · BPF ${bpfNames(n.uplink!)}` : ''}`, { size: 11, mono: true, anchor: 'middle', width: uw - 16 });
+      svg.text(x + w / 2, cursor + 33, `${allAddresses(n.uplink!).join(' ')} · mtu ${n.uplink!.mtu}${n.uplink!.bpf?.length ? ` · BPF ${bpfNames(n.uplink!)}` : ''}`, { size: 11, mono: true, anchor: 'middle', width: uw - 16 });
     });
     p.uplinkBox = { x: ux, y: cursor, w: uw, h: 40 };
     // macvlan pods hang off the uplink; their lines pass behind the routing table.
@@ -275,14 +286,14 @@ export function renderSvg(model: NetModel): string {
 
   const svg = new Svg();
   svg.text(PAD, PAD + 22, `${model.lab}: the network as the kernel reports it`, { size: 22, weight: 700 });
-  svg.text(PAD, PAD + 46, `${model.backend} backend · read at ${model.takenAt.slice(0, 19).replace('T', ' ')} UTC · underlay ${model.underlay ?? '?'} · from ip -json link/addr/route, ip neigh, bridge fdb`, { size: 12, color: C.muted });
+  svg.text(PAD, PAD + 46, `${model.backend} backend · read at ${model.takenAt.slice(0, 19).replace('T', ' ')} UTC · underlay ${underlays(model) || '?'} · from ip -json link/addr/route, ip -6 route, ip neigh, bridge fdb`, { size: 12, color: C.muted });
 
   for (const p of placed) drawNode(svg, p);
 
   // The underlay: a bus under the nodes, each uplink dropping onto it.
   svg.group('underlay', () => {
     svg.line(PAD, busY, width - PAD, busY, C.underlay, { width: 5 });
-    svg.text(PAD, busY + 24, `underlay ${model.underlay ?? ''}`, { size: 13, weight: 700, color: C.underlay });
+    svg.text(PAD, busY + 24, `underlay ${underlays(model)}`, { size: 13, weight: 700, color: C.underlay });
     for (const p of placed) {
       if (!p.uplinkBox) continue;
       const cx = p.uplinkBox.x + p.uplinkBox.w / 2;
@@ -298,8 +309,9 @@ export function renderSvg(model: NetModel): string {
     const a = placed.find((p) => p.layout.node.name === r.node);
     const b = placed.find((p) => p.layout.node.name === to);
     const boxA = a?.tunnelBoxes.get(r.dev);
-    const boxB = b && [...b.tunnelBoxes.values()][0];
-    const key = [r.node, to].sort().join('|');
+    // The same device on the other node (flannel.1 to flannel.1, flannel-v6.1 to flannel-v6.1), one line per pair of nodes and family.
+    const boxB = b && (b.tunnelBoxes.get(r.dev) ?? [...b.tunnelBoxes.values()][0]);
+    const key = [r.node, to].sort().join('|') + (r.family ? `|v${r.family}` : '');
     if (!a || !b || !boxA || !boxB || drawn.has(key)) continue;
     drawn.add(key);
     const [left, right, lp] = a.x < b.x ? [boxA, boxB, a] : [boxB, boxA, b];
@@ -309,7 +321,7 @@ export function renderSvg(model: NetModel): string {
     const owner = dev?.tunOwners?.[0];
     const label = dev?.vxlan ? `VXLAN VNI ${dev.vxlan.vni} · UDP ${dev.vxlan.port}` : owner ? `${owner.comm}${owner.udpPorts.length ? ` · UDP ${owner.udpPorts.join(',')}` : ''}` : r.how.split(' → ')[0];
     const adjacent = Math.abs(placed.indexOf(a) - placed.indexOf(b)) === 1;
-    svg.group(`tunnel-${key.replace('|', '-')}`, () => {
+    svg.group(`tunnel-${key.replaceAll('|', '-')}`, () => {
       if (adjacent) {
         svg.path(`M ${left.x + left.w} ${y1} L ${lp.x + lp.w + COL_GAP / 2} ${y1} L ${lp.x + lp.w + COL_GAP / 2} ${y2} L ${right.x} ${y2}`, C.tunnel.stroke, { dash: '7 5', width: 2.5 });
       } else {

@@ -1,7 +1,7 @@
 // The terminal view of a lab's network: one tree per node, from the uplink
 // down through bridges and veth pairs to each pod, then tunnel devices and the
 // routes toward other nodes. Pure: a model in, lines out.
-import { describeLink, describePod, layoutNodes, type Attachment, type NodeLayout } from './layout.js';
+import { allAddresses, describeLink, describePod, layoutNodes, type Attachment, type NodeLayout } from './layout.js';
 import type { NetModel } from './model.js';
 import { plain, type TextStyle } from './render-trace.js';
 
@@ -35,7 +35,7 @@ function nodeTree(n: NodeLayout, s: TextStyle): Tree {
   children.push({ text: 'routes', children: n.routes.map((r) => ({ text: s.dim(r) })) });
   if (n.nat.length) children.push({ text: 'nat (iptables -t nat)', children: n.nat.map((r) => ({ text: s.dim(r) })) });
   if (n.toNodes.length) children.push({ text: 'to other nodes', children: n.toNodes.map((r) => ({ text: `${r.dst} ⇒ ${r.toNode ? s.bold(r.toNode) : 'any node'}: ${r.how}` })) });
-  const up = n.uplink ? `${n.uplink.label} ${n.uplink.addresses.join(' ')}${n.uplink.bpf?.length ? ` [BPF: ${n.uplink.bpf.join(', ')}]` : ''}` : 'no uplink in the underlay';
+  const up = n.uplink ? `${n.uplink.label} ${allAddresses(n.uplink).join(' ')}${n.uplink.bpf?.length ? ` [BPF: ${n.uplink.bpf.join(', ')}]` : ''}` : 'no uplink in the underlay';
   return { text: `${s.bold(`node ${n.node.name}`)}  ${up}`, children };
 }
 
@@ -46,8 +46,13 @@ export function tunnelTables(n: NodeLayout, dev: string): string[] {
   return [...neigh, ...fdb];
 }
 
+/** The underlay subnets, IPv4 then IPv6. */
+export function underlays(model: NetModel): string {
+  return [model.underlay, model.underlayV6].filter(Boolean).join(' ');
+}
+
 export function renderText(model: NetModel, style: TextStyle = plain): string[] {
   const head = [style.bold(`${model.lab}`) + style.dim(` · ${model.backend} backend · read from the kernel at ${model.takenAt.slice(11, 19)} UTC`)];
-  head.push(`underlay ${model.underlay ?? '(no subnet shared by every node)'}`);
+  head.push(`underlay ${underlays(model) || '(no subnet shared by every node)'}`);
   return [...head, ...draw(layoutNodes(model).map((n) => nodeTree(n, style)))];
 }
