@@ -13,7 +13,7 @@ import { inspectLab } from '../workshop/inspect.js';
 import { renderText } from '../workshop/render-text.js';
 import { renderSvg } from '../workshop/render-svg.js';
 import { formatTrace, type TextStyle } from '../workshop/render-trace.js';
-import { traceLab, TraceTargetError } from '../workshop/trace-run.js';
+import { traceLabFamilies, TraceTargetError, type TraceReport } from '../workshop/trace-run.js';
 import { backendProbe, formatStatus, labStatus } from '../workshop/status.js';
 import { openShell } from '../workshop/shell.js';
 import { terminalKeys, walkExercises, type LessonIO } from '../workshop/lesson.js';
@@ -93,21 +93,29 @@ export function workshopCommands(ctx: CliContext): Command[] {
     .option('--lab <instance>', 'which running lab (default: the only one)')
     .option('--capture', 'also run tcpdump on every interface of the path while pings go through, and count what each one saw')
     .option('--count <n>', 'pings to send with --capture', (v) => Number(v), 3)
-    .option('--json', 'as JSON')
-    .addHelpText('after', example('cnilab trace nginx-0 nginx-1', 'cnilab trace nginx-0 nginx-1 --capture', 'cnilab trace master nginx-1 --json') + '\n\nExit code 0 when the packet is delivered (and, with --capture, seen at every hop), 1 otherwise.')
+    .option('-4', 'IPv4 only')
+    .option('-6', 'IPv6 only (the pods\' IPv6 addresses, over the IPv6 underlay where there is one)')
+    .option('--json', 'as JSON (between dual-stack pods: the IPv4 trace with the IPv6 one under "ipv6")')
+    .addHelpText(
+      'after',
+      example('cnilab trace nginx-0 nginx-1', 'cnilab trace nginx-0 nginx-1 --capture', 'cnilab trace -6 nginx-0 nginx-1 --capture', 'cnilab trace nginx-0 fd00:10:0:1::2', 'cnilab trace master nginx-1 --json') +
+        '\n\nBetween pods with addresses of both families, both are traced unless -4 or -6 says otherwise.\nExit code 0 when the packet is delivered (and, with --capture, seen at every hop), 1 otherwise.',
+    )
     .action(async (from: string, to: string, o) => {
       if (!Number.isInteger(o.count) || o.count < 1 || o.count > 100) throw ctx.usageError(`--count must be a whole number from 1 to 100, not "${o.count}"`);
+      if (o['4'] && o['6']) throw ctx.usageError('-4 and -6 together: leave both out to trace both families');
       const { state, backend, nodes } = running(ctx, o.lab);
-      let r;
+      let rs: TraceReport[];
       try {
-        r = await traceLab(backend, state, nodes, from, to, { capture: o.capture, count: o.count });
+        rs = await traceLabFamilies(backend, state, nodes, from, to, { capture: o.capture, count: o.count, family: o['6'] ? 6 : o['4'] ? 4 : undefined });
       } catch (e) {
         if (e instanceof TraceTargetError) throw ctx.usageError(`${e.message}; see \`cnilab get pods\``);
         throw e;
       }
-      if (o.json) json(r);
-      else console.log(formatTrace(r, style).join('\n'));
-      process.exitCode = r.delivered && (!r.capture || r.capture.allSeen) ? ctx.exit.ok : ctx.exit.stepsFailed;
+      if (o.json) json(rs.length === 2 ? { ...rs[0], ipv6: rs[1] } : rs[0]);
+      else console.log(rs.map((r) => formatTrace(r, style).join('\n')).join('\n\n'));
+      const ok = rs.every((r) => r.delivered && (!r.capture || r.capture.allSeen));
+      process.exitCode = ok ? ctx.exit.ok : ctx.exit.stepsFailed;
     });
 
   const lesson = new Command('lesson')

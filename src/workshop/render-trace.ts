@@ -18,7 +18,7 @@ const place = (at: string) => (at.startsWith('pod/') ? at.slice(4) : at);
 export function formatTrace(r: TraceReport, style: TextStyle = plain): string[] {
   const lines: string[] = [];
   const end = (e: TraceReport['from']) => `${e.ns.startsWith('pod/') ? 'pod' : 'node'} ${place(e.ns)} (${e.ip})`;
-  lines.push(style.bold(`trace ${end(r.from)} → ${end(r.to)} in ${r.lab}`));
+  lines.push(style.bold(`trace ${end(r.from)} → ${end(r.to)} in ${r.lab}${r.family === 6 ? ' over IPv6' : ''}`));
   const whereW = Math.max(5, ...r.hops.map((h) => place(h.at).length));
   const kindW = Math.max(...r.hops.map((h) => h.kind.length), 4);
   const counted = r.hops.some((h) => h.packets !== undefined);
@@ -30,7 +30,7 @@ export function formatTrace(r: TraceReport, style: TextStyle = plain): string[] 
     if (h.kernel) lines.push(`${' '.repeat(3 + (counted ? 6 : 0) + whereW + 2 + kindW + 2)}${style.dim(`$ ${h.kernel}`)}`);
   });
   const nat = r.nat ? `; source NAT on ${place(r.nat.at)}: ${place(r.to.ns)} sees ${r.nat.to}, not ${r.from.ip}` : '';
-  if (r.delivered) lines.push(style.green(`✔ delivered in ${r.hops.length} steps${r.tunnels.length ? `, through ${r.tunnels.map((t) => (t.via === 'vxlan' ? `VXLAN (VNI ${t.vni}, UDP ${t.port})` : `a TUN device and UDP${t.port ? ` ${t.port}` : ''}`)).join(', ')}` : ', no encapsulation'}${nat}`));
+  if (r.delivered) lines.push(style.green(`✔ delivered in ${r.hops.length} steps${r.tunnels.length ? `, through ${r.tunnels.map((t) => (t.via === 'vxlan' ? `VXLAN${t.dst.includes(':') ? ' over IPv6' : ''} (VNI ${t.vni}, UDP ${t.port})` : `a TUN device and UDP${t.port ? ` ${t.port}` : ''}`)).join(', ')}` : ', no encapsulation'}${nat}`));
   else lines.push(style.red(`✘ ${r.problem ?? 'the walk stopped'}`));
   if (!r.reachable) lines.push(style.red('  note: the first ping got no answer; the path above is where the kernel would send it'));
   for (const d of r.policyDrops ?? []) {

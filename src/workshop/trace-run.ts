@@ -7,7 +7,8 @@ import { Ip } from '../net/ip.js';
 import type { LabState } from '../lab/state.js';
 import type { Backend, Started } from '../topologies/backend.js';
 import { inspectLab, targetOf } from './inspect.js';
-import { nsById, ownerOfAddress, primaryAddress, uplink, type NetModel, type NsView } from './model.js';
+import { familyOf, type Family } from '../net/ipnet.js';
+import { nsById, ownerOfAddress, primaryAddress, uplinkAddress, type NetModel, type NsView } from './model.js';
 import { walk, type Hop, type TraceEnd, type TracePath, type Tunnel } from './trace.js';
 import { newPolicyDrops, policyDropCounters, type PolicyDrop } from './policy-drops.js';
 import { sleep } from '../util/wait.js';
@@ -16,6 +17,8 @@ export interface TraceOptions {
   capture?: boolean;
   /** Pings sent while capturing. */
   count?: number;
+  /** Which family to follow; by default the destination address's, or IPv4 between names. */
+  family?: Family;
 }
 
 export interface TraceReport extends TracePath {
@@ -47,11 +50,11 @@ export function kernelOracle(backend: Backend, model: NetModel) {
   };
 }
 
-/** A pod or node name, or (as the destination) an address in the lab. */
-export function resolveEnd(model: NetModel, what: string): TraceEnd | undefined {
+/** A pod or node name (its address of `family`), or (as the destination) an address in the lab. */
+export function resolveEnd(model: NetModel, what: string, family: Family = 4): TraceEnd | undefined {
   const ns = nsById(model, `pod/${what}`) ?? model.namespaces.find((n) => n.kind === 'node' && n.name === what);
   if (ns) {
-    const ip = ns.kind === 'pod' ? primaryAddress(ns) : uplink(model, ns)?.addresses[0]?.split('/')[0];
+    const ip = ns.kind === 'pod' ? primaryAddress(ns, family) : uplinkAddress(model, ns, family);
     return ip ? { ns: ns.id, ip } : undefined;
   }
   const owner = ownerOfAddress(model, what);
@@ -60,13 +63,37 @@ export function resolveEnd(model: NetModel, what: string): TraceEnd | undefined 
 
 export class TraceTargetError extends Error {}
 
+/**
+ * The families to follow between two ends: the one asked for, the destination
+ * address's, or (between names) every family both ends have an address of.
+ */
+export function traceFamilies(model: NetModel, fromName: string, toName: string, asked?: Family): Family[] {
+  if (asked) return [asked];
+  const fam = familyOf(toName);
+  if (fam) return [fam];
+  const both = ([4, 6] as const).filter((f) => resolveEnd(model, fromName, f) && resolveEnd(model, toName, f));
+  return both.length ? [...both] : [4];
+}
+
+/** Trace every family `traceFamilies` picks, one after the other (their captures must not count each other's pings). */
+export async function traceLabFamilies(backend: Backend, state: LabState, nodes: string[], fromName: string, toName: string, opts: TraceOptions = {}): Promise<TraceReport[]> {
+  const families = opts.family ? [opts.family] : traceFamilies(await inspectLab(backend, state, nodes), fromName, toName);
+  const out: TraceReport[] = [];
+  for (const family of families) out.push(await traceLab(backend, state, nodes, fromName, toName, { ...opts, family }));
+  return out;
+}
+
 export async function traceLab(backend: Backend, state: LabState, nodes: string[], fromName: string, toName: string, opts: TraceOptions = {}): Promise<TraceReport> {
   const names = () => `pods: ${state.pods.map((p) => p.name).join(', ')}; nodes: ${nodes.join(', ')}`;
   let model = await inspectLab(backend, state, nodes);
-  const from = resolveEnd(model, fromName);
-  const to = resolveEnd(model, toName);
+  const family = opts.family ?? familyOf(toName) ?? 4;
+  const from = resolveEnd(model, fromName, family);
+  const to = resolveEnd(model, toName, family);
   const named = state.pods.some((p) => p.name === fromName) || nodes.includes(fromName);
-  if (!from || !named) throw new TraceTargetError(`no pod or node named "${fromName}" in ${state.lab} (${names()})`);
+  const v = family === 6 ? 'IPv6' : 'IPv4';
+  if (!named) throw new TraceTargetError(`no pod or node named "${fromName}" in ${state.lab} (${names()})`);
+  if (!from) throw new TraceTargetError(`${fromName} has no ${v} address in ${state.lab}`);
+  if (!to && resolveEnd(model, toName, family === 6 ? 4 : 6)) throw new TraceTargetError(`${toName} has no ${v} address in ${state.lab}`);
   if (!to) throw new TraceTargetError(`no pod or node named "${toName}", and no address ${toName} in ${state.lab} (${names()})`);
   const src = nsById(model, from.ns)!;
 
@@ -91,12 +118,29 @@ interface Point {
   beyond?: boolean;
 }
 
+/** tcpdump's match for an echo request: ICMPv6 type 128 right after the fixed IPv6 header. */
+const ECHO = { 4: 'icmp[icmptype] == icmp-echo', 6: 'icmp6 and ip6[40] == 128' } as const;
+
+/**
+ * The same inside a VXLAN packet: the pod's IP header starts after the outer IP
+ * header (20 bytes for IPv4 without options, 40 for IPv6), UDP (8), VXLAN (8)
+ * and the inner Ethernet header (14).
+ */
+function echoInsideVxlan(outer: Family, inner: Family): string {
+  const [proto, base] = outer === 6 ? ['ip6', 40 + 30] : ['ip', 20 + 30];
+  return inner === 6 ? `${proto}[${base + 6}] == 58 and ${proto}[${base + 40}] == 128` : `${proto}[${base + 9}] == 1 and ${proto}[${base + 20}] == 8`;
+}
+
 /** tcpdump's filter for the packets of this trace at one point: the pings themselves (from `src` there), or the tunnel packets around them. */
 export function captureFilter(path: TracePath, layer: 'inner' | 'outer', src = path.from.ip): string {
-  if (layer === 'inner') return `icmp[icmptype] == icmp-echo and src host ${src} and dst host ${path.to.ip}`;
+  const family = path.family ?? familyOf(path.to.ip) ?? 4;
+  if (layer === 'inner') return `${ECHO[family]} and src host ${src} and dst host ${path.to.ip}`;
   const t: Tunnel | undefined = path.tunnels[0];
   if (!t) return `src host ${path.from.ip} and dst host ${path.to.ip}`;
-  return `udp and src host ${t.src} and dst host ${t.dst}${t.port ? ` and dst port ${t.port}` : ''}`;
+  const udp = `udp and src host ${t.src} and dst host ${t.dst}${t.port ? ` and dst port ${t.port}` : ''}`;
+  // An IPv6 ping inside VXLAN: match the echo request in the envelope, not just any UDP between the nodes.
+  const outer = familyOf(t.dst) ?? 4;
+  return t.via === 'vxlan' && (family === 6 || outer === 6) ? `${udp} and ${echoInsideVxlan(outer, family)}` : udp;
 }
 
 /** Listen on every interface of the path, ping, stop each capture by its PID, and count what each one saw. */
@@ -124,11 +168,11 @@ async function captureAlong(backend: Backend, model: NetModel, path: TracePath, 
     for (const [i, s] of started.entries()) logs[i] = (await targetOfNs(backend, points[i].ns).readFile(s.log)) ?? '';
     return logs;
   };
+  // Off the path the source may have been rewritten: match the pings by their destination alone.
+  const filters = points.map((p) => (p.beyond ? `${ECHO[path.family ?? 4]} and dst host ${path.to.ip}` : captureFilter(path, p.layer, p.src)));
   try {
     for (const [i, p] of points.entries()) {
-      // Off the path the source may have been rewritten: match the pings by their destination alone.
-      const filter = p.beyond ? `icmp[icmptype] == icmp-echo and dst host ${path.to.ip}` : captureFilter(path, p.layer, p.src);
-      const argv = ['tcpdump', '-n', '-l', '--immediate-mode', '-i', p.device, filter];
+      const argv = ['tcpdump', '-n', '-l', '--immediate-mode', '-i', p.device, filters[i]];
       const name = `${tag}-${i}`;
       started.push(await targetOfNs(backend, p.ns).start(name, argv));
     }
@@ -142,7 +186,7 @@ async function captureAlong(backend: Backend, model: NetModel, path: TracePath, 
     await readLogs();
     const seen = points.map((_, i) => packetsSeen(logs[i]));
     points.forEach((p, i) => {
-      for (const h of p.hops) h.packets = seen[i];
+      for (const h of p.hops) Object.assign(h, { packets: seen[i], filter: filters[i] });
     });
     const onPath = points.filter((p) => !p.beyond);
     const beyond = points.flatMap((p, i) => (p.beyond && seen[i] > 0 ? [{ at: p.ns.id, device: p.device, packets: seen[i] }] : []));

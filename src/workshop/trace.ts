@@ -8,17 +8,20 @@
 // same code is tested on recorded and synthetic topologies.
 import { encapsulationOf, isAttached } from '../net/link-kinds.js';
 import type { RouteLookup } from '../net/ip.js';
+import { familyOf, type Family } from '../net/ipnet.js';
 import { sourceNat } from './nat.js';
 import {
   fdbFor,
   formatRoute,
+  hostPort,
   linkByName,
   longestMatch,
   neighbourOf,
   nodeServing,
   nsById,
   ownerOfMac,
-  uplink,
+  routesOf,
+  uplinkAddress,
   type LinkView,
   type NetModel,
   type NsView,
@@ -47,6 +50,8 @@ export interface Hop {
   src?: string;
   /** Packets a capture on `device` counted while the ping ran. */
   packets?: number;
+  /** The tcpdump filter that counted them. */
+  filter?: string;
 }
 
 export interface Tunnel {
@@ -59,6 +64,8 @@ export interface Tunnel {
 
 export interface TracePath {
   lab: string;
+  /** The pods' address family: 6 when the trace follows IPv6 packets. */
+  family: Family;
   from: TraceEnd;
   to: TraceEnd;
   hops: Hop[];
@@ -110,7 +117,8 @@ export async function walk(model: NetModel, oracle: RouteOracle, from: TraceEnd,
   const tunnels: Tunnel[] = [];
   let origin = from.ip;
   let nat: TracePath['nat'];
-  const result = (delivered: boolean, problem?: string): TracePath => ({ lab: model.lab, from: { ...from, ip: origin }, to, hops: w.hops, delivered, problem, tunnels, ...(nat ? { nat } : {}) });
+  const family = familyOf(to.ip) ?? 4;
+  const result = (delivered: boolean, problem?: string): TracePath => ({ lab: model.lab, family, from: { ...from, ip: origin }, to, hops: w.hops, delivered, problem, tunnels, ...(nat ? { nat } : {}) });
   let ns = w.ns(from.ns);
   let iif: string | undefined;
 
@@ -123,7 +131,7 @@ export async function walk(model: NetModel, oracle: RouteOracle, from: TraceEnd,
     if (seen.has(state)) return result(false, `the packet comes back to ${where(ns)}${iif ? ` on ${iif}` : ''} on its way to ${dst}: a routing loop`);
     seen.add(state);
     const opts = iif ? { from: src, iif } : {};
-    const kernel = `ip route get ${dst}${iif ? ` from ${src} iif ${iif}` : ''}`;
+    const kernel = `ip ${familyOf(dst) === 6 ? '-6 ' : ''}route get ${dst}${iif ? ` from ${src} iif ${iif}` : ''}`;
     // A BPF program where the packet arrives sees it before the routing table, and may send it elsewhere.
     const bpf = linkByName(ns, iif)?.bpf?.filter((b) => b.startsWith('tc ingress') || b.startsWith('xdp'));
     if (bpf?.length) w.hop({ at: ns.id, kind: 'bpf', text: `${iif} runs BPF (${bpf.join(', ')}): the program sees the packet first and may redirect it; the tables below are what the kernel would use otherwise`, kernel: 'bpftool net show' });
@@ -151,7 +159,7 @@ export async function walk(model: NetModel, oracle: RouteOracle, from: TraceEnd,
     if (guard === 0 && r.prefsrc) w.src = origin = r.prefsrc;
     const out = linkByName(ns, r.dev);
     if (!out) return result(false, `${where(ns)}: the kernel routes ${dst} to ${r.dev}, which cnilab did not see there`);
-    const matched = longestMatch(ns.routes, dst);
+    const matched = longestMatch(routesOf(ns, familyOf(dst) ?? 4), dst);
     const decision = `${r.gateway ? `via ${r.gateway} ` : ''}dev ${r.dev}`;
     const text = matched && matched.dev === r.dev && matched.gateway === r.gateway ? formatRoute(matched) + (matched.protocol === 'bird' ? ' (learned over BGP: BIRD put it there)' : '') : `${dst} ${decision}`;
     w.hop({ at: ns.id, kind: 'route', text, kernel, device: out.name });
@@ -218,9 +226,10 @@ function forward(w: Walk, start: NsView, out: LinkView, mac: string): Next {
       if (!f?.dst) return { problem: `${cur.name} on ${where(ns)} has no FDB entry for ${mac}, so it does not know which node to send to; try \`bridge fdb show dev ${cur.name}\`` };
       w.hop({ at: ns.id, kind: 'fdb', text: `${mac} is reached through ${f.dst} (${cur.name} FDB, ${f.state || 'learned'})`, kernel: `bridge fdb show dev ${cur.name}` });
       const vx = cur.vxlan!;
-      const local = vx.local ?? uplink(w.model, ns)?.addresses[0]?.split('/')[0] ?? '?';
+      const local = vx.local ?? uplinkAddress(w.model, ns, familyOf(f.dst) ?? 4) ?? '?';
       const tunnel: Tunnel = { via: 'vxlan', src: local, dst: f.dst, port: vx.port, vni: vx.vni };
-      w.hop({ at: ns.id, kind: 'encap', text: `${cur.name} wraps it in VXLAN: VNI ${vx.vni}, UDP ${local} → ${f.dst}:${vx.port}` });
+      const over = familyOf(f.dst) === 6 ? ' over IPv6' : '';
+      w.hop({ at: ns.id, kind: 'encap', text: `${cur.name} wraps it in VXLAN${over}: VNI ${vx.vni}, UDP ${local} → ${hostPort(f.dst, vx.port)}` });
       return { tunnel };
     }
 
@@ -266,7 +275,8 @@ function forward(w: Walk, start: NsView, out: LinkView, mac: string): Next {
     // The other end is outside the lab's namespaces (the underlay switch): the interface with that MAC gets it.
     const owner = ownerOfMac(w.model, mac, ns.id);
     if (!owner) return { problem: `no interface in the lab has MAC ${mac} (next hop from ${cur.name} on ${where(ns)}): the packet leaves what cnilab can see` };
-    const across = w.model.underlay ? `the underlay ${w.model.underlay}` : 'the wire';
+    const underlay = familyOf(w.tunnel?.dst ?? w.dst) === 6 ? w.model.underlayV6 : w.model.underlay;
+    const across = underlay ? `the underlay ${underlay}` : 'the wire';
     w.hop({ at: owner.ns.id, kind: 'wire', text: `across ${across}: ${where(ns)} ${cur.name} → ${where(owner.ns)} ${owner.link.label} (${mac})`, device: owner.link.name });
     return { ns: owner.ns, iif: owner.link.name };
   }
@@ -279,8 +289,8 @@ function intoTun(w: Walk, ns: NsView, tun: LinkView, dst: string): { tunnel: Tun
   const owner = tun.tunOwners?.[0];
   const target = nodeServing(w.model, dst, ns.id);
   if (!target) return { problem: `${tun.name} on ${where(ns)} is a TUN device, and no other node has ${dst} on a connected network` };
-  const local = uplink(w.model, ns)?.addresses[0]?.split('/')[0] ?? '?';
-  const remote = uplink(w.model, target)?.addresses[0]?.split('/')[0] ?? '?';
+  const local = uplinkAddress(w.model, ns) ?? '?';
+  const remote = uplinkAddress(w.model, target) ?? '?';
   const port = owner?.udpPorts[0];
   const who = owner ? `${owner.comm} (pid ${owner.pid})` : 'the process that holds it open';
   w.hop({ at: ns.id, kind: 'tun', text: `${tun.name} is a TUN device: the kernel hands the packet to ${who}, which sends it in UDP ${local} → ${remote}${port ? `:${port}` : ''} to ${where(target)}` });
@@ -290,7 +300,9 @@ function intoTun(w: Walk, ns: NsView, tun: LinkView, dst: string): { tunnel: Tun
 /** The tunnel packet reached its node: the VXLAN device (or the TUN process) unwraps it. */
 function arriveThroughTunnel(w: Walk, ns: NsView, t: Tunnel, kernel: string): Next {
   if (t.via === 'vxlan') {
-    const vx = ns.links.find((l) => l.vxlan?.vni === t.vni && l.vxlan?.port === t.port);
+    // Two devices may share VNI and port, one per family (flannel.1 and flannel-v6.1): the tunnel's family picks.
+    const same = (l: LinkView) => l.vxlan?.vni === t.vni && l.vxlan?.port === t.port;
+    const vx = ns.links.find((l) => same(l) && l.vxlan?.local !== undefined && familyOf(l.vxlan.local) === familyOf(t.dst)) ?? ns.links.find(same);
     if (!vx) return { problem: `${where(ns)} receives UDP ${t.port} but has no VXLAN device with VNI ${t.vni} on that port` };
     w.tunnel = undefined;
     w.hop({ at: ns.id, kind: 'decap', text: `${t.dst} is local; UDP ${t.port} goes to ${vx.name} (VNI ${t.vni}), which unwraps the pod's packet ${w.src} → ${w.dst}`, kernel, device: vx.name });
