@@ -2,7 +2,8 @@
 // this tree yet: Calico-style routed veths, macvlan, a TUN device), and a
 // stand-in for `ip route get` that answers from the model's own tables.
 import type { FdbEntry, Link, Neighbour, Route, RouteLookup } from '../../src/net/ip.js';
-import { longestMatch, nsById, type NetModel, type RawNamespace } from '../../src/workshop/model.js';
+import { canonicalAddr, familyOf } from '../../src/net/ipnet.js';
+import { addressesOf, longestMatch, nsById, routesOf, type NetModel, type RawNamespace } from '../../src/workshop/model.js';
 import type { RouteOracle } from '../../src/workshop/trace.js';
 
 export interface LinkOpts {
@@ -53,8 +54,9 @@ export function tableOracle(model: NetModel): RouteOracle {
   return {
     async routeGet(id, dst) {
       const n = nsById(model, id)!;
-      if (n.links.some((l) => l.addresses.some((a) => a.split('/')[0] === dst))) return { type: 'local', dst, dev: 'lo' } as RouteLookup;
-      const r = longestMatch(n.routes, dst);
+      const family = familyOf(dst) ?? 4;
+      if (n.links.some((l) => addressesOf(l, family).some((a) => canonicalAddr(a.split('/')[0]) === canonicalAddr(dst)))) return { type: 'local', dst, dev: 'lo' } as RouteLookup;
+      const r = longestMatch(routesOf(n, family), dst);
       if (!r) throw new Error('RTNETLINK answers: Network is unreachable');
       return { type: 'unicast', dst, gateway: r.gateway, dev: r.dev } as RouteLookup;
     },

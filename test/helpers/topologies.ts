@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { buildModel, type NetModel, type RawNamespace } from '../../src/workshop/model.js';
 import { kernelRoute, link, ns } from './netmodel.js';
 
-export function recorded(lab: 'flannel-vxlan' | 'flannel-host-gw' | 'docker-bridge' | 'calico-bgp' | 'flannel-udp' | 'cilium-ebpf'): NetModel {
+export function recorded(lab: 'flannel-vxlan' | 'flannel-vxlan-dual' | 'flannel-host-gw' | 'docker-bridge' | 'calico-bgp' | 'flannel-udp' | 'cilium-ebpf'): NetModel {
   const raw = JSON.parse(readFileSync(`test/fixtures/workshop/${lab}.raw.json`, 'utf8')) as RawNamespace[];
   return buildModel(raw, { lab, backend: 'netns', takenAt: '2026-01-01T12:00:00.000Z' });
 }

@@ -1,7 +1,7 @@
 // The workshop's data model and its two renderers, on snapshots recorded from
 // real labs and on hand-written ones for datapaths of other labs.
 import { expect } from 'chai';
-import { buildModel, longestMatch, nodeServing, nsById, ownerOfMac, underlaySubnet, type RawNamespace } from '../../src/workshop/model.js';
+import { buildModel, forFamily, longestMatch, nodeServing, nsById, ownerOfAddress, ownerOfMac, primaryAddress, underlaySubnet, uplink, type RawNamespace } from '../../src/workshop/model.js';
 import { layoutNode } from '../../src/workshop/layout.js';
 import { renderText } from '../../src/workshop/render-text.js';
 import { renderSvg } from '../../src/workshop/render-svg.js';
@@ -165,5 +165,65 @@ describe('workshop renderers', () => {
   it('SVG joins VXLAN devices of two nodes with a tunnel, and draws none for host-gw', () => {
     expect(renderSvg(recorded('flannel-vxlan'))).to.include('<g id="tunnel-master-worker"><title>VXLAN VNI 1 via flannel.1');
     expect(renderSvg(recorded('flannel-host-gw'))).to.not.include('id="tunnel-');
+  });
+});
+
+describe('workshop model: dual-stack (a recorded flannel-vxlan-dual snapshot)', () => {
+  const m = recorded('flannel-vxlan-dual');
+
+  it('keeps IPv6 addresses (not the link-local ones) beside the IPv4 ones, and finds the IPv6 underlay', () => {
+    const eth0 = nsById(m, 'pod/nginx-0')!.links.find((l) => l.name === 'eth0')!;
+    expect(eth0.addresses).to.deep.equal(['10.10.0.2/24']);
+    expect(eth0.addresses6).to.deep.equal(['fd00:10::2/64']);
+    expect(m.underlay).to.equal('192.168.10.0/24');
+    expect(m.underlayV6).to.equal('fd00:192:168:10::/64');
+    expect(uplink(m, nsById(m, 'worker')!, 6)?.name).to.equal('eth0');
+    expect(primaryAddress(nsById(m, 'pod/nginx-1')!, 6)).to.equal('fd00:10:0:1::2');
+    expect(ownerOfAddress(m, 'fd00:192:168:10:0::220')?.ns.id).to.equal('worker');
+  });
+
+  it('reads ip -6 route without link-local routes, flannel-v6.1 with its IPv6 VTEP, and a node route per family', () => {
+    const master = nsById(m, 'master')!;
+    expect(master.routes6!.map((r) => r.dst)).to.include.members(['fd00:10::/64', 'fd00:10:0:1::/64', 'fd00:192:168:10::/64']);
+    expect(master.routes6!.some((r) => r.dst.startsWith('fe80'))).to.equal(false);
+    expect(master.links.find((l) => l.name === 'flannel-v6.1')!.vxlan).to.deep.include({ vni: 1, port: 8472, local: 'fd00:192:168:10::210' });
+    expect(longestMatch(master.routes6!, 'fd00:10:0:1::2')?.dev).to.equal('flannel-v6.1');
+    expect(m.nodeRoutes.filter((r) => r.node === 'master').map((r) => [r.dst, r.toNode, r.family, r.how])).to.deep.equal([
+      ['10.10.1.0/24', 'worker', undefined, 'VXLAN VNI 1 via flannel.1 → 192.168.10.220:8472'],
+      ['fd00:10:0:1::/64', 'worker', 6, 'VXLAN VNI 1 via flannel-v6.1 → [fd00:192:168:10::220]:8472'],
+    ]);
+  });
+
+  it('--family 6 keeps the IPv6 side only: addresses, routes, NDP entries, flannel-v6.1, no iptables NAT', () => {
+    const v6 = forFamily(m, 6);
+    const master = nsById(v6, 'master')!;
+    expect(v6.underlay).to.equal('fd00:192:168:10::/64');
+    expect(master.links.map((l) => l.name)).to.not.include('flannel.1');
+    expect(master.routes.every((r) => r.dst.includes(':'))).to.equal(true);
+    expect(master.neighbours.every((n) => n.dst.includes(':'))).to.equal(true);
+    expect(master.nat).to.equal(undefined);
+    expect(v6.nodeRoutes.map((r) => r.dst)).to.deep.equal(['fd00:10:0:1::/64', 'fd00:10::/64']);
+    const v4 = forFamily(m, 4);
+    expect(nsById(v4, 'master')!.links.map((l) => l.name)).to.not.include('flannel-v6.1');
+    expect(renderText(v4).join('\n')).to.not.match(/fd00:/);
+  });
+
+  it('terminal view: IPv6 addresses, ip -6 routes, the NDP and FDB entries of flannel-v6.1, the route to the other node per family', () => {
+    const text = renderText(m).join('\n');
+    expect(text).to.include('underlay 192.168.10.0/24 fd00:192:168:10::/64');
+    expect(text).to.match(/pod nginx-0 eth0@if\d+ · 10\.10\.0\.2\/24 · fd00:10::2\/64 · gw 10\.10\.0\.1 · gw fd00:10::1/);
+    expect(text).to.match(/flannel-v6\.1 vxlan · VNI 1 · UDP 8472 · local fd00:192:168:10::210/);
+    expect(text).to.match(/neigh fd00:10:0:1:: lladdr [0-9a-f:]{17} PERMANENT/);
+    expect(text).to.match(/fdb [0-9a-f:]{17} dst fd00:192:168:10::220 permanent/);
+    expect(text).to.include('fd00:10:0:1::/64 via fd00:10:0:1:: dev flannel-v6.1 onlink');
+    expect(text).to.include('fd00:10:0:1::/64 ⇒ worker: VXLAN VNI 1 via flannel-v6.1 → [fd00:192:168:10::220]:8472');
+  });
+
+  it('SVG: both families in the pods and on the uplinks, a tunnel line per family', () => {
+    const svg = renderSvg(m);
+    expect(svg).to.include('fd00:10::2/64');
+    expect(svg).to.include('fd00:192:168:10::210/64');
+    expect(svg).to.include('id="tunnel-master-worker"');
+    expect(svg).to.include('id="tunnel-master-worker-v6"');
   });
 });

@@ -2,7 +2,7 @@
 // answered from the snapshot's own tables; and the pieces --capture relies on.
 import { expect } from 'chai';
 import { walk, type TracePath } from '../../src/workshop/trace.js';
-import { captureFilter, packetsSeen, resolveEnd } from '../../src/workshop/trace-run.js';
+import { captureFilter, packetsSeen, resolveEnd, traceFamilies } from '../../src/workshop/trace-run.js';
 import { formatTrace } from '../../src/workshop/render-trace.js';
 import { nsById, type NetModel } from '../../src/workshop/model.js';
 import { parseProcNetUdp, parseTunIff } from '../../src/net/proc.js';
@@ -282,5 +282,51 @@ describe('trace: text, capture filters and counts', () => {
     expect(resolveEnd(m, 'worker')).to.deep.equal({ ns: 'worker', ip: '192.168.10.220' });
     expect(resolveEnd(m, '10.10.0.3')).to.deep.equal({ ns: 'pod/nginx-2', ip: '10.10.0.3' });
     expect(resolveEnd(m, 'nginx-9')).to.equal(undefined);
+  });
+});
+
+describe('trace: IPv6 on a dual-stack lab (recorded flannel-vxlan-dual)', () => {
+  const m = recorded('flannel-vxlan-dual');
+  const trace6 = (from: string, to: string) => walk(m, tableOracle(m), resolveEnd(m, from, 6)!, resolveEnd(m, to, 6)!);
+
+  it('follows ip -6 route get through flannel-v6.1, VXLAN over the IPv6 underlay, and back down', async () => {
+    const t = await trace6('nginx-0', 'nginx-1');
+    expect(t.delivered, t.problem).to.equal(true);
+    expect(t.family).to.equal(6);
+    expect(steps(t)).to.deep.equal(steps(await trace(m, 'nginx-0', 'nginx-1')));
+    expect(t.hops[0].kernel).to.equal('ip -6 route get fd00:10:0:1::2');
+    expect(t.hops[4].text).to.equal('fd00:10:0:1::/64 via fd00:10:0:1:: dev flannel-v6.1 onlink');
+    expect(t.hops[5].text).to.match(/^fd00:10:0:1:: is at [0-9a-f:]{17} on flannel-v6\.1 \(PERMANENT\)/);
+    expect(t.hops[7].text).to.equal('flannel-v6.1 wraps it in VXLAN over IPv6: VNI 1, UDP fd00:192:168:10::210 → [fd00:192:168:10::220]:8472');
+    expect(t.hops[10].text).to.match(/^across the underlay fd00:192:168:10::\/64: node master eth0 →/);
+    // flannel.1 has the same VNI and port: the IPv6 tunnel is unwrapped by flannel-v6.1.
+    expect(t.hops[11]).to.include({ kind: 'decap', device: 'flannel-v6.1' });
+    expect(t.tunnels).to.deep.equal([{ via: 'vxlan', src: 'fd00:192:168:10::210', dst: 'fd00:192:168:10::220', port: 8472, vni: 1 }]);
+  });
+
+  it('filters ICMPv6 echo requests inside, and inside the VXLAN envelope on the IPv6 underlay', async () => {
+    const t = await trace6('nginx-0', 'nginx-1');
+    expect(captureFilter(t, 'inner')).to.equal('icmp6 and ip6[40] == 128 and src host fd00:10::2 and dst host fd00:10:0:1::2');
+    // 40 (outer IPv6) + 8 (UDP) + 8 (VXLAN) + 14 (Ethernet) = 70: the pod's IPv6 header; +6 its next header, +40 the ICMPv6 type.
+    expect(captureFilter(t, 'outer')).to.equal('udp and src host fd00:192:168:10::210 and dst host fd00:192:168:10::220 and dst port 8472 and ip6[76] == 58 and ip6[110] == 128');
+    // IPv6 pods over an IPv4 underlay: the same inside a 20-byte IPv4 header.
+    const v4under = { ...t, tunnels: [{ via: 'vxlan' as const, src: '192.168.10.210', dst: '192.168.10.220', port: 8472, vni: 1 }] };
+    expect(captureFilter(v4under, 'outer')).to.equal('udp and src host 192.168.10.210 and dst host 192.168.10.220 and dst port 8472 and ip[56] == 58 and ip[90] == 128');
+  });
+
+  it('prints the family in the heading and the tunnel', async () => {
+    const lines = formatTrace({ ...(await trace6('nginx-0', 'nginx-1')), reachable: true });
+    expect(lines[0]).to.equal('trace pod nginx-0 (fd00:10::2) → pod nginx-1 (fd00:10:0:1::2) in flannel-vxlan-dual over IPv6');
+    expect(lines.at(-1)).to.equal('✔ delivered in 17 steps, through VXLAN over IPv6 (VNI 1, UDP 8472)');
+  });
+
+  it('traces both families between dual-stack pods, one when asked or when the destination is an address', () => {
+    expect(traceFamilies(m, 'nginx-0', 'nginx-1')).to.deep.equal([4, 6]);
+    expect(traceFamilies(m, 'nginx-0', 'nginx-1', 6)).to.deep.equal([6]);
+    expect(traceFamilies(m, 'nginx-0', 'fd00:10:0:1::2')).to.deep.equal([6]);
+    expect(traceFamilies(m, 'nginx-0', '10.10.1.2')).to.deep.equal([4]);
+    expect(traceFamilies(recorded('flannel-vxlan'), 'nginx-0', 'nginx-1')).to.deep.equal([4]);
+    expect(resolveEnd(m, 'worker', 6)).to.deep.equal({ ns: 'worker', ip: 'fd00:192:168:10::220' });
+    expect(resolveEnd(recorded('flannel-vxlan'), 'nginx-1', 6)).to.equal(undefined);
   });
 });
