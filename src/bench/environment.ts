@@ -170,8 +170,11 @@ export class PathProbe {
 export async function topologyOf(probe: PathProbe, lab: Lab, pods: PodRecord[]): Promise<BenchResult['topology']> {
   return {
     underlay: lab.topology.underlay,
-    nodes: await Promise.all(lab.topology.nodes.map(async (n) => ({ name: n.name, address: n.address, links: await probe.nodeLinks({ node: n.name, ip: n.address }) }))),
-    pods: pods.filter((p) => p.ip).map((p) => ({ name: p.name, node: p.node, ip: p.ip! })),
+    ...(lab.topology.underlayV6 ? { underlayV6: lab.topology.underlayV6 } : {}),
+    nodes: await Promise.all(
+      lab.topology.nodes.map(async (n) => ({ name: n.name, address: n.address, ...(n.addressV6 ? { addressV6: n.addressV6 } : {}), links: await probe.nodeLinks({ node: n.name, ip: n.address }) })),
+    ),
+    pods: pods.filter((p) => p.ip).map((p) => ({ name: p.name, node: p.node, ip: p.ip!, ...(p.ip6 ? { ip6: p.ip6 } : {}) })),
   };
 }
 

@@ -1,10 +1,13 @@
 // What a lab's benchmark measures: its `bench:` block (pod pairs, tests), or
 // the default: a same-node pair, a cross-node pair, and always the raw
-// underlay, node to node, as the reference every mode is held against.
+// underlay, node to node, as the reference every mode is held against. On a
+// dual-stack lab every pair is measured over both families, each held against
+// the underlay of its own family (the IPv6 underlay for IPv6 pairs).
 import type { Lab } from '../lab/lab-file.js';
 import type { PodRecord } from '../lab/state.js';
 import { BENCH_TESTS, type BenchTest } from './metrics.js';
 import type { BenchBlock } from '../lab/bench-block.js';
+import type { Family } from '../net/ipnet.js';
 export { benchSchema, type BenchBlock } from '../lab/bench-block.js';
 
 /** Low enough that a sender on a busy 2-core machine still reaches it: loss is compared at the same offered load. */
@@ -19,6 +22,8 @@ export interface Endpoint {
 export interface PlannedPair {
   name: string;
   kind: 'underlay' | 'same-node' | 'cross-node';
+  /** The IP family of the addresses below; IPv6 pairs are named "<name>-v6". */
+  family: Family;
   client: Endpoint;
   server: Endpoint;
 }
@@ -53,15 +58,15 @@ export function planBench(lab: Lab, pods: PodRecord[], block: BenchBlock | undef
     for (const bp of block.pairs) {
       const [c, s] = [byName(bp.client), byName(bp.server)];
       if (!reachable(s)) throw new BenchPlanError(`bench pair "${bp.name}": ${s.name}'s address ${s.ip} is not unique in this lab, so ${c.name} cannot reach it by address`);
-      pairs.push({ name: bp.name, kind: c.node === s.node ? 'same-node' : 'cross-node', client: podEndpoint(c), server: podEndpoint(s) });
+      pairs.push({ name: bp.name, kind: c.node === s.node ? 'same-node' : 'cross-node', family: 4, client: podEndpoint(c), server: podEndpoint(s) });
     }
   } else {
     // The client: the first pod that shares its node with another, so both pairs can start from it.
     const first = running.find((p) => running.some((q) => q !== p && q.node === p.node)) ?? running[0];
     const sameNode = first && running.find((p) => p !== first && p.node === first.node && reachable(p));
     const crossNode = first && running.find((p) => p.node !== first.node && reachable(p));
-    if (sameNode) pairs.push({ name: 'same-node', kind: 'same-node', client: podEndpoint(first), server: podEndpoint(sameNode) });
-    if (crossNode) pairs.push({ name: 'cross-node', kind: 'cross-node', client: podEndpoint(first), server: podEndpoint(crossNode) });
+    if (sameNode) pairs.push({ name: 'same-node', kind: 'same-node', family: 4, client: podEndpoint(first), server: podEndpoint(sameNode) });
+    if (crossNode) pairs.push({ name: 'cross-node', kind: 'cross-node', family: 4, client: podEndpoint(first), server: podEndpoint(crossNode) });
   }
   if (!pairs.length) {
     throw new NothingToMeasureError(
@@ -77,8 +82,32 @@ export function planBench(lab: Lab, pods: PodRecord[], block: BenchBlock | undef
   pairs.unshift({
     name: 'underlay',
     kind: 'underlay',
+    family: 4,
     client: { node: clientNode.name, ip: clientNode.address },
     server: { node: serverNode.name, ip: serverNode.address },
   });
-  return { pairs, tests: [...(block?.tests ?? BENCH_TESTS)], udpRate: block?.udpRate ?? DEFAULT_UDP_RATE };
+  return { pairs: withFamilies(lab, running, pairs, block?.families), tests: [...(block?.tests ?? BENCH_TESTS)], udpRate: block?.udpRate ?? DEFAULT_UDP_RATE };
+}
+
+/**
+ * The IPv4 pairs, then the same pairs over IPv6 where every node has an IPv6
+ * underlay address and every pod of a pair an IPv6 address (by default; or as
+ * the block's `families` asks, which refuses a family the lab cannot carry).
+ */
+function withFamilies(lab: Lab, pods: PodRecord[], pairs: PlannedPair[], families?: Family[]): PlannedPair[] {
+  const v6Of = (e: Endpoint): Endpoint | undefined => {
+    const ip = e.pod ? pods.find((p) => p.name === e.pod)?.ip6 : lab.topology.nodes.find((n) => n.name === e.node)?.addressV6;
+    return ip ? { ...e, ip } : undefined;
+  };
+  const v6 = pairs.map((p) => {
+    const [client, server] = [v6Of(p.client), v6Of(p.server)];
+    return client && server ? { ...p, name: p.kind === 'underlay' ? 'underlay-v6' : `${p.name}-v6`, family: 6 as const, client, server } : undefined;
+  });
+  const canV6 = v6.every(Boolean);
+  if (families?.includes(6) && !canV6) {
+    const why = !lab.topology.underlayV6 ? 'has no IPv6 underlay (topology.underlayV6)' : 'has pods without an IPv6 address';
+    throw new BenchPlanError(`bench families: [6] asked, but lab ${lab.name} ${why}`);
+  }
+  const want = families ?? (canV6 ? [4, 6] : [4]);
+  return [...(want.includes(4) ? pairs : []), ...(want.includes(6) ? (v6 as PlannedPair[]) : [])];
 }

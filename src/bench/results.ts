@@ -43,6 +43,8 @@ const endpointSchema = z.strictObject({ node: z.string(), pod: z.string().option
 const pairSchema = z.strictObject({
   name: z.string(),
   kind: z.enum(['underlay', 'same-node', 'cross-node']),
+  /** The pair's IP family (absent in results from before dual-stack labs: IPv4). Its ratios are to the underlay of the same family. */
+  family: z.union([z.literal(4), z.literal(6)]).optional(),
   client: endpointSchema,
   server: endpointSchema,
   path: z.array(hopSchema),
@@ -104,8 +106,10 @@ export const resultSchema = z.strictObject({
   git: z.strictObject({ commit: z.string(), dirty: z.boolean() }).optional(),
   topology: z.strictObject({
     underlay: z.string(),
-    nodes: z.array(z.strictObject({ name: z.string(), address: z.string(), links: z.array(linkSchema) })),
-    pods: z.array(z.strictObject({ name: z.string(), node: z.string(), ip: z.string() })),
+    /** Dual-stack labs: the IPv6 underlay, and each node's and pod's IPv6 address. */
+    underlayV6: z.string().optional(),
+    nodes: z.array(z.strictObject({ name: z.string(), address: z.string(), addressV6: z.string().optional(), links: z.array(linkSchema) })),
+    pods: z.array(z.strictObject({ name: z.string(), node: z.string(), ip: z.string(), ip6: z.string().optional() })),
   }),
   pairs: z.array(pairSchema).min(1),
   /** The message-size sweep (`bench --sweep`): each size's throughput on the underlay and the cross-node pair. */

@@ -89,10 +89,16 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
   const pin = pinningFor(cpus().length, settings.pin);
   const minRepeat = Math.min(settings.minRepeat, settings.repeat);
   const notes: string[] = [];
-  const address = (node: string) => lab.topology.nodes.find((n) => n.name === node)!.address;
+  const node = (name: string) => lab.topology.nodes.find((n) => n.name === name)!;
+  const addressFor = (p: PlannedPair) => (name: string) => (p.family === 6 ? node(name).addressV6! : node(name).address);
+  // Each pair is held against the underlay of its own family, measured in the same repetition.
+  const refOf = (p: PlannedPair) => plan.pairs.find((q) => q.kind === 'underlay' && q.family === p.family)!;
+  // sockperf before 3.8 speaks IPv4 only.
+  const rrPairs = plan.pairs.filter((p) => p.family === 4);
+  if (tests.includes('rr') && rrPairs.length < plan.pairs.length) notes.push('rr: sockperf measures IPv4 pairs only (it has no IPv6 before version 3.8)');
 
   const probe = new PathProbe(backend);
-  const paths = await Promise.all(plan.pairs.map((p) => probe.path(p, address)));
+  const paths = await Promise.all(plan.pairs.map((p) => probe.path(p, addressFor(p))));
   const topology = await topologyOf(probe, lab, pods);
   if (probe.ethtoolMissing) notes.push('ethtool is not installed: offloads were not recorded');
   notes.push(...probe.unrouted);
@@ -144,8 +150,8 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
   const narrow = (test: RepeatedTest) => {
     const metric = WATCHED[test];
     const target = settings.ciTargetPct / 100;
-    const ref = values.get('underlay')!.get(metric);
     return plan.pairs.every((p) => {
+      const ref = values.get(refOf(p).name)!.get(metric);
       const vs = values.get(p.name)!.get(metric);
       if (!vs?.length) return true;
       if (relativeHalfWidth(medianInterval(vs), median(vs)) > target) return false;
@@ -191,11 +197,11 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
         continue;
       }
       if (test === 'rr') {
-        const windows = await requestResponse(backend, plan.pairs, { windows: RR_WINDOWS, pin });
-        for (const pair of plan.pairs) for (const w of windows.get(pair.name) ?? []) record(pair.name, { 'rr.p50Us': w.p50, 'rr.p90Us': w.p90, 'rr.p99Us': w.p99 });
-        repetitions.rr = Math.min(...plan.pairs.map((p) => windows.get(p.name)?.length ?? 0));
+        const windows = await requestResponse(backend, rrPairs, { windows: RR_WINDOWS, pin });
+        for (const pair of rrPairs) for (const w of windows.get(pair.name) ?? []) record(pair.name, { 'rr.p50Us': w.p50, 'rr.p90Us': w.p90, 'rr.p99Us': w.p99 });
+        repetitions.rr = Math.min(...rrPairs.map((p) => windows.get(p.name)?.length ?? 0));
         loadDuring.push(loadavg()[0]);
-        log(`rr   ${plan.pairs.map((p) => `${p.name} p50 ${us(median(values.get(p.name)!.get('rr.p50Us') ?? [NaN]))}`).join(' · ')} (${RR_WINDOWS} windows)`);
+        log(`rr   ${rrPairs.map((p) => `${p.name} p50 ${us(median(values.get(p.name)!.get('rr.p50Us') ?? [NaN]))}`).join(' · ')} (${RR_WINDOWS} windows)`);
         continue;
       }
       for (let rep = 1; rep <= settings.repeat; rep++) {
@@ -215,7 +221,8 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
       }
     }
     if (settings.sweep) {
-      const swept = plan.pairs.filter((p) => p.kind === 'underlay' || p.kind === 'cross-node').slice(0, 2);
+      const family = plan.pairs[0].family;
+      const swept = plan.pairs.filter((p) => p.family === family && (p.kind === 'underlay' || p.kind === 'cross-node')).slice(0, 2);
       if (swept.length === 2) sweep = await sweepMessageSizes(backend, swept, { durationS: settings.durationS, pin, log });
       else notes.push('no cross-node pair: no message-size sweep');
     }
@@ -256,6 +263,7 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
     pairs: plan.pairs.map((p, i) => ({
       name: p.name,
       kind: p.kind,
+      family: p.family,
       client: p.client,
       server: p.server,
       path: paths[i],

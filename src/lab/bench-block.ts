@@ -22,6 +22,12 @@ export const benchSchema = z.strictObject({
   tests: z.array(z.enum(BENCH_TESTS)).min(1).optional(),
   /** iperf3 -b for the UDP test: the fixed offered load, e.g. 300M. */
   udpRate: z.string().regex(/^\d+(\.\d+)?[KMG]?$/, 'a rate such as 300M or 1G').optional(),
+  /** IP families to measure, each held against its own underlay; default: both where pods and nodes have both. */
+  families: z
+    .array(z.union([z.literal(4), z.literal(6)]))
+    .min(1)
+    .refine((f) => new Set(f).size === f.length, 'each family once')
+    .optional(),
 });
 
 export type BenchBlock = z.infer<typeof benchSchema>;

@@ -1,6 +1,8 @@
 // The comparison: every pair of every lab as a multiple of the underlay
 // measured in the same run, with the 95% interval of that multiple. A ratio
-// whose interval includes 1.00× is never called a difference.
+// whose interval includes 1.00× is never called a difference. On a dual-stack
+// lab each path shows once per family, beside each other, each family's against
+// its own underlay.
 import { metricInfo, type MetricName } from '../bench/metrics.js';
 import type { BenchResult, Hop, Metric, StoredResult } from '../bench/results.js';
 import { median, medianInterval, type Interval } from '../bench/stats.js';
@@ -25,6 +27,9 @@ export interface Row {
   backend: string;
   pair: string;
   kind: 'underlay' | 'same-node' | 'cross-node';
+  family: 4 | 6;
+  /** The section measured both families: labels name the family. */
+  dual?: boolean;
   path: Hop[];
   cells: Partial<Record<MetricName, Cell>>;
 }
@@ -60,10 +65,13 @@ export function compareResults(stored: StoredResult[], extra: { skipped?: Skippe
 }
 
 export function rowsOf(result: BenchResult): Row[] {
-  const underlay = result.pairs.find((p) => p.kind === 'underlay');
+  const familyOf = (p: { family?: 4 | 6 }) => p.family ?? 4;
+  const dual = new Set(result.pairs.map(familyOf)).size > 1;
+  // The two families of one path next to each other: underlay IPv4, underlay IPv6, cross-node IPv4, …
   return [...result.pairs]
-    .sort((a, b) => KIND_ORDER[a.kind] - KIND_ORDER[b.kind])
+    .sort((a, b) => KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || familyOf(a) - familyOf(b))
     .map((pair) => {
+      const underlay = result.pairs.find((p) => p.kind === 'underlay' && familyOf(p) === familyOf(pair));
       const cells: Partial<Record<MetricName, Cell>> = {};
       for (const [name, m] of Object.entries(pair.metrics)) {
         const info = metricInfo(name);
@@ -73,8 +81,14 @@ export function rowsOf(result: BenchResult): Row[] {
         if (info.ratio && ref && pair.kind !== 'underlay' && ref.median > 0) Object.assign(cell, ratioTo(m, ref));
         cells[name as MetricName] = cell;
       }
-      return { lab: result.lab, mode: result.mode, backend: result.backend, pair: pair.name, kind: pair.kind, path: pair.path, cells };
+      return { lab: result.lab, mode: result.mode, backend: result.backend, pair: pair.name, kind: pair.kind, family: familyOf(pair), ...(dual ? { dual } : {}), path: pair.path, cells };
     });
+}
+
+/** How a row is named in tables: "underlay (reference)", "cross-node", and on a dual-stack lab "cross-node · IPv6". */
+export function pathLabel(row: Pick<Row, 'kind' | 'pair' | 'family' | 'dual'>, reference = ' (reference)'): string {
+  const base = row.kind === 'underlay' ? `underlay${reference}` : row.family === 6 ? row.pair.replace(/-v6$/, '') : row.pair;
+  return row.dual || row.family === 6 ? `${base} · IPv${row.family}` : base;
 }
 
 /**

@@ -3,7 +3,7 @@
 import { METRICS, type MetricName } from '../bench/metrics.js';
 import type { BenchResult } from '../bench/results.js';
 import { barChart, type Bar } from './charts.js';
-import { formatCellShort, formatRatio, formatRatioCi, formatSpread, formatValue, presentColumns, shortCommit, type Comparison, type LabSection } from './compare.js';
+import { formatCellShort, formatRatio, formatRatioCi, formatSpread, formatValue, pathLabel, presentColumns, shortCommit, type Comparison, type LabSection } from './compare.js';
 import { gateMessage, type GateReport } from './gate.js';
 import { columnTitle, LEGEND, methodLine, repetitionsLine } from './markdown.js';
 import { esc, el, htmlPage } from './svg.js';
@@ -66,7 +66,7 @@ function summaryTable(c: Comparison): string {
   const rows = c.sections.flatMap((s) =>
     s.rows.map((r, i) => {
       const cls = [r.kind === 'underlay' ? 'underlay' : '', i === 0 ? 'group-start' : ''].filter(Boolean).join(' ') || undefined;
-      const path = `<span class="kind" style="background:${COLORS[r.kind]}"></span>${esc(r.kind === 'underlay' ? 'underlay (reference)' : r.pair)}`;
+      const path = `<span class="kind" style="background:${COLORS[r.kind]}"></span>${esc(pathLabel(r))}`;
       return el(
         'tr',
         { class: cls },
@@ -83,7 +83,7 @@ function chartFor(c: Comparison, metric: MetricName, title: string): string {
       .filter((r) => r.cells[metric])
       .map((r) => {
         const cell = r.cells[metric]!;
-        return { group: `${r.lab} (${r.mode})`, label: r.kind === 'underlay' ? 'underlay' : r.pair, kind: r.kind, median: cell.median, min: cell.ci.lo, max: cell.ci.hi, caption: formatCellShort(cell) };
+        return { group: `${r.lab} (${r.mode})`, label: pathLabel(r, ''), kind: r.kind, median: cell.median, min: cell.ci.lo, max: cell.ci.hi, caption: formatCellShort(cell) };
       }),
   );
   if (!bars.length) return '';
@@ -98,7 +98,7 @@ function shareChart(c: Comparison, metric: MetricName, title: string): string {
       .filter((r) => r.kind === 'cross-node' && r.cells[metric]?.ratio !== undefined)
       .map((r) => {
         const cell = r.cells[metric]!;
-        return { group: '', label: s.rows.filter((x) => x.kind === 'cross-node').length > 1 ? `${r.lab} ${r.pair}` : r.lab, kind: r.kind, median: cell.ratio!, min: cell.ratioCi!.lo, max: cell.ratioCi!.hi, caption: cell.withinNoise ? `${formatRatio(cell.ratio!)} · within noise` : formatRatio(cell.ratio!) };
+        return { group: '', label: s.rows.filter((x) => x.kind === 'cross-node').length > 1 ? `${r.lab} ${pathLabel(r)}` : r.lab, kind: r.kind, median: cell.ratio!, min: cell.ratioCi!.lo, max: cell.ratioCi!.hi, caption: cell.withinNoise ? `${formatRatio(cell.ratio!)} · within noise` : formatRatio(cell.ratio!) };
       });
   });
   if (!bars.length) return '';
@@ -107,7 +107,7 @@ function shareChart(c: Comparison, metric: MetricName, title: string): string {
 
 function detailTable(s: LabSection): string {
   const metrics = (Object.keys(METRICS) as MetricName[]).filter((m) => s.rows.some((r) => r.cells[m]));
-  const head = el('tr', {}, el('th', {}, 'Metric') + s.rows.map((r) => el('th', { class: 'num' }, `<span class="kind" style="background:${COLORS[r.kind]}"></span>${esc(r.pair)}`)).join(''));
+  const head = el('tr', {}, el('th', {}, 'Metric') + s.rows.map((r) => el('th', { class: 'num' }, `<span class="kind" style="background:${COLORS[r.kind]}"></span>${esc(pathLabel(r, ''))}`)).join(''));
   const rows = metrics.map((m) =>
     el(
       'tr',

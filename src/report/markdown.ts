@@ -1,7 +1,7 @@
 // The comparison as Markdown: for a terminal, a CI step summary, the README.
 import { METRICS } from '../bench/metrics.js';
 import type { BenchResult } from '../bench/results.js';
-import { formatCell, formatPath, presentColumns, shortCommit, type Comparison } from './compare.js';
+import { formatCell, formatPath, pathLabel, presentColumns, shortCommit, type Comparison } from './compare.js';
 import { gateMessage, type GateReport } from './gate.js';
 import { sweepMarkdown, sweepView } from './sweep.js';
 
@@ -52,7 +52,7 @@ export function comparisonTable(c: Comparison): string {
   for (const s of c.sections) {
     for (const [i, row] of s.rows.entries()) {
       const first = i === 0;
-      const cells = [first ? `**${row.lab}**` : '', first ? row.mode : '', row.kind === 'underlay' ? 'underlay (reference)' : row.pair, ...columns.map((m) => formatCell(row.cells[m]))];
+      const cells = [first ? `**${row.lab}**` : '', first ? row.mode : '', pathLabel(row), ...columns.map((m) => formatCell(row.cells[m]))];
       lines.push(`| ${cells.map(esc).join(' | ')} |`);
     }
   }

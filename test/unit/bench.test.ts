@@ -214,3 +214,42 @@ describe('bench: what a lab measures', () => {
     expect(() => planBench(lab, pods.slice(0, 1))).to.throw(BenchPlanError, /"nginx-1", which is not running/);
   });
 });
+
+const DUAL_LAB = `name: t
+description: t
+mode: overlay
+topology:
+  underlay: 192.168.10.0/24
+  underlayV6: fd00:192:168:10::/64
+  nodes:
+    - { name: master, address: 192.168.10.210, addressV6: 'fd00:192:168:10::210' }
+    - { name: worker, address: 192.168.10.220, addressV6: 'fd00:192:168:10::220' }
+network: { plugin: flannel, podCIDR: 10.10.0.0/16, podCIDRv6: 'fd00:10::/48', backend: vxlan }
+workloads:
+  - { name: nginx, image: nginx, replicas: 3 }
+`;
+const dualPods: PodRecord[] = pods.map((p, i) => ({ ...p, ip6: ['fd00:10::2', 'fd00:10:0:1::2', 'fd00:10::3'][i] }));
+
+describe('bench: a dual-stack lab', () => {
+  it('measures every pair over both families; the IPv6 underlay is node to node on the IPv6 addresses', () => {
+    const plan = planBench(parseLab(DUAL_LAB, 't.yaml'), dualPods);
+    expect(plan.pairs.map((p) => [p.name, p.kind, p.family, p.client.ip, p.server.ip])).to.deep.equal([
+      ['underlay', 'underlay', 4, '192.168.10.210', '192.168.10.220'],
+      ['same-node', 'same-node', 4, '10.10.0.2', '10.10.0.3'],
+      ['cross-node', 'cross-node', 4, '10.10.0.2', '10.10.1.2'],
+      ['underlay-v6', 'underlay', 6, 'fd00:192:168:10::210', 'fd00:192:168:10::220'],
+      ['same-node-v6', 'same-node', 6, 'fd00:10::2', 'fd00:10::3'],
+      ['cross-node-v6', 'cross-node', 6, 'fd00:10::2', 'fd00:10:0:1::2'],
+    ]);
+  });
+
+  it('a bench block may keep one family; IPv6 on a lab without it is an error naming what is missing', () => {
+    const v6only = planBench(parseLab(`${DUAL_LAB}bench:\n  families: [6]\n`, 't.yaml'), dualPods);
+    expect(v6only.pairs.map((p) => p.name)).to.deep.equal(['underlay-v6', 'same-node-v6', 'cross-node-v6']);
+    expect(planBench(parseLab(`${DUAL_LAB}bench:\n  families: [4]\n`, 't.yaml'), dualPods).pairs.every((p) => p.family === 4)).to.equal(true);
+    // IPv4-only pods on the same lab: IPv4 pairs only, unless IPv6 is asked for.
+    expect(planBench(parseLab(DUAL_LAB, 't.yaml'), pods).pairs.map((p) => p.family)).to.deep.equal([4, 4, 4]);
+    expect(() => planBench(parseLab(`${LAB}bench:\n  families: [6]\n`, 't.yaml'), pods)).to.throw(BenchPlanError, /families: \[6\] asked, but lab t has no IPv6 underlay/);
+    expect(() => parseLab(`${DUAL_LAB}bench:\n  families: [4, 4]\n`, 'bad.yaml')).to.throw(LabFileError, /bench\.families/);
+  });
+});

@@ -301,3 +301,38 @@ describe('rerun', () => {
     expect(meanLoad(fakeResult())).to.be.closeTo(0.6, 1e-9);
   });
 });
+
+describe('comparison: a dual-stack run', () => {
+  // The IPv6 pairs of the same run: a slower IPv6 underlay, and a cross-node pair at the same share of it as IPv4's.
+  const dual = (() => {
+    const r = fakeResult();
+    const v6 = r.pairs.map((p) => ({
+      ...p,
+      name: p.kind === 'underlay' ? 'underlay-v6' : `${p.name}-v6`,
+      family: 6 as const,
+      metrics: Object.fromEntries(Object.entries(p.metrics).map(([k, m]) => [k, k === 'tcp.gbps' ? { ...m, values: m.values.map((v) => v / 2), ...figureStats(m.values.map((v) => v / 2)) } : m])),
+    }));
+    return { ...r, lab: 'flannel-vxlan-dual', pairs: [...r.pairs.map((p) => ({ ...p, family: 4 as const })), ...v6] };
+  })();
+
+  it('puts the two families of each path side by side, each held against the underlay of its own family', () => {
+    const rows = compareResults([{ file: 'x.json', result: dual }]).sections[0].rows;
+    expect(rows.map((r) => `${r.pair}/${r.family}`)).to.deep.equal(['underlay/4', 'underlay-v6/6', 'cross-node/4', 'cross-node-v6/6', 'same-node/4', 'same-node-v6/6']);
+    const cross4 = rows.find((r) => r.pair === 'cross-node')!.cells['tcp.gbps']!;
+    const cross6 = rows.find((r) => r.pair === 'cross-node-v6')!.cells['tcp.gbps']!;
+    // Both throughputs halved on IPv6: against the IPv6 underlay the share is the same.
+    expect(cross6.median).to.be.closeTo(cross4.median / 2, 1e-9);
+    expect(cross6.ratio).to.be.closeTo(cross4.ratio!, 1e-9);
+    expect(rows.find((r) => r.pair === 'underlay-v6')!.cells['tcp.gbps']!.ratio).to.equal(undefined);
+  });
+
+  it('Markdown and HTML name the family of every path', () => {
+    const c = compareResults([{ file: 'x.json', result: dual }]);
+    const md = renderMarkdown(c);
+    for (const label of ['underlay (reference) · IPv4', 'underlay (reference) · IPv6', 'cross-node · IPv4', 'cross-node · IPv6', 'same-node · IPv6']) expect(md).to.include(label);
+    const html = renderHtml(c);
+    expect(html).to.include('cross-node · IPv6');
+    // A single-family run keeps its labels.
+    expect(renderMarkdown(compareResults([{ file: 'y.json', result: fakeResult() }]))).to.not.include('IPv4');
+  });
+});
