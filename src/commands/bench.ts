@@ -74,7 +74,7 @@ function benchCommand(ctx: CommandContext): Command {
     .option('--results-dir <dir>', 'where results/<lab>/<timestamp>.json go', defaultResultsDir())
     .option('--report-dir <dir>', 'where the comparison (comparison.md, index.html) goes (default: <results-dir>/report)')
     .option('--json', 'print one JSON summary instead of progress')
-    .addHelpText('after', '\nExamples:\n  cnilab bench flannel-vxlan\n  cnilab bench --all --repeat 12 --ci-target 2\n  cnilab bench --rerun results/flannel-vxlan/2026-01-01T00-00-00Z.json\n  cnilab bench flannel-host-gw --tests tcp,rr')
+    .addHelpText('after', '\nExamples:\n  cnilab bench flannel-vxlan\n  cnilab bench --all --repeat 12 --ci-target 2\n  cnilab bench --rerun results/flannel-vxlan/2026-01-01T00-00-00Z.json\n  cnilab bench flannel-host-gw --tests tcp,rr\n  cnilab bench flannel-vxlan-dual --tests tcp,ping   # IPv4 and IPv6 pairs, each against the underlay of its family')
     .action(async (labs: string[], o) => {
       if (o.rerun) return rerun(ctx, o, labs);
       if (o.all && labs.length) throw ctx.usageError('give lab names or --all, not both');
