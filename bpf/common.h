@@ -13,6 +13,9 @@
 #include <bpf/bpf_endian.h>
 
 #define AF_INET 2
+#define AF_INET6 10
+#define ETH_P_IPV6_BE bpf_htons(0x86DD)
+#define IPPROTO_ICMPV6 58
 #define ARPHRD_ETHER 1
 #define ARPOP_REQUEST 1
 #define ARPOP_REPLY 2
@@ -36,6 +39,34 @@ struct remote_key {
 	__u8 addr[4];
 };
 
+/* An IPv6 address as sixteen bytes, the key of the IPv6 maps. */
+struct ipv6 {
+	__u8 addr[16];
+};
+
+struct remote_key6 {
+	__u32 prefixlen;
+	__u8 addr[16];
+};
+
+/* Where another node's IPv6 pods are: routed natively to its IPv6 underlay
+ * address, or tunnelled to its IPv4 one (the underlay may stay IPv4). */
+struct remote_node6 {
+	__u8 addr6[16];
+	__u8 addr4[4];
+};
+
+/* The IPv6 header (linux/ipv6.h would pull in libc headers). */
+struct ipv6hdr_ {
+	__u8 ver_tc;       /* version 6 in the upper nibble */
+	__u8 tc_flow[3];
+	__be16 payload_len;
+	__u8 nexthdr;
+	__u8 hop_limit;
+	__u8 saddr[16];
+	__u8 daddr[16];
+};
+
 /* Packets a pod received (rx) and sent (tx), IPv4 only. */
 struct endpoint_counters {
 	__u64 rx_packets;
@@ -43,6 +74,32 @@ struct endpoint_counters {
 	__u64 tx_packets;
 	__u64 tx_bytes;
 };
+
+/* The IPv6 twin of endpoints: a pod's IPv6 address -> its lxc device and MACs. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct ipv6);
+	__type(value, struct endpoint_info);
+} endpoints6 SEC(".maps");
+
+/* Pod IPv6 CIDR of every other node -> that node's addresses. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 256);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct remote_key6);
+	__type(value, struct remote_node6);
+} remote_nodes6 SEC(".maps");
+
+/* lxc device ifindex -> its pod: NDP answers come from the device's MAC,
+ * and a neighbour solicitation carries no address of the pod's to look up. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct endpoint_info);
+} lxc_ifindex SEC(".maps");
 
 struct node_config {
 	__u32 mode;            /* MODE_NATIVE or MODE_VXLAN */
@@ -116,6 +173,35 @@ static __always_inline struct iphdr *ipv4_header(struct __sk_buff *skb)
 	return ip;
 }
 
+/* The IPv6 header after the Ethernet header, or NULL when the packet is not IPv6. */
+static __always_inline struct ipv6hdr_ *ipv6_header(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	struct ipv6hdr_ *ip6 = data + sizeof(*eth);
+	if ((void *)(ip6 + 1) > end || eth->h_proto != ETH_P_IPV6_BE)
+		return NULL;
+	return ip6;
+}
+
+static __always_inline struct ipv6 as_key6(const __u8 *addr)
+{
+	struct ipv6 k;
+	__builtin_memcpy(k.addr, addr, 16);
+	return k;
+}
+
+/* The IPv6 router's part: the hop limit is in no checksum. */
+static __always_inline int decrement_hop_limit(struct __sk_buff *skb)
+{
+	struct ipv6hdr_ *ip6 = ipv6_header(skb);
+	if (!ip6 || ip6->hop_limit <= 1)
+		return 0;
+	ip6->hop_limit--;
+	return 1;
+}
+
 /* A router's part: one hop less. Returns 0 when the packet has no hops left. */
 static __always_inline int decrement_ttl(struct __sk_buff *skb)
 {
@@ -135,10 +221,8 @@ static __always_inline int decrement_ttl(struct __sk_buff *skb)
  * pod expects them, then into the pod's own namespace through the peer of its
  * lxc device, without a pass through the node's stack.
  */
-static __always_inline int deliver_local(struct __sk_buff *skb, const struct endpoint_info *ep, __be32 daddr)
+static __always_inline int redirect_to_pod(struct __sk_buff *skb, const struct endpoint_info *ep)
 {
-	if (!decrement_ttl(skb))
-		return TC_ACT_SHOT;
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
@@ -146,13 +230,45 @@ static __always_inline int deliver_local(struct __sk_buff *skb, const struct end
 		return TC_ACT_SHOT;
 	__builtin_memcpy(eth->h_dest, ep->mac, ETH_ALEN);
 	__builtin_memcpy(eth->h_source, ep->node_mac, ETH_ALEN);
-	count(daddr, skb->len, 1);
 	return bpf_redirect_peer(ep->ifindex, 0);
+}
+
+static __always_inline int deliver_local6(struct __sk_buff *skb, const struct endpoint_info *ep)
+{
+	if (!decrement_hop_limit(skb))
+		return TC_ACT_SHOT;
+	return redirect_to_pod(skb, ep);
+}
+
+static __always_inline int deliver_local(struct __sk_buff *skb, const struct endpoint_info *ep, __be32 daddr)
+{
+	if (!decrement_ttl(skb))
+		return TC_ACT_SHOT;
+	count(daddr, skb->len, 1);
+	return redirect_to_pod(skb, ep);
+}
+
+static __always_inline int from_outside6(struct __sk_buff *skb)
+{
+	struct ipv6hdr_ *ip6 = ipv6_header(skb);
+	if (!ip6)
+		return TC_ACT_OK;
+	struct ipv6 k = as_key6(ip6->daddr);
+	struct endpoint_info *ep = bpf_map_lookup_elem(&endpoints6, &k);
+	if (!ep)
+		return TC_ACT_OK;
+	struct flow6 f;
+	flow6_of(skb, ip6, &f);
+	if (!policy_verdict6(ep->ifindex, DIR_INGRESS, &f))
+		return TC_ACT_SHOT;
+	return deliver_local6(skb, ep);
 }
 
 /* Delivery for what arrives from the underlay or the tunnel: a local pod, or up the node's stack. */
 static __always_inline int from_outside(struct __sk_buff *skb)
 {
+	if (skb->protocol == ETH_P_IPV6_BE)
+		return from_outside6(skb);
 	struct iphdr *ip = ipv4_header(skb);
 	if (!ip)
 		return TC_ACT_OK;

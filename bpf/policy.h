@@ -5,7 +5,9 @@
  * map holds {endpoint, direction, identity, protocol, port} (0 = any); flows
  * it let through pass both ways (conntrack per endpoint and direction); every
  * drop is counted per endpoint, direction and reason. The agent fills the maps
- * (src/policy/cilium.ts computes them, src/agents/cilium-maps.ts lays them out). */
+ * (src/policy/cilium.ts computes them, src/datapaths/cilium/maps.ts lays them
+ * out). IPv6 has its own ipcache6 and ct6, keyed by sixteen-byte addresses; a
+ * pod's identity and the policy map are the same for both families. */
 #ifndef CNILAB_POLICY_H
 #define CNILAB_POLICY_H
 
@@ -52,6 +54,17 @@ struct ct_key {
 	__u8 pad[2];
 };
 
+struct ct_key6 {
+	__u32 ifindex;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 dir;
+	__u8 pad[2];
+};
+
 struct drop_key {
 	__u32 ifindex;
 	__u8 reason;
@@ -66,6 +79,14 @@ struct {
 	__type(key, struct remote_key);
 	__type(value, struct ipcache_value);
 } ipcache SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct remote_key6);
+	__type(value, struct ipcache_value);
+} ipcache6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -87,6 +108,13 @@ struct {
 	__type(key, struct ct_key);
 	__type(value, __u64);
 } ct SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct ct_key6);
+	__type(value, __u64);
+} ct6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -215,6 +243,93 @@ static __always_inline int policy_verdict(__u32 ifindex, __u8 dir, const struct 
 	__u64 seen = 1;
 	if (!bpf_map_lookup_elem(&ct, &k))
 		bpf_map_update_elem(&ct, &k, &seen, BPF_ANY);
+	return 1;
+}
+
+/* An IPv6 packet's flow. Ports are read when the next header is TCP, UDP or
+ * ICMPv6 itself; behind extension headers only rules without ports match. */
+struct flow6 {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+};
+
+#define ICMPV6_ECHO_REQUEST 128
+#define ICMPV6_ECHO_REPLY 129
+
+static __always_inline void flow6_of(struct __sk_buff *skb, struct ipv6hdr_ *ip6, struct flow6 *f)
+{
+	void *end = (void *)(long)skb->data_end;
+	__builtin_memcpy(f->saddr, ip6->saddr, 16);
+	__builtin_memcpy(f->daddr, ip6->daddr, 16);
+	f->proto = ip6->nexthdr;
+	f->sport = 0;
+	f->dport = 0;
+	__u8 *l4 = (void *)(ip6 + 1);
+	if ((void *)(l4 + 8) > end)
+		return;
+	if (f->proto == IPPROTO_TCP || f->proto == IPPROTO_UDP) {
+		f->sport = ((__u16)l4[0] << 8) | l4[1];
+		f->dport = ((__u16)l4[2] << 8) | l4[3];
+	} else if (f->proto == IPPROTO_ICMPV6) {
+		__u16 id = ((__u16)l4[4] << 8) | l4[5];
+		if (l4[0] == ICMPV6_ECHO_REQUEST)
+			f->sport = id;
+		else if (l4[0] == ICMPV6_ECHO_REPLY)
+			f->dport = id;
+	}
+}
+
+static __always_inline __u32 identity_of6(const __u8 *addr)
+{
+	struct remote_key6 k = { .prefixlen = 128 };
+	__builtin_memcpy(k.addr, addr, 16);
+	struct ipcache_value *v = bpf_map_lookup_elem(&ipcache6, &k);
+	return v ? v->identity : IDENTITY_WORLD;
+}
+
+static __always_inline struct ct_key6 ct_key6_of(__u32 ifindex, __u8 dir, const struct flow6 *f, int reverse)
+{
+	struct ct_key6 k = { .ifindex = ifindex, .proto = f->proto, .dir = dir };
+	__builtin_memcpy(k.saddr, reverse ? f->daddr : f->saddr, 16);
+	__builtin_memcpy(k.daddr, reverse ? f->saddr : f->daddr, 16);
+	k.sport = reverse ? f->dport : f->sport;
+	k.dport = reverse ? f->sport : f->dport;
+	return k;
+}
+
+static __always_inline int ct6_established(__u32 ifindex, __u8 dir, const struct flow6 *f)
+{
+	struct ct_key6 fwd = ct_key6_of(ifindex, dir, f, 0);
+	if (bpf_map_lookup_elem(&ct6, &fwd))
+		return 1;
+	struct ct_key6 rev = ct_key6_of(ifindex, dir == DIR_INGRESS ? DIR_EGRESS : DIR_INGRESS, f, 1);
+	return bpf_map_lookup_elem(&ct6, &rev) != NULL;
+}
+
+/* policy_verdict for IPv6: the same identities and policy map, IPv6's own ipcache and conntrack. */
+static __always_inline int policy_verdict6(__u32 ifindex, __u8 dir, const struct flow6 *f)
+{
+	__u32 key = ifindex;
+	struct policy_state *st = bpf_map_lookup_elem(&policy_state, &key);
+	if (!st)
+		return 1;
+	int isolated = dir == DIR_INGRESS ? st->ingress : st->egress;
+	if (isolated && !ct6_established(ifindex, dir, f)) {
+		__u32 remote = identity_of6(dir == DIR_INGRESS ? f->saddr : f->daddr);
+		/* A rule with ports never matches ICMPv6, as for ICMP. */
+		struct flow pf = { .proto = f->proto, .dport = f->proto == IPPROTO_ICMPV6 ? 0 : f->dport };
+		if (!policy_allows(ifindex, dir, remote, &pf)) {
+			count_drop(ifindex, dir, DROP_POLICY);
+			return 0;
+		}
+	}
+	struct ct_key6 k = ct_key6_of(ifindex, dir, f, 0);
+	__u64 seen = 1;
+	if (!bpf_map_lookup_elem(&ct6, &k))
+		bpf_map_update_elem(&ct6, &k, &seen, BPF_ANY);
 	return 1;
 }
 

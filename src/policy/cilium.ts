@@ -7,7 +7,7 @@
 // identities only: it does not match pod addresses (CIDR rules are for
 // traffic to and from outside the cluster).
 import { contains, formatCidr, networkCidr, parseCidr, type Cidr } from '../net/ipnet.js';
-import { endpointPolicies, type Cluster, type Direction, type PortMatch, type Rule } from './model.js';
+import { endpointPolicies, type Cluster, type Direction, type PolicyPod, type PortMatch, type Rule } from './model.js';
 import type { NetworkPolicy } from './schema.js';
 
 export const IDENTITY_ANY = 0;
@@ -19,7 +19,13 @@ export const FIRST_CIDR_IDENTITY = 1 << 24;
 export const MAX_RANGE = 4096;
 const PROTO = { TCP: 6, UDP: 17, SCTP: 132 } as const;
 
+/** A pod as the agent sees it: dual-stack pods have an IPv6 address too, with the same identity. */
+export interface CiliumPod extends PolicyPod {
+  ip6?: string;
+}
+
 export interface CiliumView extends Cluster {
+  pods: CiliumPod[];
   policies: NetworkPolicy[];
 }
 
@@ -41,6 +47,7 @@ export interface PolicyEntry {
 export interface CompiledPolicy {
   /** Every identity in use, with what it stands for. */
   identities: { identity: number; labels: string }[];
+  /** IPv4 /32 and IPv6 /128 entries of pods, and the policies' CIDRs. */
   ipcache: { cidr: string; identity: number }[];
   entries: PolicyEntry[];
   /** Per local endpoint: isolated in each direction, and by which policies. */
@@ -120,7 +127,10 @@ export function compileCilium(view: CiliumView, local: LocalEndpoint[]): Compile
   }
   return {
     identities: [...sets.map((s) => ({ identity: identityOfSet.get(s)!, labels: s })), ...cidrs.map((c) => ({ identity: identityOfCidr.get(c)!, labels: `cidr:${c}` }))],
-    ipcache: [...view.pods.map((p) => ({ cidr: `${p.ip}/32`, identity: identityOfIp.get(p.ip)! })), ...cidrs.map((c) => ({ cidr: c, identity: identityOfCidr.get(c)! }))],
+    ipcache: [
+      ...view.pods.map((p) => ({ cidr: `${p.ip}/32`, identity: identityOfIp.get(p.ip)! })),
+      ...view.pods.filter((p) => p.ip6).map((p) => ({ cidr: `${p.ip6}/128`, identity: identityOfIp.get(p.ip)! })),
+      ...cidrs.map((c) => ({ cidr: c, identity: identityOfCidr.get(c)! }))],
     entries: [...entries.values()],
     state,
   };

@@ -5,7 +5,7 @@ import type { RunResult } from '../net/exec.js';
 import type { Lab, Step } from '../lab/lab-file.js';
 import type { PodRecord } from '../lab/state.js';
 import { checkModel, formatVerdicts, judgeModel } from './kubernetes-model.js';
-import { parseIp } from '../net/ipnet.js';
+import { parseAddr, parseIp } from '../net/ipnet.js';
 import type { ServiceControl } from './services.js';
 import type { PolicyControl } from './policies.js';
 import { sleep, waitUntil } from '../util/wait.js';
@@ -51,9 +51,14 @@ const FILTERS: Record<string, (v: string) => string> = {
     if (ip === undefined) throw new TemplateError(`|hex needs an IPv4 address, got "${v}"`);
     return `0x${ip.toString(16).padStart(8, '0')}`;
   },
-  // BIRD names a mesh peer Mesh_192_168_10_220; bpftool prints an address as bytes 192,168,10,220.
+  // BIRD names a mesh peer Mesh_192_168_10_220; bpftool prints an address as bytes 192,168,10,220
+  // (an IPv6 address as its sixteen bytes: 253,0,0,16,...).
   underscores: (v) => v.replace(/\./g, '_'),
-  bytes: (v) => v.replace(/\./g, ','),
+  bytes: (v) => {
+    const a = v.includes(':') ? parseAddr(v) : undefined;
+    if (!a) return v.replace(/\./g, ',');
+    return Array.from({ length: 16 }, (_, i) => Number((a.value >> BigInt(8 * (15 - i))) & 255n)).join(',');
+  },
 };
 
 export function render(text: string, vars: Record<string, string>): string {

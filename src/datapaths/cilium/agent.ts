@@ -2,13 +2,15 @@
 // bpf/node.c, compiled by the runner), pins programs and maps in the node's own
 // BPF filesystem, attaches the node's programs with tc, and fills the maps: the
 // pod CIDR of every other node, and each pod on this node as the CNI plugin
-// registers it through the agent's API on a unix socket.
+// registers it through the agent's API on a unix socket. Dual-stack: the IPv6
+// pod CIDRs and pod addresses go in maps of their own (endpoints6,
+// remote_nodes6), keyed by sixteen-byte addresses.
 import { mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { dirname, join } from 'node:path';
 import { Ip } from '../../net/ip.js';
 import { attachIngress, deleteKeys, loadObject, updateMaps, type MapChange } from '../../net/bpf.js';
-import { parseCidr, parseIp } from '../../net/ipnet.js';
+import { parseAddr, parseCidr, parseIp, parsePrefix } from '../../net/ipnet.js';
 import {
   CONFIG_KEY,
   MAP_NAMES,
@@ -17,7 +19,11 @@ import {
   encodeEndpointInfo,
   encodeIdentity,
   encodeIpv4,
+  encodeIpv6,
   encodeNodeConfig,
+  encodePrefixKey,
+  encodeRemoteKey6,
+  encodeRemoteNode6,
   encodePolicyKey,
   encodePolicyState,
   encodeRemoteKey,
@@ -31,6 +37,10 @@ export interface ClusterNode {
   name: string;
   address: string;
   podCIDR: string;
+  /** Dual-stack: the node's IPv6 pod CIDR */
+  podCIDRv6?: string;
+  /** Its IPv6 underlay address: the next hop of its IPv6 pods in native routing */
+  addressV6?: string;
 }
 
 export interface CiliumAgentConfig {
@@ -101,11 +111,20 @@ export class CiliumAgent {
     await this.loadDatapath();
     const tunnelIfindex = this.cfg.mode === 'vxlan' ? await this.setupTunnel() : 0;
     const remotes = this.cfg.nodes.filter((n) => n.address !== this.cfg.nodeIp);
+    // bpf_fib_lookup answers for IPv6 only where the node forwards IPv6.
+    if (this.cfg.nodes.some((n) => n.podCIDRv6)) await this.ip.sysctl({ 'net.ipv6.conf.all.forwarding': 1 });
     await updateMaps([
       { map: this.pins.map('config'), op: 'update', key: CONFIG_KEY, value: encodeNodeConfig({ mode: this.cfg.mode, tunnelIfindex, vni: this.cfg.vni }) },
       ...remotes.map((n): MapChange => ({ map: this.pins.map('remote_nodes'), op: 'update', key: encodeRemoteKey(n.podCIDR), value: encodeIpv4(n.address) })),
+      ...remotes
+        .filter((n) => n.podCIDRv6)
+        .map((n): MapChange => ({ map: this.pins.map('remote_nodes6'), op: 'update', key: encodeRemoteKey6(n.podCIDRv6!), value: encodeRemoteNode6(n.address, n.addressV6) })),
     ]);
-    for (const n of remotes) this.log(`remote node ${n.name}: ${n.podCIDR} via ${n.address}${this.cfg.mode === 'vxlan' ? ` (tunnel ${TUNNEL_DEVICE}, VNI ${this.cfg.vni})` : ''}`);
+    const tunnel = this.cfg.mode === 'vxlan' ? ` (tunnel ${TUNNEL_DEVICE}, VNI ${this.cfg.vni})` : '';
+    for (const n of remotes) {
+      this.log(`remote node ${n.name}: ${n.podCIDR} via ${n.address}${tunnel}`);
+      if (n.podCIDRv6) this.log(`remote node ${n.name}: ${n.podCIDRv6} via ${this.cfg.mode === 'vxlan' ? n.address : n.addressV6}${tunnel}`);
+    }
     await attachIngress(undefined, this.cfg.underlayDevice, this.pins.program('node', 'from_netdev'));
     await this.listen();
     this.writeReady();
@@ -153,13 +172,16 @@ export class CiliumAgent {
     return this.serialize(async () => {
       await attachIngress(undefined, ep.ifname, this.pins.program('lxc', 'from_container'));
       const key = encodeIpv4(ep.ip);
+      const info = encodeEndpointInfo(ep);
       // Counters first, so the first packet the pod sends is counted.
       await updateMaps([
         { map: this.pins.map('counters'), op: 'update', key, value: ZERO_COUNTERS },
-        { map: this.pins.map('endpoints'), op: 'update', key, value: encodeEndpointInfo(ep) },
+        { map: this.pins.map('lxc_ifindex'), op: 'update', key: encodeU32(ep.ifindex), value: info },
+        ...(ep.ip6 ? [{ map: this.pins.map('endpoints6'), op: 'update', key: encodeIpv6(ep.ip6), value: info } as MapChange] : []),
+        { map: this.pins.map('endpoints'), op: 'update', key, value: info },
       ]);
       this.endpoints.set(id, ep);
-      this.log(`endpoint ${id.slice(0, 12)} (${ep.pod ?? 'pod'}): ${ep.ip} on ${ep.ifname} (ifindex ${ep.ifindex})`);
+      this.log(`endpoint ${id.slice(0, 12)} (${ep.pod ?? 'pod'}): ${[ep.ip, ep.ip6].filter(Boolean).join(' ')} on ${ep.ifname} (ifindex ${ep.ifindex})`);
       if (this.view) await this.programPolicy(this.view);
       return ep;
     });
@@ -172,9 +194,11 @@ export class CiliumAgent {
       if (!ep) return false;
       const key = encodeIpv4(ep.ip);
       await deleteKeys(this.pins.map('endpoints'), [key]);
+      if (ep.ip6) await deleteKeys(this.pins.map('endpoints6'), [encodeIpv6(ep.ip6)]);
+      await deleteKeys(this.pins.map('lxc_ifindex'), [encodeU32(ep.ifindex)]);
       await deleteKeys(this.pins.map('counters'), [key]);
       this.endpoints.delete(id);
-      this.log(`endpoint ${id.slice(0, 12)} removed (${ep.ip})`);
+      this.log(`endpoint ${id.slice(0, 12)} removed (${[ep.ip, ep.ip6].filter(Boolean).join(' ')})`);
       if (this.view) await this.programPolicy(this.view);
       return true;
     });
@@ -191,13 +215,18 @@ export class CiliumAgent {
     const c = compileCilium(view, local);
     const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
     const want = {
-      ipcache: new Map(c.ipcache.map((e) => [encodeRemoteKey(e.cidr), encodeIdentity(e.identity)] as const).map(([k, v]) => [hex(k) + hex(v), k])),
+      ipcache: new Map(c.ipcache.map((e) => [encodePrefixKey(e.cidr), encodeIdentity(e.identity)] as const).map(([k, v]) => [hex(k) + hex(v), k])),
       policy: new Map(c.entries.map((e) => encodePolicyKey(e)).map((k) => [hex(k), k])),
       state: new Map(c.state.map((s) => [encodeU32(s.ifindex), encodePolicyState({ ingress: s.ingress.length > 0, egress: s.egress.length > 0 })] as const).map(([k, v]) => [hex(k) + hex(v), k])),
     };
     const map = (m: 'ipcache' | 'policy' | 'policy_state') => this.pins.map(m);
+    // An IPv6 prefix key (20 bytes) goes in ipcache6.
+    const ipcacheOf = (key: Uint8Array) => this.pins.map(key.length === 20 ? 'ipcache6' : 'ipcache');
     const changes: MapChange[] = [
-      ...c.ipcache.filter((e) => !this.programmed.ipcache.has(hex(encodeRemoteKey(e.cidr)) + hex(encodeIdentity(e.identity)))).map((e): MapChange => ({ map: map('ipcache'), op: 'update', key: encodeRemoteKey(e.cidr), value: encodeIdentity(e.identity) })),
+      ...c.ipcache
+        .map((e) => ({ key: encodePrefixKey(e.cidr), value: encodeIdentity(e.identity) }))
+        .filter((e) => !this.programmed.ipcache.has(hex(e.key) + hex(e.value)))
+        .map((e): MapChange => ({ map: ipcacheOf(e.key), op: 'update', ...e })),
       ...[...want.policy].filter(([h]) => !this.programmed.policy.has(h)).map(([, key]): MapChange => ({ map: map('policy'), op: 'update', key, value: ZERO_POLICY_VALUE })),
       // Isolation last, so that an endpoint is never isolated before its allowed entries are there.
       ...c.state
@@ -211,7 +240,9 @@ export class CiliumAgent {
     // A key whose value changed was rewritten above; only keys no longer wanted at all go.
     await deleteKeys(map('policy_state'), keep(stale('state'), want.state));
     await deleteKeys(map('policy'), stale('policy'));
-    await deleteKeys(map('ipcache'), keep(stale('ipcache'), want.ipcache));
+    const staleIpcache = keep(stale('ipcache'), want.ipcache);
+    await deleteKeys(map('ipcache'), staleIpcache.filter((k) => k.length !== 20));
+    await deleteKeys(this.pins.map('ipcache6'), staleIpcache.filter((k) => k.length === 20));
     this.programmed = want;
     this.view = view;
     if (this.cfg.policyFile) {
@@ -288,12 +319,13 @@ function checkSpec(s: EndpointSpec): EndpointSpec {
   const bad = (field: string, why: string) => new HttpError(400, `endpoint.${field}: ${why}`);
   if (typeof s !== 'object' || s === null) throw new HttpError(400, 'the endpoint must be a JSON object');
   if (typeof s.ip !== 'string' || parseIp(s.ip) === undefined) throw bad('ip', `${JSON.stringify(s.ip)} is not an IPv4 address`);
+  if (s.ip6 !== undefined && (typeof s.ip6 !== 'string' || parseAddr(s.ip6)?.family !== 6)) throw bad('ip6', `${JSON.stringify(s.ip6)} is not an IPv6 address`);
   if (typeof s.ifname !== 'string' || !/^[\w.-]{1,15}$/.test(s.ifname)) throw bad('ifname', `${JSON.stringify(s.ifname)} is not an interface name`);
   if (!Number.isInteger(s.ifindex) || s.ifindex <= 0) throw bad('ifindex', `${JSON.stringify(s.ifindex)} is not an interface index`);
   for (const f of ['mac', 'nodeMac'] as const) {
     if (typeof s[f] !== 'string' || !/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/i.test(s[f])) throw bad(f, `${JSON.stringify(s[f])} is not a MAC address`);
   }
-  return { ip: s.ip, ifname: s.ifname, ifindex: s.ifindex, mac: s.mac.toLowerCase(), nodeMac: s.nodeMac.toLowerCase(), ...(s.pod ? { pod: String(s.pod) } : {}) };
+  return { ip: s.ip, ...(s.ip6 ? { ip6: s.ip6 } : {}), ifname: s.ifname, ifindex: s.ifindex, mac: s.mac.toLowerCase(), nodeMac: s.nodeMac.toLowerCase(), ...(s.pod ? { pod: String(s.pod) } : {}) };
 }
 
 /** The agent's configuration file, checked. */
@@ -306,6 +338,8 @@ export function checkConfig(raw: unknown, file: string): CiliumAgentConfig {
   c.nodes.forEach((n, i) => {
     if (!parseCidr(n.podCIDR)) throw bad(`nodes[${i}].podCIDR`, `"${n.podCIDR}" is not a CIDR`);
     if (parseIp(n.address) === undefined) throw bad(`nodes[${i}].address`, `"${n.address}" is not an IPv4 address`);
+    if (n.podCIDRv6 !== undefined && parsePrefix(n.podCIDRv6)?.family !== 6) throw bad(`nodes[${i}].podCIDRv6`, `"${n.podCIDRv6}" is not an IPv6 CIDR`);
+    if (n.addressV6 !== undefined && parseAddr(n.addressV6)?.family !== 6) throw bad(`nodes[${i}].addressV6`, `"${n.addressV6}" is not an IPv6 address`);
   });
   for (const f of ['bpffs', 'socket', 'readyFile', 'underlayDevice'] as const) if (typeof c[f] !== 'string' || !c[f]) throw bad(f, 'is required');
   if (!c.objects?.lxc || !c.objects?.node) throw bad('objects', 'needs the lxc and node object files');

@@ -6,6 +6,8 @@ import { request } from 'node:http';
 export interface EndpointSpec {
   /** Pod IPv4 address (no prefix) */
   ip: string;
+  /** Dual-stack: the pod's IPv6 address (no prefix) */
+  ip6?: string;
   /** Host side of the veth pair: lxc… */
   ifname: string;
   ifindex: number;

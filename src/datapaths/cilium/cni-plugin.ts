@@ -1,7 +1,8 @@
 // cilium-cni: a veth pair per pod with no bridge. The host side is lxc<12 hex>
 // (named from the container ID, so DEL finds it with no state); the pod gets a
 // /32 and a default route via 169.254.1.1 onlink, which the BPF program on the
-// lxc device answers ARP for. The node agent, told over its unix socket,
+// lxc device answers ARP for; dual-stack, also an IPv6 /128 and a default route
+// via fe80::1, answered by NDP in BPF. The node agent, told over its unix socket,
 // attaches that program and puts the pod in its maps.
 import { createHash } from 'node:crypto';
 import type { CmdArgs } from '../../cni/env.js';
@@ -20,6 +21,8 @@ registerInProcess('host-local', hostLocal);
 
 /** The pod's gateway: no interface has it; the program on the lxc device answers ARP for it. */
 export const GATEWAY = '169.254.1.1';
+/** The IPv6 gateway: link-local, on no interface either; the program answers its neighbour solicitations. */
+export const GATEWAY6 = 'fe80::1';
 
 export interface CiliumConf extends NetConf {
   /** The node agent's API */
@@ -59,6 +62,7 @@ async function add(args: CmdArgs, conf: CiliumConf): Promise<Result> {
   // IPAM first: a bad ipam section or a full range fails before any link exists.
   const ipam = await delegateAdd(conf.ipamType, conf.raw, delegateArgs(args));
   const address = ipam.ips?.find((i) => !i.address.includes(':'))?.address.split('/')[0];
+  const address6 = ipam.ips?.find((i) => i.address.includes(':'))?.address.split('/')[0];
   const host = hostIfname(args.containerId, args.ifname);
   const node = new Ip();
   const pod = new Ip(args.netns);
@@ -76,15 +80,18 @@ async function add(args: CmdArgs, conf: CiliumConf): Promise<Result> {
       ['link', 'set', 'dev', args.ifname, 'up'],
       ['route', 'add', GATEWAY, 'dev', args.ifname, 'scope', 'link'],
       ['route', 'add', 'default', 'via', GATEWAY, 'dev', args.ifname],
+      // No duplicate address detection: the address is the pod's alone, and usable at once.
+      ...(address6 ? [['addr', 'add', `${address6}/128`, 'dev', args.ifname, 'nodad'], ['route', 'add', '::/0', 'via', GATEWAY6, 'dev', args.ifname]] : []),
     ]);
     // The node's own traffic to the pod (not the datapath's) is routed to the lxc device.
     await node.batch([
       ['link', 'set', 'dev', host, 'up'],
       ['route', 'replace', `${address}/32`, 'dev', host, 'scope', 'link'],
+      ...(address6 ? [['route', 'replace', `${address6}/128`, 'dev', host]] : []),
     ]);
     const [hostLink] = await node.json<Link[]>('link', 'show', 'dev', host);
     const [podLink] = await pod.json<Link[]>('link', 'show', 'dev', args.ifname);
-    const spec: EndpointSpec = { ip: address, ifname: host, ifindex: hostLink.ifindex, mac: podLink.address!, nodeMac: hostLink.address!, pod: args.args.K8S_POD_NAME };
+    const spec: EndpointSpec = { ip: address, ...(address6 ? { ip6: address6 } : {}), ifname: host, ifindex: hostLink.ifindex, mac: podLink.address!, nodeMac: hostLink.address!, pod: args.args.K8S_POD_NAME };
     const r = await agent(conf, 'PUT', `/v1/endpoint/${args.containerId}`, spec);
     if (r.status !== 201) throw new CniError(ErrorCode.KernelOperationFailed, `the cilium agent refused endpoint ${address}: ${JSON.stringify(r.body)}`);
     registered = true;
@@ -94,8 +101,8 @@ async function add(args: CmdArgs, conf: CiliumConf): Promise<Result> {
         { name: host, mac: hostLink.address },
         { name: args.ifname, mac: podLink.address, sandbox: args.netns },
       ],
-      ips: [{ address: `${address}/32`, gateway: GATEWAY, interface: 1 }],
-      routes: [{ dst: '0.0.0.0/0', gw: GATEWAY }],
+      ips: [{ address: `${address}/32`, gateway: GATEWAY, interface: 1 }, ...(address6 ? [{ address: `${address6}/128`, gateway: GATEWAY6, interface: 1 }] : [])],
+      routes: [{ dst: '0.0.0.0/0', gw: GATEWAY }, ...(address6 ? [{ dst: '::/0', gw: GATEWAY6 }] : [])],
       dns: (conf.dns as Result['dns']) ?? {},
     };
   } catch (e) {

@@ -13,6 +13,14 @@ export const cilium: Datapath = {
   tools: ['clang', 'bpftool', 'tc', 'curl', '/usr/include/bpf/bpf_helpers.h', '/usr/include/linux/bpf.h'],
   probeKernel: missingBpfFeatures,
   install: installCilium,
+  // IPv6 pods as Cilium carries them: native routing over an IPv6 underlay, or the same VXLAN tunnel over an IPv4 one.
+  dualStack: true,
+  validate(lab) {
+    const network = lab.network as CiliumNetwork;
+    if (network.podCIDRv6 && network.backend === 'native' && !lab.topology.underlayV6)
+      return [{ path: ['topology', 'underlayV6'], message: 'cilium routes IPv6 pods natively to the other node\'s IPv6 address: give the nodes an IPv6 underlay, or use backend: vxlan (IPv6 pods in the IPv4 tunnel)' }];
+    return [];
+  },
   cniPlugins: CNI_PLUGINS,
   enforcesPolicy: true,
   policy: { podAdded: ciliumPodAdded, podRemoved: ciliumPodRemoved, setPolicies: ciliumSetPolicies },

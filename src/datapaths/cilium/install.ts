@@ -10,7 +10,7 @@ import type { CiliumNetwork } from './schema.js';
 import { Ip } from '../../net/ip.js';
 import { addNetns, deleteNetns } from '../../net/netns.js';
 import { compileBpf, missingTcBpf } from '../../net/bpf.js';
-import { formatCidr, parseCidr, subnet } from '../../net/ipnet.js';
+import { formatCidr, formatPrefix, parseCidr, parsePrefix, subnet, subprefix } from '../../net/ipnet.js';
 import { TUNNEL_DEVICE, type CiliumAgentConfig, type ClusterNode } from './agent.js';
 import { AGENTS_DIR, ROOT } from '../../lab/paths.js';
 import { CONF_DIR, type ConfList } from '../../cni/conflist.js';
@@ -39,13 +39,25 @@ export const AGENT_POLICY = '/var/run/cilium/policy.json';
 const AGENT_READY = '/var/run/cilium/ready.json';
 const AGENT_LOG = '/var/log/cilium-agent.log';
 
-/** Each node's pod CIDR, carved from the lab's pod network in node order, as a controller manager allocates them. */
-export function nodePodCidrs(podCIDR: string, subnetLen: number, nodes: NodeSpec[]): ClusterNode[] {
+/**
+ * Each node's pod CIDR, carved from the lab's pod network in node order, as a
+ * controller manager allocates them; dual-stack, an IPv6 one too (podCIDRs).
+ */
+export function nodePodCidrs(podCIDR: string, subnetLen: number, nodes: NodeSpec[], v6?: { podCIDR: string; subnetLen: number }): ClusterNode[] {
   const net = parseCidr(podCIDR);
   if (!net) throw new Error(`network.podCIDR "${podCIDR}" is not a CIDR`);
   if (subnetLen < net.prefix) throw new Error(`network.subnetLen /${subnetLen} is larger than the pod network ${podCIDR}`);
   if (nodes.length > 2 ** (subnetLen - net.prefix)) throw new Error(`${podCIDR} holds only ${2 ** (subnetLen - net.prefix)} /${subnetLen} subnets for ${nodes.length} nodes`);
-  return nodes.map((n, i) => ({ name: n.name, address: n.address, podCIDR: formatCidr(subnet(net, subnetLen, i)) }));
+  const net6 = v6 ? parsePrefix(v6.podCIDR) : undefined;
+  if (v6 && net6?.family !== 6) throw new Error(`network.podCIDRv6 "${v6.podCIDR}" is not an IPv6 CIDR`);
+  if (v6 && BigInt(nodes.length) > 2n ** BigInt(v6.subnetLen - net6!.prefix)) throw new Error(`${v6.podCIDR} holds too few /${v6.subnetLen} subnets for ${nodes.length} nodes`);
+  return nodes.map((n, i) => ({
+    name: n.name,
+    address: n.address,
+    podCIDR: formatCidr(subnet(net, subnetLen, i)),
+    ...(v6 ? { podCIDRv6: formatPrefix(subprefix(net6!, v6.subnetLen, i)) } : {}),
+    ...(n.addressV6 ? { addressV6: n.addressV6 } : {}),
+  }));
 }
 
 /** Lab-file problems: a datapath variant cnilab does not have. */
@@ -59,7 +71,8 @@ export async function installCilium(backend: Backend, lab: Lab, nodes: NodeSpec[
   const network = lab.network as CiliumNetwork;
   const mode: CiliumAgentConfig['mode'] = network.backend;
   const objects = await compileDatapath();
-  const cluster = nodePodCidrs(lab.network.podCIDR, lab.network.subnetLen, nodes);
+  const v6 = lab.network.podCIDRv6 ? { podCIDR: lab.network.podCIDRv6, subnetLen: lab.network.subnetLenV6 } : undefined;
+  const cluster = nodePodCidrs(lab.network.podCIDR, lab.network.subnetLen, nodes, v6);
   const vni = network.vni;
   await Promise.all(
     cluster.map(async (node) => {
@@ -84,13 +97,15 @@ export async function installCilium(backend: Backend, lab: Lab, nodes: NodeSpec[
       const underlay = await new Ip(backend.node(node.name)).link('eth0');
       if (!underlay) throw new Error(`node ${node.name} has no eth0 (the underlay)`);
       const mtu = underlay.mtu - (mode === 'vxlan' ? VXLAN_OVERHEAD : 0);
-      await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(ciliumConfList(backend, node.name, node.podCIDR, mtu), null, 2));
-      progress(`cilium-agent on ${node.name}: pods ${node.podCIDR}, ${mode === 'vxlan' ? `VXLAN through ${TUNNEL_DEVICE}` : 'native routing'}, BPF objects pinned in ${ready.pins}`);
+      const podCIDRs = [node.podCIDR, ...(node.podCIDRv6 ? [node.podCIDRv6] : [])];
+      await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(ciliumConfList(backend, node.name, podCIDRs, mtu), null, 2));
+      progress(`cilium-agent on ${node.name}: pods ${podCIDRs.join(' ')}, ${mode === 'vxlan' ? `VXLAN through ${TUNNEL_DEVICE}` : 'native routing'}, BPF objects pinned in ${ready.pins}`);
     }),
   );
 }
 
-export function ciliumConfList(backend: Backend, node: string, podCIDR: string, mtu: number): ConfList {
+/** One host-local range set per pod CIDR: an address of each family for a dual-stack pod. */
+export function ciliumConfList(backend: Backend, node: string, podCIDRs: string[], mtu: number): ConfList {
   return {
     cniVersion: '1.0.0',
     name: 'cilium',
@@ -99,7 +114,7 @@ export function ciliumConfList(backend: Backend, node: string, podCIDR: string, 
         type: 'cilium-cni',
         socket: backend.nodePath(node, AGENT_SOCKET),
         mtu,
-        ipam: { type: 'host-local', ranges: [[{ subnet: podCIDR }]], dataDir: backend.nodePath(node, '/var/lib/cni/networks') },
+        ipam: { type: 'host-local', ranges: podCIDRs.map((subnet) => [{ subnet }]), dataDir: backend.nodePath(node, '/var/lib/cni/networks') },
       },
     ],
   };

@@ -2,12 +2,12 @@
 // structs in bpf/common.h (host byte order for integers, network order for
 // addresses). Pure functions, so the layout is tested without a kernel.
 import { endianness } from 'node:os';
-import { parseCidr, parseIp } from '../../net/ipnet.js';
+import { parseAddr, parseCidr, parseIp, parsePrefix } from '../../net/ipnet.js';
 
 const LE = endianness() === 'LE';
 
 /** File names of the maps, pinned in <node bpffs>/cilium/maps/. */
-export const MAP_NAMES = ['endpoints', 'remote_nodes', 'counters', 'config', 'ipcache', 'policy', 'policy_state', 'ct', 'drops'] as const;
+export const MAP_NAMES = ['endpoints', 'remote_nodes', 'counters', 'config', 'ipcache', 'policy', 'policy_state', 'ct', 'drops', 'endpoints6', 'remote_nodes6', 'lxc_ifindex', 'ipcache6', 'ct6'] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
 export const MODE = { native: 0, vxlan: 1 } as const;
@@ -43,6 +43,36 @@ export function encodeIpv4(ip: string): Uint8Array {
   if (n === undefined) throw new Error(`"${ip}" is not an IPv4 address`);
   return Uint8Array.of(n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255);
 }
+
+/** struct ipv6: sixteen bytes in network order (key of endpoints6). */
+export function encodeIpv6(ip: string): Uint8Array {
+  const a = parseAddr(ip);
+  if (a?.family !== 6) throw new Error(`"${ip}" is not an IPv6 address`);
+  const b = new Uint8Array(16);
+  for (let i = 0; i < 16; i++) b[i] = Number((a.value >> BigInt(8 * (15 - i))) & 255n);
+  return b;
+}
+
+/** struct remote_key6: the prefix length, then the IPv6 network address (ipcache6, remote_nodes6). */
+export function encodeRemoteKey6(cidr: string): Uint8Array {
+  const p = parsePrefix(cidr);
+  if (p?.family !== 6) throw new Error(`"${cidr}" is not an IPv6 CIDR`);
+  const b = new Uint8Array(20);
+  new DataView(b.buffer).setUint32(0, p.prefix, LE);
+  b.set(encodeIpv6(cidr.split('/')[0]), 4);
+  return b;
+}
+
+/** struct remote_node6: the node's IPv6 underlay address (native routing; :: when it has none), then its IPv4 one (the tunnel). */
+export function encodeRemoteNode6(address: string, addressV6?: string): Uint8Array {
+  const b = new Uint8Array(20);
+  if (addressV6) b.set(encodeIpv6(addressV6), 0);
+  b.set(encodeIpv4(address), 16);
+  return b;
+}
+
+/** The IPv4 or IPv6 key of a prefix, by its family. */
+export const encodePrefixKey = (cidr: string) => (cidr.includes(':') ? encodeRemoteKey6(cidr) : encodeRemoteKey(cidr));
 
 export function decodeIpv4(b: Uint8Array): string {
   return [...b.subarray(0, 4)].join('.');

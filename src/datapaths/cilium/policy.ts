@@ -47,7 +47,7 @@ export async function ciliumPodAdded(backend: Backend, lab: Lab, pod: PodRecord)
   if (!pod.ip) return;
   await oneAtATime(async () => {
     const view = await readView(backend, lab);
-    view.pods = [...view.pods.filter((p) => p.name !== pod.name), { name: pod.name, namespace: pod.namespace ?? 'default', labels: pod.labels ?? { app: pod.workload }, ip: pod.ip!, node: pod.node }];
+    view.pods = [...view.pods.filter((p) => p.name !== pod.name), { name: pod.name, namespace: pod.namespace ?? 'default', labels: pod.labels ?? { app: pod.workload }, ip: pod.ip!, ...(pod.ip6 ? { ip6: pod.ip6 } : {}), node: pod.node }];
     await push(backend, lab, view);
   });
 }
