@@ -10,7 +10,11 @@ import {
   encodeEndpointInfo,
   encodeIpv4,
   encodeNodeConfig,
+  encodeIpv6,
+  encodePrefixKey,
   encodeRemoteKey,
+  encodeRemoteKey6,
+  encodeRemoteNode6,
   ZERO_COUNTERS,
 } from '../../src/datapaths/cilium/maps.js';
 import { nodePodCidrs } from '../../src/datapaths/cilium/install.js';
@@ -79,9 +83,44 @@ describe('cilium pod CIDRs per node', () => {
     ]);
   });
 
+  it('dual-stack: an IPv6 /64 per node beside the /24, and the node\'s IPv6 underlay address when it has one', () => {
+    const dual = [{ ...nodes[0], addressV6: 'fd00:192:168:10::210' }, { ...nodes[1], addressV6: 'fd00:192:168:10::220' }];
+    expect(nodePodCidrs('10.10.0.0/16', 24, dual, { podCIDR: 'fd00:10::/48', subnetLen: 64 })).to.deep.equal([
+      { name: 'master', address: '192.168.10.210', podCIDR: '10.10.0.0/24', podCIDRv6: 'fd00:10::/64', addressV6: 'fd00:192:168:10::210' },
+      { name: 'worker', address: '192.168.10.220', podCIDR: '10.10.1.0/24', podCIDRv6: 'fd00:10:0:1::/64', addressV6: 'fd00:192:168:10::220' },
+    ]);
+    expect(() => nodePodCidrs('10.10.0.0/16', 24, nodes, { podCIDR: 'fd00:10::/64', subnetLen: 64 })).to.throw('fd00:10::/64 holds too few /64 subnets for 2 nodes');
+  });
+
   it('says when the pod network has too few subnets for the nodes', () => {
     expect(() => nodePodCidrs('10.10.0.0/24', 24, nodes)).to.throw('10.10.0.0/24 holds only 1 /24 subnets for 2 nodes');
     expect(() => nodePodCidrs('10.10.0.0/24', 16, nodes)).to.throw(/subnetLen \/16 is larger than the pod network/);
+  });
+});
+
+describe('cilium IPv6 map encoding', () => {
+  it('an IPv6 key is the sixteen address bytes in network order', () => {
+    expect(hex(encodeIpv6('fd00:10::2'))).to.equal('fd000010000000000000000000000002');
+    expect(hex(encodeIpv6('fd00:192:168:10::220'))).to.equal('fd000192016800100000000000000220');
+    expect(() => encodeIpv6('10.10.0.2')).to.throw('"10.10.0.2" is not an IPv6 address');
+  });
+
+  it('struct remote_key6: prefix length in host order, then the network address (20 bytes)', () => {
+    const k = encodeRemoteKey6('fd00:10:0:1::/64');
+    expect(k.length).to.equal(20);
+    expect(hex(k.subarray(0, 4))).to.equal(u32(64));
+    expect(hex(k.subarray(4))).to.equal('fd000010000000010000000000000000');
+    expect(() => encodeRemoteKey6('10.10.1.0/24')).to.throw(/not an IPv6 CIDR/);
+  });
+
+  it('a prefix key by its family: ipcache (8 bytes) or ipcache6 (20 bytes)', () => {
+    expect(encodePrefixKey('10.10.0.2/32').length).to.equal(8);
+    expect(encodePrefixKey('fd00:10::2/128').length).to.equal(20);
+  });
+
+  it('struct remote_node6: the IPv6 underlay address (zero when the node has none), then the IPv4 one', () => {
+    expect(hex(encodeRemoteNode6('192.168.10.220', 'fd00:192:168:10::220'))).to.equal('fd000192016800100000000000000220' + 'c0a80adc');
+    expect(hex(encodeRemoteNode6('192.168.10.220'))).to.equal('0'.repeat(32) + 'c0a80adc');
   });
 });
 
@@ -101,6 +140,12 @@ network:
   it('accepts the native and vxlan datapaths', () => {
     expect(parseLab(lab('native'), 'x.yaml').network.backend).to.equal('native');
     expect(parseLab(lab('vxlan'), 'x.yaml').network.backend).to.equal('vxlan');
+  });
+
+  it('dual-stack native routing needs an IPv6 underlay; vxlan carries IPv6 pods over the IPv4 one', () => {
+    const dual = (backend: string) => lab(backend) + '  podCIDRv6: fd00:10::/48\n';
+    expect(parseLab(dual('vxlan'), 'x.yaml').network.podCIDRv6).to.equal('fd00:10::/48');
+    expect(() => parseLab(dual('native'), 'x.yaml')).to.throw(/^x\.yaml:\d+: topology\.underlayV6: cilium routes IPv6 pods natively .* or use backend: vxlan/);
   });
 
   it('names the file, line and field of an unknown datapath', () => {

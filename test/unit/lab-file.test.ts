@@ -26,7 +26,7 @@ describe('lab files', () => {
     ['a bad IPv6 pod CIDR', dual.replace('podCIDRv6: fd00:10::/48', 'podCIDRv6: fd00:10:::/48'), /bad\.yaml:\d+: network\.podCIDRv6: "fd00:10:::\/48" is not an IPv6 CIDR/],
     ['an IPv4 CIDR as podCIDRv6', dual.replace('podCIDRv6: fd00:10::/48', 'podCIDRv6: 10.20.0.0/16'), /network\.podCIDRv6: "10\.20\.0\.0\/16" is not an IPv6 CIDR/],
     ['IPv6 subnets larger than the IPv6 pod network', dual.replace('subnetLenV6: 64', 'subnetLenV6: 40'), /network\.subnetLenV6: \/40 is larger than the pod network fd00:10::\/48/],
-    ['dual-stack on a datapath without it', readFileSync('labs/calico-bgp.yaml', 'utf8').replace(/podCIDR: (\S+)/, 'podCIDR: $1\n  podCIDRv6: fd00:10::/48'), /network\.podCIDRv6: the calico datapath in cnilab gives pods IPv4 only \(dual-stack: flannel\)/],
+    ['dual-stack on a datapath without it', readFileSync('labs/calico-bgp.yaml', 'utf8').replace(/podCIDR: (\S+)/, 'podCIDR: $1\n  podCIDRv6: fd00:10::/48'), /network\.podCIDRv6: the calico datapath in cnilab gives pods IPv4 only \(dual-stack: [^)]*\bcilium\b[^)]*\)/],
     ['dual-stack flannel on a backend without it', dual.replace('backend: vxlan', 'backend: udp'), /network\.backend: udp carries IPv4 only in cnilab/],
     ['dual-stack flannel without an IPv6 underlay', dual.replace(/  underlayV6: .*\n/, '').replace(/, addressV6: '[^']+'/g, ''), /topology\.underlayV6: flannel carries IPv6 pods over an IPv6 underlay/],
     ['a node IPv6 address outside the IPv6 underlay', dual.replace("'fd00:192:168:10::220'", "'fd00:192:168:11::220'"), /bad\.yaml:15: topology\.nodes\[1\]\.addressV6: fd00:192:168:11::220 is outside the underlay fd00:192:168:10::\/64/],
@@ -43,6 +43,10 @@ describe('steps', () => {
   it('renders templates and names an unknown value', () => {
     expect(render('ping {{pods.a.ip}}', { 'pods.a.ip': '10.0.0.2' })).to.equal('ping 10.0.0.2');
     expect(() => render('{{nope}}', {})).to.throw(/unknown template value \{\{nope\}\}/);
+  });
+  it('|bytes prints an address as bpftool does: four bytes, or sixteen for IPv6', () => {
+    expect(render('{{a|bytes}}', { a: '192.168.10.220' })).to.equal('192,168,10,220');
+    expect(render('{{a|bytes}}', { a: 'fd00:10::2' })).to.equal('253,0,0,16,0,0,0,0,0,0,0,0,0,0,0,2');
   });
   it('reads JSON paths', () => {
     expect(jsonPath([{ linkinfo: { info_data: { id: 1 } } }], '0.linkinfo.info_data.id')).to.equal(1);

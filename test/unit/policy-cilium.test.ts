@@ -38,6 +38,15 @@ describe('cilium policy: identities and entries', () => {
     expect(c.entries).to.deep.equal([]);
   });
 
+  it('dual-stack: a pod\'s IPv6 /128 has the identity of its IPv4 /32', () => {
+    const v = view([]);
+    v.pods[0].ip6 = 'fd00:10::2';
+    const c = compileCilium(v, local);
+    const id = (cidr: string) => c.ipcache.find((e) => e.cidr === cidr)?.identity;
+    expect(id('fd00:10::2/128')).to.equal(id('10.10.0.2/32')).and.equal(256);
+    expect(c.ipcache.filter((e) => e.cidr.includes(':'))).to.have.length(1);
+  });
+
   it('allow from pod b on TCP 80-82: one entry per port for the identity of x/b only', () => {
     const c = compileCilium(view([np('x', 'allow-b', { podSelector: { matchLabels: { pod: 'a' } }, ingress: [{ from: [{ podSelector: { matchLabels: { pod: 'b' } } }], ports: [{ port: 80, endPort: 82 }] }] })]), local);
     expect(c.state).to.deep.equal([{ ifindex: 7, pod: 'x/a1', ingress: ['x/allow-b'], egress: [] }]);
