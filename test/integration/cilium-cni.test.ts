@@ -9,7 +9,7 @@ import { inNetns, netnsPath, run, startDetached } from '../../src/net/exec.js';
 import { Ip, type Link } from '../../src/net/ip.js';
 import { addNetns, deleteNetns, listNetns } from '../../src/net/netns.js';
 import { dumpMap, mountBpffs, pinnedProgramIds, programLoaded } from '../../src/net/bpf.js';
-import { decodeCounters, decodeEndpointInfo, decodeIpv4 } from '../../src/datapaths/cilium/maps.js';
+import { decodeCounters, decodeEndpointInfo, decodeIpv4, encodeIpv6 } from '../../src/datapaths/cilium/maps.js';
 import { pinLayout, type CiliumAgentConfig } from '../../src/datapaths/cilium/agent.js';
 import { compileDatapath } from '../../src/datapaths/cilium/install.js';
 import { stopPid } from '../../src/lab/processes.js';
@@ -19,6 +19,7 @@ const PREFIX = `cnitest-cil-${process.pid}-`;
 const NODE = `${PREFIX}node`;
 const BIN = resolve('dist/cni/bin');
 const SUBNET = '10.251.0.0/24';
+const SUBNET6 = 'fd00:251::/64';
 
 /** Poll until `cond` holds; generous, since CI machines are shared and slow at times. */
 async function waitFor(cond: () => boolean | Promise<boolean>, timeoutMs = 60_000): Promise<boolean> {
@@ -126,7 +127,7 @@ describe('cilium-cni with the cilium agent on the real kernel', function () {
     const { lxc } = await compileDatapath();
     const btf = (await run(['bpftool', 'btf', 'dump', 'file', lxc])).stdout;
     const size = (name: string) => Number(new RegExp(`STRUCT '${name}' size=(\\d+)`).exec(btf)?.[1]);
-    const names = ['ipv4', 'endpoint_info', 'remote_key', 'endpoint_counters', 'node_config', 'ipcache_value', 'policy_key', 'policy_value', 'policy_state', 'ct_key', 'drop_key'];
+    const names = ['ipv4', 'endpoint_info', 'remote_key', 'endpoint_counters', 'node_config', 'ipcache_value', 'policy_key', 'policy_value', 'policy_state', 'ct_key', 'drop_key', 'ipv6', 'remote_key6', 'remote_node6', 'ct_key6'];
     expect(Object.fromEntries(names.map((n) => [n, size(n)]))).to.deep.equal({
       ipv4: 4,
       endpoint_info: 16,
@@ -139,6 +140,10 @@ describe('cilium-cni with the cilium agent on the real kernel', function () {
       policy_state: 4,
       ct_key: 20,
       drop_key: 8,
+      ipv6: 16,
+      remote_key6: 20,
+      remote_node6: 20,
+      ct_key6: 44,
     });
   });
 
@@ -193,6 +198,35 @@ describe('cilium-cni with the cilium agent on the real kernel', function () {
     for (const [ns, id] of [[a, 'pod-b'], [b, 'pod-c']]) expect((await cni('DEL', conf(), ns, id)).exitCode).to.equal(0);
   });
 
+  it('dual-stack ADD: a /128 beside the /32, a default route via fe80::1 answered by NDP in BPF, the pod in endpoints6; DEL takes it out', async () => {
+    const dual = conf({ ipam: { type: 'host-local', ranges: [[{ subnet: SUBNET }], [{ subnet: SUBNET6 }]], dataDir: join(dir, 'leases') } });
+    const [a, b] = [await container(), await container()];
+    const ra = await cni('ADD', dual, a, 'pod-v6a');
+    const rb = await cni('ADD', dual, b, 'pod-v6b');
+    expect(ra.exitCode, ra.stdout).to.equal(0);
+    expect(rb.exitCode, rb.stdout).to.equal(0);
+    const v6 = (r: Out) => r.json.ips.find((i: { address: string }) => i.address.includes(':'));
+    expect(v6(ra)).to.deep.include({ gateway: 'fe80::1', interface: 1 });
+    expect(v6(ra).address).to.match(/^fd00:251::[0-9a-f]+\/128$/);
+    expect(ra.json.routes).to.deep.include({ dst: '::/0', gw: 'fe80::1' });
+    const ipB6 = v6(rb).address.split('/')[0];
+
+    const ping = await run(inNetns(a, 'ping', ['-6', '-c', '2', '-i', '0.2', '-W', '2', ipB6]), { allowFailure: true });
+    expect(ping.stdout).to.match(/2 received/);
+    expect(ping.stdout, 'one routed hop, made in BPF').to.match(/ttl=63/);
+    const lxcA = (await node.link(ra.json.interfaces[0].name))!;
+    const neigh = await run(inNetns(a, 'ip', ['-6', 'neigh', 'show', 'fe80::1']));
+    expect(neigh.stdout, 'the lxc device\'s MAC, from a router').to.match(new RegExp(`lladdr ${lxcA.address} router`));
+
+    const hexKeys = async (m: 'endpoints6' | 'lxc_ifindex') => (await dumpMap(maps().map(m))).map((e) => Buffer.from(e.key).toString('hex')).sort();
+    expect(await hexKeys('endpoints6')).to.deep.equal([v6(ra), v6(rb)].map((i) => Buffer.from(encodeIpv6(i.address.split('/')[0])).toString('hex')).sort());
+    expect(await hexKeys('lxc_ifindex')).to.have.length(2);
+    for (const [ns, id] of [[a, 'pod-v6a'], [b, 'pod-v6b']]) expect((await cni('DEL', dual, ns, id)).exitCode).to.equal(0);
+    expect(await dumpMap(maps().map('endpoints6'))).to.deep.equal([]);
+    expect(await dumpMap(maps().map('lxc_ifindex'))).to.deep.equal([]);
+    expect(leases()).to.deep.equal([]);
+  });
+
   it('DEL is idempotent: twice, with an empty CNI_NETNS, and for a container never added', async () => {
     const ctr = await container();
     expect((await cni('ADD', conf(), ctr, 'pod-d')).exitCode).to.equal(0);
@@ -230,6 +264,9 @@ describe('cilium-cni with the cilium agent on the real kernel', function () {
     const r = await callAgent(join(dir, 'cilium.sock'), 'PUT', '/v1/endpoint/bad', { ip: '10.251.0.300', ifname: 'lxc0', ifindex: 5, mac: '00:00:00:00:00:01', nodeMac: '00:00:00:00:00:02' });
     expect(r.status).to.equal(400);
     expect(JSON.stringify(r.body)).to.include('endpoint.ip');
+    const r6 = await callAgent(join(dir, 'cilium.sock'), 'PUT', '/v1/endpoint/bad', { ip: '10.251.0.30', ip6: '10.251.0.31', ifname: 'lxc0', ifindex: 5, mac: '00:00:00:00:00:01', nodeMac: '00:00:00:00:00:02' });
+    expect(r6.status).to.equal(400);
+    expect(JSON.stringify(r6.body)).to.include('endpoint.ip6');
     expect(netnsPath(NODE)).to.satisfy(existsSync);
   });
 });
