@@ -22,11 +22,11 @@ async function withLab(lab: string, name: string, fn: (inst: LabInstance) => Pro
   expect(leftovers(name)).to.deep.equal([]);
 }
 
-describe('lab: macvlan and docker-bridge', function () {
+describe('lab: macvlan (IPv4 and dual-stack) and docker-bridge', function () {
   this.timeout(120_000);
   before(() => requireBuilt());
 
-  for (const lab of ['macvlan', 'docker-bridge']) {
+  for (const lab of ['macvlan', 'macvlan-dual', 'docker-bridge']) {
     it(`${lab}: every lesson step passes and nothing is left behind`, async () => {
       const r = await runLab(lab, {}, new QuietReporter());
       expect(r.ok, failures(r)).to.equal(true);

@@ -2,7 +2,7 @@
 // the plugin's configuration, and what the lab file may not say.
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
-import { splitPodRange, shimCommands } from '../../src/datapaths/macvlan/install.js';
+import { splitPodRange, splitPodRange6, shimCommands } from '../../src/datapaths/macvlan/install.js';
 import { loadMacvlanConf } from '../../src/datapaths/macvlan/cni-plugin.js';
 import { parseNetConf } from '../../src/cni/config.js';
 import { labErrorMessage, cniError } from '../helpers/errors.js';
@@ -70,6 +70,58 @@ describe('macvlan: the pod range split per node', () => {
       'link set macvlan-shim up',
       'route add 192.168.10.64/28 dev macvlan-shim',
     ]);
+  });
+});
+
+describe('macvlan dual-stack: the IPv6 pod range split per node', () => {
+  const dual = nodes.map((n, i) => ({ ...n, addressV6: `fd00:192:168:10::${210 + 10 * i}` }));
+
+  it('gives each node its own /120 of the IPv6 range, the first address to the shim', () => {
+    expect(splitPodRange6('fd00:192:168:10::/64', 'fd00:192:168:10::1:0/112', 120, dual)).to.deep.equal([
+      { node: 'master', slice: 'fd00:192:168:10::1:0/120', shim: 'fd00:192:168:10::1:0', rangeStart: 'fd00:192:168:10::1:1', rangeEnd: 'fd00:192:168:10::1:ff' },
+      { node: 'worker', slice: 'fd00:192:168:10::1:100/120', shim: 'fd00:192:168:10::1:100', rangeStart: 'fd00:192:168:10::1:101', rangeEnd: 'fd00:192:168:10::1:1ff' },
+    ]);
+  });
+
+  it("leaves out the underlay's subnet-router anycast address (its first)", () => {
+    const [first] = splitPodRange6('fd00:192:168:10::/64', 'fd00:192:168:10::/112', 120, [{ name: 'a', address: '10.0.0.1' }]);
+    expect(first.shim).to.equal('fd00:192:168:10::1');
+  });
+
+  const bad: [string, string | undefined, string, number, RegExp][] = [
+    ['no IPv6 underlay', undefined, 'fd00:192:168:10::1:0/112', 120, /podCIDRv6: .*needs topology\.underlayV6/],
+    ['a range outside the IPv6 underlay', 'fd00:192:168:10::/64', 'fd00:10::/112', 120, /podCIDRv6: .*must be a range inside the IPv6 underlay fd00:192:168:10::\/64/],
+    ['more nodes than slices', 'fd00:192:168:10::/64', 'fd00:192:168:10::1:0/120', 120, /subnetLenV6: .*holds 1 slices of \/120, but the lab has 2 nodes/],
+    ['a node address inside the range', 'fd00:192:168:10::/64', 'fd00:192:168:10::200/120', 121, /podCIDRv6: node master's address fd00:192:168:10::210 lies inside the pod range/],
+  ];
+  for (const [what, underlay, range, len, re] of bad) {
+    it(`refuses ${what}`, () => {
+      let message = '';
+      try {
+        splitPodRange6(underlay ?? '', range, len, dual);
+      } catch (e) {
+        message = `${(e as { field: string }).field}: ${(e as Error).message}`;
+      }
+      expect(message).to.match(re);
+    });
+  }
+
+  it('the shim gets the first IPv6 address of the slice (no DAD) and the IPv6 slice is routed through it', () => {
+    const [master] = splitPodRange('192.168.10.0/24', '192.168.10.64/27', 28, nodes);
+    const [master6] = splitPodRange6('fd00:192:168:10::/64', 'fd00:192:168:10::1:0/112', 120, dual);
+    expect(shimCommands(master, master6).map((c) => c.join(' '))).to.deep.equal([
+      'link add macvlan-shim link eth0 type macvlan mode bridge',
+      'addr add 192.168.10.64/32 dev macvlan-shim',
+      'addr add fd00:192:168:10::1:0/128 dev macvlan-shim nodad',
+      'link set macvlan-shim up',
+      'route add 192.168.10.64/28 dev macvlan-shim',
+      'route add fd00:192:168:10::1:0/120 dev macvlan-shim',
+    ]);
+  });
+
+  it('a lab file with an IPv6 pod range outside the IPv6 underlay is refused naming file, line and field', () => {
+    const text = readFileSync('labs/macvlan-dual.yaml', 'utf8').replace('podCIDRv6: fd00:192:168:10::1:0/112', 'podCIDRv6: fd00:10::/112');
+    expect(labErrorMessage(text)).to.match(/bad\.yaml:\d+: network\.podCIDRv6: macvlan pods live on the node network: fd00:10::\/112 must be a range inside the IPv6 underlay/);
   });
 });
 

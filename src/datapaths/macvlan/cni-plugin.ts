@@ -73,7 +73,8 @@ async function add(args: CmdArgs, conf: MacvlanConf): Promise<Result> {
     const ips: IPConfig[] = (ipam.ips ?? []).map((ip) => ({ ...ip, interface: 0 }));
     const routes = ipam.routes ?? [];
     await ctr.batch([
-      ...ips.map((ip) => ['addr', 'add', ip.address, 'dev', args.ifname]),
+      // IPv6 without duplicate address detection, as the bridge plugin here: host-local hands each address out once.
+      ...ips.map((ip) => ['addr', 'add', ip.address, 'dev', args.ifname, ...(ip.address.includes(':') ? ['nodad'] : [])]),
       ['link', 'set', 'dev', args.ifname, 'up'],
       ...routes.map((r) => ['route', 'add', r.dst, ...(r.gw ? ['via', r.gw] : []), 'dev', args.ifname]),
     ]);

@@ -11,6 +11,8 @@ export const macvlan: Datapath = {
   kernelFeatures: () => ['macvlan'],
   tools: [],
   install: installMacvlan,
+  // macvlan carries any family: IPv6 pods are hosts on the IPv6 underlay, as IPv4 ones on the IPv4 one.
+  dualStack: true,
   validate: validateMacvlan,
   cniPlugins: CNI_PLUGINS,
 };
