@@ -111,8 +111,11 @@ export class CiliumAgent {
     await this.loadDatapath();
     const tunnelIfindex = this.cfg.mode === 'vxlan' ? await this.setupTunnel() : 0;
     const remotes = this.cfg.nodes.filter((n) => n.address !== this.cfg.nodeIp);
-    // bpf_fib_lookup answers for IPv6 only where the node forwards IPv6.
-    if (this.cfg.nodes.some((n) => n.podCIDRv6)) await this.ip.sysctl({ 'net.ipv6.conf.all.forwarding': 1 });
+    // IPv6 on every device made from now on (a container node may start with it off), and
+    // forwarded: bpf_fib_lookup answers for IPv6 only where the node forwards IPv6.
+    if (this.cfg.nodes.some((n) => n.podCIDRv6)) {
+      await this.ip.sysctl({ 'net.ipv6.conf.all.disable_ipv6': 0, 'net.ipv6.conf.default.disable_ipv6': 0, 'net.ipv6.conf.all.forwarding': 1 });
+    }
     await updateMaps([
       { map: this.pins.map('config'), op: 'update', key: CONFIG_KEY, value: encodeNodeConfig({ mode: this.cfg.mode, tunnelIfindex, vni: this.cfg.vni }) },
       ...remotes.map((n): MapChange => ({ map: this.pins.map('remote_nodes'), op: 'update', key: encodeRemoteKey(n.podCIDR), value: encodeIpv4(n.address) })),
