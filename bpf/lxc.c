@@ -252,6 +252,9 @@ static __always_inline int from_container6(struct __sk_buff *skb)
 		if (*type >= NDISC_ROUTER_SOLICITATION && *type <= NDISC_REDIRECT)
 			return TC_ACT_OK;
 	}
+	/* Multicast (MLD reports behind a hop-by-hop header, all-nodes, all-routers) is for the node's stack. */
+	if (ip6->daddr[0] == 0xff)
+		return TC_ACT_OK;
 	struct flow6 f;
 	flow6_of(skb, ip6, &f);
 	if (!policy_verdict6(skb->ingress_ifindex, DIR_EGRESS, &f))
