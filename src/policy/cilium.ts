@@ -130,7 +130,8 @@ export function compileCilium(view: CiliumView, local: LocalEndpoint[]): Compile
     ipcache: [
       ...view.pods.map((p) => ({ cidr: `${p.ip}/32`, identity: identityOfIp.get(p.ip)! })),
       ...view.pods.filter((p) => p.ip6).map((p) => ({ cidr: `${p.ip6}/128`, identity: identityOfIp.get(p.ip)! })),
-      ...cidrs.map((c) => ({ cidr: c, identity: identityOfCidr.get(c)! }))],
+      ...cidrs.map((c) => ({ cidr: c, identity: identityOfCidr.get(c)! })),
+    ],
     entries: [...entries.values()],
     state,
   };
