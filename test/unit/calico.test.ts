@@ -53,9 +53,9 @@ class MemoryStore implements IpamStore {
 
 describe('calico IPAM blocks', () => {
   it('cuts a pool into blocks in address order and finds the first unclaimed one', () => {
-    const blocks = poolBlocks({ ...POOL, cidr: '10.244.0.0/24' });
+    const blocks = [...poolBlocks({ ...POOL, cidr: '10.244.0.0/24' })];
     expect(blocks).to.deep.equal(['10.244.0.0/26', '10.244.0.64/26', '10.244.0.128/26', '10.244.0.192/26']);
-    expect(poolBlocks(POOL)).to.have.length(1024);
+    expect([...poolBlocks(POOL)]).to.have.length(1024);
     expect(nextFreeBlock(POOL, new Set(['10.244.0.0/26', '10.244.0.128/26']))).to.equal('10.244.0.64/26');
   });
 
@@ -128,7 +128,51 @@ describe('calico IPAM blocks', () => {
   it('names the pools when ipv4_pools matches none', async () => {
     const err = await new BlockAllocator(new MemoryStore()).assign({ node: 'm', handle: 'h', pools: ['10.99.0.0/16'] }).catch((e: CniError) => e);
     expect((err as CniError).code).to.equal(ErrorCode.InvalidConfig);
-    expect((err as CniError).message).to.match(/ipam\.ipv4_pools: none of 10\.99\.0\.0\/16 is a pool \(pools: default-ipv4-ippool 10\.244\.0\.0\/16\)/);
+    expect((err as CniError).message).to.match(/ipam\.ipv4_pools: none of 10\.99\.0\.0\/16 is an IPv4 pool \(pools: default-ipv4-ippool 10\.244\.0\.0\/16\)/);
+  });
+});
+
+describe('calico IPAM blocks, IPv6', () => {
+  const POOL6: IpPool = { name: 'default-ipv6-ippool', cidr: 'fd00:10::/48', blockSize: 122, vxlanMode: 'Never', ipipMode: 'Never' };
+
+  it('cuts an IPv6 pool into /122 blocks without listing all 2^74 of them', () => {
+    expect(nextFreeBlock(POOL6, new Set())).to.equal('fd00:10::/122');
+    expect(nextFreeBlock(POOL6, new Set(['fd00:10::/122']))).to.equal('fd00:10::40/122');
+  });
+
+  it('gives each node one block of each family, and each handle one address of each family', async () => {
+    const store = new MemoryStore([POOL, POOL6]);
+    const a = new BlockAllocator(store);
+    expect((await a.ensureBlock('master')).map((b) => b.cidr)).to.deep.equal(['10.244.0.0/26', 'fd00:10::/122']);
+    expect((await a.ensureBlock('worker')).map((b) => b.cidr)).to.deep.equal(['10.244.0.64/26', 'fd00:10::40/122']);
+    expect(await a.assign({ node: 'worker', handle: 'net.c1', family: 4 })).to.equal('10.244.0.64');
+    expect(await a.assign({ node: 'worker', handle: 'net.c1', family: 6 })).to.equal('fd00:10::40');
+    expect(await a.assign({ node: 'worker', handle: 'net.c1', family: 6 })).to.equal('fd00:10::40'); // held already
+    expect(await a.assign({ node: 'worker', handle: 'net.c2', family: 6 })).to.equal('fd00:10::41');
+    expect((await a.addresses('net.c1')).sort()).to.deep.equal(['10.244.0.64', 'fd00:10::40']);
+    expect((await a.release('net.c1')).sort()).to.deep.equal(['10.244.0.64', 'fd00:10::40']);
+    expect(await a.assign({ node: 'worker', handle: 'net.c3', family: 6 })).to.equal('fd00:10::40');
+  });
+
+  it('fills a /122 with 64 addresses and then claims the next block', async () => {
+    const a = new BlockAllocator(new MemoryStore([POOL6]));
+    const got: string[] = [];
+    for (let i = 0; i < 65; i++) got.push(await a.assign({ node: 'master', handle: `net.c${i}`, family: 6 }));
+    expect(got[63]).to.equal('fd00:10::3f');
+    expect(got[64]).to.equal('fd00:10::40');
+    expect(new Set(got).size).to.equal(65);
+  });
+
+  it('never hands out one IPv6 address twice to parallel ADDs', async () => {
+    const a = new BlockAllocator(new MemoryStore([POOL, POOL6]));
+    const got = await Promise.all(Array.from({ length: 30 }, (_, i) => a.assign({ node: i % 2 ? 'worker' : 'master', handle: `net.p${i}`, family: 6 })));
+    expect(new Set(got).size).to.equal(30);
+  });
+
+  it('refuses IPv6 when the datastore has no IPv6 pool, naming assign_ipv6', async () => {
+    const err = await new BlockAllocator(new MemoryStore()).assign({ node: 'm', handle: 'h', family: 6 }).catch((e: CniError) => e);
+    expect((err as CniError).code).to.equal(ErrorCode.InvalidConfig);
+    expect((err as CniError).message).to.match(/ipam\.assign_ipv6: no IPv6 pool in the datastore \(pools: default-ipv4-ippool 10\.244\.0\.0\/16\)/);
   });
 });
 

@@ -1,4 +1,5 @@
-// calico-ipam: a /32 for each pod from its node's block, blocks claimed in
+// calico-ipam: a /32 for each pod from its node's block (and with assign_ipv6
+// a /128 from its IPv6 block), blocks claimed in
 // etcd (see ipam.ts). Like Calico's, it reads the datastore
 // fields from the top level of the network configuration it is handed.
 import { hostname } from 'node:os';
@@ -9,6 +10,7 @@ import type { Plugin } from '../../cni/skel.js';
 import type { Result } from '../../cni/result.js';
 import { BlockAllocator } from './ipam.js';
 import { EtcdCalicoStore } from './store.js';
+import { parsePrefix, type Family } from '../../net/ipnet.js';
 
 export interface CalicoDatastoreConf {
   /** The first of etcd_endpoints (comma-separated, as Calico takes them). */
@@ -17,7 +19,8 @@ export interface CalicoDatastoreConf {
 }
 
 export interface CalicoIpamConf extends NetConf, CalicoDatastoreConf {
-  pools: string[];
+  /** The families asked for (assign_ipv4, assign_ipv6), each with the pools to take from (all when empty). */
+  families: { family: Family; pools: string[] }[];
 }
 
 /** The fields both Calico plugins read: where the datastore is and which node this is. */
@@ -32,14 +35,31 @@ export function loadDatastoreConf(conf: NetConf): CalicoDatastoreConf {
   return { etcdEndpoint, nodename: f.string('nodename') ?? hostname() };
 }
 
-function loadCalicoIpam(conf: NetConf): CalicoIpamConf {
-  const ipam = new Fields(conf.ipam ?? {}, 'ipam');
-  if (ipam.string('assign_ipv6') === 'true') throw new CniError(ErrorCode.UnsupportedField, 'ipam.assign_ipv6: IPv6 is not supported yet');
-  const pools = (ipam.list('ipv4_pools') ?? []).map((p, i) => {
-    if (typeof p !== 'string' || !p) throw new CniError(ErrorCode.InvalidConfig, `invalid network configuration: ipam.ipv4_pools[${i}]: must be a pool name or CIDR`);
+/** Calico's "true"/"false" strings (a JSON boolean is taken too). */
+function flag(ipam: Fields, key: string, dflt: boolean): boolean {
+  const v = ipam.obj[key];
+  if (v === undefined) return dflt;
+  if (v === true || v === 'true') return true;
+  if (v === false || v === 'false') return false;
+  throw new CniError(ErrorCode.InvalidConfig, `invalid network configuration: ipam.${key}: must be "true" or "false", not ${JSON.stringify(v)}`);
+}
+
+function poolList(ipam: Fields, family: Family): string[] {
+  return (ipam.list(`ipv${family}_pools`) ?? []).map((p, i) => {
+    if (typeof p !== 'string' || !p) throw new CniError(ErrorCode.InvalidConfig, `invalid network configuration: ipam.ipv${family}_pools[${i}]: must be a pool name or CIDR`);
+    if (p.includes('/') && parsePrefix(p)?.family !== family) throw new CniError(ErrorCode.InvalidConfig, `invalid network configuration: ipam.ipv${family}_pools[${i}]: "${p}" is not an IPv${family} CIDR`);
     return p;
   });
-  return { ...conf, ...loadDatastoreConf(conf), pools };
+}
+
+function loadCalicoIpam(conf: NetConf): CalicoIpamConf {
+  const ipam = new Fields(conf.ipam ?? {}, 'ipam');
+  // As Calico: IPv4 unless assign_ipv4 is "false", IPv6 only when assign_ipv6 is "true".
+  const families = ([4, 6] as Family[])
+    .filter((family) => flag(ipam, `assign_ipv${family}`, family === 4))
+    .map((family) => ({ family, pools: poolList(ipam, family) }));
+  if (families.length === 0) throw new CniError(ErrorCode.InvalidConfig, 'invalid network configuration: ipam.assign_ipv4: with assign_ipv6 also off, no address would be assigned');
+  return { ...conf, ...loadDatastoreConf(conf), families };
 }
 
 /** Calico's handle for a pod's addresses: `<network name>.<container id>`. */
@@ -61,8 +81,19 @@ export const calicoIpam: Plugin<CalicoIpamConf> = {
 
   async add(args, conf): Promise<Result> {
     const attrs = { node: conf.nodename, ...(args.args.K8S_POD_NAME ? { pod: `${args.args.K8S_POD_NAMESPACE ?? 'default'}/${args.args.K8S_POD_NAME}` } : {}) };
-    const ip = await withDatastore(conf, (a) => a.assign({ node: conf.nodename, handle: handleOf(conf, args), attrs, pools: conf.pools }));
-    return { cniVersion: conf.cniVersion, ips: [{ address: `${ip}/32` }], routes: [], dns: {} };
+    const handle = handleOf(conf, args);
+    try {
+      const ips = await withDatastore(conf, async (a) => {
+        const out: string[] = [];
+        for (const { family, pools } of conf.families) out.push(`${await a.assign({ node: conf.nodename, handle, attrs, pools, family })}/${family === 4 ? 32 : 128}`);
+        return out;
+      });
+      return { cniVersion: conf.cniVersion, ips: ips.map((address) => ({ address })), routes: [], dns: {} };
+    } catch (e) {
+      // The first family's address must not stay behind when the second fails.
+      await withDatastore(conf, (a) => a.release(handle)).catch(() => undefined);
+      throw e;
+    }
   },
 
   async del(args, conf) {

@@ -5,14 +5,18 @@ import { Etcd, type KeyValue } from '../etcd/client.js';
 
 export const POOLS_PREFIX = '/calico/resources/v3/projectcalico.org/ippools/';
 export const NODES_PREFIX = '/calico/resources/v3/projectcalico.org/nodes/';
-export const BLOCKS_PREFIX = '/calico/ipam/v2/assignment/ipv4/block/';
+/** Blocks of either family: Calico keeps them under .../assignment/ipv4/block/ and .../ipv6/block/. */
+export const ASSIGNMENT_PREFIX = '/calico/ipam/v2/assignment/';
+export const BLOCKS_PREFIX = ASSIGNMENT_PREFIX + 'ipv4/block/';
+export const BLOCKS_PREFIX_V6 = ASSIGNMENT_PREFIX + 'ipv6/block/';
+const isBlockKey = (key: string) => key.startsWith(BLOCKS_PREFIX) || key.startsWith(BLOCKS_PREFIX_V6);
 
 export type EncapMode = 'Always' | 'Never';
 
 export interface IpPool {
   name: string;
   cidr: string;
-  /** Prefix length of the blocks a node claims: 26 gives 64 addresses per block. */
+  /** Prefix length of the blocks a node claims: 26 gives 64 addresses per block, as 122 does for IPv6. */
   blockSize: number;
   vxlanMode: EncapMode;
   ipipMode: EncapMode;
@@ -22,6 +26,8 @@ export interface CalicoNode {
   name: string;
   /** The node's underlay address with its prefix, as calico-node registers it: 192.168.10.210/24. */
   ipv4Address: string;
+  /** Dual-stack: its IPv6 underlay address, fd00:192:168:10::210/64 (BGP over IPv6 peers with it). */
+  ipv6Address?: string;
   asNumber?: number;
   ipv4VXLANTunnelAddr?: string;
   vxlanTunnelMACAddr?: string;
@@ -58,7 +64,7 @@ export interface IpamStore {
   updateBlock(block: Block, revision: number): Promise<boolean>;
 }
 
-export const blockKey = (cidr: string) => BLOCKS_PREFIX + cidr.replace('/', '-');
+export const blockKey = (cidr: string) => (cidr.includes(':') ? BLOCKS_PREFIX_V6 : BLOCKS_PREFIX) + cidr.replace('/', '-');
 export const affinityOf = (node: string) => `host:${node}`;
 
 export function poolResource(p: IpPool) {
@@ -71,8 +77,8 @@ export function poolResource(p: IpPool) {
 }
 
 function nodeResource(n: CalicoNode) {
-  const { name, ipv4Address, asNumber, ...tunnels } = n;
-  return { kind: 'Node', apiVersion: 'projectcalico.org/v3', metadata: { name }, spec: { bgp: { ipv4Address, ...(asNumber ? { asNumber } : {}) }, ...tunnels } };
+  const { name, ipv4Address, ipv6Address, asNumber, ...tunnels } = n;
+  return { kind: 'Node', apiVersion: 'projectcalico.org/v3', metadata: { name }, spec: { bgp: { ipv4Address, ...(ipv6Address ? { ipv6Address } : {}), ...(asNumber ? { asNumber } : {}) }, ...tunnels } };
 }
 
 function parsePool(kv: KeyValue): IpPool {
@@ -83,7 +89,7 @@ function parsePool(kv: KeyValue): IpPool {
 function parseNode(kv: KeyValue): CalicoNode {
   const r = JSON.parse(kv.value) as ReturnType<typeof nodeResource>;
   const { bgp, ...tunnels } = r.spec;
-  return { name: r.metadata.name, ipv4Address: bgp.ipv4Address, ...(bgp.asNumber ? { asNumber: bgp.asNumber } : {}), ...tunnels };
+  return { name: r.metadata.name, ipv4Address: bgp.ipv4Address, ...(bgp.ipv6Address ? { ipv6Address: bgp.ipv6Address } : {}), ...(bgp.asNumber ? { asNumber: bgp.asNumber } : {}), ...tunnels };
 }
 
 const parseBlock = (kv: KeyValue): Versioned<Block> => ({ value: JSON.parse(kv.value) as Block, revision: kv.modRevision });
@@ -104,7 +110,7 @@ export class EtcdCalicoStore implements IpamStore {
     return {
       kvs,
       nodes: kvs.filter((kv) => kv.key.startsWith(NODES_PREFIX)).map(parseNode),
-      blocks: kvs.filter((kv) => kv.key.startsWith(BLOCKS_PREFIX)).map(parseBlock),
+      blocks: kvs.filter((kv) => isBlockKey(kv.key)).map(parseBlock),
       revision,
     };
   }
@@ -114,8 +120,8 @@ export class EtcdCalicoStore implements IpamStore {
   }
 
   async blocks(): Promise<Versioned<Block>[]> {
-    const { kvs } = await this.etcd.list(BLOCKS_PREFIX);
-    return kvs.map(parseBlock);
+    const { kvs } = await this.etcd.list(ASSIGNMENT_PREFIX);
+    return kvs.filter((kv) => isBlockKey(kv.key)).map(parseBlock);
   }
 
   createBlock(block: Block): Promise<boolean> {
