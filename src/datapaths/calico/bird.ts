@@ -1,10 +1,13 @@
 // BIRD (Debian's bird2) for Calico's BGP mode: the configuration a node runs
 // (generated here, as Calico's confd does) and the few birdc calls we need.
 import { run } from '../../net/exec.js';
+import { parseAddr } from '../../net/ipnet.js';
 
 export interface BirdPeer {
   name: string;
   address: string;
+  /** Dual-stack: its IPv6 underlay address, the other end of the IPv6 session. */
+  address6?: string;
 }
 
 export interface BirdOptions {
@@ -14,20 +17,56 @@ export interface BirdOptions {
   asNumber: number;
   /** Every other node: an iBGP full mesh. */
   peers: BirdPeer[];
-  /** This node's IPAM blocks, announced to the peers. */
+  /** This node's IPAM blocks of either family, announced to the peers. */
   blocks: string[];
+  /** Dual-stack: the node's IPv6 underlay address; the IPv6 blocks go over sessions between these. */
+  address6?: string;
 }
 
-/** Calico's name for a mesh session: Mesh_192_168_10_220. */
-export const meshProtocolName = (address: string) => `Mesh_${address.replaceAll('.', '_')}`;
+/** Calico's name for a mesh session: Mesh_192_168_10_220, and over IPv6 Mesh_fd00_192_168_10__220. */
+export const meshProtocolName = (address: string) => `Mesh_${address.replaceAll(/[.:]/g, '_')}`;
 
-function ipToNumber(ip: string): number {
-  return ip.split('.').reduce((n, octet) => n * 256 + Number(octet), 0);
+/** A session of the mesh: one per peer, and with dual-stack a second one over IPv6. */
+function meshSession(template: string, own: string, peer: BirdPeer, address: string, asNumber: number): string[] {
+  return [
+    '',
+    `protocol bgp ${meshProtocolName(address)} from ${template} {`,
+    `  description "${peer.name}";`,
+    `  neighbor ${address} as ${asNumber};`,
+    // As Calico does: of two peers, the one with the higher address waits to be called.
+    ...(compareAddresses(own, address) > 0 ? ['  passive on;'] : []),
+    '}',
+  ];
+}
+
+function compareAddresses(a: string, b: string): number {
+  const [x, y] = [parseAddr(a)!, parseAddr(b)!];
+  return x.family - y.family || (x.value < y.value ? -1 : x.value > y.value ? 1 : 0);
+}
+
+function meshTemplate(name: string, local: string, asNumber: number, channel: 'ipv4' | 'ipv6'): string[] {
+  return [
+    `template bgp ${name} {`,
+    `  local ${local} as ${asNumber};`,
+    '  direct;',
+    '  connect delay time 1;',
+    '  connect retry time 1;',
+    '  error wait time 1, 10;',
+    `  ${channel} {`,
+    '    import all;',
+    '    export filter calico_export_to_bgp_peers;',
+    '    next hop self;',
+    '    gateway direct;',
+    '  };',
+    '}',
+  ];
 }
 
 export function birdConfig(o: BirdOptions): string {
-  const peers = [...o.peers].sort((a, b) => ipToNumber(a.address) - ipToNumber(b.address));
-  const blocks = [...o.blocks].sort((a, b) => ipToNumber(a.split('/')[0]) - ipToNumber(b.split('/')[0]));
+  const peers = [...o.peers].sort((a, b) => compareAddresses(a.address, b.address));
+  const blocks = [...o.blocks].sort((a, b) => compareAddresses(a.split('/')[0], b.split('/')[0]));
+  const blocks4 = blocks.filter((b) => !b.includes(':'));
+  const blocks6 = blocks.filter((b) => b.includes(':'));
   const lines = [
     `# BIRD for node ${o.node}, written by calico-node. iBGP full mesh in AS ${o.asNumber}:`,
     '# each node announces its IPAM blocks and installs the other nodes\' blocks',
@@ -46,7 +85,7 @@ export function birdConfig(o: BirdOptions): string {
     '# more specific and wins; the peers learn the block and route it here.',
     'protocol static blocks {',
     '  ipv4;',
-    ...blocks.map((b) => `  route ${b} blackhole;`),
+    ...blocks4.map((b) => `  route ${b} blackhole;`),
     '}',
     '',
     '# Into the kernel: our blackholes and what the peers announce; nothing learned',
@@ -58,39 +97,41 @@ export function birdConfig(o: BirdOptions): string {
     '    export where proto = "blocks" || source = RTS_BGP;',
     '  };',
     '}',
+  ];
+  if (o.address6) {
+    lines.push(
+      '',
+      '# Dual-stack: what Calico\'s second daemon (bird6) does, in the same BIRD 2 -',
+      '# the IPv6 blocks (/122) as blackholes, their own kernel channel, and a second',
+      '# session per peer between the IPv6 underlay addresses with an ipv6 channel.',
+      'protocol static blocks6 {',
+      '  ipv6;',
+      ...blocks6.map((b) => `  route ${b} blackhole;`),
+      '}',
+      '',
+      'protocol kernel kernel6 {',
+      '  metric 0;',
+      '  ipv6 {',
+      '    import none;',
+      '    export where proto = "blocks6" || source = RTS_BGP;',
+      '  };',
+      '}',
+    );
+  }
+  lines.push(
     '',
     'filter calico_export_to_bgp_peers {',
-    '  if proto = "blocks" then accept;',
+    '  if proto = "blocks" || proto = "blocks6" then accept;',
     '  reject;',
     '}',
     '',
     '# Short timers so a lab sees a restarted peer within a second or two',
     '# (Calico uses connect delay 2, retry 5, error wait 5,30).',
-    'template bgp mesh {',
-    `  local ${o.address} as ${o.asNumber};`,
-    '  direct;',
-    '  connect delay time 1;',
-    '  connect retry time 1;',
-    '  error wait time 1, 10;',
-    '  ipv4 {',
-    '    import all;',
-    '    export filter calico_export_to_bgp_peers;',
-    '    next hop self;',
-    '    gateway direct;',
-    '  };',
-    '}',
-  ];
-  for (const p of peers) {
-    lines.push(
-      '',
-      `protocol bgp ${meshProtocolName(p.address)} from mesh {`,
-      `  description "${p.name}";`,
-      `  neighbor ${p.address} as ${o.asNumber};`,
-      // As Calico does: of two peers, the one with the higher address waits to be called.
-      ...(ipToNumber(o.address) > ipToNumber(p.address) ? ['  passive on;'] : []),
-      '}',
-    );
-  }
+    ...meshTemplate('mesh', o.address, o.asNumber, 'ipv4'),
+  );
+  if (o.address6) lines.push('', ...meshTemplate('mesh6', o.address6, o.asNumber, 'ipv6'));
+  for (const p of peers) lines.push(...meshSession('mesh', o.address, p, p.address, o.asNumber));
+  for (const p of peers) if (o.address6 && p.address6) lines.push(...meshSession('mesh6', o.address6, p, p.address6, o.asNumber));
   return lines.join('\n') + '\n';
 }
 

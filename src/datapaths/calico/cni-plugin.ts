@@ -1,7 +1,9 @@
 // calico: Calico's point-to-point datapath. No bridge: each pod gets a veth
 // whose host side (cali + 11 hex digits, MAC ee:ee:ee:ee:ee:ee) answers every
 // ARP by proxy, so the pod's only route - default via 169.254.1.1 - ends on
-// the node, which routes the pod's /32 back down the same veth.
+// the node, which routes the pod's /32 back down the same veth. An IPv6 address
+// (dual-stack) is a /128 whose default route goes via the host side's own
+// link-local address, as Calico does; the host side has proxy NDP on.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { CmdArgs } from '../../cni/env.js';
@@ -11,7 +13,7 @@ import type { Plugin } from '../../cni/skel.js';
 import type { IPConfig, Result } from '../../cni/result.js';
 import { delegateAdd, delegateIpam, registerInProcess, delegateArgs, requireNetns } from '../../cni/invoke.js';
 import { beginCheck, checkContainerAddresses, mismatch } from '../../cni/check.js';
-import { parseCidr } from '../../net/ipnet.js';
+import { parsePrefix } from '../../net/ipnet.js';
 import { Ip, isNotFound, type Link, type Route } from '../../net/ip.js';
 import { CommandError } from '../../net/exec.js';
 import { calicoIpam, loadDatastoreConf, type CalicoDatastoreConf } from './cni-ipam.js';
@@ -51,22 +53,57 @@ export function hostVethName(args: Pick<CmdArgs, 'args' | 'containerId'>): strin
 
 
 
-/** What the pod's side needs: its /32, and a default route through the link-local gateway. */
-export function containerSetup(ifname: string, ips: IPConfig[]): string[][] {
+const isV6 = (ip: IPConfig) => ip.address.includes(':');
+
+/**
+ * What the pod's side needs: its /32 (and /128), and a default route per family:
+ * via 169.254.1.1 onlink, and via the host side's link-local address. No DAD: a
+ * point-to-point link has nobody to clash with, and DAD would hold the address back a second.
+ */
+export function containerSetup(ifname: string, ips: IPConfig[], hostLinkLocal?: string): string[][] {
+  const v6 = ips.some(isV6);
   return [
-    ...ips.map((ip) => ['addr', 'add', ip.address, 'dev', ifname]),
+    ...ips.map((ip) => ['addr', 'add', ip.address, 'dev', ifname, ...(isV6(ip) ? ['nodad'] : [])]),
     ['link', 'set', 'dev', ifname, 'up'],
-    ['route', 'add', GATEWAY, 'dev', ifname, 'scope', 'link'],
-    ['route', 'add', 'default', 'via', GATEWAY, 'dev', ifname, 'onlink'],
+    ...(ips.some((ip) => !isV6(ip))
+      ? [
+          ['route', 'add', GATEWAY, 'dev', ifname, 'scope', 'link'],
+          ['route', 'add', 'default', 'via', GATEWAY, 'dev', ifname, 'onlink'],
+        ]
+      : []),
+    ...(v6 ? [['route', 'add', '::/0', 'via', hostLinkLocal!, 'dev', ifname]] : []),
   ];
 }
 
-const hostSysctls = (dev: string) => ({
-  [`net/ipv4/conf/${dev}/proxy_arp`]: 1,
-  // Answer at once: the default is a random wait of up to 0.8 s per proxied ARP.
-  [`net/ipv4/neigh/${dev}/proxy_delay`]: 0,
-  [`net/ipv4/conf/${dev}/forwarding`]: 1,
+/** The host side's sysctls per family: proxy ARP at once for IPv4, proxy NDP for IPv6, forwarding for both. */
+const hostSysctls = (dev: string, families: { v4: boolean; v6: boolean }): Record<string, number> => ({
+  ...(families.v4
+    ? {
+        [`net/ipv4/conf/${dev}/proxy_arp`]: 1,
+        // Answer at once: the default is a random wait of up to 0.8 s per proxied ARP.
+        [`net/ipv4/neigh/${dev}/proxy_delay`]: 0,
+        [`net/ipv4/conf/${dev}/forwarding`]: 1,
+      }
+    : {}),
+  ...(families.v6
+    ? {
+        [`net/ipv6/conf/${dev}/proxy_ndp`]: 1,
+        [`net/ipv6/conf/${dev}/forwarding`]: 1,
+      }
+    : {}),
 });
+const familiesOf = (ips: IPConfig[]) => ({ v4: ips.some((ip) => !isV6(ip)), v6: ips.some(isV6) });
+
+/** The host side's link-local address, the pod's IPv6 gateway: there once the veth is up (no DAD on it). */
+async function linkLocalOf(node: Ip, dev: string): Promise<string> {
+  for (let i = 0; i < 20; i++) {
+    const [link] = await node.json<{ addr_info?: { local: string; scope: string }[] }[]>('-6', 'addr', 'show', 'dev', dev, 'scope', 'link');
+    const ll = link?.addr_info?.find((a) => a.scope === 'link')?.local;
+    if (ll) return ll;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new CniError(ErrorCode.Internal, `${dev} has no IPv6 link-local address to be the pod's gateway (is IPv6 disabled on the node?)`);
+}
 
 async function add(args: CmdArgs, conf: CalicoConf): Promise<Result> {
   requireNetns(args);
@@ -79,7 +116,6 @@ async function add(args: CmdArgs, conf: CalicoConf): Promise<Result> {
     await node.batch([
       ['link', 'add', hostIf, 'mtu', String(conf.mtu), 'type', 'veth', 'peer', 'name', args.ifname, 'mtu', String(conf.mtu), 'netns', args.netns],
       ['link', 'set', 'dev', hostIf, 'address', HOST_MAC],
-      ['link', 'set', 'dev', hostIf, 'up'],
     ]);
   } catch (e) {
     if (e instanceof CommandError && /File exists/.test(e.stderr)) {
@@ -95,11 +131,22 @@ async function add(args: CmdArgs, conf: CalicoConf): Promise<Result> {
   try {
     const ipam = await delegateAdd(conf.ipamType, conf.raw, delegateArgs(args));
     ipamDone = true;
-    const ips: IPConfig[] = (ipam.ips ?? []).map((ip) => ({ address: ip.address, interface: 1 }));
-    if (!ips.length || ips.some((ip) => !parseCidr(ip.address))) throw new CniError(ErrorCode.InvalidConfig, `IPAM ${conf.ipamType} returned no usable IPv4 address: ${JSON.stringify(ipam.ips)}`);
-    await node.sysctl(hostSysctls(hostIf));
-    await ctr.batch(containerSetup(args.ifname, ips));
-    // The node's way back to the pod: one /32 per address, on the pod's own veth.
+    // As Calico: a point-to-point link, so each address is a host route (/32, /128) whatever the IPAM said.
+    const ips: IPConfig[] = (ipam.ips ?? []).map((ip) => {
+      const p = parsePrefix(ip.address);
+      if (!p) throw new CniError(ErrorCode.InvalidConfig, `IPAM ${conf.ipamType} returned an unusable address: ${JSON.stringify(ip.address)}`);
+      return { address: `${ip.address.split('/')[0]}/${p.family === 4 ? 32 : 128}`, interface: 1 };
+    });
+    const families = familiesOf(ips);
+    if (!families.v4 && !families.v6) throw new CniError(ErrorCode.InvalidConfig, `IPAM ${conf.ipamType} returned no address: ${JSON.stringify(ipam.ips)}`);
+    // The host side's sysctls before it is up: no DAD, so its link-local address is usable at once.
+    await node.sysctl({ ...hostSysctls(hostIf, families), ...(families.v6 ? { [`net/ipv6/conf/${hostIf}/accept_dad`]: 0 } : {}) });
+    await node.cmd('link', 'set', 'dev', hostIf, 'up');
+    // The link-local address comes with the carrier, once both ends are up.
+    if (families.v6) await ctr.cmd('link', 'set', 'dev', args.ifname, 'up');
+    const hostLinkLocal = families.v6 ? await linkLocalOf(node, hostIf) : undefined;
+    await ctr.batch(containerSetup(args.ifname, ips, hostLinkLocal));
+    // The node's way back to the pod: one host route per address, on the pod's own veth.
     await node.batch(ips.map((ip) => ['route', 'replace', ip.address, 'dev', hostIf, 'scope', 'link']));
 
     const [ctrLink] = await ctr.json<Link[]>('link', 'show', 'dev', args.ifname);
@@ -110,7 +157,7 @@ async function add(args: CmdArgs, conf: CalicoConf): Promise<Result> {
         { name: args.ifname, mac: ctrLink.address, sandbox: args.netns },
       ],
       ips,
-      routes: [{ dst: '0.0.0.0/0', gw: GATEWAY }],
+      routes: [...(families.v4 ? [{ dst: '0.0.0.0/0', gw: GATEWAY }] : []), ...(hostLinkLocal ? [{ dst: '::/0', gw: hostLinkLocal }] : [])],
       dns: (conf.dns as Result['dns']) ?? {},
     };
   } catch (e) {
@@ -146,11 +193,11 @@ async function check(args: CmdArgs, conf: CalicoConf): Promise<void> {
   const host = await node.link(hostIf);
   if (!host) throw mismatch(`host interface ${hostIf} is missing`);
   if (host.address !== HOST_MAC) throw mismatch(`${hostIf} has MAC ${host.address}, not ${HOST_MAC}`);
-  for (const [key, want] of Object.entries(hostSysctls(hostIf))) {
+  for (const [key, want] of Object.entries(hostSysctls(hostIf, familiesOf(prev.ips ?? [])))) {
     const have = readSysctl(key);
     if (have !== String(want)) throw mismatch(`${key.replaceAll('/', '.')} is ${have}, not ${want}`);
   }
-  const routes = await node.json<Route[]>('route', 'show', 'dev', hostIf);
+  const routes = [...(await node.json<Route[]>('route', 'show', 'dev', hostIf)), ...(await node.json<Route[]>('-6', 'route', 'show', 'dev', hostIf))];
   await checkContainerAddresses(args, prev);
   for (const ip of prev.ips ?? []) {
     const addr = ip.address.split('/')[0];

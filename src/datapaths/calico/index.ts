@@ -15,6 +15,16 @@ export const calico: Datapath = {
   tools: ['etcd', 'etcdctl', 'bird', 'birdc', 'iptables-restore', 'ipset'],
   install: installCalico,
   services: calicoServices,
+  // Calico's dual-stack in BGP mode: IPv6 blocks, /128 routes and a second BGP session per
+  // peer over the IPv6 underlay (bird6). Its VXLAN (vxlan-v6.calico) and IPIP are not built here.
+  dualStack: true,
+  validate(lab) {
+    const network = lab.network as CalicoNetwork;
+    if (!network.podCIDRv6) return [];
+    if (network.backend !== 'bgp') return [{ path: ['network', 'backend'], message: `calico ${network.backend} carries IPv4 only in cnilab; dual-stack (podCIDRv6) needs backend bgp` }];
+    if (!lab.topology.underlayV6) return [{ path: ['topology', 'underlayV6'], message: 'calico announces IPv6 blocks over BGP sessions between the nodes\' IPv6 addresses (as bird6 does): give the nodes an IPv6 underlay' }];
+    return [];
+  },
   cniPlugins: CNI_PLUGINS,
   enforcesPolicy: true,
   policy: { podAdded: calicoPodAdded, podRemoved: calicoPodRemoved, setPolicies: calicoSetPolicies },

@@ -24,6 +24,9 @@ export const CALICO_PATHS = {
   status: '/var/run/calico/status.json',
 };
 
+/** Dual-stack: an IPv6 pool beside the IPv4 one, and BGP over the IPv6 underlay too. */
+export const dualStack = (lab: Lab) => lab.network.podCIDRv6 !== undefined;
+
 export function calicoMode(lab: Lab): CalicoMode {
   return (lab.network as CalicoNetwork).backend;
 }
@@ -33,6 +36,7 @@ export function calicoServices(backend: Backend, lab: Lab, node: NodeSpec): Reco
   const control = lab.topology.nodes[0];
   const path = (p: string) => backend.nodePath(node.name, p);
   const prefix = lab.topology.underlay.split('/')[1];
+  const ip6 = dualStack(lab) && node.addressV6 ? ['--ip6', `${node.addressV6}/${lab.topology.underlayV6!.split('/')[1]}`] : [];
   const services: Record<string, string[]> = {
     'calico-node': [
       process.execPath,
@@ -40,6 +44,7 @@ export function calicoServices(backend: Backend, lab: Lab, node: NodeSpec): Reco
       '--etcd-endpoints', etcdEndpoint(control),
       '--nodename', node.name,
       '--ip', `${node.address}/${prefix}`,
+      ...ip6,
       '--iface', 'eth0',
       '--as', String(CALICO_AS),
       '--bird-config', path(CALICO_PATHS.birdConfig),
@@ -65,12 +70,16 @@ export async function installCalico(backend: Backend, lab: Lab, nodes: NodeSpec[
     ipipMode: mode === 'ipip' ? 'Always' : 'Never',
   };
   await etcdPut(backend, control, POOLS_PREFIX + pool.name, JSON.stringify(poolResource(pool)));
+  if (dualStack(lab)) {
+    const pool6: IpPool = { ...pool, name: 'default-ipv6-ippool', cidr: lab.network.podCIDRv6!, blockSize: lab.network.subnetLenV6 };
+    await etcdPut(backend, control, POOLS_PREFIX + pool6.name, JSON.stringify(poolResource(pool6)));
+  }
 
   for (const node of nodes) {
     await backend.start(node.name, 'calico-node', calicoServices(backend, lab, node)['calico-node']);
     const status = await waitForStatus(backend, node, () => true, 'up');
     progress(`calico-node on ${node.name}: block ${status.blocks.join(', ')} (${mode})`);
-    await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(calicoConfList(node, endpoint, mode), null, 2));
+    await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(calicoConfList(node, endpoint, mode, dualStack(lab)), null, 2));
   }
   // Every node knows every other one (BIRD's peers, or routes to their blocks) before anything else starts.
   for (const node of nodes) await waitForStatus(backend, node, (s) => s.peers.length === nodes.length - 1, 'to know every other node');
@@ -80,12 +89,12 @@ export async function installCalico(backend: Backend, lab: Lab, nodes: NodeSpec[
   const t0 = performance.now();
   const blocks = new Map<NodeSpec, string[]>();
   for (const node of nodes) blocks.set(node, (await waitForStatus(backend, node, () => true, 'up')).blocks);
-  for (const node of nodes) await waitForMesh(backend, node, nodes.filter((n) => n !== node), blocks, 15_000);
+  for (const node of nodes) await waitForMesh(backend, node, nodes.filter((n) => n !== node), blocks, dualStack(lab), 15_000);
   progress(`BGP mesh established in ${((performance.now() - t0) / 1000).toFixed(2)} s (AS ${CALICO_AS}, ${nodes.length} nodes)`);
 }
 
 /** Calico's conflist: the calico plugin with calico-ipam, pointed at etcd and named for its node. */
-export function calicoConfList(node: NodeSpec, endpoint: string, mode: CalicoMode): ConfList {
+export function calicoConfList(node: NodeSpec, endpoint: string, mode: CalicoMode, dual = false): ConfList {
   return {
     cniVersion: '1.0.0',
     name: 'k8s-pod-network',
@@ -96,7 +105,7 @@ export function calicoConfList(node: NodeSpec, endpoint: string, mode: CalicoMod
         etcd_endpoints: endpoint,
         nodename: node.name,
         mtu: MTU[mode],
-        ipam: { type: 'calico-ipam' },
+        ipam: { type: 'calico-ipam', ...(dual ? { assign_ipv4: 'true', assign_ipv6: 'true' } : {}) },
       },
     ],
   };
@@ -117,7 +126,7 @@ async function waitForStatus(backend: Backend, node: NodeSpec, ok: (s: NodeStatu
  * What Calico's readiness check does (calico-node -bird-ready): every mesh
  * session Established; and, so the lesson's first look finds them, the peers' blocks in BIRD's table.
  */
-async function waitForMesh(backend: Backend, node: NodeSpec, peers: NodeSpec[], blocks: Map<NodeSpec, string[]>, timeoutMs: number): Promise<void> {
+async function waitForMesh(backend: Backend, node: NodeSpec, peers: NodeSpec[], blocks: Map<NodeSpec, string[]>, dual: boolean, timeoutMs: number): Promise<void> {
   const socket = backend.nodePath(node.name, CALICO_PATHS.birdSocket);
   let last = '';
   await waitUntil(
@@ -125,7 +134,9 @@ async function waitForMesh(backend: Backend, node: NodeSpec, peers: NodeSpec[], 
       const r = await backend.exec(node.name, ['birdc', '-s', socket, 'show', 'protocols'], { allowFailure: true });
       last = r.stdout || r.stderr;
       const rows = parseProtocols(r.stdout);
-      const established = (p: NodeSpec) => rows.some((row) => row.name === meshProtocolName(p.address) && row.info.startsWith('Established'));
+      const up = (address: string) => rows.some((row) => row.name === meshProtocolName(address) && row.info.startsWith('Established'));
+      // With dual-stack, the session over the IPv6 underlay too.
+      const established = (p: NodeSpec) => up(p.address) && (!dual || up(p.addressV6!));
       if (r.exitCode !== 0 || !peers.every(established)) return false;
       const routes = await backend.exec(node.name, ['birdc', '-s', socket, 'show', 'route'], { allowFailure: true });
       last = routes.stdout;

@@ -34,6 +34,8 @@ export interface CalicoNodeOptions {
   nodename: string;
   /** Underlay address and prefix, as calico-node's IP setting: 192.168.10.210/24. */
   ip: string;
+  /** Dual-stack: the IPv6 underlay address and prefix (calico-node's IP6), fd00:192:168:10::210/64. */
+  ip6?: string;
   iface: string;
   asNumber: number;
   birdConfig: string;
@@ -63,6 +65,7 @@ export function modeOf(pool: IpPool): CalicoMode {
 }
 
 const addressOf = (n: CalicoNode) => n.ipv4Address.split('/')[0];
+const address6Of = (n: CalicoNode) => n.ipv6Address?.split('/')[0];
 
 /** Route commands that make one remote block reachable, or undefined while its node is still setting up. */
 export function remoteBlockRoute(mode: 'vxlan' | 'ipip', block: string, owner: CalicoNode): { ip: string[][]; bridge: string[][] } | undefined {
@@ -110,7 +113,9 @@ export class CalicoNodeAgent {
   private async waitForPool(): Promise<IpPool> {
     for (let attempt = 0; ; attempt++) {
       try {
-        const [pool] = await this.store.pools();
+        // The IPv4 pool says the mode (an IPv6 pool beside it carries the same).
+        const pools = await this.store.pools();
+        const pool = pools.find((p) => !p.cidr.includes(':')) ?? pools[0];
         if (pool) return pool;
         if (attempt % 20 === 0) this.log('waiting for an IP pool in etcd');
       } catch (e) {
@@ -123,7 +128,7 @@ export class CalicoNodeAgent {
   async start(): Promise<void> {
     const pool = await this.waitForPool();
     this.mode = modeOf(pool);
-    await this.ip.sysctl({ 'net.ipv4.ip_forward': 1 });
+    await this.ip.sysctl({ 'net.ipv4.ip_forward': 1, ...(this.opts.ip6 ? { 'net.ipv6.conf.all.forwarding': 1 } : {}) });
     // Proxy ARP answers only for addresses the node has a route to; a node's
     // default route usually covers 169.254.1.1 (calico#3270). Lab nodes have
     // no default route, so the node gets the narrowest route that does.
@@ -131,7 +136,7 @@ export class CalicoNodeAgent {
 
     const blocks = await this.allocator.ensureBlock(this.opts.nodename);
     this.log(`block affinity: ${blocks.map((b) => b.cidr).join(', ')} (pool ${pool.cidr}, mode ${this.mode})`);
-    const record: CalicoNode = { name: this.opts.nodename, ipv4Address: this.opts.ip, asNumber: this.opts.asNumber };
+    const record: CalicoNode = { name: this.opts.nodename, ipv4Address: this.opts.ip, ...(this.opts.ip6 ? { ipv6Address: this.opts.ip6 } : {}), asNumber: this.opts.asNumber };
     if (this.mode === 'vxlan') Object.assign(record, await this.setupVxlan());
     if (this.mode === 'ipip') Object.assign(record, await this.setupIpip());
     await this.store.putNode(record);
@@ -200,8 +205,9 @@ export class CalicoNodeAgent {
     const text = birdConfig({
       node: this.opts.nodename,
       address: this.address,
+      ...(this.opts.ip6 ? { address6: this.opts.ip6.split('/')[0] } : {}),
       asNumber: this.opts.asNumber,
-      peers: others.map((n) => ({ name: n.name, address: addressOf(n) })),
+      peers: others.map((n) => ({ name: n.name, address: addressOf(n), ...(address6Of(n) ? { address6: address6Of(n) } : {}) })),
       blocks: mine,
     });
     if (text !== this.lastBird) {
