@@ -1,7 +1,7 @@
 // The calico and calico-ipam plugins as a runtime calls them: real
 // executables, run inside a node namespace against a real etcd, on real pod
 // namespaces. ADD/CHECK/DEL per spec version, DEL twice and with no netns,
-// undo of a failed ADD, etcd down, and parallel ADDs.
+// undo of a failed ADD, etcd down, parallel ADDs, and dual-stack.
 import { expect } from 'chai';
 import { closeSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,7 @@ import { Ip, type Link, type Route } from '../../src/net/ip.js';
 import { stopPid } from '../../src/lab/processes.js';
 import { NAME_PREFIX } from '../../src/lab/state.js';
 import { CNI_BIN_DIR, requireBuilt } from '../../src/lab/paths.js';
-import { POOLS_PREFIX, BLOCKS_PREFIX, poolResource, type Block } from '../../src/datapaths/calico/store.js';
+import { POOLS_PREFIX, ASSIGNMENT_PREFIX, poolResource, type Block } from '../../src/datapaths/calico/store.js';
 import { hostVethName } from '../../src/datapaths/calico/cni-plugin.js';
 
 const NODE = `${NAME_PREFIX}calico-plugin-node`;
@@ -34,7 +34,7 @@ async function etcdctl(...args: string[]): Promise<string> {
 }
 
 async function allocations(): Promise<string[]> {
-  const out = await etcdctl('get', '--prefix', '--print-value-only', BLOCKS_PREFIX);
+  const out = await etcdctl('get', '--prefix', '--print-value-only', ASSIGNMENT_PREFIX);
   return out.split('\n').filter(Boolean).flatMap((l) => Object.values((JSON.parse(l) as Block).allocations).map((a) => a.handle));
 }
 
@@ -147,5 +147,52 @@ describe('calico CNI plugin on real namespaces with etcd', function () {
     expect(new Set(ips).size).to.equal(5);
     await Promise.all(names.map((n, i) => cni('DEL', n, netnss[i], conf('1.1.0'))));
     expect(await allocations()).to.deep.equal([]);
+  });
+
+  it('assign_ipv6 with no IPv6 pool is refused naming the field, leaving no veth and no IPv4 address', async () => {
+    const netns = await podNs('nov6');
+    const r = await cni('ADD', 'nov6', netns, conf('1.0.0', { ipam: { type: 'calico-ipam', assign_ipv6: 'true' } }));
+    expect(JSON.parse(r.stdout)).to.include({ code: 7 });
+    expect(JSON.parse(r.stdout).msg).to.match(/ipam\.assign_ipv6: no IPv6 pool in the datastore/);
+    expect(await node.link(hostVethName({ args: { K8S_POD_NAMESPACE: 'default', K8S_POD_NAME: 'nov6' }, containerId: '' }))).to.equal(undefined);
+    expect(await allocations()).to.not.include('k8s-pod-network.ctr-nov6');
+  });
+
+  it('dual-stack: a /32 and a /128, host routes and sysctls per family, ::/0 via the cali link-local; CHECK passes; DEL frees both', async () => {
+    const pool6 = { name: 'default-ipv6-ippool', cidr: 'fd00:10:244::/48', blockSize: 122, vxlanMode: 'Never' as const, ipipMode: 'Never' as const };
+    await etcdctl('put', POOLS_PREFIX + pool6.name, JSON.stringify(poolResource(pool6)));
+    const dual = conf('1.1.0', { ipam: { type: 'calico-ipam', assign_ipv4: 'true', assign_ipv6: 'true' } });
+    const netns = await podNs('dual');
+    const add = await cni('ADD', 'dual', netns, dual);
+    expect(add.exitCode, add.stdout).to.equal(0);
+    const result = JSON.parse(add.stdout);
+    const [v4, v6] = result.ips.map((i: { address: string }) => i.address);
+    expect(v4).to.match(/^10\.244\.0\.\d+\/32$/);
+    expect(v6).to.match(/^fd00:10:244::[0-9a-f]*\/128$/);
+    expect(result.routes).to.deep.equal([
+      { dst: '0.0.0.0/0', gw: '169.254.1.1' },
+      { dst: '::/0', gw: 'fe80::ecee:eeff:feee:eeee' },
+    ]);
+    const cali = hostVethName({ args: { K8S_POD_NAMESPACE: 'default', K8S_POD_NAME: 'dual' }, containerId: '' });
+    expect(await node.readSysctl(`net.ipv4.conf.${cali}.proxy_arp`)).to.equal('1');
+    expect(await node.readSysctl(`net.ipv6.conf.${cali}.proxy_ndp`)).to.equal('1');
+    expect(await node.readSysctl(`net.ipv6.conf.${cali}.forwarding`)).to.equal('1');
+    const v6Routes = await node.json<Route[]>('-6', 'route', 'show', 'dev', cali);
+    expect(v6Routes.map((r) => r.dst)).to.include(v6.split('/')[0]);
+    const podRoutes = await new Ip(netns).json<Route[]>('-6', 'route', 'show', 'default');
+    expect(podRoutes.map((r) => `${r.dst} ${r.gateway}`)).to.deep.equal(['default fe80::ecee:eeff:feee:eeee']);
+    // The gateway answers: the pod reaches the node's side of the veth over IPv6.
+    const ping = await run(['nsenter', `--net=${netns}`, '--', 'ping', '-6', '-c', '1', '-W', '2', 'fe80::ecee:eeff:feee:eeee%eth0'], { allowFailure: true });
+    expect(ping.stdout).to.include('1 received');
+
+    const check = await cni('CHECK', 'dual', netns, { ...dual, prevResult: result });
+    expect(check.exitCode, check.stdout).to.equal(0);
+    await node.cmd('-6', 'route', 'del', v6.split('/')[0], 'dev', cali);
+    const broken = await cni('CHECK', 'dual', netns, { ...dual, prevResult: result });
+    expect(JSON.parse(broken.stdout).msg).to.match(new RegExp(`no route ${v6.split('/')[0]} dev ${cali}`));
+
+    expect((await cni('DEL', 'dual', netns, dual)).exitCode).to.equal(0);
+    expect(await allocations()).to.not.include('k8s-pod-network.ctr-dual');
+    expect(await node.link(cali)).to.equal(undefined);
   });
 });

@@ -1,0 +1,23 @@
+// Dual-stack Calico (BGP) on the real kernel: each pod gets a /32 and a /128,
+// BIRD carries the IPv6 blocks over a second session between the nodes' IPv6
+// addresses, pods reach each other across nodes over both families, and the
+// Kubernetes model holds per family.
+import { expect } from 'chai';
+import { runLab } from '../../src/runner/runner.js';
+import { QuietReporter } from '../../src/runner/reporter.js';
+import { requireBuilt } from '../../src/lab/paths.js';
+import { failures, leftovers } from '../helpers/lab.js';
+
+describe('lab: calico dual-stack (bgp)', function () {
+  this.timeout(120_000);
+  before(() => requireBuilt());
+
+  it('calico-bgp-dual: IPv6 blocks over BGP, both families across nodes, the model per family, nothing left behind', async () => {
+    const lab = 'calico-bgp-dual';
+    const r = await runLab(lab, {}, new QuietReporter());
+    expect(r.ok, failures(r)).to.equal(true);
+    const model = r.steps.find((s) => s.name.startsWith('the Kubernetes network model'));
+    expect(model?.ok).to.equal(true);
+    expect(leftovers(lab)).to.deep.equal([]);
+  });
+});
