@@ -12,6 +12,8 @@ import { birdConfig, meshProtocolName, parseProtocols } from '../../src/datapath
 import { modeOf, remoteBlockRoute } from '../../src/datapaths/calico/node-agent.js';
 import { containerSetup, hostVethName } from '../../src/datapaths/calico/cni-plugin.js';
 import { CniError, ErrorCode } from '../../src/cni/errors.js';
+import { parseNetConf } from '../../src/cni/config.js';
+import { calicoIpam } from '../../src/datapaths/calico/cni-ipam.js';
 import { NodeServices } from '../../src/runner/services.js';
 import { parseLab } from '../../src/datapaths/index.js';
 
@@ -176,6 +178,22 @@ describe('calico IPAM blocks, IPv6', () => {
   });
 });
 
+describe('calico-ipam configuration', () => {
+  const load = (ipam: Record<string, unknown>) => calicoIpam.loadConfig(parseNetConf({ cniVersion: '1.0.0', name: 'k8s-pod-network', type: 'calico', ipam: { type: 'calico-ipam', ...ipam } }));
+
+  it('takes IPv4 by default and IPv6 only with assign_ipv6 "true", each with its pools', () => {
+    expect(load({}).families).to.deep.equal([{ family: 4, pools: [] }]);
+    expect(load({ assign_ipv6: 'true', ipv6_pools: ['fd00:10::/48'] }).families).to.deep.equal([{ family: 4, pools: [] }, { family: 6, pools: ['fd00:10::/48'] }]);
+    expect(load({ assign_ipv4: 'false', assign_ipv6: true }).families).to.deep.equal([{ family: 6, pools: [] }]);
+  });
+
+  it('names the field of a bad flag, a pool CIDR of the wrong family, and a config that assigns nothing', () => {
+    expect(() => load({ assign_ipv6: 'yes' })).to.throw(/ipam\.assign_ipv6: must be "true" or "false", not "yes"/);
+    expect(() => load({ assign_ipv6: 'true', ipv6_pools: ['10.244.0.0/16'] })).to.throw(/ipam\.ipv6_pools\[0\]: "10\.244\.0\.0\/16" is not an IPv6 CIDR/);
+    expect(() => load({ assign_ipv4: 'false' })).to.throw(/ipam\.assign_ipv4: with assign_ipv6 also off, no address would be assigned/);
+  });
+});
+
 describe('BIRD configuration for the BGP mesh', () => {
   const master = { node: 'master', address: '192.168.10.210', asNumber: 64512, peers: [{ name: 'worker', address: '192.168.10.220' }], blocks: ['10.244.0.0/26'] };
   const worker = { node: 'worker', address: '192.168.10.220', asNumber: 64512, peers: [{ name: 'master', address: '192.168.10.210' }], blocks: ['10.244.0.64/26'] };
@@ -212,6 +230,31 @@ describe('BIRD configuration for the BGP mesh', () => {
     expect(birdConfig(worker)).to.match(/neighbor 192\.168\.10\.210 as 64512;\n  passive on;/);
   });
 
+  it('dual-stack: a second session per peer between the IPv6 addresses with an ipv6 channel, the IPv6 blocks in their own static and kernel protocols, accepted by bird -p', async () => {
+    const m6 = { ...master, address6: 'fd00:192:168:10::210', peers: [{ ...master.peers[0], address6: 'fd00:192:168:10::220' }], blocks: ['fd00:10:244::/122', '10.244.0.0/26'] };
+    const w6 = { ...worker, address6: 'fd00:192:168:10::220', peers: [{ ...worker.peers[0], address6: 'fd00:192:168:10::210' }], blocks: ['10.244.0.64/26', 'fd00:10:244::40/122'] };
+    const text = birdConfig(m6);
+    expect(text).to.match(/protocol static blocks \{\n  ipv4;\n  route 10\.244\.0\.0\/26 blackhole;\n\}/);
+    expect(text).to.match(/protocol static blocks6 \{\n  ipv6;\n  route fd00:10:244::\/122 blackhole;\n\}/);
+    expect(text).to.match(/protocol kernel kernel6 \{\n  metric 0;\n  ipv6 \{/);
+    expect(text).to.match(/template bgp mesh6 \{\n  local fd00:192:168:10::210 as 64512;[\s\S]*?  ipv6 \{/);
+    expect(text).to.match(/protocol bgp Mesh_fd00_192_168_10__220 from mesh6 \{\n  description "worker";\n  neighbor fd00:192:168:10::220 as 64512;\n\}/);
+    expect(text).to.include('router id 192.168.10.210;'); // IPv4 even for the IPv6 sessions, as Calico's bird6
+    expect(birdConfig(w6)).to.match(/neighbor fd00:192:168:10::210 as 64512;\n  passive on;/);
+    expect(meshProtocolName('fd00:192:168:10::220')).to.equal('Mesh_fd00_192_168_10__220');
+    const dir = mkdtempSync(join(tmpdir(), 'cnilab-bird-'));
+    try {
+      for (const [i, o] of [m6, w6].entries()) {
+        const file = join(dir, `bird${i}.conf`);
+        writeFileSync(file, birdConfig(o));
+        const r = await run(['bird', '-p', '-c', file], { allowFailure: true });
+        expect(r.exitCode, `${r.stderr}\n${birdConfig(o)}`).to.equal(0);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('reads birdc show protocols', () => {
     const out = [
       'BIRD 2.0.12 ready.',
@@ -242,6 +285,13 @@ describe('calico datapath pieces', () => {
       ['route', 'add', '169.254.1.1', 'dev', 'eth0', 'scope', 'link'],
       ['route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink'],
     ]);
+  });
+
+  it('gives a dual-stack pod a /128 without DAD and a default route via the host side\'s link-local address', () => {
+    const lines = containerSetup('eth0', [{ address: '10.244.0.5/32' }, { address: 'fd00:10:244::5/128' }], 'fe80::ecee:eeff:feee:eeee');
+    expect(lines).to.deep.include(['addr', 'add', 'fd00:10:244::5/128', 'dev', 'eth0', 'nodad']);
+    expect(lines).to.deep.include(['route', 'add', 'default', 'via', '169.254.1.1', 'dev', 'eth0', 'onlink']);
+    expect(lines.at(-1)).to.deep.equal(['route', 'add', '::/0', 'via', 'fe80::ecee:eeff:feee:eeee', 'dev', 'eth0']);
   });
 
   it('routes a remote block via the remote VTEP (vxlan) or the remote node through tunl0 (ipip)', () => {
