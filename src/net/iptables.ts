@@ -50,33 +50,33 @@ export async function ensureRule(netns: Netns, table: string, chain: string, rul
   await run(inNetns(netns, tool(family), ['-w', '-t', table, '-A', chain, ...rule]));
 }
 
-/** Apply rules to one table in one iptables-restore call, leaving everything else as it is. */
-export async function restoreRules(netns: Netns, table: string, lines: string[]): Promise<void> {
-  await run(inNetns(netns, 'iptables-restore', ['--noflush', '-w']), { input: [`*${table}`, ...lines, 'COMMIT', ''].join('\n') });
+/** Apply rules to one table in one iptables-restore (ip6tables-restore for family 6) call, leaving everything else as it is. */
+export async function restoreRules(netns: Netns, table: string, lines: string[], family: 4 | 6 = 4): Promise<void> {
+  await run(inNetns(netns, tool(family, true), ['--noflush', '-w']), { input: [`*${table}`, ...lines, 'COMMIT', ''].join('\n') });
 }
 
 /** A chain's rules as `iptables -S` prints them, or undefined when the chain does not exist. */
-export async function listChain(netns: Netns, table: string, chain: string): Promise<string[] | undefined> {
-  const r = await run(inNetns(netns, 'iptables', ['-w', '-t', table, '-S', chain]), { allowFailure: true });
+export async function listChain(netns: Netns, table: string, chain: string, family: 4 | 6 = 4): Promise<string[] | undefined> {
+  const r = await run(inNetns(netns, tool(family), ['-w', '-t', table, '-S', chain]), { allowFailure: true });
   return r.exitCode === 0 ? r.stdout.split('\n').filter(Boolean) : undefined;
 }
 
 /** Create a user chain unless it is there (shared chains must never be re-declared: that flushes them). */
-export async function ensureChain(netns: Netns, table: string, chain: string): Promise<void> {
-  if (await listChain(netns, table, chain)) return;
-  const r = await run(inNetns(netns, 'iptables', ['-w', '-t', table, '-N', chain]), { allowFailure: true });
-  if (r.exitCode !== 0 && !/already exists/.test(r.stderr)) throw new Error(`iptables -t ${table} -N ${chain} failed: ${r.stderr.trim()}`);
+export async function ensureChain(netns: Netns, table: string, chain: string, family: 4 | 6 = 4): Promise<void> {
+  if (await listChain(netns, table, chain, family)) return;
+  const r = await run(inNetns(netns, tool(family), ['-w', '-t', table, '-N', chain]), { allowFailure: true });
+  if (r.exitCode !== 0 && !/already exists/.test(r.stderr)) throw new Error(`${tool(family)} -t ${table} -N ${chain} failed: ${r.stderr.trim()}`);
 }
 
 /** Remove a chain and every jump to it from `parents`; a missing chain is fine. */
-export async function removeChain(netns: Netns, table: string, chain: string, parents: string[]): Promise<void> {
+export async function removeChain(netns: Netns, table: string, chain: string, parents: string[], family: 4 | 6 = 4): Promise<void> {
   const jumps: string[] = [];
   for (const parent of parents) {
-    for (const rule of (await listChain(netns, table, parent)) ?? []) if (rule.startsWith(`-A ${parent} `) && rule.endsWith(`-j ${chain}`)) jumps.push(rule);
+    for (const rule of (await listChain(netns, table, parent, family)) ?? []) if (rule.startsWith(`-A ${parent} `) && rule.endsWith(`-j ${chain}`)) jumps.push(rule);
   }
-  const exists = (await listChain(netns, table, chain)) !== undefined;
+  const exists = (await listChain(netns, table, chain, family)) !== undefined;
   if (!jumps.length && !exists) return;
-  await restoreRules(netns, table, [...jumps.map((l) => l.replace(/^-A /, '-D ')), ...(exists ? [`-F ${chain}`, `-X ${chain}`] : [])]);
+  await restoreRules(netns, table, [...jumps.map((l) => l.replace(/^-A /, '-D ')), ...(exists ? [`-F ${chain}`, `-X ${chain}`] : [])], family);
 }
 
 /**

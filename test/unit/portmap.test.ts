@@ -22,6 +22,16 @@ describe('portmap: rules from port mappings', () => {
     ]);
   });
 
+  it('writes the IPv6 rules for ip6tables: [address]:port, /128, a hostIP of the other family left out, as the reference', () => {
+    const dual = [...mappings, { hostPort: 8443, containerPort: 443, protocol: 'tcp' as const, hostIP: 'fd00:192:168:10:0::220' }, { hostPort: 9090, containerPort: 90, protocol: 'tcp' as const, hostIP: '::' }];
+    expect(dnatRules('CNI-DN-x', 'fd00:250::2', dual)).to.deep.equal([
+      '-A CNI-DN-x -p tcp -m tcp --dport 8080 -j DNAT --to-destination [fd00:250::2]:80',
+      '-A CNI-DN-x -d fd00:192:168:10::220/128 -p tcp -m tcp --dport 8443 -j DNAT --to-destination [fd00:250::2]:443',
+      '-A CNI-DN-x -p tcp -m tcp --dport 9090 -j DNAT --to-destination [fd00:250::2]:90',
+    ]);
+    expect(dnatRules('CNI-DN-x', '172.17.0.2', dual).map((r) => r.split(' --dport ')[1].split(' ')[0])).to.deep.equal(['8080', '5353']);
+  });
+
   it("declares the container's own chain and jumps to it from the shared chain", () => {
     const chain = dnatChainName('bridge', 'abc');
     const lines = portmapRestoreLines('bridge', 'abc', '172.17.0.2', mappings.slice(0, 1));
@@ -45,7 +55,7 @@ describe('portmap: rules from port mappings', () => {
     expect(load(undefined).mappings).to.deep.equal([]);
     expect(cniError(() => load([{ hostPort: 70000, containerPort: 80 }])).message).to.match(/runtimeConfig\.portMappings\[0\]\.hostPort: 70000 is above the maximum 65535/);
     expect(cniError(() => load([{ hostPort: 8080 }])).message).to.match(/portMappings\[0\]\.containerPort: is required/);
-    expect(cniError(() => load([{ hostPort: 8080, containerPort: 80, hostIP: 'node' }])).message).to.match(/hostIP: "node" is not an IPv4 address/);
+    expect(cniError(() => load([{ hostPort: 8080, containerPort: 80, hostIP: 'node' }])).message).to.match(/hostIP: "node" is not an IPv4 or IPv6 address/);
     expect(cniError(() => load([{ hostPort: 8080, containerPort: 80 }, { hostPort: 8080, containerPort: 81 }])).message).to.match(/portMappings\[1\]: tcp port 8080 is already mapped by runtimeConfig\.portMappings\[0\]/);
   });
 
