@@ -79,7 +79,7 @@ export async function installCalico(backend: Backend, lab: Lab, nodes: NodeSpec[
     await backend.start(node.name, 'calico-node', calicoServices(backend, lab, node)['calico-node']);
     const status = await waitForStatus(backend, node, () => true, 'up');
     progress(`calico-node on ${node.name}: block ${status.blocks.join(', ')} (${mode})`);
-    await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(calicoConfList(node, endpoint, mode, dualStack(lab)), null, 2));
+    await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(calicoConfList(node, endpoint, mode, dualStack(lab), lab.workloads.some((w) => w.ports?.length)), null, 2));
   }
   // Every node knows every other one (BIRD's peers, or routes to their blocks) before anything else starts.
   for (const node of nodes) await waitForStatus(backend, node, (s) => s.peers.length === nodes.length - 1, 'to know every other node');
@@ -93,8 +93,11 @@ export async function installCalico(backend: Backend, lab: Lab, nodes: NodeSpec[
   progress(`BGP mesh established in ${((performance.now() - t0) / 1000).toFixed(2)} s (AS ${CALICO_AS}, ${nodes.length} nodes)`);
 }
 
-/** Calico's conflist: the calico plugin with calico-ipam, pointed at etcd and named for its node. */
-export function calicoConfList(node: NodeSpec, endpoint: string, mode: CalicoMode, dual = false): ConfList {
+/**
+ * Calico's conflist: the calico plugin with calico-ipam, pointed at etcd and named for its node;
+ * portmap chained after it, as Calico's manifests do, when a workload publishes host ports.
+ */
+export function calicoConfList(node: NodeSpec, endpoint: string, mode: CalicoMode, dual = false, portmap = false): ConfList {
   return {
     cniVersion: '1.0.0',
     name: 'k8s-pod-network',
@@ -107,6 +110,7 @@ export function calicoConfList(node: NodeSpec, endpoint: string, mode: CalicoMod
         mtu: MTU[mode],
         ipam: { type: 'calico-ipam', ...(dual ? { assign_ipv4: 'true', assign_ipv6: 'true' } : {}) },
       },
+      ...(portmap ? [{ type: 'portmap', capabilities: { portMappings: true } }] : []),
     ],
   };
 }
