@@ -294,6 +294,19 @@ describe('calico datapath pieces', () => {
     expect(lines.at(-1)).to.deep.equal(['route', 'add', '::/0', 'via', 'fe80::ecee:eeff:feee:eeee', 'dev', 'eth0']);
   });
 
+  it('routes a remote IPv6 block through vxlan-v6.calico to the owner\'s IPv6 VTEP, its MAC sent to the owner\'s IPv6 address', () => {
+    const owner = { name: 'worker', ipv4Address: '192.168.10.220/24', ipv6Address: 'fd00:192:168:10::220/64', ipv4VXLANTunnelAddr: '10.244.0.64', vxlanTunnelMACAddr: '66:00:00:00:00:01', ipv6VXLANTunnelAddr: 'fd00:10:244::40', vxlanTunnelMACAddrV6: '66:00:00:00:00:02' };
+    expect(remoteBlockRoute('vxlan', 'fd00:10:244::40/122', owner)).to.deep.equal({
+      ip: [
+        ['neigh', 'replace', 'fd00:10:244::40', 'lladdr', '66:00:00:00:00:02', 'dev', 'vxlan-v6.calico', 'nud', 'permanent'],
+        ['route', 'replace', 'fd00:10:244::40/122', 'via', 'fd00:10:244::40', 'dev', 'vxlan-v6.calico', 'onlink', 'proto', '80'],
+      ],
+      bridge: [['fdb', 'replace', '66:00:00:00:00:02', 'dev', 'vxlan-v6.calico', 'dst', 'fd00:192:168:10::220', 'self', 'permanent']],
+    });
+    expect(remoteBlockRoute('vxlan', 'fd00:10:244::40/122', { ...owner, ipv6VXLANTunnelAddr: undefined })).to.equal(undefined); // not set up yet
+    expect(remoteBlockRoute('ipip', 'fd00:10:244::40/122', owner)).to.equal(undefined);
+  });
+
   it('routes a remote block via the remote VTEP (vxlan) or the remote node through tunl0 (ipip)', () => {
     const owner = { name: 'worker', ipv4Address: '192.168.10.220/24', ipv4VXLANTunnelAddr: '10.244.0.64', vxlanTunnelMACAddr: '66:aa:bb:cc:dd:ee' };
     expect(remoteBlockRoute('vxlan', '10.244.0.64/26', owner)).to.deep.equal({

@@ -15,14 +15,14 @@ export const calico: Datapath = {
   tools: ['etcd', 'etcdctl', 'bird', 'birdc', 'iptables-restore', 'ipset'],
   install: installCalico,
   services: calicoServices,
-  // Calico's dual-stack in BGP mode: IPv6 blocks, /128 routes and a second BGP session per
-  // peer over the IPv6 underlay (bird6). Its VXLAN (vxlan-v6.calico) and IPIP are not built here.
+  // Calico's dual-stack: IPv6 blocks and /128 routes, carried by a second BGP session per peer
+  // over the IPv6 underlay (bird6) or by vxlan-v6.calico. IPIP is IPv4 only, as upstream.
   dualStack: true,
   validate(lab) {
     const network = lab.network as CalicoNetwork;
     if (!network.podCIDRv6) return [];
-    if (network.backend !== 'bgp') return [{ path: ['network', 'backend'], message: `calico ${network.backend} carries IPv4 only in cnilab; dual-stack (podCIDRv6) needs backend bgp` }];
-    if (!lab.topology.underlayV6) return [{ path: ['topology', 'underlayV6'], message: 'calico announces IPv6 blocks over BGP sessions between the nodes\' IPv6 addresses (as bird6 does): give the nodes an IPv6 underlay' }];
+    if (network.backend === 'ipip') return [{ path: ['network', 'backend'], message: 'calico ipip carries IPv4 only (as upstream: IPIP has no IPv6); dual-stack (podCIDRv6) needs backend bgp or vxlan' }];
+    if (!lab.topology.underlayV6) return [{ path: ['topology', 'underlayV6'], message: `calico ${network.backend} carries IPv6 pods between the nodes' IPv6 addresses (${network.backend === 'bgp' ? 'BGP sessions, as bird6' : 'vxlan-v6.calico'}): give the nodes an IPv6 underlay` }];
     return [];
   },
   cniPlugins: CNI_PLUGINS,

@@ -107,7 +107,8 @@ export function calicoConfList(node: NodeSpec, endpoint: string, mode: CalicoMod
         datastore_type: 'etcdv3',
         etcd_endpoints: endpoint,
         nodename: node.name,
-        mtu: MTU[mode],
+        // One MTU for the pod's veth: with IPv6 VXLAN too, the smaller of the two (70 bytes of IPv6 envelope).
+        mtu: dual && mode === 'vxlan' ? 1430 : MTU[mode],
         ipam: { type: 'calico-ipam', ...(dual ? { assign_ipv4: 'true', assign_ipv6: 'true' } : {}) },
       },
       ...(portmap ? [{ type: 'portmap', capabilities: { portMappings: true } }] : []),

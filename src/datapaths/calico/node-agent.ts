@@ -21,6 +21,8 @@ import { FelixSync } from '../../policy/felix-sync.js';
 export type CalicoMode = 'bgp' | 'vxlan' | 'ipip';
 
 export const VXLAN_DEVICE = 'vxlan.calico';
+/** Felix's IPv6 VXLAN device: the same VNI and port, its VTEP the node's IPv6 underlay address. */
+export const VXLAN_DEVICE_V6 = 'vxlan-v6.calico';
 export const VXLAN_VNI = 4096;
 export const VXLAN_PORT = 4789;
 export const IPIP_DEVICE = 'tunl0';
@@ -67,20 +69,27 @@ export function modeOf(pool: IpPool): CalicoMode {
 const addressOf = (n: CalicoNode) => n.ipv4Address.split('/')[0];
 const address6Of = (n: CalicoNode) => n.ipv6Address?.split('/')[0];
 
-/** Route commands that make one remote block reachable, or undefined while its node is still setting up. */
+/**
+ * Route commands that make one remote block reachable, or undefined while its node is still
+ * setting up. An IPv6 block (dual-stack) goes through vxlan-v6.calico to the owner's IPv6 VTEP.
+ */
 export function remoteBlockRoute(mode: 'vxlan' | 'ipip', block: string, owner: CalicoNode): { ip: string[][]; bridge: string[][] } | undefined {
+  const v6 = block.includes(':');
   if (mode === 'vxlan') {
-    const vtep = owner.ipv4VXLANTunnelAddr;
-    const mac = owner.vxlanTunnelMACAddr;
-    if (!vtep || !mac) return undefined;
+    const vtep = v6 ? owner.ipv6VXLANTunnelAddr : owner.ipv4VXLANTunnelAddr;
+    const mac = v6 ? owner.vxlanTunnelMACAddrV6 : owner.vxlanTunnelMACAddr;
+    const underlay = v6 ? address6Of(owner) : addressOf(owner);
+    const dev = v6 ? VXLAN_DEVICE_V6 : VXLAN_DEVICE;
+    if (!vtep || !mac || !underlay) return undefined;
     return {
       ip: [
-        ['neigh', 'replace', vtep, 'lladdr', mac, 'dev', VXLAN_DEVICE, 'nud', 'permanent'],
-        ['route', 'replace', block, 'via', vtep, 'dev', VXLAN_DEVICE, 'onlink', 'proto', FELIX_PROTO],
+        ['neigh', 'replace', vtep, 'lladdr', mac, 'dev', dev, 'nud', 'permanent'],
+        ['route', 'replace', block, 'via', vtep, 'dev', dev, 'onlink', 'proto', FELIX_PROTO],
       ],
-      bridge: [['fdb', 'replace', mac, 'dev', VXLAN_DEVICE, 'dst', addressOf(owner), 'self', 'permanent']],
+      bridge: [['fdb', 'replace', mac, 'dev', dev, 'dst', underlay, 'self', 'permanent']],
     };
   }
+  if (v6) return undefined; // IPIP carries IPv4 only (a dual-stack lab asks for bgp or vxlan)
   return { ip: [['route', 'replace', block, 'via', addressOf(owner), 'dev', IPIP_DEVICE, 'onlink', 'proto', FELIX_PROTO]], bridge: [] };
 }
 
@@ -137,7 +146,7 @@ export class CalicoNodeAgent {
     const blocks = await this.allocator.ensureBlock(this.opts.nodename);
     this.log(`block affinity: ${blocks.map((b) => b.cidr).join(', ')} (pool ${pool.cidr}, mode ${this.mode})`);
     const record: CalicoNode = { name: this.opts.nodename, ipv4Address: this.opts.ip, ...(this.opts.ip6 ? { ipv6Address: this.opts.ip6 } : {}), asNumber: this.opts.asNumber };
-    if (this.mode === 'vxlan') Object.assign(record, await this.setupVxlan());
+    if (this.mode === 'vxlan') Object.assign(record, await this.setupVxlan(), this.opts.ip6 ? await this.setupVxlanV6() : {});
     if (this.mode === 'ipip') Object.assign(record, await this.setupIpip());
     await this.store.putNode(record);
 
@@ -159,6 +168,23 @@ export class CalicoNodeAgent {
     const link = await this.ip.link(VXLAN_DEVICE);
     this.log(`${VXLAN_DEVICE}: VNI ${VXLAN_VNI}, UDP ${VXLAN_PORT}, VTEP ${vtep} ${link!.address}`);
     return { ipv4VXLANTunnelAddr: vtep, vxlanTunnelMACAddr: link!.address };
+  }
+
+  /** The IPv6 counterpart: vxlan-v6.calico over the IPv6 underlay, its VTEP an address of the node's IPv6 block. */
+  private async setupVxlanV6(): Promise<Partial<CalicoNode>> {
+    const vtep = await this.allocator.assign({ node: this.opts.nodename, handle: `vxlan-v6-tunnel-addr-${this.opts.nodename}`, family: 6 });
+    const under = await this.ip.link(this.opts.iface);
+    if (!under) throw new Error(`underlay device ${this.opts.iface} not found`);
+    await this.ip.deleteLink(VXLAN_DEVICE_V6);
+    await this.ip.batch([
+      // 70 bytes: an IPv6 header (40), UDP (8), VXLAN (8) and the inner Ethernet header (14).
+      ['link', 'add', VXLAN_DEVICE_V6, 'mtu', String(under.mtu - 70), 'type', 'vxlan', 'id', String(VXLAN_VNI), 'local', this.opts.ip6!.split('/')[0], 'dev', this.opts.iface, 'dstport', String(VXLAN_PORT), 'nolearning'],
+      ['addr', 'add', `${vtep}/128`, 'dev', VXLAN_DEVICE_V6, 'nodad'],
+      ['link', 'set', VXLAN_DEVICE_V6, 'up'],
+    ]);
+    const link = await this.ip.link(VXLAN_DEVICE_V6);
+    this.log(`${VXLAN_DEVICE_V6}: VNI ${VXLAN_VNI}, UDP ${VXLAN_PORT}, VTEP ${vtep} ${link!.address}`);
+    return { ipv6VXLANTunnelAddr: vtep, vxlanTunnelMACAddrV6: link!.address };
   }
 
   /** tunl0 is the ipip module's fallback device; it takes an address from the node's block. */

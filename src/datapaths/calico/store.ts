@@ -31,6 +31,9 @@ export interface CalicoNode {
   asNumber?: number;
   ipv4VXLANTunnelAddr?: string;
   vxlanTunnelMACAddr?: string;
+  /** Dual-stack VXLAN: the IPv6 VTEP (vxlan-v6.calico) and its MAC, as Calico's Node names them. */
+  ipv6VXLANTunnelAddr?: string;
+  vxlanTunnelMACAddrV6?: string;
   ipv4IPIPTunnelAddr?: string;
 }
 
