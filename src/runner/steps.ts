@@ -51,9 +51,9 @@ const FILTERS: Record<string, (v: string) => string> = {
     if (ip === undefined) throw new TemplateError(`|hex needs an IPv4 address, got "${v}"`);
     return `0x${ip.toString(16).padStart(8, '0')}`;
   },
-  // BIRD names a mesh peer Mesh_192_168_10_220; bpftool prints an address as bytes 192,168,10,220
-  // (an IPv6 address as its sixteen bytes: 253,0,0,16,...).
-  underscores: (v) => v.replace(/\./g, '_'),
+  // BIRD names a mesh peer Mesh_192_168_10_220 (Mesh_fd00_192_168_10__220 over IPv6); bpftool prints
+  // an address as bytes 192,168,10,220 (an IPv6 address as its sixteen bytes: 253,0,0,16,...).
+  underscores: (v) => v.replace(/[.:]/g, '_'),
   bytes: (v) => {
     const a = v.includes(':') ? parseAddr(v) : undefined;
     if (!a) return v.replace(/\./g, ',');
