@@ -216,6 +216,8 @@ static __always_inline int decrement_ttl(struct __sk_buff *skb)
 	return 1;
 }
 
+#include "lb.h"
+
 /*
  * Hand the packet straight to a pod on this node: Ethernet addresses as the
  * pod expects them, then into the pod's own namespace through the peer of its
@@ -242,6 +244,9 @@ static __always_inline int deliver_local6(struct __sk_buff *skb, const struct en
 
 static __always_inline int deliver_local(struct __sk_buff *skb, const struct endpoint_info *ep, __be32 daddr)
 {
+	/* A reply from a service's backend: the pod sees it come from the frontend it connected to. */
+	if (lb4_reverse(skb) < 0)
+		return TC_ACT_SHOT;
 	if (!decrement_ttl(skb))
 		return TC_ACT_SHOT;
 	count(daddr, skb->len, 1);
@@ -264,19 +269,101 @@ static __always_inline int from_outside6(struct __sk_buff *skb)
 	return deliver_local6(skb, ep);
 }
 
-/* Delivery for what arrives from the underlay or the tunnel: a local pod, or up the node's stack. */
+/* Routed on the underlay: the next hop is the other node, its MAC from the kernel's neighbour table. */
+static __always_inline int to_node_native(struct __sk_buff *skb, __be32 node_ip)
+{
+	struct iphdr *ip = ipv4_header(skb);
+	if (!ip)
+		return TC_ACT_SHOT;
+	/* No tot_len: the kernel then checks the packet itself against the MTU,
+	 * knowing that a GSO packet leaves as segments that fit. */
+	struct bpf_fib_lookup fib = {
+		.family = AF_INET,
+		.ipv4_src = ip->saddr,
+		.ipv4_dst = node_ip,
+		.ifindex = skb->ingress_ifindex,
+	};
+	long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
+		if (!decrement_ttl(skb))
+			return TC_ACT_SHOT;
+		void *data = (void *)(long)skb->data;
+		void *end = (void *)(long)skb->data_end;
+		struct ethhdr *eth = data;
+		if ((void *)(eth + 1) > end)
+			return TC_ACT_SHOT;
+		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
+		return bpf_redirect(fib.ifindex, 0);
+	}
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		/* Not resolved yet: the kernel resolves the next hop (ARP) and sends the packet on. */
+		if (!decrement_ttl(skb))
+			return TC_ACT_SHOT;
+		struct bpf_redir_neigh nh = { .nh_family = AF_INET, .ipv4_nh = node_ip };
+		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
+	}
+	return TC_ACT_SHOT;
+}
+
+/* Overlay: one metadata-mode VXLAN device; the tunnel key names the other node. */
+static __always_inline int to_node_vxlan(struct __sk_buff *skb, __be32 node_ip, const struct node_config *cfg)
+{
+	if (!decrement_ttl(skb))
+		return TC_ACT_SHOT;
+	struct bpf_tunnel_key key = {
+		.tunnel_id = cfg->vni,
+		.remote_ipv4 = bpf_ntohl(node_ip),
+		.tunnel_ttl = 64,
+	};
+	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
+		return TC_ACT_SHOT;
+	return bpf_redirect(cfg->tunnel_ifindex, 0);
+}
+
+/* To a pod on another node: routed on the underlay or in the tunnel; TC_ACT_OK when the address is no pod's. */
+static __always_inline int to_remote_pod(struct __sk_buff *skb, __be32 daddr)
+{
+	struct remote_key rk = { .prefixlen = 32 };
+	__builtin_memcpy(rk.addr, &daddr, 4);
+	struct ipv4 *node = bpf_map_lookup_elem(&remote_nodes, &rk);
+	if (!node)
+		return TC_ACT_OK;
+	__be32 node_ip;
+	__builtin_memcpy(&node_ip, node->addr, 4);
+	__u32 zero = 0;
+	struct node_config *cfg = bpf_map_lookup_elem(&config, &zero);
+	if (cfg && cfg->mode == MODE_VXLAN)
+		return to_node_vxlan(skb, node_ip, cfg);
+	return to_node_native(skb, node_ip);
+}
+
+/*
+ * Delivery for what arrives from the underlay or the tunnel: a NodePort
+ * frontend translated to its backend, a local pod, a NodePort reply on its way
+ * back to the client, or else up the node's stack.
+ */
 static __always_inline int from_outside(struct __sk_buff *skb)
 {
 	if (skb->protocol == ETH_P_IPV6_BE)
 		return from_outside6(skb);
+	int lb = lb4_translate(skb, 1);
+	if (lb < 0)
+		return TC_ACT_SHOT;
 	struct iphdr *ip = ipv4_header(skb);
 	if (!ip)
 		return TC_ACT_OK;
 	__be32 daddr = ip->daddr;
 	struct ipv4 k = as_key(daddr);
 	struct endpoint_info *ep = bpf_map_lookup_elem(&endpoints, &k);
-	if (!ep)
-		return TC_ACT_OK;
+	if (!ep) {
+		if (lb)
+			return to_remote_pod(skb, daddr);
+		int rev = lb4_reverse(skb);
+		if (rev < 0)
+			return TC_ACT_SHOT;
+		return rev == 2 ? lb4_route_out(skb) : TC_ACT_OK;
+	}
 	struct flow f;
 	flow_of(skb, ip, &f);
 	if (!policy_verdict(ep->ifindex, DIR_INGRESS, &f))

@@ -135,58 +135,6 @@ static __always_inline int answer_ns(struct __sk_buff *skb, struct ipv6hdr_ *ip6
 	return bpf_redirect(skb->ifindex, 0);
 }
 
-/* Routed on the underlay: the next hop is the other node, its MAC from the kernel's neighbour table. */
-static __always_inline int to_node_native(struct __sk_buff *skb, __be32 node_ip)
-{
-	struct iphdr *ip = ipv4_header(skb);
-	if (!ip)
-		return TC_ACT_SHOT;
-	/* No tot_len: the kernel then checks the packet itself against the MTU,
-	 * knowing that a GSO packet leaves as segments that fit. */
-	struct bpf_fib_lookup fib = {
-		.family = AF_INET,
-		.ipv4_src = ip->saddr,
-		.ipv4_dst = node_ip,
-		.ifindex = skb->ingress_ifindex,
-	};
-	long rc = bpf_fib_lookup(skb, &fib, sizeof(fib), 0);
-	if (rc == BPF_FIB_LKUP_RET_SUCCESS) {
-		if (!decrement_ttl(skb))
-			return TC_ACT_SHOT;
-		void *data = (void *)(long)skb->data;
-		void *end = (void *)(long)skb->data_end;
-		struct ethhdr *eth = data;
-		if ((void *)(eth + 1) > end)
-			return TC_ACT_SHOT;
-		__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-		__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-		return bpf_redirect(fib.ifindex, 0);
-	}
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		/* Not resolved yet: the kernel resolves the next hop (ARP) and sends the packet on. */
-		if (!decrement_ttl(skb))
-			return TC_ACT_SHOT;
-		struct bpf_redir_neigh nh = { .nh_family = AF_INET, .ipv4_nh = node_ip };
-		return bpf_redirect_neigh(fib.ifindex, &nh, sizeof(nh), 0);
-	}
-	return TC_ACT_SHOT;
-}
-
-/* Overlay: one metadata-mode VXLAN device; the tunnel key names the other node. */
-static __always_inline int to_node_vxlan(struct __sk_buff *skb, __be32 node_ip, const struct node_config *cfg)
-{
-	if (!decrement_ttl(skb))
-		return TC_ACT_SHOT;
-	struct bpf_tunnel_key key = {
-		.tunnel_id = cfg->vni,
-		.remote_ipv4 = bpf_ntohl(node_ip),
-		.tunnel_ttl = 64,
-	};
-	if (bpf_skb_set_tunnel_key(skb, &key, sizeof(key), BPF_F_ZERO_CSUM_TX) < 0)
-		return TC_ACT_SHOT;
-	return bpf_redirect(cfg->tunnel_ifindex, 0);
-}
-
 /* IPv6 routed on the IPv6 underlay, as to_node_native does for IPv4. */
 static __always_inline int to_node_native6(struct __sk_buff *skb, const __u8 *node_ip6)
 {
@@ -288,6 +236,9 @@ int from_container(struct __sk_buff *skb)
 		return answer_arp(skb);
 	if (skb->protocol == ETH_P_IPV6_BE)
 		return from_container6(skb);
+	/* A service frontend becomes one of its backends before anything else looks at the packet. */
+	if (lb4_translate(skb, 0) < 0)
+		return TC_ACT_SHOT;
 	struct iphdr *ip = ipv4_header(skb);
 	if (!ip)
 		return TC_ACT_OK;
@@ -306,20 +257,14 @@ int from_container(struct __sk_buff *skb)
 			return TC_ACT_SHOT;
 		return deliver_local(skb, ep, daddr);
 	}
-
-	struct remote_key rk = { .prefixlen = 32 };
-	__builtin_memcpy(rk.addr, &daddr, 4);
-	struct ipv4 *node = bpf_map_lookup_elem(&remote_nodes, &rk);
-	if (!node)
-		return TC_ACT_OK; /* not a pod address: the node's stack decides */
-	__be32 node_ip;
-	__builtin_memcpy(&node_ip, node->addr, 4);
-
-	__u32 zero = 0;
-	struct node_config *cfg = bpf_map_lookup_elem(&config, &zero);
-	if (cfg && cfg->mode == MODE_VXLAN)
-		return to_node_vxlan(skb, node_ip, cfg);
-	return to_node_native(skb, node_ip);
+	int to_pod = to_remote_pod(skb, daddr);
+	if (to_pod != TC_ACT_OK)
+		return to_pod;
+	/* Not a pod address: a backend's reply to a NodePort client leaves restored, the rest goes to the node's stack. */
+	int rev = lb4_reverse(skb);
+	if (rev < 0)
+		return TC_ACT_SHOT;
+	return rev == 2 ? lb4_route_out(skb) : TC_ACT_OK;
 }
 
 char _license[] SEC("license") = "GPL";

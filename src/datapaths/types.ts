@@ -30,6 +30,8 @@ export interface Datapath extends NetworkKind {
   services?(backend: Backend, lab: Lab, node: NodeSpec): Record<string, string[]>;
   /** The CNI plugins it ships, by the `type` a runtime calls. */
   cniPlugins: Record<string, Plugin<any>>;
+  /** Arguments for a node's kube-proxy in a mode only this datapath offers (ebpf: its pinned service maps). */
+  proxyArgs?(backend: Backend, node: NodeSpec): Promise<string[]>;
   /** Its NetworkPolicy engine; absent, it enforces none (and `enforcesPolicy` stays unset). */
   policy?: PolicyEngine;
 }

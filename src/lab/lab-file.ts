@@ -8,7 +8,7 @@ import { z } from 'zod';
 import { parseCidr, contains, parseIp, parseAddr, parsePrefix, prefixContains } from '../net/ipnet.js';
 import { exerciseProblems, exercisesSchema } from './exercises.js';
 import { benchSchema } from './bench-block.js';
-import { DEFAULT_SERVICE_CIDR, PROXY_MODES, serviceProblems, serviceSchema } from '../services/model.js';
+import { DEFAULT_SERVICE_CIDR, PROXY_MODES, serviceProblems, serviceSchema, type ProxyMode } from '../services/model.js';
 import { labels as labelsSchema, networkPolicySchema } from '../policy/schema.js';
 import { policyProblems } from '../policy/validate.js';
 
@@ -78,8 +78,8 @@ export const NETWORK_FIELDS = {
   subnetLen: z.number().int().min(8).max(30).default(24),
   /** Where ClusterIPs come from (kubeadm's default). */
   serviceCIDR: z.string().default(DEFAULT_SERVICE_CIDR),
-  /** How each node's kube-proxy programs services. */
-  proxyMode: z.enum(PROXY_MODES).default('iptables'),
+  /** How each node's kube-proxy programs services; without it, the first mode the datapath offers. */
+  proxyMode: z.enum(PROXY_MODES).optional(),
   /** Dual-stack: the IPv6 pod network beside podCIDR; each pod gets one address of each family. */
   podCIDRv6: z.string().optional(),
   subnetLenV6: z.number().int().min(16).max(126).default(64),
@@ -164,7 +164,12 @@ export interface NetworkKind {
   enforcesPolicy?: boolean;
   /** It gives pods an IPv6 address beside the IPv4 one (network.podCIDRv6); a lab asking others for it is refused. */
   dualStack?: boolean;
+  /** The kube-proxy modes that work with it, the default first; without it: iptables and nftables. */
+  proxyModes?: readonly ProxyMode[];
 }
+
+/** The kube-proxy modes a datapath works with, its default first. */
+export const proxyModesOf = (kind: NetworkKind): readonly ProxyMode[] => kind.proxyModes ?? ['iptables', 'nftables'];
 export type Step = Lab['steps'][number];
 export type Challenge = NonNullable<Lab['challenges']>[number];
 
@@ -299,6 +304,11 @@ export function parseLabWith(text: string, file: string, kinds: Record<string, N
     const issue = network.error.issues[0];
     fail(['network', ...(issue.path as (string | number)[])], problemOf(issue, lab.network));
   } else lab.network = network.data as Lab['network'];
+  const modes = proxyModesOf(kind);
+  if (lab.network.proxyMode !== undefined && !modes.includes(lab.network.proxyMode)) {
+    fail(['network', 'proxyMode'], `the ${lab.network.plugin} datapath works with kube-proxy in ${modes.join(' or ')} mode, not ${lab.network.proxyMode}${kind.proxyModes ? '' : ' (ebpf needs the cilium datapath\'s service maps)'}`);
+  }
+  lab.network.proxyMode ??= modes[0];
   for (const problem of kind.validate?.(lab) ?? []) fail(problem.path, problem.message);
   lab.workloads.forEach((w, i) =>
     (w.nodes ?? []).forEach((n, j) => {

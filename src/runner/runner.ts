@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Backend, Topology } from '../topologies/backend.js';
 import { createBackend } from '../topologies/registry.js';
 import { parseCidr, parsePrefix } from '../net/ipnet.js';
-import { workloadLabels, type Lab } from '../lab/lab-file.js';
+import { proxyModesOf, workloadLabels, type Lab } from '../lab/lab-file.js';
 import { loadLab } from '../datapaths/index.js';
 import { StateFile, readState, labDir, type LabState } from '../lab/state.js';
 import { PodManager, schedule } from './pods.js';
@@ -94,7 +94,11 @@ export class LabInstance {
     if (!/^[a-z0-9][a-z0-9-]{0,30}$/.test(instance)) throw new Error(`instance name "${instance}" must be lower-case letters, digits and "-", at most 31 characters`);
     const existing = readState(instance);
     if (existing) throw new Error(`a lab named "${instance}" is already up (${labDir(instance)}); run \`cnilab down ${instance}\` first, or pass --name`);
-    if (opts.proxyMode) lab.network.proxyMode = opts.proxyMode;
+    if (opts.proxyMode) {
+      const modes = proxyModesOf(datapath(lab.network.plugin));
+      if (!modes.includes(opts.proxyMode)) throw new Error(`the ${lab.network.plugin} datapath of ${lab.name} works with kube-proxy in ${modes.join(' or ')} mode, not ${opts.proxyMode}`);
+      lab.network.proxyMode = opts.proxyMode;
+    }
     const backendKind = opts.backend ?? 'netns';
     const state = new StateFile(instance, { labFile: file, backend: backendKind });
     const backend = createBackend(backendKind, topologyOf(lab, instance), state, { inventory: opts.inventory, install: opts.install });
@@ -132,7 +136,7 @@ export class LabInstance {
     const { lab } = this;
     const cluster = new ServiceController(
       this.backend,
-      { services: lab.services, serviceCIDR: lab.network.serviceCIDR, podCIDR: lab.network.podCIDR, proxyMode: lab.network.proxyMode, nodes: lab.topology.nodes },
+      { services: lab.services, serviceCIDR: lab.network.serviceCIDR, podCIDR: lab.network.podCIDR, proxyMode: lab.network.proxyMode!, nodes: lab.topology.nodes, proxyArgs: (node) => datapath(lab.network.plugin).proxyArgs?.(this.backend, node) ?? Promise.resolve([]) },
       (pod) => this.pods.podDir(pod),
     );
     this.cluster = cluster;

@@ -34,6 +34,8 @@ export interface ClusterConfig {
   podCIDR: string;
   proxyMode: ProxyMode;
   nodes: NodeSpec[];
+  /** What the datapath adds to a node's kube-proxy command line (ebpf mode: where its maps are pinned). */
+  proxyArgs?: (node: NodeSpec) => Promise<string[]>;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -70,6 +72,7 @@ export class ServiceController {
         '--status-file', this.backend.nodePath(n.name, STATUS_FILE),
         '--proxy-mode', this.config.proxyMode,
         '--iface', 'eth0',
+        ...((await this.config.proxyArgs?.(n)) ?? []),
       ]);
     }
   }

@@ -6,7 +6,8 @@ import { contains, formatIp, network, broadcast, overlaps, parseCidr, parseIp } 
 
 export const DEFAULT_SERVICE_CIDR = '10.96.0.0/12';
 export const CLUSTER_DOMAIN = 'cluster.local';
-export const PROXY_MODES = ['iptables', 'nftables'] as const;
+/** ebpf: the datapath's own service maps (Cilium's kube-proxy replacement); only a datapath with them offers it. */
+export const PROXY_MODES = ['iptables', 'nftables', 'ebpf'] as const;
 export type ProxyMode = (typeof PROXY_MODES)[number];
 
 const port = (what: string) => z.number().int().min(1, `a ${what} is 1-65535`).max(65535, `a ${what} is 1-65535`);

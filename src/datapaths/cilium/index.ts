@@ -3,7 +3,7 @@
 import type { Datapath } from '../types.js';
 import { ciliumNetwork, type CiliumNetwork } from './schema.js';
 import { CNI_PLUGINS } from './cni.js';
-import { installCilium, missingBpfFeatures } from './install.js';
+import { ciliumProxyArgs, installCilium, missingBpfFeatures } from './install.js';
 import { ciliumPodAdded, ciliumPodRemoved, ciliumSetPolicies } from './policy.js';
 
 export const cilium: Datapath = {
@@ -23,5 +23,9 @@ export const cilium: Datapath = {
   },
   cniPlugins: CNI_PLUGINS,
   enforcesPolicy: true,
+  // Only ebpf: the programs hand a reply straight into the client pod (bpf_redirect_peer),
+  // past the node's nat table, so iptables' or nftables' DNAT would never be reversed.
+  proxyModes: ['ebpf'],
+  proxyArgs: ciliumProxyArgs,
   policy: { podAdded: ciliumPodAdded, podRemoved: ciliumPodRemoved, setPolicies: ciliumSetPolicies },
 };

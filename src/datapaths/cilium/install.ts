@@ -11,7 +11,7 @@ import { Ip } from '../../net/ip.js';
 import { addNetns, deleteNetns } from '../../net/netns.js';
 import { compileBpf, missingTcBpf } from '../../net/bpf.js';
 import { formatCidr, formatPrefix, parseCidr, parsePrefix, subnet, subprefix } from '../../net/ipnet.js';
-import { TUNNEL_DEVICE, type CiliumAgentConfig, type ClusterNode } from './agent.js';
+import { TUNNEL_DEVICE, pinLayout, type CiliumAgentConfig, type ClusterNode } from './agent.js';
 import { AGENTS_DIR, ROOT } from '../../lab/paths.js';
 import { CONF_DIR, type ConfList } from '../../cni/conflist.js';
 import { NAME_PREFIX } from '../../lab/state.js';
@@ -149,4 +149,10 @@ export async function missingBpfFeatures(): Promise<string[]> {
   } finally {
     await deleteNetns(scratch);
   }
+}
+
+/** kube-proxy in ebpf mode writes the service maps the node's agent pinned; NodePorts are on the node's address. */
+export async function ciliumProxyArgs(backend: Backend, node: NodeSpec): Promise<string[]> {
+  if (!backend.bpffs) throw new Error(`the ${backend.kind} backend cannot give a node a BPF filesystem of its own`);
+  return ['--bpf-maps', pinLayout(await backend.bpffs(node.name)).maps, '--node-ip', node.address];
 }

@@ -7,7 +7,15 @@ import { parseAddr, parseCidr, parseIp, parsePrefix } from '../../net/ipnet.js';
 const LE = endianness() === 'LE';
 
 /** File names of the maps, pinned in <node bpffs>/cilium/maps/. */
-export const MAP_NAMES = ['endpoints', 'remote_nodes', 'counters', 'config', 'ipcache', 'policy', 'policy_state', 'ct', 'drops', 'endpoints6', 'remote_nodes6', 'lxc_ifindex', 'ipcache6', 'ct6'] as const;
+export const MAP_NAMES = [
+  'endpoints', 'remote_nodes', 'counters', 'config', 'ipcache', 'policy', 'policy_state', 'ct', 'drops', 'endpoints6', 'remote_nodes6', 'lxc_ifindex', 'ipcache6', 'ct6',
+  // Services (bpf/lb.h), written by kube-proxy in ebpf mode (src/services/ebpf-maps.ts).
+  'lb4_services',
+  'lb4_backends',
+  'lb4_reverse_nat',
+  'lb4_affinity',
+  'lb4_ct',
+] as const;
 export type MapName = (typeof MAP_NAMES)[number];
 
 export const MODE = { native: 0, vxlan: 1 } as const;

@@ -10,6 +10,8 @@ const { values } = parseArgs({
     'status-file': { type: 'string' },
     'proxy-mode': { type: 'string', default: 'iptables' },
     iface: { type: 'string', default: 'eth0' },
+    'bpf-maps': { type: 'string' },
+    'node-ip': { type: 'string' },
   },
 });
 for (const required of ['services-file', 'status-file'] as const) {
@@ -22,11 +24,17 @@ if (!PROXY_MODES.includes(values['proxy-mode'] as ProxyMode)) {
   console.error(`kube-proxy: --proxy-mode must be one of ${PROXY_MODES.join(', ')}, not "${values['proxy-mode']}"`);
   process.exit(2);
 }
+if (values['proxy-mode'] === 'ebpf' && (!values['bpf-maps'] || !values['node-ip'])) {
+  console.error('kube-proxy: --proxy-mode ebpf needs --bpf-maps (the datapath\'s pinned maps) and --node-ip');
+  process.exit(2);
+}
 const proxy = new KubeProxy({
   servicesFile: values['services-file']!,
   statusFile: values['status-file']!,
   mode: values['proxy-mode'] as ProxyMode,
   iface: values.iface!,
+  bpfMaps: values['bpf-maps'],
+  nodeIp: values['node-ip'],
 });
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.once(sig, () => {
