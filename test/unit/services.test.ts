@@ -5,7 +5,9 @@ import { readFileSync } from 'node:fs';
 import { allocateClusterIPs, dnsRecords, dnsService, endpointsOf, podResolvConf, serviceStates, type ServiceSpec, type ServiceState } from '../../src/services/model.js';
 import { hashName, iptablesRules, ownsChain, svcChain } from '../../src/services/iptables-rules.js';
 import { nftablesRules, nftablesScript, nftablesState } from '../../src/services/nftables-rules.js';
+import { IdAllocator, SVC_FLAG, decodeLbBackend, encodeLbKey, encodeU16Key, encodeU32Key, lbEntries } from '../../src/services/ebpf-maps.js';
 import { labErrorMessage } from '../helpers/errors.js';
+import { parseLab } from '../../src/datapaths/index.js';
 
 const spec = (name: string, extra: Partial<ServiceSpec> = {}): ServiceSpec => ({
   name,
@@ -183,6 +185,7 @@ describe('services: lab-file mistakes', () => {
     ['a service CIDR overlapping the underlay', good.replace('serviceCIDR: 10.96.0.0/12', 'serviceCIDR: 192.168.0.0/16'), /bad\.yaml:\d+: network\.serviceCIDR: 192\.168\.0\.0\/16 overlaps the underlay 192\.168\.10\.0\/24/],
     ['a service CIDR that is not one', good.replace('serviceCIDR: 10.96.0.0/12', 'serviceCIDR: 10.96.0.0'), /network\.serviceCIDR: "10\.96\.0\.0" is not a CIDR/],
     ['an unknown proxy mode', good.replace('proxyMode: iptables', 'proxyMode: ipvs'), /bad\.yaml:\d+: network\.proxyMode: /],
+    ['ebpf mode on a datapath without service maps', good.replace('proxyMode: iptables', 'proxyMode: ebpf'), /bad\.yaml:\d+: network\.proxyMode: the flannel datapath works with kube-proxy in iptables or nftables mode, not ebpf \(ebpf needs the cilium datapath's service maps\)/],
     ['a scale step for a workload that does not exist', good.replace('scale: { workload: web, replicas: 3 }', 'scale: { workload: webb, replicas: 3 }'), /steps\[\d+\]\.scale\.workload: no workload named "webb"/],
   ];
   for (const [what, text, re] of cases) {
@@ -192,9 +195,61 @@ describe('services: lab-file mistakes', () => {
     });
   }
 
+  it('refuses iptables mode on the cilium datapath, which hands replies to pods past the nat table', () => {
+    const cilium = readFileSync('labs/cilium-ebpf-services.yaml', 'utf8');
+    expect(labErrorMessage(cilium.replace('proxyMode: ebpf', 'proxyMode: iptables'))).to.match(/bad\.yaml:\d+: network\.proxyMode: the cilium datapath works with kube-proxy in ebpf mode, not iptables/);
+    // Left out, the mode is the datapath's first.
+    expect(parseLab(cilium.replace(/ *proxyMode: ebpf.*\n/, ''), 'ok.yaml').network.proxyMode).to.equal('ebpf');
+    expect(parseLab(readFileSync('labs/flannel-vxlan-services.yaml', 'utf8').replace(/ *proxyMode: iptables.*\n/, ''), 'ok.yaml').network.proxyMode).to.equal('iptables');
+  });
+
   it('points at the line of the bad field', () => {
     const text = good.replace('nodePort: 30080', 'nodePort: 8080');
     const line = text.split('\n').findIndex((l) => l.includes('nodePort: 8080')) + 1;
     expect(labErrorMessage(text)).to.include(`bad.yaml:${line}:`);
+  });
+});
+
+describe('services: the eBPF service maps (ebpf mode)', () => {
+  const hex = (b: Uint8Array) => Buffer.from(b).toString('hex');
+  const entries = (services: ServiceState[]) => lbEntries(services, '192.168.10.210', new IdAllocator(0xffffffff), new IdAllocator(0xffff));
+
+  it('lays out lb4_key as bpf/lb.h does: address in network order, port, slot and protocol in host order', () => {
+    expect(hex(encodeLbKey('10.96.0.11', 80, 'TCP', 2))).to.equal('0a60000b' + '5000' + '0200' + '06' + '00' + '0000');
+    expect(hex(encodeLbKey('10.96.0.10', 53, 'UDP', 0)).slice(16, 18)).to.equal('11');
+  });
+
+  it('gives a frontend slot 0 with the count and slots 1..n with backend IDs, each ID in lb4_backends', () => {
+    const e = entries([web()]);
+    const slots = e.filter((x) => x.map === 'lb4_services');
+    expect(slots.map((x) => new DataView(x.key.buffer).getUint16(6, true))).to.deep.equal([1, 2, 3, 0]);
+    const slot0 = slots.at(-1)!;
+    expect(new DataView(slot0.value.buffer).getUint16(4, true)).to.equal(3);
+    const ids = slots.slice(0, 3).map((x) => new DataView(x.value.buffer).getUint32(0, true));
+    const backends = new Map(e.filter((x) => x.map === 'lb4_backends').map((x) => [hex(x.key), decodeLbBackend(x.value).address]));
+    expect(ids.map((id) => backends.get(hex(encodeU32Key(id))))).to.deep.equal(['10.10.1.2', '10.10.0.3', '10.10.1.9']); // web-1, web-2, web-10
+    // Writes in order: backends first, the count last.
+    expect(e.map((x) => x.order)).to.deep.equal([...e.map((x) => x.order)].sort());
+  });
+
+  it('adds a NodePort frontend on the node address, flags affinity with the 10800 s timeout, and skips headless services', () => {
+    const np = web({ type: 'NodePort', sessionAffinity: 'ClientIP', ports: [{ port: 8080, targetPort: 80, nodePort: 30080, protocol: 'TCP' }] });
+    const headless = serviceStates([spec('h', { clusterIP: 'None' })], '10.96.0.0/12', pods)[0];
+    const e = entries([np, headless]);
+    const zero = e.filter((x) => x.map === 'lb4_services' && x.order === 2);
+    expect(zero.map((x) => hex(x.key.subarray(0, 6)))).to.deep.equal(['0a60000b' + '901f', 'c0a80ad2' + '8075']);
+    expect(zero.map((x) => x.value[8])).to.deep.equal([SVC_FLAG.affinity, SVC_FLAG.nodePort | SVC_FLAG.affinity]);
+    expect(new DataView(zero[0].value.buffer).getUint32(0, true)).to.equal(10800);
+    expect(e.filter((x) => x.map === 'lb4_reverse_nat').map((x) => hex(x.key))).to.deep.equal([hex(encodeU16Key(1)), hex(encodeU16Key(2))]);
+  });
+
+  it("keeps a backend's ID across syncs, so a change rewrites only what moved", () => {
+    const b = new IdAllocator(0xffffffff);
+    const f = new IdAllocator(0xffff);
+    const first = lbEntries([web()], '192.168.10.210', b, f).map((x) => hex(x.key) + hex(x.value));
+    const fewer = { ...web(), endpoints: web().endpoints.filter((x) => x.ip !== '10.10.1.2') };
+    const second = new Set(lbEntries([fewer], '192.168.10.210', b, f).map((x) => hex(x.key) + hex(x.value)));
+    // The 10.10.0.3 backend and its slot 1 stay as they were.
+    expect(first.filter((x) => second.has(x)).length).to.be.at.least(2);
   });
 });
