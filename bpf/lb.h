@@ -167,6 +167,25 @@ static __always_inline int nat_port(struct __sk_buff *skb, __u8 proto, int dst, 
 	return bpf_skb_store_bytes(skb, L4_OFF + (dst ? 2 : 0), &to, 2, 0);
 }
 
+/*
+ * A new connection (TCP SYN, or any UDP datagram) straight to an address that
+ * is no frontend: a reply entry left from an earlier service connection on the
+ * same ports must not rewrite this one's replies.
+ */
+static __always_inline void lb4_forget_reply(struct __sk_buff *skb, const struct iphdr *ip, const __be16 *ports)
+{
+	if (ip->protocol == IPPROTO_TCP) {
+		void *end = (void *)(long)skb->data_end;
+		__u8 *flags = (__u8 *)ports + 13;
+		if ((void *)(flags + 1) > end || (*flags & 0x12) != 0x02) /* SYN without ACK */
+			return;
+	}
+	struct lb4_ct_key rk = { .sport = bpf_ntohs(ports[1]), .dport = bpf_ntohs(ports[0]), .proto = ip->protocol, .dir = LB_CT_REPLY };
+	__builtin_memcpy(rk.saddr, &ip->daddr, 4);
+	__builtin_memcpy(rk.daddr, &ip->saddr, 4);
+	bpf_map_delete_elem(&lb4_ct, &rk);
+}
+
 /* One backend of the service in slot 0 (key points at it): the client's affine one while it lasts, else a random slot. */
 static __always_inline __u32 lb4_select(struct lb4_key *key, const struct lb4_service *svc, __be32 client)
 {
@@ -220,8 +239,11 @@ static __always_inline int lb4_translate(struct __sk_buff *skb, int nodeport_onl
 	struct lb4_key key = { .dport = bpf_ntohs(dport), .proto = proto };
 	__builtin_memcpy(key.address, &daddr, 4);
 	struct lb4_service *svc = bpf_map_lookup_elem(&lb4_services, &key);
-	if (!svc)
+	if (!svc) {
+		if (!nodeport_only)
+			lb4_forget_reply(skb, ip, ports);
 		return 0;
+	}
 	int snat = svc->flags & SVC_FLAG_NODEPORT && nodeport_only;
 	if (nodeport_only && !snat)
 		return 0;

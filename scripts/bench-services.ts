@@ -5,8 +5,11 @@
 // in the same run (the reference), interleaved in blocks so both see the same
 // moment of a shared machine. The ClusterIP measured is the last service
 // created: in iptables mode the end of KUBE-SERVICES, the worst case of a list.
+// ebpf mode runs on the cilium datapath (the lb4_* maps, one hash lookup per
+// packet whatever the count), the others on flannel VXLAN; each against the pod
+// reference of its own lab.
 //
-//   npm run bench:services -- [--sizes 10,100,1000,10000] [--modes iptables,nftables] [--connects 400] [--json]
+//   npm run bench:services -- [--sizes 10,100,1000,10000] [--modes iptables,nftables,ebpf] [--connects 400] [--lab L] [--json]
 //
 // Every service selects the lab's web pods (3 endpoints). The client runs in
 // pod client-1 on worker, the connections leave its node through the rules.
@@ -20,9 +23,10 @@ import type { ProxyMode } from '../src/services/model.js';
 const { values } = parseArgs({
   options: {
     sizes: { type: 'string', default: '10,100,1000,10000' },
-    modes: { type: 'string', default: 'iptables,nftables' },
+    modes: { type: 'string', default: 'iptables,nftables,ebpf' },
     connects: { type: 'string', default: '400' },
-    lab: { type: 'string', default: 'flannel-vxlan-services' },
+    /** One lab for every mode; without it, each mode's own (LABS). */
+    lab: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
@@ -30,6 +34,8 @@ const sizes = values.sizes!.split(',').map(Number);
 const modes = values.modes!.split(',') as ProxyMode[];
 const connects = Number(values.connects);
 const BLOCK = 20;
+const LABS: Record<ProxyMode, string> = { iptables: 'flannel-vxlan-services', nftables: 'flannel-vxlan-services', ebpf: 'cilium-ebpf-services' };
+const labOf = (mode: ProxyMode) => values.lab ?? LABS[mode];
 
 // Runs inside the pod: sequential new TCP connections to each target in blocks of BLOCK,
 // alternating targets; prints per-target connect and connect+request+response times (ms).
@@ -66,6 +72,7 @@ const r3 = (x: number) => Number(x.toFixed(3));
 
 interface Row {
   mode: ProxyMode;
+  lab: string;
   services: number;
   rules: number;
   /** The proxy's own report: applying all N services, then one more added to them. */
@@ -86,7 +93,7 @@ function benchServices(n: number, extra = 0): ServiceSpec[] {
 }
 
 async function benchMode(mode: ProxyMode): Promise<Row[]> {
-  const inst = LabInstance.open(values.lab!, { name: `bench-svc-${mode}`.slice(0, 31), proxyMode: mode }, new QuietReporter());
+  const inst = LabInstance.open(labOf(mode), { name: `bench-svc-${mode}`.slice(0, 31), proxyMode: mode }, new QuietReporter());
   const rows: Row[] = [];
   try {
     await inst.up();
@@ -106,6 +113,7 @@ async function benchMode(mode: ProxyMode): Promise<Row[]> {
       const svc = out[last.clusterIP];
       const row: Row = {
         mode,
+        lab: labOf(mode),
         services: n,
         rules: full.worker.rules,
         syncMs: { full: full.worker.syncMs, change: change.worker.syncMs },
@@ -124,7 +132,8 @@ async function benchMode(mode: ProxyMode): Promise<Row[]> {
 let header = false;
 function print(rows: Row[]): void {
   if (!header) {
-    console.log(`kube-proxy modes on ${values.lab} (kernel ${release()}), client pod on worker → ClusterIP of the last service (3 endpoints), ${connects} new connections each, pod IP as reference`);
+    console.log(`kube-proxy modes (kernel ${release()}): ${[...new Set(modes.map((m) => `${m} on ${labOf(m)}`))].join(', ')}; client pod on worker → ClusterIP of the last service (3 endpoints), ${connects} new connections each, pod IP of the same lab as reference`);
+    console.log('rules: iptables/nftables rules, or ebpf map entries');
     console.log('mode      services   rules  sync ms (all / +1)  connect p50 ms (× pod)  p99 ms (× pod)   CRR p50 ms (× pod)   p99 ms (× pod)');
     header = true;
   }
@@ -147,4 +156,4 @@ function print(rows: Row[]): void {
 
 const all: Row[] = [];
 for (const mode of modes) all.push(...(await benchMode(mode)));
-if (values.json) console.log(JSON.stringify({ kernel: release(), lab: values.lab, connects, rows: all }, null, 2));
+if (values.json) console.log(JSON.stringify({ kernel: release(), connects, rows: all }, null, 2));
