@@ -89,7 +89,7 @@ export function workshopCommands(ctx: CliContext): Command[] {
   const trace = new Command('trace')
     .description('follow a packet between two pods hop by hop, from the kernel\'s own answers')
     .argument('<from>', 'pod or node it starts from')
-    .argument('<to>', 'pod or node (or an address in the lab) it goes to')
+    .argument('<to>', 'pod or node (or an address in the lab), or a service: its ClusterIP or name (the translation is shown, then the path to the pod that answered)')
     .option('--lab <instance>', 'which running lab (default: the only one)')
     .option('--capture', 'also run tcpdump on every interface of the path while pings go through, and count what each one saw')
     .option('--count <n>', 'pings to send with --capture', (v) => Number(v), 3)
@@ -98,7 +98,7 @@ export function workshopCommands(ctx: CliContext): Command[] {
     .option('--json', 'as JSON (between dual-stack pods: the IPv4 trace with the IPv6 one under "ipv6")')
     .addHelpText(
       'after',
-      example('cnilab trace nginx-0 nginx-1', 'cnilab trace nginx-0 nginx-1 --capture', 'cnilab trace -6 nginx-0 nginx-1 --capture', 'cnilab trace nginx-0 fd00:10:0:1::2', 'cnilab trace master nginx-1 --json') +
+      example('cnilab trace nginx-0 nginx-1', 'cnilab trace nginx-0 nginx-1 --capture', 'cnilab trace -6 nginx-0 nginx-1 --capture', 'cnilab trace nginx-0 fd00:10:0:1::2', 'cnilab trace master nginx-1 --json', 'cnilab trace client-0 web             # a Service: which rule or map picked which pod') +
         '\n\nBetween pods with addresses of both families, both are traced unless -4 or -6 says otherwise.\nExit code 0 when the packet is delivered (and, with --capture, seen at every hop), 1 otherwise.',
     )
     .action(async (from: string, to: string, o) => {

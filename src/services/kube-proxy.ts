@@ -100,7 +100,7 @@ export class KubeProxy {
         this.routed = cluster.serviceCIDR;
       }
       const rules = this.ebpf ? await this.ebpf.sync(cluster) : this.opts.mode === 'nftables' ? await this.syncNftables(cluster) : await this.syncIptables(cluster);
-      status = { generation: cluster.generation, mode: this.opts.mode, syncMs: Math.round((performance.now() - t0) * 10) / 10, rules };
+      status = { generation: cluster.generation, mode: this.opts.mode, syncMs: Math.round((performance.now() - t0) * 10) / 10, rules, ...(this.ebpf ? { bpfMaps: this.opts.bpfMaps } : {}) };
       this.log(`synced generation ${cluster.generation}: ${cluster.services.length} services, ${rules} ${this.ebpf ? 'map entries' : 'rules'} in ${status.syncMs} ms`);
     } catch (e) {
       status = { generation: cluster.generation, mode: this.opts.mode, syncMs: performance.now() - t0, rules: 0, error: (e as Error).message };

@@ -166,7 +166,10 @@ export interface ProxyStatus {
   generation: number;
   mode: ProxyMode;
   syncMs: number;
+  /** Rules written (iptables, nftables) or map entries (ebpf). */
   rules: number;
+  /** ebpf mode: the directory of the maps it writes, for `bpftool map dump pinned`. */
+  bpfMaps?: string;
   error?: string;
 }
 

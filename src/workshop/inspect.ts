@@ -11,6 +11,7 @@ import type { LabState } from '../lab/state.js';
 import type { Backend, Target } from '../topologies/backend.js';
 import { kindOf } from '../net/link-kinds.js';
 import { buildModel, type NetModel, type RawNamespace } from './model.js';
+import { readServices } from './services.js';
 
 export interface InspectTarget {
   kind: 'node' | 'pod';
@@ -58,6 +59,8 @@ export async function inspectRaw(backend: Backend, targets: InspectTarget[]): Pr
 
 /** The model of a running lab, from the kernel. */
 export async function inspectLab(backend: Backend, state: LabState, nodes: string[]): Promise<NetModel> {
-  const raw = await inspectRaw(backend, targetsOf(nodes, state));
-  return buildModel(raw, { lab: state.lab, backend: backend.kind });
+  const [raw, services] = await Promise.all([inspectRaw(backend, targetsOf(nodes, state)), readServices(backend, nodes)]);
+  const model = buildModel(raw, { lab: state.lab, backend: backend.kind });
+  if (services) model.services = services;
+  return model;
 }

@@ -7,6 +7,7 @@ import type { TunOwner } from '../net/proc.js';
 import type { BpfAttachment } from '../net/bpf.js';
 import { encapsulationOf, isAttached, isTunnel, kindOf } from '../net/link-kinds.js';
 import { canonicalAddr, formatPrefix, networkPrefix, parseAddr, parsePrefix, prefixContains, type Family, type Prefix } from '../net/ipnet.js';
+import type { ServicesView } from './services.js';
 
 /** One namespace as the kernel answered, before anything is resolved. */
 export interface RawNamespace {
@@ -105,6 +106,8 @@ export interface NetModel {
   underlayV6?: string;
   namespaces: NsView[];
   nodeRoutes: NodeRoute[];
+  /** The lab's Services as every node's kube-proxy has them (labs with services). */
+  services?: ServicesView;
 }
 
 

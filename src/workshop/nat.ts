@@ -1,7 +1,8 @@
 // Source NAT on a node, decided the way the kernel's nat table would: the
 // POSTROUTING chain of `iptables -t nat -S`, jumps into the chains the CNI
-// bridge plugin and flanneld add, ACCEPT, RETURN, MASQUERADE and SNAT. Only the
-// matches those rules use are understood (-s, -d, -o, -i, -p, comments); a rule
+// bridge plugin, flanneld and kube-proxy add, ACCEPT, RETURN, MASQUERADE and
+// SNAT. Only the matches those rules use are understood (-s, -d, -o, -i, -p,
+// comments, and the mark kube-proxy puts on what it masquerades); a rule
 // with any other match is passed over and named, so nothing is guessed quietly.
 import { contains, parseCidr, parseIp } from '../net/ipnet.js';
 
@@ -11,6 +12,8 @@ export interface NatPacket {
   outDev: string;
   /** IP protocol: icmp for the trace's pings. */
   proto?: string;
+  /** The packet's firewall mark: none on a trace's pings (only KUBE-MARK-MASQ sets one, for service traffic from outside the pod network). */
+  mark?: number;
 }
 
 export interface NatVerdict {
@@ -59,6 +62,17 @@ export function parseRule(text: string): Rule | undefined {
       i += 3; // -m comment --comment "…"
       continue;
     }
+    if (opt === '-m' && w[i + 1] === 'mark') {
+      // -m mark [!] --mark value[/mask]
+      let j = i + 2;
+      const neg = w[j] === '!';
+      if (neg) j++;
+      if (w[j] === '--mark') {
+        rule.matches.push({ opt: 'mark', value: w[j + 1], negated: neg });
+        i = j + 1;
+        continue;
+      }
+    }
     if (KNOWN.has(opt)) {
       rule.matches.push({ opt, value: w[++i], negated });
       continue;
@@ -78,6 +92,11 @@ function inNet(value: string, ip: string): boolean {
 
 function matches(r: Rule, p: NatPacket): boolean {
   return r.matches.every((m) => {
+    if (m.opt === 'mark') {
+      const [value, mask] = m.value.split('/').map((x) => Number(x));
+      const hit = ((p.mark ?? 0) & (mask ?? 0xffffffff)) === value;
+      return m.negated ? !hit : hit;
+    }
     const hit =
       m.opt === '-s' ? inNet(m.value, p.src) : m.opt === '-d' ? inNet(m.value, p.dst) : m.opt === '-o' ? m.value === p.outDev || (m.value.endsWith('+') && p.outDev.startsWith(m.value.slice(0, -1))) : m.opt === '-p' ? m.value === (p.proto ?? 'icmp') || m.value === 'all' : false; // -i does not apply in POSTROUTING
     return m.negated ? !hit : hit;

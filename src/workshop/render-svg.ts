@@ -5,6 +5,7 @@
 // underlay. Pure: a model in, one standalone SVG document out.
 import { allAddresses, describeLink, layoutNodes, type Attachment, type NodeLayout, type PodEnd } from './layout.js';
 import type { LinkView, NetModel } from './model.js';
+import { servicesLines } from './services.js';
 import { tunnelTables, underlays } from './render-text.js';
 
 const PAD = 28;
@@ -282,7 +283,10 @@ export function renderSvg(model: NetModel): string {
   const width = Math.max(x - COL_GAP + PAD, 640);
   const busY = top + maxH + 48;
   const routeLines = model.nodeRoutes.map((r) => `${r.node} → ${r.toNode ?? 'any node'}   ${r.route}   (${r.how})`);
-  const height = busY + 40 + (routeLines.length ? 30 + routeLines.length * 18 : 0) + PAD;
+  const sv = model.services ? servicesLines(model.services) : undefined;
+  const serviceLines = sv ? sv.services.flatMap((x) => [x.text, ...x.endpoints.map((e) => `    → ${e}`)]) : [];
+  const routesH = routeLines.length ? 30 + routeLines.length * 18 : 0;
+  const height = busY + 40 + routesH + (sv ? 30 + serviceLines.length * 18 : 0) + PAD;
 
   const svg = new Svg();
   svg.text(PAD, PAD + 22, `${model.lab}: the network as the kernel reports it`, { size: 22, weight: 700 });
@@ -338,6 +342,14 @@ export function renderSvg(model: NetModel): string {
   if (routeLines.length) {
     svg.text(PAD, busY + 54, 'routes between nodes', { size: 12, weight: 700, color: C.muted });
     routeLines.forEach((l, i) => svg.text(PAD, busY + 72 + i * 18, l, { size: 11.5, mono: true, width: width - 2 * PAD }));
+  }
+
+  if (sv) {
+    const y0 = busY + 40 + routesH;
+    svg.group('services', () => {
+      svg.text(PAD, y0 + 14, sv.head, { size: 12, weight: 700, color: C.muted, width: width - 2 * PAD });
+      serviceLines.forEach((l, i) => svg.text(PAD, y0 + 32 + i * 18, l, { size: 11.5, mono: true, width: width - 2 * PAD, ...(l.startsWith(' ') ? { color: C.muted } : { weight: 700 }) }));
+    });
   }
 
   return [

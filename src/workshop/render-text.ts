@@ -3,6 +3,7 @@
 // routes toward other nodes. Pure: a model in, lines out.
 import { allAddresses, describeLink, describePod, layoutNodes, type Attachment, type NodeLayout } from './layout.js';
 import type { NetModel } from './model.js';
+import { servicesLines } from './services.js';
 import { plain, type TextStyle } from './render-trace.js';
 
 interface Tree {
@@ -51,8 +52,15 @@ export function underlays(model: NetModel): string {
   return [model.underlay, model.underlayV6].filter(Boolean).join(' ');
 }
 
+const endpointText = (style: TextStyle, t: string) => style.dim(`→ ${t}`);
+
 export function renderText(model: NetModel, style: TextStyle = plain): string[] {
   const head = [style.bold(`${model.lab}`) + style.dim(` · ${model.backend} backend · read from the kernel at ${model.takenAt.slice(11, 19)} UTC`)];
   head.push(`underlay ${underlays(model) || '(no subnet shared by every node)'}`);
-  return [...head, ...draw(layoutNodes(model).map((n) => nodeTree(n, style)))];
+  const trees = layoutNodes(model).map((n) => nodeTree(n, style));
+  if (model.services) {
+    const v = servicesLines(model.services);
+    trees.push({ text: style.bold(v.head), children: v.services.map((sv) => ({ text: sv.text, children: sv.endpoints.map((e) => ({ text: endpointText(style, e) })) })) });
+  }
+  return [...head, ...draw(trees)];
 }

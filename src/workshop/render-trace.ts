@@ -19,6 +19,10 @@ export function formatTrace(r: TraceReport, style: TextStyle = plain): string[] 
   const lines: string[] = [];
   const end = (e: TraceReport['from']) => `${e.ns.startsWith('pod/') ? 'pod' : 'node'} ${place(e.ns)} (${e.ip})`;
   lines.push(style.bold(`trace ${end(r.from)} → ${end(r.to)} in ${r.lab}${r.family === 6 ? ' over IPv6' : ''}`));
+  if (r.service) {
+    const how = r.service.chosen === 'answered' ? `${r.service.endpoint} answered a request to it` : `traced to its first endpoint, ${r.service.endpoint} (the proxy picks per connection)`;
+    lines.push(`service ${r.service.name} at ${r.service.frontend}, kube-proxy ${r.service.mode} mode: ${how}; step "nat" is the translation, the rest the pod-to-pod path`);
+  }
   const whereW = Math.max(5, ...r.hops.map((h) => place(h.at).length));
   const kindW = Math.max(...r.hops.map((h) => h.kind.length), 4);
   const counted = r.hops.some((h) => h.packets !== undefined);

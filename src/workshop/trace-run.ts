@@ -12,6 +12,7 @@ import { nsById, ownerOfAddress, primaryAddress, uplinkAddress, type NetModel, t
 import { walk, type Hop, type TraceEnd, type TracePath, type Tunnel } from './trace.js';
 import { newPolicyDrops, policyDropCounters, type PolicyDrop } from './policy-drops.js';
 import { sleep } from '../util/wait.js';
+import { answeringPod, findService, translationText } from './services.js';
 
 export interface TraceOptions {
   capture?: boolean;
@@ -32,6 +33,8 @@ export interface TraceReport extends TracePath {
    * where the pings were seen all the same (a BPF datapath the tables do not show).
    */
   capture?: { sent: number; received: number; allSeen: boolean; beyond?: { at: string; device: string; packets: number }[] };
+  /** A trace to a service: its frontend, the pod it was translated to, and how that pod was found. */
+  service?: { name: string; frontend: string; mode: string; endpoint: string; chosen: 'answered' | 'first-endpoint' };
 }
 
 const targetOfNs = (backend: Backend, ns: NsView) => targetOf(backend, { kind: ns.kind, name: ns.name, node: ns.node });
@@ -88,6 +91,19 @@ export async function traceLab(backend: Backend, state: LabState, nodes: string[
   let model = await inspectLab(backend, state, nodes);
   const family = opts.family ?? familyOf(toName) ?? 4;
   const from = resolveEnd(model, fromName, family);
+  const svc = findService(model.services, toName);
+  let service: TraceReport['service'];
+  if (svc && from && family === 4) {
+    // Which pod the proxy sends this client to: ask the service once and see which pod answers.
+    const port = svc.ports.find((p) => p.protocol === 'TCP') ?? svc.ports[0];
+    const body = port.protocol === 'TCP' ? (await execIn(backend, nsById(model, from.ns)!, ['curl', '-s', '--max-time', '3', `http://${svc.clusterIP}:${port.port}/`])).stdout : '';
+    const answered = answeringPod(body, svc);
+    const endpoint = answered ?? svc.endpoints[0]?.pod;
+    if (!endpoint) throw new TraceTargetError(`service ${svc.namespace}/${svc.name} has no endpoints: nothing to trace to`);
+    const proxy = model.services!.proxies.find((p) => p.node === nsById(model, from.ns)!.node) ?? model.services!.proxies[0];
+    service = { name: `${svc.namespace}/${svc.name}`, frontend: `${svc.clusterIP}:${port.port}/${port.protocol}`, mode: proxy?.mode ?? '?', endpoint, chosen: answered ? 'answered' : 'first-endpoint' };
+    toName = endpoint;
+  }
   const to = resolveEnd(model, toName, family);
   const named = state.pods.some((p) => p.name === fromName) || nodes.includes(fromName);
   const v = family === 6 ? 'IPv6' : 'IPv4';
@@ -103,9 +119,23 @@ export async function traceLab(backend: Backend, state: LabState, nodes: string[
   const policyDrops = ping.exitCode === 0 ? [] : newPolicyDrops(before, await policyDropCounters(backend, nodes));
   model = await inspectLab(backend, state, nodes);
   const path = await walk(model, kernelOracle(backend, model), from, to);
-  const report: TraceReport = { ...path, reachable: ping.exitCode === 0, ...(policyDrops.length ? { policyDrops } : {}) };
+  if (svc && service) insertTranslation(model, path, svc, service, to);
+  const report: TraceReport = { ...path, reachable: ping.exitCode === 0, ...(policyDrops.length ? { policyDrops } : {}), ...(service ? { service } : {}) };
   if (opts.capture) report.capture = await captureAlong(backend, model, report, opts.count ?? 3);
   return report;
+}
+
+/** The service's translation, where the packet first reaches the source's node (PREROUTING, or the BPF program on its lxc device). */
+function insertTranslation(model: NetModel, path: TracePath, svc: Parameters<typeof translationText>[1], service: NonNullable<TraceReport['service']>, to: TraceEnd): void {
+  const node = nsById(model, path.from.ns)!.node;
+  const nodeNs = nsById(model, node);
+  const proxy = model.services?.proxies.find((p) => p.node === node);
+  const t = translationText(service.mode, svc, { pod: service.endpoint, ip: to.ip }, nodeNs?.nat, proxy?.bpfMaps);
+  let at = path.hops.findIndex((h) => h.at === node);
+  // A BPF program where the packet arrives runs before the nat table: the translation comes after it.
+  while (at >= 0 && path.hops[at + 1]?.at === node && path.hops[at + 1].kind === 'bpf') at++;
+  const hop: Hop = { at: node, kind: 'nat', text: `${service.frontend} of ${service.name}: ${t.text}`, kernel: t.kernel };
+  path.hops.splice(at < 0 ? 0 : at + 1, 0, hop);
 }
 
 interface Point {

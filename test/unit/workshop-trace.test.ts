@@ -7,6 +7,8 @@ import { formatTrace } from '../../src/workshop/render-trace.js';
 import { nsById, type NetModel } from '../../src/workshop/model.js';
 import { parseProcNetUdp, parseTunIff } from '../../src/net/proc.js';
 import { sourceNat, words } from '../../src/workshop/nat.js';
+import { answeringPod, findService, servicesLines, translationText } from '../../src/workshop/services.js';
+import type { ServiceState } from '../../src/services/model.js';
 import { calicoBgp, flannelUdp, macvlan, recorded } from '../helpers/topologies.js';
 import { tableOracle } from '../helpers/netmodel.js';
 
@@ -231,7 +233,7 @@ describe('trace: source NAT from the nat table', () => {
     const rules = [
       '-A POSTROUTING -j SUB',
       '-A SUB -s 10.0.0.0/8 -j RETURN',
-      '-A POSTROUTING -m mark --mark 0x4000 -j MASQUERADE',
+      '-A POSTROUTING -m addrtype --src-type LOCAL -j MASQUERADE',
       '-A POSTROUTING ! -o docker0 -s 172.17.0.0/16 -j SNAT --to-source 192.168.10.5:1024-2048',
     ];
     const v = sourceNat(rules, { src: '172.17.0.2', dst: '8.8.8.8', outDev: 'eth0' })!;
@@ -239,6 +241,63 @@ describe('trace: source NAT from the nat table', () => {
     expect(v.skipped).to.deep.equal([rules[2]]);
     expect(sourceNat(rules, { src: '172.17.0.2', dst: '8.8.8.8', outDev: 'docker0' })).to.equal(undefined);
     expect(sourceNat(rules, { src: '10.1.1.1', dst: '8.8.8.8', outDev: 'eth0' })).to.equal(undefined);
+  });
+});
+
+describe('trace: kube-proxy\'s masquerade and a service\'s translation', () => {
+  // As kube-proxy's iptables mode writes them (flannel-vxlan-services, iptables -t nat -S on master).
+  const kube = [
+    '-A POSTROUTING -m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING',
+    '-A POSTROUTING -s 10.10.0.0/16 ! -d 10.10.0.0/16 -m comment --comment "flanneld masq" -j MASQUERADE',
+    '-A KUBE-POSTROUTING -m mark ! --mark 0x4000/0x4000 -j RETURN',
+    '-A KUBE-POSTROUTING -j MARK --xor-mark 0x4000',
+    '-A KUBE-POSTROUTING -m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully',
+    '-A KUBE-SERVICES -d 10.96.0.11/32 -p tcp -m comment --comment "default/web: cluster IP" -m tcp --dport 80 -j KUBE-SVC-BIJGBSD4RZCCZX5R',
+    '-A KUBE-SVC-BIJGBSD4RZCCZX5R -m comment --comment "default/web: -> 10.10.0.3:80" -m statistic --mode random --probability 0.5 -j KUBE-SEP-AAAA',
+    '-A KUBE-SVC-BIJGBSD4RZCCZX5R -m comment --comment "default/web: -> 10.10.1.2:80" -j KUBE-SEP-BBBB',
+    '-A KUBE-SEP-AAAA -p tcp -m comment --comment "default/web:" -m tcp -j DNAT --to-destination 10.10.0.3:80',
+    '-A KUBE-SEP-BBBB -p tcp -m comment --comment "default/web:" -m tcp -j DNAT --to-destination 10.10.1.2:80',
+  ];
+  const web: ServiceState = {
+    name: 'web',
+    namespace: 'default',
+    type: 'ClusterIP',
+    clusterIP: '10.96.0.11',
+    sessionAffinity: 'None',
+    ports: [{ port: 80, targetPort: 80, protocol: 'TCP' }],
+    endpoints: [
+      { ip: '10.10.0.3', pod: 'web-0', node: 'master' },
+      { ip: '10.10.1.2', pod: 'web-1', node: 'worker' },
+    ],
+  };
+
+  it('a packet without kube-proxy\'s mark leaves KUBE-POSTROUTING unchanged (RETURN); a marked one is masqueraded', () => {
+    expect(sourceNat(kube, { src: '10.10.0.5', dst: '10.10.1.2', outDev: 'flannel.1' })).to.equal(undefined);
+    expect(sourceNat(kube, { src: '192.168.10.220', dst: '10.10.1.2', outDev: 'flannel.1', mark: 0x4000 })?.rule).to.equal(kube[4]);
+  });
+
+  it('names the KUBE-SVC and KUBE-SEP chains that took the ClusterIP to the pod', () => {
+    const t = translationText('iptables', web, { pod: 'web-1', ip: '10.10.1.2' }, kube);
+    expect(t.text).to.include('jumps to KUBE-SVC-BIJGBSD4RZCCZX5R, which picks one of 2 at random (statistic random) → KUBE-SEP-BBBB: DNAT to 10.10.1.2:80 (pod web-1)');
+    expect(t.kernel).to.equal('iptables -t nat -S KUBE-SVC-BIJGBSD4RZCCZX5R');
+    const e = translationText('ebpf', { ...web, sessionAffinity: 'ClientIP' }, { pod: 'web-0', ip: '10.10.0.3' }, [], '/n/maps');
+    expect(e.text).to.match(/lb4_services: slot 0 says 2 backends, it picks the client's remembered one \(ClientIP affinity\) or one at random .* to 10\.10\.0\.3:80 \(pod web-0\)/);
+    expect(e.kernel).to.equal('bpftool map dump pinned /n/maps/lb4_services');
+  });
+
+  it('finds a service by ClusterIP, short name, namespace/name or DNS name, and the pod that answered', () => {
+    const v = { proxies: [], services: [web, { ...web, name: 'h', clusterIP: 'None' }] };
+    for (const what of ['10.96.0.11', 'web', 'default/web', 'web.default', 'web.default.svc.cluster.local']) expect(findService(v, what)?.name).to.equal('web');
+    expect(findService(v, 'h')).to.equal(undefined); // headless: no frontend to trace through
+    expect(findService(v, 'nginx-0')).to.equal(undefined);
+    expect(answeringPod('pod web-1 on worker, address 10.10.1.2\n', web)).to.equal('web-1');
+    expect(answeringPod('<html>', web)).to.equal(undefined);
+  });
+
+  it('lists each service with its endpoints and the proxy of every node for the diagram', () => {
+    const l = servicesLines({ proxies: [{ node: 'master', mode: 'ebpf', generation: 3, rules: 31 }], services: [web] });
+    expect(l.head).to.equal('services: kube-proxy ebpf on master (31 map entries, generation 3)');
+    expect(l.services[0]).to.deep.equal({ text: 'default/web ClusterIP 10.96.0.11 80/TCP', endpoints: ['web-0 10.10.0.3 on master', 'web-1 10.10.1.2 on worker'] });
   });
 });
 
