@@ -9,16 +9,24 @@
 // packet whatever the count), the others on flannel VXLAN; each against the pod
 // reference of its own lab.
 //
-//   npm run bench:services -- [--sizes 10,100,1000,10000] [--modes iptables,nftables,ebpf] [--connects 400] [--lab L] [--json]
+//   npm run bench:services -- [--sizes 10,100,1000,10000] [--modes iptables,nftables,ebpf] [--connects 400] [--lab L] [--out DIR] [--json]
+//
+// Writes DIR/<timestamp>.json and DIR/index.html (the curves as charts); DIR is
+// results/report/services by default (beside the comparison, not among the
+// results/<lab>/ files of cnilab bench).
 //
 // Every service selects the lab's web pods (3 endpoints). The client runs in
 // pod client-1 on worker, the connections leave its node through the rules.
 import { parseArgs } from 'node:util';
-import { release } from 'node:os';
+import { loadavg, release } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { LabInstance } from '../src/runner/runner.js';
 import { QuietReporter } from '../src/runner/reporter.js';
 import type { ServiceSpec } from '../src/services/model.js';
 import type { ProxyMode } from '../src/services/model.js';
+import { renderServicesHtml, type ServicesBenchRow, type ServicesBenchRun } from '../src/report/services-html.js';
+import { defaultResultsDir } from '../src/bench/results.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,9 +35,11 @@ const { values } = parseArgs({
     connects: { type: 'string', default: '400' },
     /** One lab for every mode; without it, each mode's own (LABS). */
     lab: { type: 'string' },
+    out: { type: 'string' },
     json: { type: 'boolean', default: false },
   },
 });
+const outDir = values.out ?? join(defaultResultsDir(), 'report', 'services');
 const sizes = values.sizes!.split(',').map(Number);
 const modes = values.modes!.split(',') as ProxyMode[];
 const connects = Number(values.connects);
@@ -70,16 +80,7 @@ const pct = (xs: number[], p: number) => {
 };
 const r3 = (x: number) => Number(x.toFixed(3));
 
-interface Row {
-  mode: ProxyMode;
-  lab: string;
-  services: number;
-  rules: number;
-  /** The proxy's own report: applying all N services, then one more added to them. */
-  syncMs: { full: number; change: number };
-  connect: { p50: number; p99: number; refP50: number; refP99: number };
-  crr: { p50: number; p99: number; refP50: number; refP99: number };
-}
+type Row = ServicesBenchRow & { mode: ProxyMode };
 
 function benchServices(n: number, extra = 0): ServiceSpec[] {
   return Array.from({ length: n + extra }, (_, i) => ({
@@ -154,6 +155,14 @@ function print(rows: Row[]): void {
   }
 }
 
+const startedAt = new Date().toISOString();
+const loadBefore = loadavg()[0];
 const all: Row[] = [];
 for (const mode of modes) all.push(...(await benchMode(mode)));
-if (values.json) console.log(JSON.stringify({ kernel: release(), connects, rows: all }, null, 2));
+const run: ServicesBenchRun = { kernel: release(), connects, startedAt, load: { before: loadBefore, after: loadavg()[0] }, rows: all };
+mkdirSync(outDir, { recursive: true });
+const stamp = startedAt.slice(0, 19).replace(/:/g, '-') + 'Z';
+writeFileSync(join(outDir, `${stamp}.json`), JSON.stringify(run, null, 2) + '\n');
+writeFileSync(join(outDir, 'index.html'), renderServicesHtml(run));
+if (values.json) console.log(JSON.stringify(run, null, 2));
+else console.log(`\nwrote ${relative(process.cwd(), join(outDir, `${stamp}.json`))} and ${relative(process.cwd(), join(outDir, 'index.html'))} (the curves as charts)`);

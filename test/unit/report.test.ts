@@ -11,6 +11,8 @@ import { renderMarkdown } from '../../src/report/markdown.js';
 import { renderHtml } from '../../src/report/html.js';
 import { expectedRatio, sweepView } from '../../src/report/sweep.js';
 import { compareRuns, meanLoad, renderMoves } from '../../src/report/rerun.js';
+import { renderServicesHtml, type ServicesBenchRow } from '../../src/report/services-html.js';
+import { decades } from '../../src/report/curves.js';
 import { figureStats } from '../../src/bench/stats.js';
 import { fakeResult, scaled, TYPICAL } from '../helpers/bench-results.js';
 
@@ -334,5 +336,38 @@ describe('comparison: a dual-stack run', () => {
     expect(html).to.include('cross-node · IPv6');
     // A single-family run keeps its labels.
     expect(renderMarkdown(compareResults([{ file: 'y.json', result: fakeResult() }]))).to.not.include('IPv4');
+  });
+});
+
+describe('services benchmark page', () => {
+  const sizes = [10, 100, 1000, 10000];
+  const rows: ServicesBenchRow[] = (['iptables', 'nftables', 'ebpf'] as const).flatMap((mode, m) =>
+    sizes.map((n, i) => ({
+      mode,
+      lab: mode === 'ebpf' ? 'cilium-ebpf-services' : 'flannel-vxlan-services',
+      services: n,
+      rules: n * 11,
+      syncMs: { full: n * (m + 1), change: mode === 'iptables' ? n * 2 : 30 + i },
+      connect: { p50: 0.2 * (mode === 'iptables' ? 1 + i : 1.2), p99: 1, refP50: 0.2, refP99: 1 },
+      crr: { p50: 0.3, p99: 1, refP50: 0.25, refP99: 1 },
+    })),
+  );
+  const html = renderServicesHtml({ kernel: '6.1.0-test', connects: 400, startedAt: '2026-01-01T00:00:00Z', load: { before: 1, after: 2 }, rows });
+
+  it('draws four charts with a curve per mode, on a log axis of services, and a row per figure', () => {
+    expect(html.match(/<svg /g)).to.have.length(4);
+    for (const mode of ['iptables', 'nftables', 'ebpf']) expect(html.match(new RegExp(`curve-${mode}`, 'g'))).to.have.length(4);
+    expect(html.match(/<tr>/g)).to.have.length(1 + rows.length);
+    // Decades of services lie equally far apart on the x axis.
+    const first = html.match(/<polyline points="([^"]+)"[^>]*class="curve curve-iptables"/)![1].split(' ').map((p) => p.split(',').map(Number));
+    const gaps = first.slice(1).map((p, i) => p[0] - first[i][0]);
+    expect(gaps.every((g) => Math.abs(g - gaps[0]) < 0.5)).to.equal(true);
+    // iptables' time for one more service climbs (SVG y falls); ebpf's stays near one level.
+    expect(first.every((p, i) => i === 0 || p[1] < first[i - 1][1])).to.equal(true);
+  });
+
+  it('a log axis spans whole decades around the data', () => {
+    expect(decades(7, 12_000)).to.deep.equal([1, 10, 100, 1000, 10000, 100000]);
+    expect(decades(10, 10_000)).to.deep.equal([10, 100, 1000, 10000]);
   });
 });
