@@ -1,4 +1,6 @@
 // cnilab's command line: thin commands over src/runner. One place maps errors to exit codes.
+import { PROXY_MODES } from './services/model.js';
+import { cnilabVersion } from './lab/paths.js';
 import { Command, Option } from 'commander';
 import { applyFoundTopology, LabInstance, runLab, tearDownOnSignal, topologyOf, type RunReport } from './runner/runner.js';
 import { QuietReporter, TextReporter, bold, dim, green, red } from './runner/reporter.js';
@@ -57,10 +59,14 @@ function printRun(r: RunReport): void {
 const program = new Command()
   .name('cnilab')
   .description('Reproducible CNI experiments: multi-node labs in network namespaces, checked against the kernel.')
-  .showHelpAfterError('(run with --help for usage)');
+  .version(cnilabVersion(), '-V, --version', "print cnilab's version")
+  .showHelpAfterError('(run with --help for usage)')
+  // An unknown option or a bad choice is a usage error (exit 2, as README says), not commander's 1.
+  .exitOverride((err) => process.exit(err.exitCode === 0 ? EXIT.ok : EXIT.usage));
 
 const backendOption = () => new Option('--backend <kind>', `where nodes live (${backendNames().join(', ')})`).default('netns');
 const inventoryOption = () => new Option('--inventory <file>', 'the hosts backend: which machine each node is (an ssh config and, per node, its Host and underlay interface)');
+const proxyModeOption = () => new Option('--proxy-mode <mode>', "kube-proxy's mode for a lab with services, instead of its network.proxyMode (steps written for another mode are skipped, saying so)").choices([...PROXY_MODES]);
 const installOption = () => new Option('--install', 'install missing Debian packages (the default on this machine; on the hosts backend only with this)');
 
 program
@@ -70,15 +76,16 @@ program
   .option('--name <instance>', 'instance name, to run two copies of one lab at once')
   .addOption(backendOption())
   .addOption(inventoryOption())
+  .addOption(proxyModeOption())
   .addOption(installOption())
   .option('--no-install', 'do not install missing Debian packages; fail and name them instead')
   .option('-v, --verbose', 'show each step\'s output')
   .option('-q, --quiet', 'print only the verdict line')
   .option('--json', 'print one JSON report instead of progress')
-  .addHelpText('after', '\nExample:\n  cnilab run flannel-vxlan\n  cnilab run flannel-vxlan --json > report.json\n  cnilab run flannel-vxlan --backend hosts --inventory hosts.yaml')
+  .addHelpText('after', '\nExample:\n  cnilab run flannel-vxlan\n  cnilab run flannel-vxlan --json > report.json\n  cnilab run flannel-vxlan --backend hosts --inventory hosts.yaml\n  cnilab run calico-bgp-services --proxy-mode iptables')
   .action(async (labName: string, o) => {
     const reporter = o.json || o.quiet ? new QuietReporter() : new TextReporter(undefined, o.verbose);
-    const report = await runLab(labName, { name: o.name, backend: o.backend, install: o.install, inventory: o.inventory }, reporter);
+    const report = await runLab(labName, { name: o.name, backend: o.backend, install: o.install, inventory: o.inventory, proxyMode: o.proxyMode }, reporter);
     print(o.json, report, () => printRun(report));
     process.exitCode = report.skipped ? EXIT.ok : report.error ? EXIT.runtime : report.ok ? EXIT.ok : EXIT.stepsFailed;
   });
@@ -90,6 +97,7 @@ program
   .option('--name <instance>', 'instance name')
   .addOption(backendOption())
   .addOption(inventoryOption())
+  .addOption(proxyModeOption())
   .addOption(installOption())
   .option('--no-install', 'do not install missing Debian packages')
   .option('--json', 'print the pods as JSON when up')
@@ -97,7 +105,7 @@ program
   .addHelpText('after', '\nExample:\n  cnilab up flannel-vxlan && cnilab exec nginx-0 -- ip addr')
   .action(async (labName: string, o) => {
     const reporter = o.json || o.quiet ? new QuietReporter() : new TextReporter();
-    const inst = LabInstance.open(labName, { name: o.name, backend: o.backend, install: o.install, inventory: o.inventory }, reporter);
+    const inst = LabInstance.open(labName, { name: o.name, backend: o.backend, install: o.install, inventory: o.inventory, proxyMode: o.proxyMode }, reporter);
     await tearDownOnSignal(inst, () => inst.up({ install: o.install }));
     if (o.quiet && !o.json) return;
     print(o.json, { lab: inst.state.state.lab, pods: inst.pods.list() }, () =>

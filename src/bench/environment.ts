@@ -9,7 +9,7 @@ import { arch, cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import type { Backend } from '../topologies/backend.js';
-import { ROOT } from '../lab/paths.js';
+import { cnilabVersion, ROOT } from '../lab/paths.js';
 import type { Lab } from '../lab/lab-file.js';
 import type { PodRecord } from '../lab/state.js';
 import { endpointLabel, runOn } from './endpoint.js';
@@ -185,8 +185,7 @@ async function firstLine(cmd: string, args: string[]): Promise<string | undefine
 
 /** Versions of everything that shapes the figures. */
 export async function toolVersions(): Promise<Record<string, string>> {
-  const pkg = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string };
-  const out: Record<string, string> = { cnilab: pkg.version, node: process.version };
+  const out: Record<string, string> = { cnilab: cnilabVersion(), node: process.version };
   const probes: [string, string, string[]][] = [
     ['iperf3', 'iperf3', ['--version']],
     ['sockperf', 'sockperf', ['--version']],

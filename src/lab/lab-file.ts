@@ -63,6 +63,8 @@ export const stepSchema = z
     retry: z.strictObject({ times: z.number().int().positive(), intervalMs: z.number().int().positive().default(200) }).optional(),
     /** Put NetworkPolicies of the lab's `policies` in force, or take them out (`name` or `namespace/name`); returns once every node enforces the change. */
     policy: z.union([z.strictObject({ apply: z.array(z.string()).min(1) }), z.strictObject({ delete: z.array(z.string()).min(1) })]).optional(),
+    /** Only when kube-proxy runs in this mode (network.proxyMode, or --proxy-mode): a step that reads that mode's rules. Skipped otherwise, saying so. */
+    proxyMode: z.enum(PROXY_MODES).optional(),
   })
   .refine(
     (s) =>
@@ -309,6 +311,9 @@ export function parseLabWith(text: string, file: string, kinds: Record<string, N
     fail(['network', 'proxyMode'], `the ${lab.network.plugin} datapath works with kube-proxy in ${modes.join(' or ')} mode, not ${lab.network.proxyMode}${kind.proxyModes ? '' : ' (ebpf needs the cilium datapath\'s service maps)'}`);
   }
   lab.network.proxyMode ??= modes[0];
+  lab.steps.forEach((step, i) => {
+    if (step.proxyMode && !modes.includes(step.proxyMode)) fail(['steps', i, 'proxyMode'], `the ${lab.network.plugin} datapath never runs kube-proxy in ${step.proxyMode} mode (${modes.join(', ')}): this step could never run`);
+  });
   for (const problem of kind.validate?.(lab) ?? []) fail(problem.path, problem.message);
   lab.workloads.forEach((w, i) =>
     (w.nodes ?? []).forEach((n, j) => {

@@ -15,6 +15,9 @@ function findRoot(): string {
 }
 
 export const ROOT = findRoot();
+
+/** cnilab's own version, from its package.json: `cnilab --version`, and recorded in every results file. */
+export const cnilabVersion = (): string => (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 export const CNI_BIN_DIR = join(ROOT, 'dist', 'cni', 'bin');
 export const AGENTS_DIR = join(ROOT, 'dist', 'agents');
 

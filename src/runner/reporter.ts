@@ -40,6 +40,10 @@ export class TextReporter implements Reporter {
   }
 
   step(i: number, n: number, o: StepOutcome): void {
+    if (o.skipped) {
+      this.out(`  ${dim('–')} [${i}/${n}] ${o.name} ${dim(`skipped: ${o.skipped}`)}`);
+      return;
+    }
     const mark = o.ok ? green('✔') : red('✘');
     this.out(`  ${mark} [${i}/${n}] ${o.name} ${dim(secs(o.durationMs))}`);
     if (!o.ok) {

@@ -40,6 +40,8 @@ export interface StepOutcome {
   stdout?: string;
   /** What a step with `measure` recorded, in milliseconds. */
   metrics?: Record<string, number>;
+  /** Why the step did not run (it is written for another kube-proxy mode); such a step counts as passed. */
+  skipped?: string;
 }
 
 export class TemplateError extends Error {}
@@ -164,6 +166,8 @@ export async function runStep(ctx: StepContext, step: Step): Promise<StepOutcome
     const durationMs = performance.now() - t0;
     return { name: step.name, durationMs, ...o, ...(step.measure && o.ok ? { metrics: { [step.measure]: Math.round(durationMs) } } : {}) };
   };
+  const proxyMode = ctx.lab.network.proxyMode;
+  if (step.proxyMode && step.proxyMode !== proxyMode) return done({ ok: true, skipped: `written for kube-proxy's ${step.proxyMode} mode; this run uses ${proxyMode ?? 'none'}` });
   try {
     if (step.service) {
       const { node, name, action } = step.service;

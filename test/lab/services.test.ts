@@ -32,6 +32,24 @@ describe('lab: services (kube-proxy iptables, nftables and ebpf modes, cluster D
       expect(leftovers(lab)).to.deep.equal([]);
     });
   }
+
+  // Each lab in the other mode its datapath runs: the connectivity, DNS, NodePort, affinity and
+  // endpoint steps hold alike; the steps that read one mode's rules are skipped, naming the mode.
+  for (const [lab, mode, other] of [
+    ['flannel-vxlan-services', 'nftables', 'iptables'],
+    ['calico-bgp-services', 'iptables', 'nftables'],
+  ] as const) {
+    it(`${lab} with --proxy-mode ${mode}: every step but those written for ${other} passes, and those say why they were skipped`, async () => {
+      const r = await runLab(lab, { proxyMode: mode }, new QuietReporter());
+      expect(r.ok, failures(r)).to.equal(true);
+      const skipped = r.steps.filter((s) => s.skipped);
+      expect(skipped.length).to.be.greaterThan(2);
+      for (const s of skipped) expect(s.skipped).to.equal(`written for kube-proxy's ${other} mode; this run uses ${mode}`);
+      const ran = r.steps.filter((s) => !s.skipped).map((s) => s.name).join('\n');
+      for (const must of [/spread over all three replicas/, /NodePort from the other node/, /session affinity/, /delete pod web-2/, /headless service/]) expect(ran).to.match(must);
+      expect(leftovers(lab)).to.deep.equal([]);
+    });
+  }
 });
 
 describe('workshop on services: the diagram lists them, a trace to a service shows its translation', function () {

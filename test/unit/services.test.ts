@@ -203,6 +203,16 @@ describe('services: lab-file mistakes', () => {
     expect(parseLab(readFileSync('labs/flannel-vxlan-services.yaml', 'utf8').replace(/ *proxyMode: iptables.*\n/, ''), 'ok.yaml').network.proxyMode).to.equal('iptables');
   });
 
+  it('a step for a kube-proxy mode the datapath never runs is refused; one for another mode it runs is kept', () => {
+    const flannel = readFileSync('labs/flannel-vxlan-services.yaml', 'utf8');
+    const steps = parseLab(flannel, 'ok.yaml').steps;
+    const iptablesOnly = steps.filter((s) => s.proxyMode === 'iptables').map((s) => s.name);
+    expect(iptablesOnly).to.include('kube-proxy wrote the real chain structure - KUBE-SERVICES sends the ClusterIP to a KUBE-SVC chain');
+    const bad = flannel.replace(/(- name: kube-proxy wrote the real chain structure[^\n]*\n\s+)proxyMode: iptables/, '$1proxyMode: ebpf');
+    expect(bad).to.not.equal(flannel);
+    expect(labErrorMessage(bad)).to.match(/bad\.yaml:\d+: steps\[\d+\]\.proxyMode: the flannel datapath never runs kube-proxy in ebpf mode \(iptables, nftables\)/);
+  });
+
   it('points at the line of the bad field', () => {
     const text = good.replace('nodePort: 30080', 'nodePort: 8080');
     const line = text.split('\n').findIndex((l) => l.includes('nodePort: 8080')) + 1;
