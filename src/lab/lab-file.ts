@@ -55,7 +55,7 @@ export const stepSchema = z
     /** Delete a pod mid-lab: out of its services' endpoints first, then gone (a kubectl delete pod). */
     delete: z.strictObject({ pod: z.string() }).optional(),
     /** Scale a workload up or down mid-lab; endpoints follow. */
-    scale: z.strictObject({ workload: z.string(), replicas: z.number().int().min(0).max(50) }).optional(),
+    scale: z.strictObject({ workload: z.string(), replicas: z.number().int().min(0) }).optional(),
     /** Record the step's duration (until its expectations held, retries included) under this name. */
     measure: z.string().regex(/^[a-z][a-z0-9-]*$/, 'lower-case letters, digits and "-"').optional(),
     expect: expectSchema.optional(),
@@ -107,7 +107,8 @@ export const labSchema = z.strictObject({
       z.strictObject({
         name,
         image: z.enum(['nginx']),
-        replicas: z.number().int().min(1).max(50),
+        /** As many as the pod network holds: checked against network.podCIDR and each node's share of it. */
+        replicas: z.number().int().min(1),
         nodes: z.array(z.string()).optional(),
         /** The pods' Kubernetes namespace. */
         namespace: name.default('default'),
@@ -334,6 +335,7 @@ export function parseLabWith(text: string, file: string, kinds: Record<string, N
       if (problem) fail(['workloads', i, 'annotations', key], problem);
     }
   });
+  for (const p of capacityProblems(lab)) fail(p.path, p.message);
   const workloadNames = lab.workloads.map((w) => w.name);
   const serviceCtx = { workloads: workloadNames, serviceCIDR: lab.network.serviceCIDR, podCIDR: lab.network.podCIDR, underlay: lab.topology.underlay, serviceCIDRPath: ['network', 'serviceCIDR'] };
   for (const p of serviceProblems(lab.services, serviceCtx)) fail(p.path, p.message);
@@ -364,6 +366,44 @@ export function parseLabWith(text: string, file: string, kinds: Record<string, N
 }
 
 /** The labels of a workload's pods: as written, or app: <workload>. */
+/**
+ * Pods must fit the pod network: each node hands out addresses from its own
+ * /subnetLen (less the network, gateway and broadcast addresses). Workloads
+ * fill nodes in turn as the scheduler does; a scale step counts at its size.
+ */
+export function capacityProblems(lab: Lab): LabProblem[] {
+  const net = parseCidr(lab.network.podCIDR);
+  if (!net) return [];
+  const len = Math.max(lab.network.subnetLen, net.prefix);
+  const perNode = 2 ** (32 - len) - 3;
+  const nodes = lab.topology.nodes.map((n) => n.name);
+  const problems: LabProblem[] = [];
+  const count = new Map<string, number>();
+  const place = (replicas: number, on: string[], path: (string | number)[], from = 0) => {
+    for (let i = from; i < replicas; i++) {
+      const node = on[i % on.length];
+      const n = (count.get(node) ?? 0) + 1;
+      count.set(node, n);
+      if (n > perNode) {
+        problems.push({ path, message: `${replicas} replicas put more than ${perNode} pods on node ${node}: its /${len} of ${lab.network.podCIDR} holds ${perNode} (lower network.subnetLen for more)` });
+        return false;
+      }
+    }
+    return true;
+  };
+  for (const [i, w] of lab.workloads.entries()) if (!place(w.replicas, w.nodes ?? nodes, ['workloads', i, 'replicas'])) return problems;
+  // A scale step grows one workload from its replicas; the others stay as they are.
+  for (const [i, step] of lab.steps.entries()) {
+    const w = lab.workloads.find((x) => x.name === step.scale?.workload);
+    if (!w || step.scale!.replicas <= w.replicas) continue;
+    const snapshot = new Map(count);
+    if (!place(step.scale!.replicas, w.nodes ?? nodes, ['steps', i, 'scale', 'replicas'], w.replicas)) return problems;
+    count.clear();
+    for (const [k, v] of snapshot) count.set(k, v);
+  }
+  return problems;
+}
+
 export function workloadLabels(w: Lab['workloads'][number]): Record<string, string> {
   return w.labels ?? { app: w.name };
 }

@@ -34,6 +34,31 @@ export async function stopPid(pid: number, graceMs = 2000): Promise<void> {
   }
 }
 
+/** Many at once: SIGTERM to all, one loop waiting for them, SIGKILL to what is left after `graceMs`. */
+export async function stopPids(pids: number[], graceMs = 2000): Promise<void> {
+  let alive = pids.filter(isRunning);
+  for (const pid of alive) signal(pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (alive.length && Date.now() < deadline) {
+    await sleep(20);
+    alive = alive.filter(isRunning);
+  }
+  for (const pid of alive) signal(pid, 'SIGKILL');
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch {
+    /* gone meanwhile */
+  }
+}
+
+/** The recorded processes that are still the ones we started (PIDs not reused since). */
+export function stillOurs(records: ProcessRecord[]): number[] {
+  return records.filter((p) => processStartTime(p.pid) === p.startTime).map((p) => p.pid);
+}
+
 /** A zombie has exited; only its parent's wait is missing. */
 function isZombie(pid: number): boolean {
   try {

@@ -103,11 +103,37 @@ export class StateFile {
     const file = join(this.dir, 'state.json');
     writeFileSync(file + '.tmp', JSON.stringify(this.state, null, 2));
     renameSync(file + '.tmp', file);
+    this.dirty = false;
   }
+
+  private held = 0;
+  private dirty = false;
 
   update(fn: (s: LabState) => void): void {
     fn(this.state);
-    this.save();
+    if (this.held) this.dirty = true;
+    else this.save();
+  }
+
+  /**
+   * Many changes, one write: while `fn` runs, updates are kept in memory and
+   * written when it ends (a thousand pods would otherwise rewrite the file
+   * thousands of times). What must be on disk before the next step (a
+   * namespace about to be made) calls flush().
+   */
+  async batch<T>(fn: () => Promise<T>): Promise<T> {
+    this.held++;
+    try {
+      return await fn();
+    } finally {
+      this.held--;
+      if (this.dirty) this.save();
+    }
+  }
+
+  /** Write now what a batch holds. */
+  flush(): void {
+    if (this.dirty) this.save();
   }
 }
 

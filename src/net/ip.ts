@@ -163,6 +163,13 @@ export class Ip {
     await this.exec('bridge', args);
   }
 
+  /** Several `bridge` commands (FDB entries) in one process. */
+  async bridgeBatch(lines: string[][]): Promise<void> {
+    if (lines.length === 0) return;
+    if (lines.length === 1) return this.bridgeCmd(...lines[0]);
+    await this.exec('bridge', ['-batch', '-'], lines.map((l) => l.join(' ')).join('\n') + '\n');
+  }
+
   /** A link by name, or undefined when it does not exist. */
   async link(name: string): Promise<Link | undefined> {
     try {

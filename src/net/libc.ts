@@ -28,7 +28,7 @@ export const errno = (): number => koffi.errno();
 export const E = { EINTR: 4, EAGAIN: 11, EMSGSIZE: 90 } as const;
 export const O = { RDWR: 0o2, NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
 export const AF_INET = 2;
-export const SOCK = { DGRAM: 2, NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
+export const SOCK = { STREAM: 1, DGRAM: 2, NONBLOCK: 0o4000, CLOEXEC: 0o2000000 } as const;
 export const SOL_SOCKET = 1;
 export const SO = { SNDBUFFORCE: 32, RCVBUFFORCE: 33 } as const;
 export const SOL_UDP = 17;

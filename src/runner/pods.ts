@@ -14,6 +14,10 @@ import type { StateFile, PodRecord } from '../lab/state.js';
 import { CNI_BIN_DIR } from '../lab/paths.js';
 import { waitUntil } from '../util/wait.js';
 import { bandwidthFromAnnotations } from '../lab/pod-bandwidth.js';
+import { mapLimit } from '../util/limit.js';
+
+/** Pods in name order, ordinals as numbers (nginx-2 before nginx-10); one collator, made once. */
+const byName = new Intl.Collator(undefined, { numeric: true });
 
 /** Where a node's CNI daemon listens; the shims find it through CNILAB_RUN_DIR. */
 export const CNID_DIR = '/run/cnilab-cnid';
@@ -91,8 +95,8 @@ export class PodManager {
   }
 
   /** CNI ADD through every plugin of the list; the last result is cached like libcni does. */
-  async cniAdd(pod: PodRecord): Promise<Record<string, unknown>> {
-    const list = await this.confList(pod.node);
+  async cniAdd(pod: PodRecord, confList?: ConfList): Promise<Record<string, unknown>> {
+    const list = confList ?? (await this.confList(pod.node));
     let result: Record<string, unknown> | undefined;
     for (const plugin of list.plugins) result = await this.exec(pod.node, 'ADD', plugin, list, pod, result);
     writeFileSync(join(this.podDir(pod.name), 'cni-result.json'), JSON.stringify(result, null, 2));
@@ -124,7 +128,7 @@ export class PodManager {
     // Kept in name order: pods on different nodes are created at once, and every listing should read the same.
     this.state.update((s) => {
       s.pods.push(pod);
-      s.pods.sort((a, b) => a.name.localeCompare(b.name, undefined, { numeric: true }));
+      s.pods.sort((a, b) => byName.compare(a.name, b.name));
     });
     try {
       const result = await this.cniAdd(pod);
@@ -139,6 +143,60 @@ export class PodManager {
       await this.remove(pod).catch(() => undefined);
       throw e;
     }
+  }
+
+  /**
+   * Pods of one node, many at once: their sandboxes together (one write of
+   * the state, one `ip` process where the backend can), then CNI ADD. With
+   * `addsAtOnce` 1 the ADDs go pod by pod in name order, so that addresses
+   * come out the same on every run; more overlap them, and addresses then
+   * follow the order the plugin happened to see. A failure removes every pod
+   * of the call again.
+   */
+  async createMany(node: string, specs: PodSpec[], addsAtOnce = 1): Promise<PodRecord[]> {
+    for (const s of specs) mkdirSync(this.podDir(s.name), { recursive: true });
+    const names = specs.map((s) => s.name);
+    const sandboxes = this.backend.createSandboxes
+      ? await this.backend.createSandboxes(node, names)
+      : await mapLimit(names, 4, (n) => this.backend.createSandbox(node, n));
+    const pods: PodRecord[] = specs.map((spec, i) => ({ ...spec, netns: sandboxes[i].netns, status: 'Pending', containerId: randomBytes(16).toString('hex') }));
+    this.state.update((s) => {
+      s.pods.push(...pods);
+      s.pods.sort((a, b) => byName.compare(a.name, b.name));
+    });
+    try {
+      const list = await this.confList(node);
+      await mapLimit(pods, addsAtOnce, async (pod) => {
+        const result = await this.cniAdd(pod, list);
+        const ips = (result.ips as { address: string }[] | undefined) ?? [];
+        pod.ip = ips.find((i) => !i.address.includes(':'))?.address.split('/')[0] ?? ips[0]?.address.split('/')[0];
+        pod.ip6 = ips.find((i) => i.address.includes(':'))?.address.split('/')[0];
+      });
+      this.saveMany(pods);
+      return pods;
+    } catch (e) {
+      for (const pod of pods) pod.status = 'Failed';
+      this.saveMany(pods);
+      await this.removeMany(node, pods).catch(() => undefined);
+      throw e;
+    }
+  }
+
+  /** Pods of one node gone at once: CNI DEL a few at a time, then their sandboxes together. */
+  async removeMany(node: string, pods: PodRecord[]): Promise<void> {
+    try {
+      await mapLimit(pods, 8, (pod) => this.cniDel(pod));
+    } finally {
+      if (this.backend.removeSandboxes) await this.backend.removeSandboxes(node, pods.map((p) => p.name));
+      else await mapLimit(pods, 4, (p) => this.backend.removeSandbox(node, p.name));
+      const gone = new Set(pods.map((p) => p.name));
+      this.state.update((s) => (s.pods = s.pods.filter((p) => !gone.has(p.name))));
+    }
+  }
+
+  saveMany(pods: PodRecord[]): void {
+    const byPod = new Map(pods.map((p) => [p.name, p]));
+    this.state.update((s) => (s.pods = s.pods.map((p) => (byPod.has(p.name) ? { ...byPod.get(p.name)! } : p))));
   }
 
   save(pod: PodRecord): void {

@@ -20,6 +20,17 @@ import { POD_RESOLV_CONF } from '../topologies/backend.js';
 import { DNS_POD, DNS_WORKLOAD, ServiceController } from './service-controller.js';
 import type { ProxyMode } from '../services/model.js';
 import type { PodSpec } from './pods.js';
+import type { PodRecord } from '../lab/state.js';
+import { chunks, Limiter, mapLimit } from '../util/limit.js';
+
+/** Pods of one node whose sandboxes and CNI ADDs go together. */
+const POD_BATCH = 64;
+/** Workloads started at once on one node. */
+const WORKLOADS_AT_ONCE = 16;
+/** Node daemons (CNI daemon, network agents) starting at once. */
+export const NODE_STARTS_AT_ONCE = 8;
+/** CNI ADDs in flight on one node, when it has more pods than a batch. */
+const ADDS_AT_ONCE = 8;
 import { LabPolicies } from './policies.js';
 import { CannotRunHereError } from '../lab/not-here.js';
 
@@ -118,7 +129,8 @@ export class LabInstance {
       this.state.save();
       await this.phase(`nodes (${lab.topology.nodes.map((n) => n.name).join(', ')}) on ${backend.kind}`, () => backend.up());
       applyFoundTopology(lab, this.state.state.topology);
-      await this.phase('cni daemons', () => Promise.all(lab.topology.nodes.map((n) => startNodeCnid(backend, n.name))));
+      // A few at a time: each is a Node.js start-up, and a hundred at once starve each other past their timeout.
+      await this.phase('cni daemons', () => mapLimit(lab.topology.nodes, NODE_STARTS_AT_ONCE, (n) => startNodeCnid(backend, n.name)));
       await this.phase(`network ${lab.network.plugin} (${lab.network.backend})`, () =>
         datapath(lab.network.plugin).install(backend, lab, lab.topology.nodes, (m) => this.reporter.info(m)),
       );
@@ -157,12 +169,16 @@ export class LabInstance {
   }
 
   private async startPod(spec: PodSpec): Promise<void> {
-    const pod = await this.pods.create(spec);
+    await this.startWorkload(await this.pods.create(spec));
+  }
+
+  /** What runs in a pod once its network is there: policy, DNS config, nginx and its sidecars. */
+  private async startWorkload(pod: PodRecord): Promise<void> {
     const engine = datapath(this.lab.network.plugin).policy;
     if (engine) await engine.podAdded(this.backend, this.lab, pod, this.pods.hostInterface(pod.name) ?? '');
     if (this.cluster) await this.backend.writeFile(pod.node, join(this.pods.podDir(pod.name), POD_RESOLV_CONF), this.cluster.resolvConf());
     const info = await startNginx(this.backend, pod, this.pods.podDir(pod.name));
-    for (const sidecar of this.lab.workloads.find((w) => w.name === spec.workload)?.sidecars ?? []) await startSidecar(this.backend, pod, sidecar);
+    for (const sidecar of this.lab.workloads.find((w) => w.name === pod.workload)?.sidecars ?? []) await startSidecar(this.backend, pod, sidecar);
     pod.status = 'Running';
     this.pods.save(pod);
     this.reporter.info(`pod ${pod.name} on ${pod.node}: ${pod.ip}${pod.ip6 ? ` ${pod.ip6}` : ''} (log ${info.accessLog})`);
@@ -216,12 +232,28 @@ export class LabInstance {
       schedule(w.name, w.replicas, w.nodes ?? nodes).map((s) => ({ ...s, ports: w.ports, annotations: w.annotations, namespace: w.namespace, labels: workloadLabels(w) })),
     );
     const engine = datapath(this.lab.network.plugin).policy;
-    // Pods on different nodes start in parallel; on one node one after another, as a kubelet would pace them.
+    // Nodes in parallel; on a node, pods in batches: a batch's sandboxes and
+    // CNI ADDs while the previous batch's workloads start, a few at a time.
+    // A node with a lesson's few pods takes its ADDs one by one in name order,
+    // so that nginx-0 has the address the lesson shows; beyond a batch they overlap.
+    // Bounds shared by all nodes too: a hundred nodes must not start a thousand processes at once.
     const byNode = new Map<string, typeof specs>();
     for (const s of specs) byNode.set(s.node, [...(byNode.get(s.node) ?? []), s]);
+    const networking = new Limiter(NODE_STARTS_AT_ONCE);
+    const workloads = new Limiter(2 * WORKLOADS_AT_ONCE);
     await Promise.all(
-      [...byNode.values()].map(async (list) => {
-        for (const spec of list) await this.startPod(spec);
+      [...byNode.entries()].map(async ([node, list]) => {
+        let starting: Promise<unknown> = Promise.resolve();
+        try {
+          for (const batch of chunks(list, POD_BATCH)) {
+            const pods = await networking.run(() => this.state.batch(() => this.pods.createMany(node, batch, list.length > POD_BATCH ? ADDS_AT_ONCE : 1)));
+            await starting;
+            starting = this.state.batch(() => mapLimit(pods, WORKLOADS_AT_ONCE, (pod) => workloads.run(() => this.startWorkload(pod))));
+            starting.catch(() => undefined); // awaited below; a failure meanwhile must not go unhandled
+          }
+        } finally {
+          await starting;
+        }
       }),
     );
     if (engine) {

@@ -1,6 +1,8 @@
 // Workload recipes: what runs inside a pod. Real programs from Debian's
 // packages, each pod with its own configuration and logs.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { httpStatusIn } from '../net/sandboxes.js';
 import type { Backend } from '../topologies/backend.js';
 import type { PodRecord } from '../lab/state.js';
 import { waitUntil } from '../util/wait.js';
@@ -51,12 +53,19 @@ http {
 export async function startNginx(backend: Backend, pod: PodRecord, podDir: string): Promise<WorkloadInfo> {
   const p = nginxPaths(podDir);
   // The pod's directory is where nginx runs: on its node (the same path on every backend).
-  await backend.exec(pod.node, ['mkdir', '-p', join(podDir, 'log'), join(podDir, 'tmp')]);
+  // Files written there make their directories; no process per pod for a mkdir.
+  await backend.writeFile(pod.node, p.errorLog, '');
+  await backend.writeFile(pod.node, join(podDir, 'tmp', '.nginx-temp'), '');
   await backend.writeFile(pod.node, p.conf, nginxConf(pod, podDir));
   await backend.podStart(pod.node, pod.name, 'nginx', ['nginx', '-e', p.errorLog, '-c', p.conf]);
-  // Ready when a second process in the same sandbox (as a sidecar container would be) gets an answer.
+  // Ready when a client in the same sandbox (as a sidecar container would be) gets an answer: a
+  // socket made in the pod's namespace where this machine has it, else curl run in the pod.
+  const netns = backend.netnsPath?.(pod.node, pod.name);
   const ready = ['curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '1', `http://${pod.ip}/ready`];
-  await waitUntil(async () => (await backend.podExec(pod.node, pod.name, ready, { allowFailure: true })).stdout === '200', {
+  const probe = netns && existsSync(netns)
+    ? async () => (await httpStatusIn(netns, pod.ip!, 80, '/ready', 1000)) === 200
+    : async () => (await backend.podExec(pod.node, pod.name, ready, { allowFailure: true })).stdout === '200';
+  await waitUntil(probe, {
     timeoutMs: 3000,
     intervalMs: 30,
     what: `nginx in pod ${pod.name} to answer on ${pod.ip}:80`,

@@ -67,6 +67,9 @@ export interface Backend {
   /** A pod sandbox: a network namespace (and hostname) that the pod's containers share. */
   createSandbox(node: string, pod: string): Promise<{ netns: string }>;
   removeSandbox(node: string, pod: string): Promise<void>;
+  /** Optional: many sandboxes of one node at once, cheaper than one by one (netns does it with one `ip` process). */
+  createSandboxes?(node: string, pods: string[]): Promise<{ netns: string }[]>;
+  removeSandboxes?(node: string, pods: string[]): Promise<void>;
   /** Run in a pod's sandbox. */
   podExec(node: string, pod: string, argv: string[], opts?: ExecOptions): Promise<RunResult>;
   podStart(node: string, pod: string, name: string, argv: string[]): Promise<Started>;

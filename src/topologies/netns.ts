@@ -7,9 +7,10 @@ import { dirname, join } from 'node:path';
 import { netnsPath, run, startDetached, type RunResult } from '../net/exec.js';
 import { Ip } from '../net/ip.js';
 import { addNetns, deleteNetns, listNetns, netnsInode, withResolvConf } from '../net/netns.js';
+import { addNetnsMany, deleteNetnsMany, loopbackUp, pinHostname, spawnedIn, unmountMany } from '../net/sandboxes.js';
 import { isBpffs, mountBpffs } from '../net/bpf.js';
 import { NAME_PREFIX, labDir, listLabs, processStartTime, StateFile, type ProcessRecord } from '../lab/state.js';
-import { pidsInNetns, stopPid, stopRecorded } from '../lab/processes.js';
+import { pidsInNetns, stillOurs, stopPid, stopPids, stopRecorded } from '../lab/processes.js';
 import { BackendTarget, POD_RESOLV_CONF, type Backend, type ExecOptions, type Started, type Target, type Topology } from './backend.js';
 
 export const UNDERLAY_BRIDGE = 'br0';
@@ -139,21 +140,38 @@ export class NetnsBackend implements Backend {
     return netnsPath(pod ? podNetns(this.topo.lab, pod) : nodeNetns(this.topo.lab, node));
   }
 
+  private nodeNs(node: string) {
+    return { net: netnsPath(nodeNetns(this.topo.lab, node)), uts: join(this.nodeRoot(node), 'uts') };
+  }
+
+  private podNs(pod: string) {
+    return { net: netnsPath(podNetns(this.topo.lab, pod)), uts: join(this.podRoot(pod), 'uts') };
+  }
+
+  /** The command started in the node's or pod's namespaces directly (one process fewer than nsenter, which is the fallback). */
+  private runIn(ns: { net: string; uts: string }, argv: string[], viaNsenter: () => string[], opts: ExecOptions): Promise<RunResult> {
+    const o = { input: opts.input, allowFailure: opts.allowFailure, env: { ...process.env, ...opts.env } };
+    return spawnedIn(ns, () => run(argv, o)) ?? run(viaNsenter(), o);
+  }
+
   exec(node: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
-    return run(this.nodeArgv(node, argv), { input: opts.input, allowFailure: opts.allowFailure, env: { ...process.env, ...opts.env } });
+    return this.runIn(this.nodeNs(node), argv, () => this.nodeArgv(node, argv), opts);
   }
 
   podExec(_node: string, pod: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
-    return run(this.podArgv(pod, argv), { input: opts.input, allowFailure: opts.allowFailure, env: { ...process.env, ...opts.env } });
+    const resolv = join(this.podRoot(pod), POD_RESOLV_CONF);
+    const inner = existsSync(resolv) ? withResolvConf(resolv, argv) : argv;
+    return this.runIn(this.podNs(pod), inner, () => this.podArgv(pod, argv), opts);
   }
 
-  private launch(node: string, name: string, argv: string[], logDir: string, env?: Record<string, string>): Started {
+  private launch(node: string, name: string, ns: { net: string; uts: string }, argv: string[], viaNsenter: () => string[], logDir: string, env?: Record<string, string>): Started {
     mkdirSync(logDir, { recursive: true });
     const log = join(logDir, `${name}.log`);
     const fd = openSync(log, 'a');
     try {
-      // nsenter execs the command in place, so this PID is the process itself.
-      const pid = startDetached(argv, { stdout: fd, stderr: fd, env: { ...process.env, ...env } });
+      // Started in the namespaces, or through nsenter, which execs it in place: either way this PID is the process itself.
+      const opts = { stdout: fd, stderr: fd, env: { ...process.env, ...env } };
+      const pid = spawnedIn(ns, () => startDetached(argv, opts)) ?? startDetached(viaNsenter(), opts);
       const startTime = processStartTime(pid) ?? 0;
       this.state.update((s) => s.processes.push({ pid, startTime, name, node }));
       return { pid, log };
@@ -163,11 +181,13 @@ export class NetnsBackend implements Backend {
   }
 
   async start(node: string, name: string, argv: string[], opts: { env?: Record<string, string> } = {}): Promise<Started> {
-    return this.launch(node, name, this.nodeArgv(node, argv), this.nodePath(node, 'var/log'), opts.env);
+    return this.launch(node, name, this.nodeNs(node), argv, () => this.nodeArgv(node, argv), this.nodePath(node, 'var/log'), opts.env);
   }
 
   async podStart(node: string, pod: string, name: string, argv: string[]): Promise<Started> {
-    return this.launch(node, `${pod}-${name}`, this.podArgv(pod, argv), join(this.podRoot(pod), 'log'));
+    const resolv = join(this.podRoot(pod), POD_RESOLV_CONF);
+    const inner = existsSync(resolv) ? withResolvConf(resolv, argv) : argv;
+    return this.launch(node, `${pod}-${name}`, this.podNs(pod), inner, () => this.podArgv(pod, argv), join(this.podRoot(pod), 'log'));
   }
 
   async isRunning(p: ProcessRecord): Promise<boolean> {
@@ -201,6 +221,41 @@ export class NetnsBackend implements Backend {
     // The runtime's part, as CRI does before calling CNI: loopback up.
     await new Ip(name).cmd('link', 'set', 'lo', 'up');
     return { netns: netnsPath(name) };
+  }
+
+  /** Many sandboxes at once: recorded in one write, made by one `ip` process, loopback and hostname by system calls. */
+  async createSandboxes(_node: string, pods: string[]): Promise<{ netns: string }[]> {
+    const names = pods.map((p) => podNetns(this.topo.lab, p));
+    const uts = pods.map((p) => join(this.podRoot(p), 'uts'));
+    for (const f of uts) {
+      mkdirSync(dirname(f), { recursive: true });
+      writeFileSync(f, '');
+    }
+    this.state.update((s) => {
+      s.netns.push(...names);
+      s.mounts.push(...uts);
+    });
+    this.state.flush();
+    await addNetnsMany(names);
+    loopbackUp(names.map((n) => netnsPath(n)));
+    pods.forEach((p, i) => pinHostname(uts[i], p));
+    return names.map((n) => ({ netns: netnsPath(n) }));
+  }
+
+  /** Many sandboxes gone at once: what runs in them stopped together, then one `ip` process for the namespaces. */
+  async removeSandboxes(_node: string, pods: string[]): Promise<void> {
+    const names = pods.map((p) => podNetns(this.topo.lab, p));
+    const inodes = new Set(names.map((n) => netnsInode(netnsPath(n))).filter((i): i is number => i !== undefined));
+    await stopPids(pidsInNetns(inodes));
+    await deleteNetnsMany(names);
+    const uts = pods.map((p) => join(this.podRoot(p), 'uts'));
+    unmountMany(uts.filter((f) => existsSync(f)));
+    const gone = new Set(names);
+    const unmounted = new Set(uts);
+    this.state.update((s) => {
+      s.netns = s.netns.filter((n) => !gone.has(n));
+      s.mounts = s.mounts.filter((m) => !unmounted.has(m));
+    });
   }
 
   /** A BPF filesystem mounted in the node's directory (recorded first); unmounted with the lab's other mounts. */
@@ -246,13 +301,13 @@ export async function cleanNetnsLab(lab: string): Promise<void> {
   const sf = new StateFile(lab);
   const prefix = `${NAME_PREFIX}${lab}-`;
   const names = new Set([...sf.state.netns, ...listNetns().filter((n) => n.startsWith(prefix) && isOwnedBy(n, lab))]);
-  for (const p of sf.state.processes) await stopRecorded(p);
+  // All at once (a thousand pods stopped one by one would each be waited for in turn): what
+  // we recorded and is still ours, and whatever else lives in the lab's namespaces.
   const inodes = new Set([...names].map((n) => netnsInode(netnsPath(n))).filter((i): i is number => i !== undefined));
-  await Promise.all(pidsInNetns(inodes).map((pid) => stopPid(pid)));
+  await stopPids([...new Set([...stillOurs(sf.state.processes), ...pidsInNetns(inodes)])]);
   // Pods first, the underlay last: nothing is left holding a link to a removed namespace.
-  const ordered = [...names].sort((a, b) => rank(a) - rank(b));
-  for (const n of ordered) await deleteNetns(n);
-  for (const m of mountsBelow(labDir(lab)).reverse()) await unmount(m);
+  for (const r of [0, 1, 2]) await deleteNetnsMany([...names].filter((n) => rank(n) === r));
+  unmountMany(mountsBelow(labDir(lab)).reverse());
   rmSync(labDir(lab), { recursive: true, force: true });
 }
 

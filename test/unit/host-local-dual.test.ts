@@ -27,7 +27,8 @@ describe('host-local: IPv6 and dual-stack', () => {
     const code = await dispatch(hostLocal, { env, stdin: JSON.stringify(c), write: (t) => (out += t) });
     return { code, out: out.trim() ? JSON.parse(out) : undefined };
   }
-  const leases = () => readdirSync(join(dir, 'n')).filter((f) => !f.startsWith('last_reserved')).sort();
+  const files = () => readdirSync(join(dir, 'n')).sort();
+  const leases = () => files().filter((f) => !f.startsWith('last_reserved') && !f.startsWith('owner.'));
 
   it('dual-stack: one address per family, each with its gateway, lease files named by the canonical address', async () => {
     const r = await call('ADD', conf([[V4], [V6]], { routes: [{ dst: '0.0.0.0/0' }, { dst: '::/0', gw: 'fd00:77::1' }] }));
@@ -93,6 +94,8 @@ describe('host-local: IPv6 and dual-stack', () => {
     const gc = { ...conf([[V4], [V6]], {}, '1.1.0'), 'cni.dev/valid-attachments': [{ containerID: 'c', ifname: 'eth0' }] };
     expect((await call('GC', gc)).code).to.equal(0);
     expect(leases()).to.deep.equal(['10.77.0.4', 'fd00:77::4']);
+    // Each attachment's owner file goes with its leases, by DEL or by GC.
+    expect(files().filter((f) => f.startsWith('owner.'))).to.deep.equal(['owner.c:eth0']);
     expect((await call('CHECK', { ...conf([[V4], [V6]], {}, '1.1.0'), prevResult: { cniVersion: '1.1.0' } }, 'c')).code).to.equal(0);
   });
 

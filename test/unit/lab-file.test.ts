@@ -1,13 +1,14 @@
 import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { listLabFiles } from '../../src/lab/lab-file.js';
-import { loadLab } from '../../src/datapaths/index.js';
+import { loadLab, parseLab } from '../../src/datapaths/index.js';
 import { render, jsonPath, checkExpectations } from '../../src/runner/steps.js';
 import { schedule } from '../../src/runner/pods.js';
 import { labError } from '../helpers/errors.js';
 
 const good = readFileSync('labs/flannel-vxlan.yaml', 'utf8');
 const dual = readFileSync('labs/flannel-vxlan-dual.yaml', 'utf8');
+const loadLabText = (text: string) => parseLab(text, 'good.yaml');
 
 describe('lab files', () => {
   it('every shipped lab parses', () => {
@@ -32,8 +33,14 @@ describe('lab files', () => {
     ['dual-stack flannel on a backend without it', dual.replace('backend: vxlan', 'backend: udp'), /network\.backend: udp carries IPv4 only in cnilab/],
     ['dual-stack flannel without an IPv6 underlay', dual.replace(/  underlayV6: .*\n/, '').replace(/, addressV6: '[^']+'/g, ''), /topology\.underlayV6: flannel carries IPv6 pods over an IPv6 underlay/],
     ['a node IPv6 address outside the IPv6 underlay', dual.replace("'fd00:192:168:10::220'", "'fd00:192:168:11::220'"), /bad\.yaml:15: topology\.nodes\[1\]\.addressV6: fd00:192:168:11::220 is outside the underlay fd00:192:168:10::\/64/],
+    ['more replicas than a node\'s subnet holds', good.replace('replicas: 3', 'replicas: 600'), /bad\.yaml:\d+: workloads\[0\]\.replicas: 600 replicas put more than 253 pods on node master: its \/24 of 10\.10\.0\.0\/16 holds 253/],
+    ['a scale step beyond a node\'s subnet', good.replace("  - name: the Kubernetes network model holds (unique pod IPs in one CIDR, no NAT across nodes)\n    check: kubernetes-model", '  - name: grow\n    scale: { workload: nginx, replicas: 507 }'), /bad\.yaml:\d+: steps\[\d+\]\.scale\.replicas: 507 replicas put more than 253 pods on node master/],
     ['a node without its IPv6 address', dual.replace(", addressV6: 'fd00:192:168:10::220'", ''), /topology\.nodes\[1\]\.addressV6: is required on an IPv6 underlay/],
   ];
+  it('takes as many replicas as the nodes\' subnets hold', () => {
+    expect(loadLabText(good.replace('replicas: 3', 'replicas: 506')).workloads[0].replicas).to.equal(506);
+    expect(loadLabText(good.replace('replicas: 3', 'replicas: 2000').replace('subnetLen: 24', 'subnetLen: 22')).workloads[0].replicas).to.equal(2000);
+  });
   for (const [what, text, re] of cases) {
     it(`names file, line and field for ${what}`, () => {
       expect(labError(text).message).to.match(re);

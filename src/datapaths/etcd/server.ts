@@ -39,3 +39,11 @@ export async function startEtcd(backend: Backend, node: NodeSpec): Promise<strin
 export async function etcdPut(backend: Backend, node: NodeSpec, key: string, value: string): Promise<void> {
   await backend.exec(node.name, ['etcdctl', '--endpoints', `http://127.0.0.1:${ETCD_CLIENT_PORT}`, 'put', key, value], { env: { ETCDCTL_API: '3' } });
 }
+
+/** Many keys in one transaction, one etcdctl process: values quoted as etcdctl's txn reads them (Go string syntax, which JSON strings are). */
+export async function etcdPutMany(backend: Backend, node: NodeSpec, entries: [string, string][]): Promise<void> {
+  if (entries.length === 0) return;
+  // No comparisons, the puts on success, nothing on failure: three blocks ended by an empty line.
+  const input = `\n${entries.map(([k, v]) => `put ${k} ${JSON.stringify(v)}`).join('\n')}\n\n\n`;
+  await backend.exec(node.name, ['etcdctl', '--endpoints', `http://127.0.0.1:${ETCD_CLIENT_PORT}`, 'txn'], { input, env: { ETCDCTL_API: '3' } });
+}

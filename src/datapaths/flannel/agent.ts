@@ -147,7 +147,7 @@ export class FlannelAgent {
       this.log(`added route to ${key} via ${l.publicIp}`);
     }
     await this.ip.batch(add.ip);
-    for (const line of add.bridge) await this.ip.bridgeCmd(...line);
+    await this.ip.bridgeBatch(add.bridge);
     await backend.syncPeers?.([...remotes.values()]);
     this.programmed = remotes;
     return { revision };
@@ -160,11 +160,33 @@ export class FlannelAgent {
   }
 
   private async watchLoop(backend: FlannelBackend, from: number): Promise<void> {
+    // Events that come while a reconcile runs fold into one more pass: a
+    // hundred nodes joining at once cost a few passes, not one per lease change.
+    let running = false;
+    let again = false;
+    const kick = () => {
+      if (running) {
+        again = true;
+        return;
+      }
+      running = true;
+      void (async () => {
+        try {
+          do {
+            again = false;
+            from = (await this.reconcile(backend)).revision + 1;
+          } while (again && !this.abort.signal.aborted);
+        } catch (e) {
+          this.log(`reconcile failed (${(e as Error).message}); retrying`);
+          setTimeout(kick, 200).unref();
+        } finally {
+          running = false;
+        }
+      })();
+    };
     while (!this.abort.signal.aborted) {
       try {
-        await this.etcd.watch(`${this.opts.prefix}/subnets/`, from, async () => {
-          from = (await this.reconcile(backend)).revision + 1;
-        }, this.abort.signal);
+        await this.etcd.watch(`${this.opts.prefix}/subnets/`, from, kick, this.abort.signal);
       } catch (e) {
         if (this.abort.signal.aborted) return;
         this.log(`watch interrupted (${(e as Error).message}); resyncing`);

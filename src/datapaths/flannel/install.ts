@@ -1,20 +1,24 @@
-// Installing flannel on a lab: the network config in etcd, the agent on every
-// node (one at a time, so leases come out in node order, as the lesson shows),
-// and the CNI conflist that points the kubelet at the flannel plugin.
+// Installing flannel on a lab: the network config in etcd, each node's lease
+// claimed in node order (so subnets come out as the lesson shows), the agents
+// started together (each finds its lease by its public IP and takes it), and
+// the CNI conflist that points the kubelet at the flannel plugin.
 import { join } from 'node:path';
 import type { Backend, NodeSpec } from '../../topologies/backend.js';
 import { AGENTS_DIR } from '../../lab/paths.js';
 import { CONF_DIR, type ConfList } from '../../cni/conflist.js';
-import { etcdPut, startEtcd } from '../etcd/server.js';
+import { etcdPut, etcdPutMany, startEtcd } from '../etcd/server.js';
 import type { Lab } from '../../lab/lab-file.js';
 import type { FlannelNetwork } from './schema.js';
-import type { NetworkConfig } from './types.js';
+import { subnetKey, type LeaseValue, type NetworkConfig } from './types.js';
 import { waitUntil } from '../../util/wait.js';
+import { mapLimit } from '../../util/limit.js';
 import { Ip } from '../../net/ip.js';
 import { prepareWireguard, wireguardImplementation } from './wireguard-install.js';
-import { formatCidr, networkCidr, parseCidr } from '../../net/ipnet.js';
+import { formatCidr, networkCidr, parseCidr, subnet } from '../../net/ipnet.js';
 
 export const FLANNEL_PREFIX = '/coreos.com/network';
+/** Agents starting at once: each is a Node.js start-up. */
+const AGENTS_AT_ONCE = 8;
 
 export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec[], progress: (msg: string) => void): Promise<void> {
   const control = nodes[0];
@@ -30,9 +34,18 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
   };
   await etcdPut(backend, control, `${FLANNEL_PREFIX}/config`, JSON.stringify(config));
 
+  // Node i gets the i-th subnet whatever order the agents come up in: the
+  // leases exist before them, as a controller hands out node.spec.podCIDR.
+  const net = parseCidr(network.podCIDR)!;
+  await etcdPutMany(
+    backend,
+    control,
+    nodes.map((node, i) => [subnetKey(FLANNEL_PREFIX, subnet(net, network.subnetLen, i)), JSON.stringify({ PublicIP: node.address, BackendType: network.backend, BackendData: {} } satisfies LeaseValue)]),
+  );
+
   const wireguard = network.backend === 'wireguard' ? await wireguardImplementation() : undefined;
   const peerRoutes = new Map<string, string>();
-  for (const node of nodes) {
+  await mapLimit(nodes, AGENTS_AT_ONCE, async (node) => {
     const wgFlags = wireguard ? await prepareWireguard(backend, node, wireguard, progress) : [];
     await backend.start(node.name, 'flanneld', [
       process.execPath,
@@ -52,25 +65,32 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
     const cidr = own ? parseCidr(own) : undefined;
     if (cidr) peerRoutes.set(node.name, formatCidr(networkCidr(cidr)));
     await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(flannelConfList(backend, node.name), null, 2));
-  }
+  });
   // The network is up when every node routes every other node's subnet: on slow nodes (VMs under
   // emulation) an agent writes its subnet file well before it programs its peers. vxlan and host-gw
   // route each peer's subnet; udp and wireguard route the whole network through their device.
   if (network.backend === 'vxlan' || network.backend === 'host-gw') {
-    for (const node of nodes) {
-      for (const [peer, route] of peerRoutes) if (peer !== node.name) await waitForRoute(backend, node.name, route, 10_000);
-    }
+    await mapLimit(nodes, AGENTS_AT_ONCE, (node) => waitForRoutes(backend, node.name, [...peerRoutes].filter(([peer]) => peer !== node.name).map(([, r]) => r), 10_000));
   }
 }
 
-async function waitForRoute(backend: Backend, node: string, route: string, timeoutMs: number): Promise<void> {
+/** Until the node's routing table has every one of `routes` (one `ip route` a try, however many peers). */
+async function waitForRoutes(backend: Backend, node: string, routes: string[], timeoutMs: number): Promise<void> {
   const ip = new Ip(backend.node(node));
-  await waitUntil(async () => (await ip.routes(route).catch(() => [])).length > 0, {
-    timeoutMs,
-    intervalMs: 50,
-    what: `flanneld on ${node} to route ${route}`,
-    hint: () => `see ${backend.nodePath(node, '/var/log/flanneld.log')}`,
-  });
+  let missing = routes;
+  await waitUntil(
+    async () => {
+      const have = new Set((await ip.routes().catch(() => [])).map((r) => r.dst));
+      missing = routes.filter((r) => !have.has(r));
+      return missing.length === 0;
+    },
+    {
+      timeoutMs,
+      intervalMs: 50,
+      what: `flanneld on ${node} to route every peer's subnet`,
+      hint: () => `still missing ${missing.join(', ')}; see ${backend.nodePath(node, '/var/log/flanneld.log')}`,
+    },
+  );
 }
 
 export function flannelConfList(backend: Backend, node: string): ConfList {
