@@ -5,10 +5,10 @@ import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Ip } from '../../net/ip.js';
 import { ensureRule } from '../../net/iptables.js';
-import { formatAddr, formatCidr, formatIp, formatPrefix, firstAddr, network, parseCidr, parsePrefix, subnet, subprefix, type Cidr, type Prefix } from '../../net/ipnet.js';
+import { formatAddr, formatCidr, formatIp, formatPrefix, firstAddr, network, parseCidr, parsePrefix, subnet, type Cidr } from '../../net/ipnet.js';
 import { Etcd } from '../etcd/client.js';
 import { makeBackend } from './backends.js';
-import { parseLease, subnetKey, type AgentOptions, type FlannelBackend, type Lease, type LeaseValue, type NetworkConfig } from './types.js';
+import { claimLease, ipv6SubnetFor, leaseFingerprint, parseLease, subnetKey, type AgentOptions, type FlannelBackend, type Lease, type LeaseValue, type NetworkConfig } from './types.js';
 export class FlannelAgent {
   readonly etcd: Etcd;
   readonly ip = new Ip();
@@ -61,24 +61,19 @@ export class FlannelAgent {
     const backend = makeBackend(this.ip, this.opts, config, net);
     this.backend = backend;
 
-    // Dual-stack (flannel's EnableIPv6): an IPv6 subnet beside the IPv4 one, the nth /64 for the nth /24.
+    // Dual-stack (flannel's EnableIPv6): an IPv6 subnet beside the IPv4 one.
     const net6 = config.EnableIPv6 ? parsePrefix(config.IPv6Network ?? '') : undefined;
     if (config.EnableIPv6 && net6?.family !== 6) throw new Error(`network config: IPv6Network "${config.IPv6Network}" is not an IPv6 CIDR`);
     if (net6 && !backend.setupV6) throw new Error(`backend ${type} carries IPv4 only here; EnableIPv6 needs vxlan or host-gw`);
     const len6 = config.IPv6SubnetLen ?? 64;
-    const v6For = (s: Cidr): Prefix | undefined => (net6 ? subprefix(net6, len6, (network(s) - network(net)) / 2 ** (32 - len)) : undefined);
-    const v6Fields = (s: Cidr) => {
-      const p = v6For(s);
-      return p ? { PublicIPv6: this.opts.publicIpv6, IPv6Subnet: formatPrefix(p) } : {};
-    };
 
     // The lease is created first (with the subnet), then the device that needs it.
-    const placeholder = (s: Cidr) => JSON.stringify({ PublicIP: this.opts.publicIp, BackendType: type, BackendData: {}, ...v6Fields(s) } satisfies LeaseValue);
-    const local = await this.acquire(net, len, placeholder);
+    const claim = (s: Cidr) => claimLease(config, s, this.opts.publicIp, this.opts.publicIpv6);
+    const local = await this.acquire(net, len, (s) => JSON.stringify(claim(s)));
     const backendData = await backend.setup(local);
-    const local6 = v6For(local);
+    const local6 = ipv6SubnetFor(config, local);
     const backendV6Data = local6 ? await backend.setupV6!(local6) : undefined;
-    const leaseValue: LeaseValue = { PublicIP: this.opts.publicIp, BackendType: type, BackendData: backendData, ...v6Fields(local), ...(backendV6Data ? { BackendV6Data: backendV6Data } : {}) };
+    const leaseValue: LeaseValue = { ...claim(local), BackendData: backendData, ...(backendV6Data ? { BackendV6Data: backendV6Data } : {}) };
     await this.etcd.put(subnetKey(this.opts.prefix, local), JSON.stringify(leaseValue));
     this.lease = parseLease({ key: subnetKey(this.opts.prefix, local), value: JSON.stringify(leaseValue), modRevision: 0 }, this.opts.prefix)!;
     this.log(`acquired lease ${formatCidr(local)}${local6 ? ` and ${formatPrefix(local6)}` : ''} for ${this.opts.publicIp} (backend ${type}${backend.implementation ? ` on ${backend.implementation}` : ''})`);
@@ -130,7 +125,7 @@ export class FlannelAgent {
     const ipLines: string[][] = [];
     const bridgeLines: string[][] = [];
     for (const [key, old] of this.programmed) {
-      if (!remotes.has(key) || JSON.stringify(remotes.get(key)) !== JSON.stringify(old)) {
+      if (!remotes.has(key) || leaseFingerprint(remotes.get(key)!) !== leaseFingerprint(old)) {
         const c = backend.removeRemote(old);
         ipLines.push(...c.ip);
         bridgeLines.push(...c.bridge);
@@ -140,7 +135,7 @@ export class FlannelAgent {
     await this.applyQuietly(ipLines, bridgeLines);
     const add = { ip: [] as string[][], bridge: [] as string[][] };
     for (const [key, l] of remotes) {
-      if (this.programmed.has(key) && JSON.stringify(this.programmed.get(key)) === JSON.stringify(l)) continue;
+      if (this.programmed.has(key) && leaseFingerprint(this.programmed.get(key)!) === leaseFingerprint(l)) continue;
       const c = backend.addRemote(l);
       add.ip.push(...c.ip);
       add.bridge.push(...c.bridge);

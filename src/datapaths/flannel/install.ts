@@ -9,7 +9,7 @@ import { CONF_DIR, type ConfList } from '../../cni/conflist.js';
 import { etcdPut, etcdPutMany, startEtcd } from '../etcd/server.js';
 import type { Lab } from '../../lab/lab-file.js';
 import type { FlannelNetwork } from './schema.js';
-import { subnetKey, type LeaseValue, type NetworkConfig } from './types.js';
+import { claimLease, subnetKey, type NetworkConfig } from './types.js';
 import { waitUntil } from '../../util/wait.js';
 import { mapLimit } from '../../util/limit.js';
 import { Ip } from '../../net/ip.js';
@@ -35,12 +35,16 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
   await etcdPut(backend, control, `${FLANNEL_PREFIX}/config`, JSON.stringify(config));
 
   // Node i gets the i-th subnet whatever order the agents come up in: the
-  // leases exist before them, as a controller hands out node.spec.podCIDR.
+  // leases exist before them, as a controller hands out node.spec.podCIDR,
+  // each as its agent would claim it (with the IPv6 subnet on a dual-stack network).
   const net = parseCidr(network.podCIDR)!;
   await etcdPutMany(
     backend,
     control,
-    nodes.map((node, i) => [subnetKey(FLANNEL_PREFIX, subnet(net, network.subnetLen, i)), JSON.stringify({ PublicIP: node.address, BackendType: network.backend, BackendData: {} } satisfies LeaseValue)]),
+    nodes.map((node, i) => {
+      const s = subnet(net, network.subnetLen, i);
+      return [subnetKey(FLANNEL_PREFIX, s), JSON.stringify(claimLease(config, s, node.address, network.podCIDRv6 ? node.addressV6 : undefined))];
+    }),
   );
 
   const wireguard = network.backend === 'wireguard' ? await wireguardImplementation() : undefined;

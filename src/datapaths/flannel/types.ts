@@ -1,6 +1,6 @@
 // What the flannel agent and its backends share: the agent's options, the
 // network config in etcd, a lease, and the contract of a backend.
-import { formatIp, parseCidr, parsePrefix, type Cidr, type Prefix } from '../../net/ipnet.js';
+import { formatCidr, formatIp, formatPrefix, network, parseCidr, parsePrefix, subprefix, type Cidr, type Prefix } from '../../net/ipnet.js';
 import type { KeyValue } from '../etcd/client.js';
 
 export interface AgentOptions {
@@ -76,4 +76,38 @@ export interface LeaseValue {
   PublicIPv6?: string;
   IPv6Subnet?: string;
   BackendV6Data?: Record<string, unknown>;
+}
+
+/** Dual-stack (EnableIPv6): the IPv6 subnet that goes with IPv4 subnet `s`, the nth /64 for the nth /24. */
+export function ipv6SubnetFor(config: NetworkConfig, s: Cidr): Prefix | undefined {
+  if (!config.EnableIPv6) return undefined;
+  const net = parseCidr(config.Network);
+  const net6 = parsePrefix(config.IPv6Network ?? '');
+  if (!net) throw new Error(`network config: Network "${config.Network}" is not a CIDR`);
+  if (net6?.family !== 6) throw new Error(`network config: IPv6Network "${config.IPv6Network}" is not an IPv6 CIDR`);
+  const len = config.SubnetLen ?? 24;
+  return subprefix(net6, config.IPv6SubnetLen ?? 64, (network(s) - network(net)) / 2 ** (32 - len));
+}
+
+/**
+ * A node's lease before its backend is set up (no backend data yet): what the
+ * agent writes when it claims a subnet, and what the installer writes for
+ * every node up front. Both families when the network enables IPv6.
+ */
+export function claimLease(config: NetworkConfig, s: Cidr, publicIp: string, publicIpv6?: string): LeaseValue {
+  const v6 = ipv6SubnetFor(config, s);
+  return { PublicIP: publicIp, BackendType: config.Backend?.Type ?? 'vxlan', BackendData: {}, ...(v6 ? { PublicIPv6: publicIpv6, IPv6Subnet: formatPrefix(v6) } : {}) };
+}
+
+/** Every field of a lease the backends program from, as one string: a lease is reprogrammed when it changes. */
+export function leaseFingerprint(l: Lease): string {
+  return JSON.stringify([
+    formatCidr(l.subnet),
+    l.publicIp,
+    l.backendType,
+    l.backendData,
+    l.ipv6Subnet ? formatPrefix(l.ipv6Subnet) : null,
+    l.publicIpv6 ?? null,
+    l.backendV6Data ?? null,
+  ]);
 }
