@@ -365,7 +365,6 @@ export function parseLabWith(text: string, file: string, kinds: Record<string, N
   return lab;
 }
 
-/** The labels of a workload's pods: as written, or app: <workload>. */
 /**
  * Pods must fit the pod network: each node hands out addresses from its own
  * /subnetLen (less the network, gateway and broadcast addresses). Workloads
@@ -404,6 +403,7 @@ export function capacityProblems(lab: Lab): LabProblem[] {
   return problems;
 }
 
+/** The labels of a workload's pods: as written, or app: <workload>. */
 export function workloadLabels(w: Lab['workloads'][number]): Record<string, string> {
   return w.labels ?? { app: w.name };
 }
