@@ -15,6 +15,7 @@ import { workshopCommands } from './commands/workshop.js';
 import { benchCommands } from './commands/bench.js';
 import { NoSuchTargetError, targetByName } from './runner/targets.js';
 import { challengeCommands } from './commands/challenges.js';
+import { endAttempt, readAttempt } from './challenges/attempt.js';
 import { serveCommand } from './commands/serve.js';
 
 /** Exit codes a CI job can read. */
@@ -121,6 +122,9 @@ program
   .addHelpText('after', '\nExample:\n  cnilab down\n  cnilab down flannel-vxlan')
   .action(async (name: string | undefined, o) => {
     const s = pickInstance(name);
+    // An attempt still open when its lab goes is logged as abandoned: the instructor's record stays complete.
+    const attempt = readAttempt(s.lab);
+    if (attempt) endAttempt(attempt, 'abandoned');
     const left = await cleanLab(s.lab);
     if (left) throw new Error(`${s.lab} is down here, but not everywhere: ${left}`);
     if (!o.quiet) console.log(`${green('✔')} ${s.lab} is down`);

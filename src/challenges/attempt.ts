@@ -20,7 +20,7 @@ export interface Attempt {
   user: string;
   /** When the lab was broken: the clock of "time to fix" starts here. */
   startedAt: string;
-  outcome: 'open' | 'fixed' | 'gave-up';
+  outcome: 'open' | 'fixed' | 'gave-up' | 'abandoned';
   endedAt?: string;
   hintsUsed: number;
   hintsTotal: number;
@@ -85,8 +85,11 @@ export function attemptRecord(a: Attempt): AttemptRecord {
   };
 }
 
-/** End an open attempt and append its record to the log (the caller saves it); an attempt already ended stays as it was. */
-export function endAttempt(a: Attempt, outcome: 'fixed' | 'gave-up', at = new Date()): boolean {
+/**
+ * End an open attempt and append its record to the log (the caller saves it); an attempt already ended stays as it was.
+ * `abandoned`: the lab was taken down while the attempt was open.
+ */
+export function endAttempt(a: Attempt, outcome: 'fixed' | 'gave-up' | 'abandoned', at = new Date()): boolean {
   if (a.outcome !== 'open') return false;
   a.outcome = outcome;
   a.endedAt = at.toISOString();

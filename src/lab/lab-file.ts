@@ -54,6 +54,8 @@ export const stepSchema = z
     service: z.strictObject({ node: z.string(), name: z.string().min(1), action: z.enum(['stop', 'start']) }).optional(),
     /** Delete a pod mid-lab: out of its services' endpoints first, then gone (a kubectl delete pod). */
     delete: z.strictObject({ pod: z.string() }).optional(),
+    /** Delete a pod and start it again under its own name on its node, with a new container ID (a StatefulSet's pod coming back). */
+    recreate: z.strictObject({ pod: z.string() }).optional(),
     /** Scale a workload up or down mid-lab; endpoints follow. */
     scale: z.strictObject({ workload: z.string(), replicas: z.number().int().min(0) }).optional(),
     /** Record the step's duration (until its expectations held, retries included) under this name. */
@@ -69,9 +71,9 @@ export const stepSchema = z
   .refine(
     (s) =>
       s.check !== undefined ||
-      ((s.service ?? s.delete ?? s.scale ?? s.policy) !== undefined && s.run === undefined) ||
+      ((s.service ?? s.delete ?? s.recreate ?? s.scale ?? s.policy) !== undefined && s.run === undefined) ||
       (s.run !== undefined && (s.node !== undefined) !== (s.pod !== undefined)),
-    { message: 'a step needs `check`, or `run` with exactly one of `node` or `pod`, or `service`, `delete`, `scale` or `policy`' },
+    { message: 'a step needs `check`, or `run` with exactly one of `node` or `pod`, or `service`, `delete`, `recreate`, `scale` or `policy`' },
   );
 
 /** The fields of `network:` every datapath has; a datapath's schema spreads them and adds its own. */

@@ -7,7 +7,8 @@
 // whose JSON line says that the lines before it are done: each `show` line
 // prints exactly one JSON line, the others print none. ip stops, and exits,
 // at the first failing line, as `ip -batch` does; the next batch starts a new
-// ip. stdout and stderr arrive merged, in the order ip wrote them.
+// ip. stdout and stderr arrive merged, in the order ip wrote them. A line
+// that failed on a stale name (see runBatch) is run again once in a new ip.
 import type { ChildProcess } from 'node:child_process';
 import { CommandError, inNetns, startPiped, trace, type Netns } from './exec.js';
 
@@ -66,7 +67,7 @@ export class IpSession {
     clearTimeout(timer);
   }
 
-  private async runBatch(lines: string[][]): Promise<string> {
+  private async runBatch(lines: string[][], retried = false): Promise<string> {
     const child = this.start();
     const first = this.sent + 1;
     this.sent += lines.length + 1;
@@ -81,7 +82,21 @@ export class IpSession {
     const failed = all.map((l) => /^Command failed .*:(\d+)$/.exec(l)).find(Boolean);
     if (!failed) throw new CommandError(this.argv, null, `ip stopped in the middle of a batch: ${all.filter((l) => !isJson(l)).join('\n')}`, stdout);
     const errors = all.filter((l) => !isJson(l) && !l.startsWith('Command failed'));
-    throw new CommandError(this.argv, 1, `${errors.join('\n')}\nCommand failed -:${Number(failed[1]) - first + 1}\n`, stdout);
+    const line = Number(failed[1]) - first + 1;
+    // ip keeps the index it first saw for a name. A link deleted by someone else and added again
+    // under that name (a pod recreated under its own name) has a new index, and the kernel answers
+    // "No such device" for the old one. The failed line did nothing: a new ip, which looks the name
+    // up afresh, runs it and the rest.
+    if (!retried && line <= lines.length && errors.some((e) => e.includes('No such device'))) {
+      try {
+        return stdout + (await this.runBatch(lines.slice(line - 1), true));
+      } catch (e) {
+        if (!(e instanceof CommandError)) throw e;
+        const again = /Command failed -:(\d+)/.exec(e.stderr);
+        throw new CommandError(this.argv, 1, e.stderr.replace(/Command failed -:\d+/, `Command failed -:${Number(again?.[1] ?? 1) + line - 1}`), stdout + e.stdout);
+      }
+    }
+    throw new CommandError(this.argv, 1, `${errors.join('\n')}\nCommand failed -:${line}\n`, stdout);
   }
 
   private start(): ChildProcess {

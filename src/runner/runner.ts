@@ -197,6 +197,19 @@ export class LabInstance {
     return `deleted pod ${name} on ${pod.node}`;
   }
 
+  /** Delete a pod and start it again under the same name on the same node, as a StatefulSet does: a new container ID, the address IPAM gives. */
+  async recreatePod(name: string): Promise<string> {
+    const old = this.pods.list().find((p) => p.name === name);
+    if (!old) throw new Error(`no pod named "${name}" (pods: ${this.pods.list().map((p) => p.name).join(', ')})`);
+    await this.deletePod(name);
+    const { node, workload, namespace, labels, ports, annotations } = old;
+    await this.startPod({ name, node, workload, namespace, labels, ports, annotations });
+    await this.publishEndpoints();
+    const pod = this.pods.list().find((p) => p.name === name)!;
+    this.fillVars();
+    return `recreated pod ${name} on ${node}: ${old.ip ?? ''} → ${pod.ip ?? ''}${pod.ip6 ? ` ${pod.ip6}` : ''}`;
+  }
+
   /** Pod names given out so far: a new pod never reuses a deleted pod's name, as a ReplicaSet's never do. */
   private named = new Set<string>();
 
@@ -297,7 +310,7 @@ export class LabInstance {
       vars: this.vars,
       services,
       policies: this.policies,
-      workloads: { delete: (pod: string) => this.deletePod(pod), scale: (w: string, n: number) => this.scale(w, n) },
+      workloads: { delete: (pod: string) => this.deletePod(pod), recreate: (pod: string) => this.recreatePod(pod), scale: (w: string, n: number) => this.scale(w, n) },
     };
     for (const [i, step] of this.lab.steps.entries()) {
       const o = await runStep(ctx, step);

@@ -18,7 +18,7 @@ export interface StepContext {
   vars: Record<string, string>;
   /** Stops and starts node services for `service` steps. */
   services?: ServiceControl;
-  /** Deletes pods and scales workloads for `delete` and `scale` steps. */
+  /** Deletes, recreates and scales pods for `delete`, `recreate` and `scale` steps. */
   workloads?: WorkloadControl;
   /** Puts NetworkPolicies in force and takes them out, for `policy` steps. */
   policies?: PolicyControl;
@@ -26,6 +26,7 @@ export interface StepContext {
 
 export interface WorkloadControl {
   delete(pod: string): Promise<string>;
+  recreate(pod: string): Promise<string>;
   scale(workload: string, replicas: number): Promise<string>;
 }
 
@@ -174,10 +175,15 @@ export async function runStep(ctx: StepContext, step: Step): Promise<StepOutcome
       if (!ctx.services) return done({ ok: false, failure: 'this lab cannot stop or start node services' });
       return done({ ok: true, target: `node ${node}`, command: `${action} ${name}`, stdout: await ctx.services[action](node, name) });
     }
-    if (step.delete || step.scale) {
+    if (step.delete || step.recreate || step.scale) {
       if (!ctx.workloads) return done({ ok: false, failure: 'this lab cannot delete pods or scale workloads' });
-      const stdout = step.delete ? await ctx.workloads.delete(render(step.delete.pod, ctx.vars)) : await ctx.workloads.scale(step.scale!.workload, step.scale!.replicas);
-      return done({ ok: true, target: 'cluster', command: step.delete ? `delete pod ${step.delete.pod}` : `scale ${step.scale!.workload} --replicas ${step.scale!.replicas}`, stdout });
+      const w = ctx.workloads;
+      const [command, stdout] = step.delete
+        ? [`delete pod ${step.delete.pod}`, await w.delete(render(step.delete.pod, ctx.vars))]
+        : step.recreate
+          ? [`recreate pod ${step.recreate.pod}`, await w.recreate(render(step.recreate.pod, ctx.vars))]
+          : [`scale ${step.scale!.workload} --replicas ${step.scale!.replicas}`, await w.scale(step.scale!.workload, step.scale!.replicas)];
+      return done({ ok: true, target: 'cluster', command, stdout });
     }
     if (step.policy) {
       if (!ctx.policies) return done({ ok: false, failure: 'this lab has no NetworkPolicy engine' });

@@ -1,7 +1,7 @@
 // The long-running `ip` of the CNI daemon keeps the meaning of `ip -batch`:
 // lines run in order, the first failure stops the batch and is named by its
-// line (also after earlier batches), the show lines' JSON comes back, and a
-// dead ip is restarted.
+// line (also after earlier batches), the show lines' JSON comes back, a
+// dead ip is restarted, and a name whose link was recreated elsewhere still works.
 import { expect } from 'chai';
 import { CommandError } from '../../src/net/exec.js';
 import { failedBatchLine, Ip, parseJsonLines, type Link } from '../../src/net/ip.js';
@@ -72,6 +72,43 @@ describe('IpSession (one ip process for many batches)', () => {
     const out = await session.batch([['link', 'show', 'dev', 'lo']]);
     expect(parseJsonLines<Link>(out)[0][0].ifname).to.equal('lo');
     expect(session.pid).to.be.a('number').and.not.equal(before);
+  });
+
+  it('a link deleted elsewhere and added again under its name: the lines after reach the new one, failures keep their line', async () => {
+    const recreate = async () => {
+      await session.batch([
+        ['link', 'add', 'cnitest-r0', 'type', 'veth', 'peer', 'name', 'cnitest-r1'],
+        ['link', 'show', 'dev', 'cnitest-r0'], // this ip now knows the name's index
+      ]);
+      await new Ip(NS).cmd('link', 'del', 'cnitest-r0'); // another process deletes it, as a pod's CNI DEL does
+    };
+    await recreate();
+    const out = await session.batch([
+      ['link', 'add', 'cnitest-r0', 'type', 'veth', 'peer', 'name', 'cnitest-r1'],
+      ['link', 'set', 'dev', 'cnitest-r0', 'address', 'ee:ee:ee:ee:ee:ee'],
+      ['link', 'show', 'dev', 'cnitest-r0'],
+    ]);
+    const [[r0]] = parseJsonLines<Link>(out);
+    expect(r0.address).to.equal('ee:ee:ee:ee:ee:ee');
+    expect((await new Ip(NS).link('cnitest-r0'))?.ifindex).to.equal(r0.ifindex);
+
+    await new Ip(NS).cmd('link', 'del', 'cnitest-r0');
+    await recreate();
+    let err: unknown;
+    try {
+      await session.batch([
+        ['link', 'show', 'dev', 'lo'],
+        ['link', 'add', 'cnitest-r0', 'type', 'veth', 'peer', 'name', 'cnitest-r1'],
+        ['link', 'set', 'dev', 'cnitest-r0', 'up'],
+        ['link', 'set', 'dev', 'cnitest-none', 'up'],
+      ]);
+    } catch (e) {
+      err = e;
+    }
+    expect(failedBatchLine(err)).to.equal(4);
+    expect(parseJsonLines<Link>((err as CommandError).stdout)[0][0].ifname).to.equal('lo');
+    expect((await new Ip(NS).link('cnitest-r0'))?.flags).to.include('UP');
+    await new Ip(NS).cmd('link', 'del', 'cnitest-r0');
   });
 
   it('serves callers one batch at a time', async () => {

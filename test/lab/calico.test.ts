@@ -22,7 +22,7 @@ describe('lab: calico-bgp, calico-vxlan, calico-ipip', function () {
   this.timeout(120_000);
   before(() => requireBuilt());
 
-  it('calico-bgp: every step passes, BIRD recovers after a restart (time recorded), nothing is left behind', async () => {
+  it('calico-bgp: every step passes, BIRD recovers after a restart (time recorded), a pod recreated under its own name answers, nothing is left behind', async () => {
     const seen = watchPids('calico-bgp');
     const r = await runLab('calico-bgp', {}, new QuietReporter()).finally(seen.stop);
     expect(r.ok, failures(r)).to.equal(true);
@@ -31,6 +31,7 @@ describe('lab: calico-bgp, calico-vxlan, calico-ipip', function () {
     expect(recovery, 'the recovery step recorded its time').to.not.equal(undefined);
     expect(recovery!.metrics!['bgp-recovery']).to.be.a('number').and.greaterThan(0);
     expect(r.steps.some((s) => s.command === 'stop bird' && s.ok)).to.equal(true);
+    expect(r.steps.some((s) => s.command === 'recreate pod nginx-2' && s.ok), 'nginx-2 came back under its own name').to.equal(true);
     expect(leftovers('calico-bgp')).to.deep.equal([]);
     expect(seen.pids.size).to.be.greaterThan(4); // etcd, calico-node ×2, bird ×2 (+ the restarted one)
     for (const pid of seen.pids) expect(alive(pid), `pid ${pid} still running`).to.equal(false);

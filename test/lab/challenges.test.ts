@@ -2,7 +2,7 @@
 // `cnilab challenge` breaks the lab, `cnilab check` fails, the challenge's
 // plausible wrong fix (typed with `cnilab exec`) still fails, and its fix
 // passes. One lab per group, broken and fixed in turn; at the end the lab
-// goes down from a broken state with the challenge still open.
+// goes down from a broken state with the challenge still open (logged as abandoned).
 import { expect } from 'chai';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -116,13 +116,19 @@ describe('challenges: break, a wrong fix, the fix, graded from the kernel', func
         });
       }
 
-      it('down removes the lab while a challenge is open and the lab broken', async () => {
+      it('down removes the lab while a challenge is open and the lab broken, and logs the attempt as abandoned', async () => {
         const first = lab.challenges![0];
-        expect((await cnilab('challenge', labName, first.name, '--name', instance, '-q', '--no-log')).code).to.equal(0);
+        const downLog = join(dir, `${instance}-down.jsonl`);
+        expect((await cnilab('challenge', labName, first.name, '--name', instance, '-q', '--log', downLog)).code).to.equal(0);
         await type(instance, first.wrongFix.steps, 'the wrong fix');
         const down = await cnilab('down', instance, '-q');
         expect(down.code, down.stderr).to.equal(0);
         expect(leftovers(instance)).to.deep.equal([]);
+        const records = readFileSync(downLog, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+        expect(records).to.have.length(1);
+        expect(records[0]).to.include({ lab: labName, instance, challenge: first.name, outcome: 'abandoned', checksRun: 0 });
+        expect(records[0].endedAt).to.be.a('string');
+        expect(records[0]).to.not.have.property('secondsToFix');
       });
     });
   }

@@ -23,6 +23,7 @@ describe('lab files', () => {
     ['an unknown network plugin', good.replace('plugin: flannel', 'plugin: weave'), /network\.plugin: "weave" is not a network plugin cnilab has \(flannel/],
     ['a step on a node that does not exist', good.replace('node: master\n    run: ip route', 'node: mastr\n    run: ip route'), /steps\[\d+\]\.node: no node named "mastr"/],
     ['a step with neither run nor check', good.replace("  - name: the Kubernetes network model holds (unique pod IPs in one CIDR, no NAT across nodes)\n    check: kubernetes-model", '  - name: nothing'), /a step needs `check`, or `run`/],
+    ['a recreate step that also runs a command', good.replace('    check: kubernetes-model', "    recreate: { pod: nginx-0 }\n    run: 'true'"), /steps\[\d+\]: a step needs `check`, or `run` with exactly one of `node` or `pod`, or `service`, `delete`, `recreate`, `scale` or `policy`/],
     ['a bad pod CIDR', good.replace('podCIDR: 10.10.0.0/16', 'podCIDR: 10.10.0.0/40'), /bad\.yaml:17: network\.podCIDR: "10\.10\.0\.0\/40" is not a CIDR/],
     ['a bad IPv6 pod CIDR', dual.replace('podCIDRv6: fd00:10::/48', 'podCIDRv6: fd00:10:::/48'), /bad\.yaml:\d+: network\.podCIDRv6: "fd00:10:::\/48" is not an IPv6 CIDR/],
     ['an IPv4 CIDR as podCIDRv6', dual.replace('podCIDRv6: fd00:10::/48', 'podCIDRv6: 10.20.0.0/16'), /network\.podCIDRv6: "10\.20\.0\.0\/16" is not an IPv6 CIDR/],
