@@ -44,7 +44,8 @@ export const stepSchema = z
     capture: z
       .strictObject({
         node: z.string(),
-        interface: z.string().default('eth0'),
+        /** Default: the node's underlay device ({{nodes.<node>.iface}}). */
+        interface: z.string().optional(),
         filter: z.string(),
         packets: z.number().int().positive().default(2),
         decode: z.enum(['vxlan']).optional(),

@@ -1,6 +1,6 @@
 // Orchestration of one lab instance: preflight, nodes, network, pods, steps, teardown.
 import { join } from 'node:path';
-import type { Backend, Topology } from '../topologies/backend.js';
+import type { Backend, NodeSpec, Topology } from '../topologies/backend.js';
 import { createBackend } from '../topologies/registry.js';
 import { parseCidr, parsePrefix } from '../net/ipnet.js';
 import { proxyModesOf, workloadLabels, type Lab } from '../lab/lab-file.js';
@@ -16,7 +16,7 @@ import { preflight } from './preflight.js';
 import { requireBuilt } from '../lab/paths.js';
 import { startNodeCnid } from './pods.js';
 import type { Reporter } from './reporter.js';
-import { POD_RESOLV_CONF } from '../topologies/backend.js';
+import { POD_RESOLV_CONF, underlayIface } from '../topologies/backend.js';
 import { DNS_POD, DNS_WORKLOAD, ServiceController } from './service-controller.js';
 import type { ProxyMode } from '../services/model.js';
 import type { PodSpec } from './pods.js';
@@ -67,7 +67,10 @@ export interface RunReport {
 export function applyFoundTopology(lab: Lab, found: LabState['topology']): void {
   if (!found) return;
   lab.topology.underlay = found.underlay;
-  for (const n of lab.topology.nodes) n.address = found.nodes.find((f) => f.name === n.name)?.address ?? n.address;
+  for (const n of lab.topology.nodes as NodeSpec[]) {
+    const f = found.nodes.find((x) => x.name === n.name);
+    if (f) Object.assign(n, { address: f.address }, f.iface ? { iface: f.iface } : {});
+  }
 }
 
 export function topologyOf(lab: Lab, instance: string): Topology {
@@ -268,6 +271,7 @@ export class LabInstance {
       this.vars[`nodes.${n.name}.address`] = n.address;
       if (n.addressV6) this.vars[`nodes.${n.name}.addressV6`] = n.addressV6;
       this.vars[`nodes.${n.name}.dir`] = this.backend.nodePath(n.name, '');
+      this.vars[`nodes.${n.name}.iface`] = underlayIface(n);
     }
     for (const s of this.cluster?.current ?? []) {
       this.vars[`services.${s.name}.clusterIP`] = s.clusterIP;

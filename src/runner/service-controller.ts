@@ -5,7 +5,7 @@
 // reports the change applied.
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Backend, NodeSpec } from '../topologies/backend.js';
+import { underlayIface, type Backend, type NodeSpec } from '../topologies/backend.js';
 import { AGENTS_DIR } from '../lab/paths.js';
 import {
   dnsRecords,
@@ -71,7 +71,7 @@ export class ServiceController {
         '--services-file', this.backend.nodePath(n.name, SERVICES_FILE),
         '--status-file', this.backend.nodePath(n.name, STATUS_FILE),
         '--proxy-mode', this.config.proxyMode,
-        '--iface', 'eth0',
+        '--iface', underlayIface(n),
         ...((await this.config.proxyArgs?.(n)) ?? []),
       ]);
     }

@@ -14,7 +14,15 @@ export interface NodeSpec {
   address: string;
   /** IPv6 underlay address on a dual-stack underlay, e.g. fd00:192:168:10::210 */
   addressV6?: string;
+  /** The device that carries the underlay (hosts: the inventory's interface); eth0 where cnilab makes the node. */
+  iface?: string;
 }
+
+/** The underlay device of a node cnilab made itself (netns, docker, VMs). */
+export const DEFAULT_UNDERLAY_IFACE = 'eth0';
+
+/** The device a node's underlay traffic leaves by: datapaths bind their tunnels and agents to it. */
+export const underlayIface = (n: NodeSpec): string => n.iface ?? DEFAULT_UNDERLAY_IFACE;
 
 export interface Topology {
   /** The lab instance name; every resource carries it. */

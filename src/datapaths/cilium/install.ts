@@ -4,7 +4,7 @@
 // fills the maps), and the CNI conflist that points the kubelet at cilium-cni.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { Backend, NodeSpec } from '../../topologies/backend.js';
+import { underlayIface, type Backend, type NodeSpec } from '../../topologies/backend.js';
 import type { Lab } from '../../lab/lab-file.js';
 import type { CiliumNetwork } from './schema.js';
 import { Ip } from '../../net/ip.js';
@@ -81,7 +81,7 @@ export async function installCilium(backend: Backend, lab: Lab, nodes: NodeSpec[
         node: node.name,
         nodeIp: node.address,
         mode,
-        underlayDevice: 'eth0',
+        underlayDevice: underlayIface(node),
         nodes: cluster,
         bpffs,
         objects,
@@ -94,8 +94,8 @@ export async function installCilium(backend: Backend, lab: Lab, nodes: NodeSpec[
       await backend.writeFile(node.name, AGENT_CONFIG, JSON.stringify(config, null, 2));
       await backend.start(node.name, 'cilium-agent', [process.execPath, join(AGENTS_DIR, 'cilium-agent.js'), '--config', backend.nodePath(node.name, AGENT_CONFIG)]);
       const ready = JSON.parse(await waitForAgent(backend, node.name, 10_000)) as { pins: string };
-      const underlay = await new Ip(backend.node(node.name)).link('eth0');
-      if (!underlay) throw new Error(`node ${node.name} has no eth0 (the underlay)`);
+      const underlay = await new Ip(backend.node(node.name)).link(underlayIface(node));
+      if (!underlay) throw new Error(`node ${node.name} has no ${underlayIface(node)} (the underlay)`);
       const mtu = underlay.mtu - (mode === 'vxlan' ? VXLAN_OVERHEAD : 0);
       const podCIDRs = [node.podCIDR, ...(node.podCIDRv6 ? [node.podCIDRv6] : [])];
       await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(ciliumConfList(backend, node.name, podCIDRs, mtu), null, 2));
