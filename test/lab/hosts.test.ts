@@ -7,22 +7,23 @@
 // the machines must look exactly as before: links, addresses, routes, rules,
 // iptables, mounts, sysctls, processes and every file.
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { execa } from 'execa';
-import { run } from '../../src/net/exec.js';
 import { runLab } from '../../src/runner/runner.js';
 import { QuietReporter } from '../../src/runner/reporter.js';
-import { ROOT, requireBuilt } from '../../src/lab/paths.js';
+import { ROOT } from '../../src/lab/paths.js';
 import { labDir, NAME_PREFIX, readState } from '../../src/lab/state.js';
-import { startPrivateEngine, stopPrivateEngine, type PrivateEngine } from '../../src/topologies/docker-engine.js';
-import { ensureNodeImage } from '../../src/topologies/docker-image.js';
+import type { PrivateEngine } from '../../src/topologies/docker-engine.js';
 import { dockerExec } from '../../src/topologies/docker.js';
 import { failures } from '../helpers/lab.js';
+import { startTestEngine, stopTestEngine, type TestEngine } from '../helpers/private-engine.js';
 
 const SUBNET = '172.31.7.0/24';
 const HOSTS = { m1: '172.31.7.11', w1: '172.31.7.12' };
+/** The underlay device of each machine: w1's is not called eth0, as on many real machines. */
+const IFACE: Record<string, string> = { m1: 'eth0', w1: 'ens5' };
 const NETWORK = `${NAME_PREFIX}hosts-test-underlay`;
 const container = (host: string) => `${NAME_PREFIX}hosts-test-${host}`;
 
@@ -75,6 +76,7 @@ function changes(before: View, after: View): string[] {
 
 describe('hosts backend: labs on machines over ssh', function () {
   this.timeout(240_000);
+  let t: TestEngine | undefined;
   let engine: PrivateEngine | undefined;
   let dir = '';
   let inventory = '';
@@ -85,22 +87,11 @@ describe('hosts backend: labs on machines over ssh', function () {
 
   before(async function () {
     this.timeout(15 * 60_000);
-    const skip = (why: string) => {
-      console.log(`      skipped: ${why}`);
-      this.skip();
-    };
-    requireBuilt();
-    if (process.getuid?.() !== 0) return skip('the test needs root to start dockerd');
-    if ((await run(['sh', '-c', 'command -v dockerd && command -v ssh && command -v ssh-keygen'], { allowFailure: true })).exitCode !== 0) {
-      return skip('dockerd or the ssh client is not installed (Debian packages docker.io, openssh-client)');
-    }
-    dir = mkdtempSync('/tmp/cnilab-hosts-');
-    try {
-      engine = await startPrivateEngine(join(dir, 'dockerd'));
-    } catch (e) {
-      return skip(`no Docker engine can be started here: ${(e as Error).message}`);
-    }
-    const image = await ensureNodeImage(engine.docker, (m) => console.log(`      ${m}`));
+    t = await startTestEngine(this, { ssh: 'openssh-client', 'ssh-keygen': 'openssh-client' });
+    if (!t) return;
+    engine = t.engine;
+    dir = t.dir;
+    const image = t.image;
     await engine.docker.createNetwork({
       Name: NETWORK,
       Driver: 'bridge',
@@ -120,6 +111,7 @@ describe('hosts backend: labs on machines over ssh', function () {
       machines[host] = c;
       await dockerExec(c, ['sh', '-c', 'umask 077 && mkdir -p /root/.ssh /run/sshd && cat > /etc/ssh/test_host_key'], { input: hostKey });
       await dockerExec(c, ['sh', '-c', 'cat > /root/.ssh/authorized_keys'], { input: readFileSync(join(dir, 'id.pub'), 'utf8') });
+      if (IFACE[host] !== 'eth0') await dockerExec(c, ['sh', '-c', `ip link set eth0 down && ip link set eth0 name ${IFACE[host]} && ip link set ${IFACE[host]} up`]);
     }
     const proxy = `docker -H ${engine.host} exec -i ${container('%n')} /usr/sbin/sshd -i -e -h /etc/ssh/test_host_key -o LogLevel=ERROR -o UsePAM=no`;
     writeFileSync(
@@ -127,15 +119,14 @@ describe('hosts backend: labs on machines over ssh', function () {
       [`Host ${Object.keys(HOSTS).join(' ')}`, '  User root', `  IdentityFile ${join(dir, 'id')}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${join(dir, 'known_hosts')}`, '  StrictHostKeyChecking yes', `  ProxyCommand ${proxy}`, ''].join('\n'),
     );
     inventory = join(dir, 'hosts.yaml');
-    writeFileSync(inventory, 'sshConfig: ./ssh_config\nnodes:\n  master: { host: m1, interface: eth0 }\n  worker: { host: w1, interface: eth0 }\n');
+    writeFileSync(inventory, `sshConfig: ./ssh_config\nnodes:\n  master: { host: m1, interface: ${IFACE.m1} }\n  worker: { host: w1, interface: ${IFACE.w1} }\n`);
     // A first login writes the login records; the machines' "before" is after it.
     for (const h of Object.keys(HOSTS)) await execa('ssh', ['-F', join(dir, 'ssh_config'), h, 'true']);
   });
 
   after(async function () {
     this.timeout(120_000);
-    if (engine) await stopPrivateEngine(engine);
-    if (dir) await execa('rm', ['-rf', '--one-file-system', dir], { reject: false });
+    await stopTestEngine(t);
   });
 
   it('a bad inventory is refused with file:line field, before anything is made', async () => {
@@ -173,7 +164,11 @@ describe('hosts backend: labs on machines over ssh', function () {
     const up = await cli('up', 'flannel-host-gw', '--name', 'hst-left', '--backend', 'hosts', '--inventory', inventory, '-q');
     try {
       expect(up.exitCode, up.stderr).to.equal(0);
-      expect(readState('hst-left')?.topology).to.deep.equal({ underlay: SUBNET, nodes: [{ name: 'master', address: HOSTS.m1 }, { name: 'worker', address: HOSTS.w1 }] });
+      expect(readState('hst-left')?.topology).to.deep.equal({ underlay: SUBNET, nodes: [
+          { name: 'master', address: HOSTS.m1, iface: IFACE.m1 },
+          { name: 'worker', address: HOSTS.w1, iface: IFACE.w1 },
+        ],
+      });
       // The node is the machine: its hostname, its address, its default route untouched.
       const exec = await cli('exec', '--lab', 'hst-left', 'master', '--', 'sh', '-c', 'hostname; ip -o -4 addr show eth0');
       expect(exec.stdout).to.match(/^m1\n/).and.include(`inet ${HOSTS.m1}/24`);
