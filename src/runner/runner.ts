@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import type { Backend, NodeSpec, Topology } from '../topologies/backend.js';
 import { createBackend } from '../topologies/registry.js';
 import { parseCidr, parsePrefix } from '../net/ipnet.js';
-import { proxyModesOf, workloadLabels, type Lab } from '../lab/lab-file.js';
+import { fillUnderlay, proxyModesOf, workloadLabels, type Lab } from '../lab/lab-file.js';
 import { loadLab } from '../datapaths/index.js';
 import { StateFile, readState, labDir, type LabState } from '../lab/state.js';
 import { PodManager, schedule } from './pods.js';
@@ -71,6 +71,7 @@ export function applyFoundTopology(lab: Lab, found: LabState['topology']): void 
     const f = found.nodes.find((x) => x.name === n.name);
     if (f) Object.assign(n, { address: f.address }, f.iface ? { iface: f.iface } : {});
   }
+  fillUnderlay(lab);
 }
 
 export function topologyOf(lab: Lab, instance: string): Topology {
@@ -126,6 +127,12 @@ export class LabInstance {
   /** Everything up to a running cluster with its workloads; on failure, everything is removed again. */
   async up(opts: RunOptions = {}): Promise<void> {
     const { lab, backend } = this;
+    const plugin = datapath(lab.network.plugin);
+    if (plugin.podsOnUnderlay && backend.foreignUnderlay) {
+      throw new CannotRunHereError(
+        `skipped: ${plugin.name} gives pods addresses of the underlay itself; on ${backend.kind} the underlay is the machines' own network, where cnilab takes no addresses`,
+      );
+    }
     try {
       await this.phase('preflight', () => preflight(lab, { install: opts.install ?? true, log: (m) => this.reporter.info(m) }));
       requireBuilt();
@@ -267,6 +274,7 @@ export class LabInstance {
   }
 
   fillVars(): void {
+    this.vars['topology.underlay'] = this.lab.topology.underlay;
     for (const n of this.lab.topology.nodes) {
       this.vars[`nodes.${n.name}.address`] = n.address;
       if (n.addressV6) this.vars[`nodes.${n.name}.addressV6`] = n.addressV6;

@@ -51,6 +51,8 @@ export interface Started {
 }
 
 export interface Backend {
+  /** The underlay is a network of the machines', not one the backend made for the lab (hosts): nothing may take addresses on it. */
+  readonly foreignUnderlay?: boolean;
   readonly kind: string;
   /** Build the underlay and the nodes. On failure everything made so far is removed. */
   up(): Promise<void>;

@@ -149,7 +149,14 @@ describe('hosts backend: labs on machines over ssh', function () {
     expect(changes(before, await view())).to.deep.equal([]);
   });
 
-  for (const lab of ['flannel-vxlan', 'calico-bgp', 'cilium-ebpf']) {
+  it('macvlan is refused: its pods would take addresses on the machines\' own network', async () => {
+    const r = await runLab('macvlan', { name: 'hst-macvlan', backend: 'hosts', inventory }, new QuietReporter());
+    expect(r.skipped).to.match(/macvlan gives pods addresses of the underlay itself; on hosts the underlay is the machines' own network/);
+    expect(readState('hst-macvlan')).to.equal(undefined);
+  });
+
+  // Services (kube-proxy, the cluster DNS) and policies whose ipBlocks name the underlay, beside the lessons.
+  for (const lab of ['flannel-vxlan', 'calico-bgp', 'cilium-ebpf', 'flannel-vxlan-services', 'calico-policy', 'cilium-policy']) {
     it(`${lab}: every lesson step passes on the hosts' own addressing, and the hosts are given back as they were`, async () => {
       const before = await view();
       const r = await runLab(lab, { name: `hst-${lab}`, backend: 'hosts', inventory, install: false }, new QuietReporter());

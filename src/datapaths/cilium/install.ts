@@ -122,15 +122,17 @@ export function ciliumConfList(backend: Backend, node: string, podCIDRs: string[
 
 /** The agent's ready file; a fatal error in its log ends the wait at once, quoted. */
 async function waitForAgent(backend: Backend, node: string, timeoutMs: number): Promise<string> {
+  let log = '';
   return waitUntil(
     async () => {
       const ready = await backend.readFile(node, AGENT_READY);
       if (ready) return ready;
-      const fatal = (await backend.readFile(node, AGENT_LOG))?.split('\n').find((l) => l.startsWith('cilium-agent: '));
+      log = (await backend.readFile(node, AGENT_LOG)) ?? '';
+      const fatal = log.split('\n').find((l) => l.startsWith('cilium-agent: '));
       if (fatal) throw new Error(`the cilium agent on ${node} failed: ${fatal.slice('cilium-agent: '.length)}`);
       return undefined;
     },
-    { timeoutMs, what: `the cilium agent on ${node} to be ready`, hint: () => `see ${backend.nodePath(node, AGENT_LOG)}` },
+    { timeoutMs, what: `the cilium agent on ${node} to be ready`, hint: () => `${backend.nodePath(node, AGENT_LOG)} ends: ${log.trim().split('\n').slice(-3).join(' | ') || '(empty)'}` },
   );
 }
 
