@@ -12,7 +12,7 @@ import { datapath } from '../datapaths/index.js';
 import { startSidecar } from './sidecars.js';
 import { NodeServices } from './services.js';
 import { runStep, type StepOutcome } from './steps.js';
-import { preflight } from './preflight.js';
+import { nodePreflight, preflight } from './preflight.js';
 import { requireBuilt } from '../lab/paths.js';
 import { startNodeCnid } from './pods.js';
 import type { Reporter } from './reporter.js';
@@ -134,11 +134,12 @@ export class LabInstance {
       );
     }
     try {
-      await this.phase('preflight', () => preflight(lab, { install: opts.install ?? true, log: (m) => this.reporter.info(m) }));
+      await this.phase('preflight', () => preflight(lab, { install: opts.install ?? true, log: (m) => this.reporter.info(m), kernel: !backend.nodeKernels }));
       requireBuilt();
       this.state.save();
       await this.phase(`nodes (${lab.topology.nodes.map((n) => n.name).join(', ')}) on ${backend.kind}`, () => backend.up());
       applyFoundTopology(lab, this.state.state.topology);
+      if (backend.nodeKernels) await this.phase('preflight on each node', () => nodePreflight(lab, backend));
       // A few at a time: each is a Node.js start-up, and a hundred at once starve each other past their timeout.
       await this.phase('cni daemons', () => mapLimit(lab.topology.nodes, NODE_STARTS_AT_ONCE, (n) => startNodeCnid(backend, n.name)));
       await this.phase(`network ${lab.network.plugin} (${lab.network.backend})`, () =>

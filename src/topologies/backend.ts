@@ -53,6 +53,10 @@ export interface Started {
 export interface Backend {
   /** The underlay is a network of the machines', not one the backend made for the lab (hosts): nothing may take addresses on it. */
   readonly foreignUnderlay?: boolean;
+  /** Each node runs a kernel of its own (hosts): preflight asks every node's kernel, not this machine's. */
+  readonly nodeKernels?: boolean;
+  /** How messages name a node: "w1 (node worker)" where it is a machine of its own. */
+  nodeLabel?(node: string): string;
   readonly kind: string;
   /** Build the underlay and the nodes. On failure everything made so far is removed. */
   up(): Promise<void>;

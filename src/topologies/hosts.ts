@@ -61,6 +61,7 @@ export function pathMapper(lab: string, nodeBinary: string | undefined): { word:
 export class HostsBackend extends RemoteNodeBackend {
   readonly kind = 'hosts';
   readonly foreignUnderlay = true;
+  readonly nodeKernels = true;
   /** The lab's directory on a host is the host's own: its logs and pod files are read over the connection. */
   protected readonly labDirShared = false;
   /** Files of dist/bpf already on each host (objects compiled after the copy are sent before the next start). */
@@ -84,6 +85,10 @@ export class HostsBackend extends RemoteNodeBackend {
 
   private get runner(): CommandRunner {
     return this.opts.runner ?? runCommand;
+  }
+
+  nodeLabel(node: string): string {
+    return `${this.rec(node).host} (node ${node})`;
   }
 
   private rec(node: string): HostNodeRecord {

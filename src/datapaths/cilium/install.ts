@@ -93,7 +93,7 @@ export async function installCilium(backend: Backend, lab: Lab, nodes: NodeSpec[
       };
       await backend.writeFile(node.name, AGENT_CONFIG, JSON.stringify(config, null, 2));
       await backend.start(node.name, 'cilium-agent', [process.execPath, join(AGENTS_DIR, 'cilium-agent.js'), '--config', backend.nodePath(node.name, AGENT_CONFIG)]);
-      const ready = JSON.parse(await waitForAgent(backend, node.name, 10_000)) as { pins: string };
+      const ready = JSON.parse(await waitForAgent(backend, node.name, 30_000)) as { pins: string };
       const underlay = await new Ip(backend.node(node.name)).link(underlayIface(node));
       if (!underlay) throw new Error(`node ${node.name} has no ${underlayIface(node)} (the underlay)`);
       const mtu = underlay.mtu - (mode === 'vxlan' ? VXLAN_OVERHEAD : 0);
