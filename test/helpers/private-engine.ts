@@ -28,21 +28,17 @@ export async function rootLinks(): Promise<string[]> {
 }
 
 /**
- * Start a private engine for the suite whose `before` hook this is, or skip the
- * suite saying why (not root, a command missing, no engine can start here).
- * `commands`: what else the suite needs installed, with the Debian packages to name.
+ * Start a private engine, or say why none can start here (not root, a command
+ * missing, dockerd refusing). `commands`: what else the caller needs installed,
+ * with the Debian package that has each.
  */
-export async function startTestEngine(ctx: Mocha.Context, commands: Record<string, string> = {}): Promise<TestEngine | undefined> {
-  const skip = (why: string) => {
-    console.log(`      skipped: ${why}`);
-    ctx.skip();
-  };
+export async function startEngine(commands: Record<string, string> = {}): Promise<TestEngine | string> {
   requireBuilt();
-  if (process.getuid?.() !== 0) return skip('the test needs root to start dockerd'), undefined;
-  const needed = { dockerd: 'docker.io', ...commands };
+  if (process.getuid?.() !== 0) return 'starting dockerd needs root';
+  const needed: Record<string, string> = { dockerd: 'docker.io', ...commands };
   const absent: string[] = [];
   for (const c of Object.keys(needed)) if ((await run(['sh', '-c', `command -v ${c}`], { allowFailure: true })).exitCode !== 0) absent.push(c);
-  if (absent.length) return skip(`${absent.join(', ')} not installed (Debian packages ${[...new Set(absent.map((c) => needed[c as keyof typeof needed]))].join(', ')})`), undefined;
+  if (absent.length) return `${absent.join(', ')} not installed (Debian packages ${[...new Set(absent.map((c) => needed[c]))].join(', ')})`;
   const linksBefore = await rootLinks();
   const dir = mkdtempSync('/tmp/cnilab-engine-');
   let engine: PrivateEngine;
@@ -50,11 +46,19 @@ export async function startTestEngine(ctx: Mocha.Context, commands: Record<strin
     engine = await startPrivateEngine(join(dir, 'dockerd'));
   } catch (e) {
     await execa('rm', ['-rf', '--one-file-system', dir], { reject: false });
-    return skip(`no Docker engine can be started here: ${(e as Error).message}`), undefined;
+    return `no Docker engine can be started here: ${(e as Error).message}`;
   }
   // Built once per machine (cached by its hash), imported into this fresh engine.
   const image = await ensureNodeImage(engine.docker, (m) => console.log(`      ${m}`));
   return { engine, dir, image, linksBefore };
+}
+
+/** startEngine in a suite's `before` hook: where none can start, the suite is skipped and says why. */
+export async function startTestEngine(ctx: Mocha.Context, commands: Record<string, string> = {}): Promise<TestEngine | undefined> {
+  const t = await startEngine(commands);
+  if (typeof t !== 'string') return t;
+  console.log(`      skipped: ${t}`);
+  ctx.skip();
 }
 
 /**

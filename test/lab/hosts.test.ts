@@ -7,47 +7,23 @@
 // the machines must look exactly as before: links, addresses, routes, rules,
 // iptables, mounts, sysctls, processes and every file.
 import { expect } from 'chai';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { execa } from 'execa';
 import { runLab } from '../../src/runner/runner.js';
 import { QuietReporter } from '../../src/runner/reporter.js';
 import { ROOT } from '../../src/lab/paths.js';
-import { labDir, NAME_PREFIX, readState } from '../../src/lab/state.js';
-import type { PrivateEngine } from '../../src/topologies/docker-engine.js';
+import { labDir, readState } from '../../src/lab/state.js';
 import { dockerExec } from '../../src/topologies/docker.js';
 import { failures } from '../helpers/lab.js';
 import { startTestEngine, stopTestEngine, type TestEngine } from '../helpers/private-engine.js';
+import { startSshHosts } from '../helpers/ssh-hosts.js';
 
 const SUBNET = '172.31.7.0/24';
 const HOSTS = { m1: '172.31.7.11', w1: '172.31.7.12' };
 /** The underlay device of each machine: w1's is not called eth0, as on many real machines. */
 const IFACE: Record<string, string> = { m1: 'eth0', w1: 'ens5' };
-const NETWORK = `${NAME_PREFIX}hosts-test-underlay`;
-const container = (host: string) => `${NAME_PREFIX}hosts-test-${host}`;
-
-/** A machine as a node-image container: every capability a kernel-level lab needs, its own address, nothing of cnilab mounted. */
-function machineSpec(image: string, host: string, address: string): Docker.ContainerCreateOptions {
-  return {
-    name: container(host),
-    Hostname: host,
-    Image: image,
-    Cmd: ['sleep', 'infinity'],
-    HostConfig: {
-      NetworkMode: NETWORK,
-      Init: true,
-      CapAdd: ['ALL'],
-      CapDrop: ['SYS_RESOURCE'],
-      SecurityOpt: ['seccomp=unconfined', 'apparmor=unconfined'],
-      MaskedPaths: [],
-      ReadonlyPaths: [],
-      Devices: [{ PathOnHost: '/dev/net/tun', PathInContainer: '/dev/net/tun', CgroupPermissions: 'rwm' }],
-    },
-    NetworkingConfig: { EndpointsConfig: { [NETWORK]: { IPAMConfig: { IPv4Address: address } } } },
-  };
-}
-
 /** Everything a lab could leave on a machine, as text to compare. */
 const VIEW = [
   'ip -o link | sed "s/^[0-9]*: //"',
@@ -77,7 +53,6 @@ function changes(before: View, after: View): string[] {
 describe('hosts backend: labs on machines over ssh', function () {
   this.timeout(240_000);
   let t: TestEngine | undefined;
-  let engine: PrivateEngine | undefined;
   let dir = '';
   let inventory = '';
   const machines: Record<string, Docker.Container> = {};
@@ -89,39 +64,14 @@ describe('hosts backend: labs on machines over ssh', function () {
     this.timeout(15 * 60_000);
     t = await startTestEngine(this, { ssh: 'openssh-client', 'ssh-keygen': 'openssh-client' });
     if (!t) return;
-    engine = t.engine;
     dir = t.dir;
-    const image = t.image;
-    await engine.docker.createNetwork({
-      Name: NETWORK,
-      Driver: 'bridge',
-      Internal: true,
-      IPAM: { Driver: 'default', Config: [{ Subnet: SUBNET, Gateway: '172.31.7.254' }] },
-      Options: { 'com.docker.network.bridge.inhibit_ipv4': 'true', 'com.docker.network.driver.mtu': '1500' },
+    const hosts = await startSshHosts(t, {
+      subnet: SUBNET,
+      gateway: '172.31.7.254',
+      nodes: { master: { host: 'm1', address: HOSTS.m1, iface: IFACE.m1 }, worker: { host: 'w1', address: HOSTS.w1, iface: IFACE.w1 } },
     });
-    // A client key, and one host key every machine presents (known_hosts names both machines).
-    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'id')]);
-    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'hostkey')]);
-    const hostKey = readFileSync(join(dir, 'hostkey'), 'utf8');
-    const hostPub = readFileSync(join(dir, 'hostkey.pub'), 'utf8').trim();
-    writeFileSync(join(dir, 'known_hosts'), Object.keys(HOSTS).map((h) => `${h} ${hostPub}\n`).join(''));
-    for (const [host, address] of Object.entries(HOSTS)) {
-      const c = await engine.docker.createContainer(machineSpec(image, host, address));
-      await c.start();
-      machines[host] = c;
-      await dockerExec(c, ['sh', '-c', 'umask 077 && mkdir -p /root/.ssh /run/sshd && cat > /etc/ssh/test_host_key'], { input: hostKey });
-      await dockerExec(c, ['sh', '-c', 'cat > /root/.ssh/authorized_keys'], { input: readFileSync(join(dir, 'id.pub'), 'utf8') });
-      if (IFACE[host] !== 'eth0') await dockerExec(c, ['sh', '-c', `ip link set eth0 down && ip link set eth0 name ${IFACE[host]} && ip link set ${IFACE[host]} up`]);
-    }
-    const proxy = `docker -H ${engine.host} exec -i ${container('%n')} /usr/sbin/sshd -i -e -h /etc/ssh/test_host_key -o LogLevel=ERROR -o UsePAM=no`;
-    writeFileSync(
-      join(dir, 'ssh_config'),
-      [`Host ${Object.keys(HOSTS).join(' ')}`, '  User root', `  IdentityFile ${join(dir, 'id')}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${join(dir, 'known_hosts')}`, '  StrictHostKeyChecking yes', `  ProxyCommand ${proxy}`, ''].join('\n'),
-    );
-    inventory = join(dir, 'hosts.yaml');
-    writeFileSync(inventory, `sshConfig: ./ssh_config\nnodes:\n  master: { host: m1, interface: ${IFACE.m1} }\n  worker: { host: w1, interface: ${IFACE.w1} }\n`);
-    // A first login writes the login records; the machines' "before" is after it.
-    for (const h of Object.keys(HOSTS)) await execa('ssh', ['-F', join(dir, 'ssh_config'), h, 'true']);
+    inventory = hosts.inventory;
+    Object.assign(machines, hosts.machines);
   });
 
   after(async function () {
