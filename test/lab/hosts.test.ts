@@ -7,7 +7,7 @@
 // the machines must look exactly as before: links, addresses, routes, rules,
 // iptables, mounts, sysctls, processes and every file.
 import { expect } from 'chai';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { execa } from 'execa';
@@ -115,6 +115,20 @@ describe('hosts backend: labs on machines over ssh', function () {
       expect(changes(before, await view())).to.deep.equal([]);
     });
   }
+
+  it('bench runs on the hosts: TCP and request/response against their own underlay, and the hosts are given back as they were', async function () {
+    this.timeout(300_000);
+    const before = await view();
+    const results = join(dir, 'results');
+    const r = await cli('bench', 'flannel-host-gw', '--backend', 'hosts', '--inventory', inventory, '--name', 'hst-bench', '--tests', 'tcp,rr', '--repeat', '1', '--duration', '0.2', '--no-install', '--results-dir', results, '--json');
+    expect(r.exitCode, r.stdout + r.stderr).to.equal(0);
+    const summary = JSON.parse(r.stdout) as { labs: { lab: string; status: string; reason?: string; file?: string }[] };
+    expect(summary.labs.map((o) => o.reason ?? o.status)).to.deep.equal(['ok']);
+    const result = JSON.parse(readFileSync(summary.labs[0].file!, 'utf8')) as { backend: string; pairs: { name: string }[] };
+    expect(result.backend).to.equal('hosts');
+    expect(result.pairs.map((p) => p.name)).to.include('underlay');
+    expect(changes(before, await view())).to.deep.equal([]);
+  });
 
   it('a lab left up: later commands find the hosts in its state (exec, status, diagram, trace --capture), a second lab is refused, down gives the hosts back', async () => {
     const before = await view();
