@@ -139,7 +139,7 @@ export class LabInstance {
       this.state.save();
       await this.phase(`nodes (${lab.topology.nodes.map((n) => n.name).join(', ')}) on ${backend.kind}`, () => backend.up());
       applyFoundTopology(lab, this.state.state.topology);
-      if (backend.nodeKernels) await this.phase('preflight on each node', () => nodePreflight(lab, backend));
+      if (backend.nodeKernels) await this.phase('kernels of the nodes (preflight)', () => nodePreflight(lab, backend));
       // A few at a time: each is a Node.js start-up, and a hundred at once starve each other past their timeout.
       await this.phase('cni daemons', () => mapLimit(lab.topology.nodes, NODE_STARTS_AT_ONCE, (n) => startNodeCnid(backend, n.name)));
       await this.phase(`network ${lab.network.plugin} (${lab.network.backend})`, () =>
