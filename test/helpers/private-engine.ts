@@ -17,14 +17,12 @@ export interface TestEngine {
   dir: string;
   /** The node image, imported into this engine. */
   image: string;
-  /** The root namespace's links before the engine started. */
-  linksBefore: string[];
 }
 
-/** The root namespace's links of the kinds a Docker engine makes (others' labs on this machine make links of their own meanwhile). */
+/** The names of the root namespace's links. */
 export async function rootLinks(): Promise<string[]> {
   const r = await run(['ip', '-j', 'link', 'show']);
-  return (JSON.parse(r.stdout) as { ifname: string }[]).map((l) => l.ifname).filter((n) => /^(br-|docker|veth)/.test(n));
+  return (JSON.parse(r.stdout) as { ifname: string }[]).map((l) => l.ifname);
 }
 
 /**
@@ -39,7 +37,6 @@ export async function startEngine(commands: Record<string, string> = {}): Promis
   const absent: string[] = [];
   for (const c of Object.keys(needed)) if ((await run(['sh', '-c', `command -v ${c}`], { allowFailure: true })).exitCode !== 0) absent.push(c);
   if (absent.length) return `${absent.join(', ')} not installed (Debian packages ${[...new Set(absent.map((c) => needed[c]))].join(', ')})`;
-  const linksBefore = await rootLinks();
   const dir = mkdtempSync('/tmp/cnilab-engine-');
   let engine: PrivateEngine;
   try {
@@ -50,7 +47,7 @@ export async function startEngine(commands: Record<string, string> = {}): Promis
   }
   // Built once per machine (cached by its hash), imported into this fresh engine.
   const image = await ensureNodeImage(engine.docker, (m) => console.log(`      ${m}`));
-  return { engine, dir, image, linksBefore };
+  return { engine, dir, image };
 }
 
 /** startEngine in a suite's `before` hook: where none can start, the suite is skipped and says why. */
@@ -63,20 +60,24 @@ export async function startTestEngine(ctx: Mocha.Context, commands: Record<strin
 
 /**
  * Remove every container and network of the engine, stop it by its PID, delete
- * its directory; then fail if the root namespace has a link it did not have before.
+ * its directory; then fail if a bridge of this engine is still in the root namespace.
  */
 export async function stopTestEngine(t: TestEngine | undefined): Promise<void> {
   if (!t) return;
   const { docker } = t.engine;
+  // A bridge network is the link br-<first 12 characters of its id>; others' engines on this machine make theirs meanwhile.
+  const bridges: string[] = [];
   try {
     for (const c of await docker.listContainers({ all: true })) await docker.getContainer(c.Id).remove({ force: true });
     for (const n of await docker.listNetworks()) {
-      if (!['bridge', 'host', 'none'].includes(n.Name)) await docker.getNetwork(n.Id).remove();
+      if (['bridge', 'host', 'none'].includes(n.Name)) continue;
+      if (n.Driver === 'bridge') bridges.push(`br-${n.Id.slice(0, 12)}`);
+      await docker.getNetwork(n.Id).remove();
     }
   } finally {
     await stopPrivateEngine(t.engine);
     await execa('rm', ['-rf', '--one-file-system', t.dir], { reject: false });
   }
-  const added = (await rootLinks()).filter((l) => !t.linksBefore.includes(l));
-  if (added.length) throw new Error(`the root namespace has links it did not have before the engine started: ${added.join(', ')}`);
+  const left = (await rootLinks()).filter((l) => bridges.includes(l));
+  if (left.length) throw new Error(`the root namespace still has this engine's ${left.join(', ')} after it stopped`);
 }
