@@ -1,37 +1,67 @@
-// `npm run bench:backends`: what a backend adds. Every lab runs on netns and on
-// docker in the same process, alternately (so both see the same machine load),
-// --repeat times each (default 3); medians with min–max, per phase, and the
-// docker/netns ratio. A private dockerd is started for the run and stopped by
-// PID at the end (or the engine DOCKER_HOST names, with --use-docker-host); the
-// node image is made ready before timing starts.
-import { mkdtempSync } from 'node:fs';
+// `npm run bench:backends`: what a backend adds. Every lab runs on each backend
+// (netns, docker, hosts) in the same process, alternately (so all see the same
+// machine load), --repeat times each (default 3); medians with min–max, per
+// phase, and each backend's ratio to netns. A private dockerd is started for
+// the run (the engine DOCKER_HOST names with --use-docker-host) and everything
+// on it removed before it stops by PID; the hosts are containers of the node
+// image reached over ssh (test/helpers/ssh-hosts.ts), on an underlay of their
+// own with a device not called eth0. Run it under the machine's docker lock:
+//   flock /run/cnilab-docker.lock npm run bench:backends -- --lab flannel-vxlan
 import { parseArgs } from 'node:util';
-import { execa } from 'execa';
-import { runLab, type RunReport } from '../src/runner/runner.js';
+import { runLab, type RunOptions, type RunReport } from '../src/runner/runner.js';
 import { QuietReporter } from '../src/runner/reporter.js';
 import { listLabFiles } from '../src/lab/lab-file.js';
 import { requireBuilt } from '../src/lab/paths.js';
-import { connectDocker, dockerHost, startPrivateEngine, stopPrivateEngine, type PrivateEngine } from '../src/topologies/docker-engine.js';
+import { connectDocker, dockerHost } from '../src/topologies/docker-engine.js';
 import { ensureNodeImage } from '../src/topologies/docker-image.js';
 import { median } from '../src/bench/stats.js';
+import { startEngine, stopTestEngine, type TestEngine } from '../test/helpers/private-engine.js';
+import { startSshHosts } from '../test/helpers/ssh-hosts.js';
 
 const { values } = parseArgs({
   options: {
     repeat: { type: 'string', default: '3' },
     lab: { type: 'string', multiple: true },
+    backends: { type: 'string', default: 'netns,docker,hosts' },
     'use-docker-host': { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
 const repeat = Number(values.repeat);
 const labs = values.lab ?? listLabFiles();
-const BACKENDS = ['netns', 'docker'] as const;
 requireBuilt();
 
-let engine: PrivateEngine | undefined;
-if (!values['use-docker-host']) {
-  engine = await startPrivateEngine(mkdtempSync('/tmp/cnilab-dockerd-'));
-  process.env.DOCKER_HOST = engine.host;
+/**
+ * Each backend: what it needs ready before timing starts, and the options its
+ * labs run with. A backend not set up here (vagrant: its boxes and VMs) gets
+ * an entry of the same shape; netns is the reference every ratio divides by.
+ */
+const SETUPS: Record<string, () => Promise<Partial<RunOptions>>> = {
+  netns: async () => ({}),
+  docker: async () => {
+    if (values['use-docker-host']) await ensureNodeImage(await connectDocker(dockerHost()), (m) => console.error(m));
+    else process.env.DOCKER_HOST = (await engine()).engine.host;
+    return {};
+  },
+  hosts: async () => {
+    const hosts = await startSshHosts(await engine(), {
+      subnet: '172.31.7.0/24',
+      gateway: '172.31.7.254',
+      nodes: { master: { host: 'm1', address: '172.31.7.11', iface: 'eth0' }, worker: { host: 'w1', address: '172.31.7.12', iface: 'ens5' } },
+    });
+    return { inventory: hosts.inventory };
+  },
+};
+const BACKENDS = values.backends.split(',');
+for (const b of BACKENDS) if (!SETUPS[b]) throw new Error(`--backends: no setup for "${b}" here (${Object.keys(SETUPS).join(', ')})`);
+if (BACKENDS[0] !== 'netns') throw new Error('--backends: netns first, the reference the others are divided by');
+
+let started: TestEngine | undefined;
+async function engine(): Promise<TestEngine> {
+  if (started) return started;
+  const t = await startEngine({ ssh: 'openssh-client', 'ssh-keygen': 'openssh-client' });
+  if (typeof t === 'string') throw new Error(t);
+  return (started = t);
 }
 
 interface Sample {
@@ -42,17 +72,18 @@ const samples: Record<string, Record<string, Sample[]>> = {};
 const failures: string[] = [];
 /** Labs this kernel cannot run (a missing feature, named): not timed, not failures. */
 const skipped = new Set<string>();
+const options: Record<string, Partial<RunOptions>> = {};
 try {
-  await ensureNodeImage(await connectDocker(dockerHost()), (m) => console.error(m));
+  for (const b of BACKENDS) options[b] = await SETUPS[b]();
   for (const lab of labs) {
-    samples[lab] = { netns: [], docker: [] };
+    samples[lab] = Object.fromEntries(BACKENDS.map((b) => [b, []]));
     for (let i = 0; i < repeat; i++) {
       for (const backend of BACKENDS) {
         const t0 = performance.now();
-        const r: RunReport = await runLab(lab, { name: `bench-${backend}-${lab}`.slice(0, 31), backend, install: false }, new QuietReporter());
+        const r: RunReport = await runLab(lab, { name: `bench-${backend}-${lab}`.slice(0, 31), backend, install: false, ...options[backend] }, new QuietReporter());
         const totalMs = performance.now() - t0;
         if (r.skipped) {
-          skipped.add(`${lab}: ${r.skipped}`);
+          skipped.add(`${lab} on ${backend}: ${r.skipped}`);
           continue;
         }
         if (!r.ok) failures.push(`${lab} on ${backend}: ${r.error ?? r.steps.filter((s) => !s.ok).map((s) => s.name).join('; ')}`);
@@ -62,10 +93,7 @@ try {
     }
   }
 } finally {
-  if (engine) {
-    await stopPrivateEngine(engine);
-    await execa('rm', ['-rf', '--one-file-system', engine.dir], { reject: false });
-  }
+  await stopTestEngine(started);
 }
 
 interface Stat {
@@ -73,33 +101,38 @@ interface Stat {
   minMs: number;
   maxMs: number;
 }
-const stat = (xs: number[]): Stat => ({ medianMs: Math.round(median(xs)), minMs: Math.round(Math.min(...xs)), maxMs: Math.round(Math.max(...xs)) });
+const stat = (xs: number[]): Stat => (!xs.length ? { medianMs: NaN, minMs: NaN, maxMs: NaN } : { medianMs: Math.round(median(xs)), minMs: Math.round(Math.min(...xs)), maxMs: Math.round(Math.max(...xs)) });
 interface Row {
   lab: string;
   name: string;
-  netns: Stat;
-  docker: Stat;
-  dockerOverNetns: number;
+  /** Per backend, and its median over netns's. */
+  stats: Record<string, Stat>;
+  overNetns: Record<string, number>;
 }
 
-const timed = labs.filter((lab) => BACKENDS.every((b) => samples[lab][b].length > 0));
+// A lab a backend skips (macvlan on hosts) keeps its row, with "–" there.
+const timed = labs.filter((lab) => samples[lab].netns.length > 0);
 const rows: Row[] = timed.flatMap((lab) => {
   const phaseNames = [...new Set(BACKENDS.flatMap((b) => samples[lab][b].flatMap((s) => Object.keys(s.phases))))];
   const row = (name: string, pick: (s: Sample) => number | undefined): Row => {
-    const of = (b: (typeof BACKENDS)[number]) => stat(samples[lab][b].map(pick).filter((x): x is number => x !== undefined));
-    const [netns, docker] = [of('netns'), of('docker')];
-    return { lab, name, netns, docker, dockerOverNetns: +(docker.medianMs / netns.medianMs).toFixed(2) };
+    const stats = Object.fromEntries(BACKENDS.map((b) => [b, stat(samples[lab][b].map(pick).filter((x): x is number => x !== undefined))]));
+    const overNetns = Object.fromEntries(BACKENDS.slice(1).map((b) => [b, +(stats[b].medianMs / stats.netns.medianMs).toFixed(2)]));
+    return { lab, name, stats, overNetns };
   };
   return [row('whole run', (s) => s.totalMs), ...phaseNames.map((p) => row(p, (s) => s.phases[p]))];
 });
 
 if (values.json) {
-  console.log(JSON.stringify({ repeat, rows, failures, skipped: [...skipped] }, null, 2));
+  console.log(JSON.stringify({ repeat, backends: BACKENDS, rows, failures, skipped: [...skipped] }, null, 2));
 } else {
-  console.log(`every lab on netns and docker, alternately, ${repeat} runs each (median ms; min–max)\n`);
-  console.log(`${'lab'.padEnd(18)} ${'phase'.padEnd(12)} ${'netns'.padStart(20)} ${'docker'.padStart(20)}  docker/netns`);
-  const cell = (s: Stat) => `${s.medianMs} (${s.minMs}–${s.maxMs})`.padStart(20);
-  for (const r of rows) console.log(`${r.lab.padEnd(18)} ${r.name.padEnd(12)} ${cell(r.netns)} ${cell(r.docker)}  ${r.dockerOverNetns}x`);
+  const others = BACKENDS.slice(1);
+  console.log(`every lab on ${BACKENDS.join(', ')}, alternately, ${repeat} runs each (median ms; min–max)\n`);
+  console.log(`${'lab'.padEnd(18)} ${'phase'.padEnd(12)} ${BACKENDS.map((b) => b.padStart(20)).join(' ')}  ${others.map((b) => `${b}/netns`).join('  ')}`);
+  const cell = (s: Stat) => (Number.isNaN(s.medianMs) ? '–' : `${s.medianMs} (${s.minMs}–${s.maxMs})`).padStart(20);
+  for (const r of rows) {
+    const ratios = others.map((b) => (Number.isFinite(r.overNetns[b]) ? `${r.overNetns[b]}x` : '–').padStart(b.length + 6)).join('  ');
+    console.log(`${r.lab.padEnd(18)} ${r.name.padEnd(12)} ${BACKENDS.map((b) => cell(r.stats[b])).join(' ')}  ${ratios}`);
+  }
   if (skipped.size) console.log(`\nnot timed:\n  ${[...skipped].join('\n  ')}`);
   console.log(failures.length ? `\nfailed runs:\n  ${failures.join('\n  ')}` : '\nall steps passed in every run');
 }

@@ -13,6 +13,8 @@ export interface BenchOptions extends BenchSettings {
   /** Instance name (default: the lab's), to bench while another copy of the lab is up. */
   name?: string;
   backend?: string;
+  /** The hosts backend: the inventory file. */
+  inventory?: string;
   install?: boolean;
   resultsDir: string;
   /** The stored result this run repeats. */
@@ -31,7 +33,7 @@ export async function benchTools(install: boolean, log: (m: string) => void): Pr
 }
 
 export async function benchOne(labName: string, opts: BenchOptions, reporter: Reporter): Promise<BenchOutcome> {
-  const inst = LabInstance.open(labName, { name: opts.name, backend: opts.backend }, reporter);
+  const inst = LabInstance.open(labName, { name: opts.name, backend: opts.backend, inventory: opts.inventory }, reporter);
   const lab = inst.lab.name;
   try {
     await benchTools(opts.install ?? true, (m) => reporter.info(m));

@@ -70,11 +70,12 @@ function benchCommand(ctx: CommandContext): Command {
     .option('--tests <list>', `comma-separated subset of ${BENCH_TESTS.join(',')} (default: the lab's bench block, or all)`, (v) => parseTests(v, ctx))
     .option('--name <instance>', 'instance name, when that lab is already up under its own name (one lab only)')
     .addOption(new Option('--backend <kind>', `where nodes live (${backendNames().join(', ')})`).default('netns'))
+    .option('--inventory <file>', 'the hosts backend: which machine each node is (an ssh config and, per node, its Host and underlay interface)')
     .option('--no-install', 'do not install missing Debian packages')
     .option('--results-dir <dir>', 'where results/<lab>/<timestamp>.json go', defaultResultsDir())
     .option('--report-dir <dir>', 'where the comparison (comparison.md, index.html) goes (default: <results-dir>/report)')
     .option('--json', 'print one JSON summary instead of progress')
-    .addHelpText('after', '\nExamples:\n  cnilab bench flannel-vxlan\n  cnilab bench --all --repeat 12 --ci-target 2\n  cnilab bench --rerun results/flannel-vxlan/2026-01-01T00-00-00Z.json\n  cnilab bench flannel-host-gw --tests tcp,rr\n  cnilab bench flannel-vxlan-dual --tests tcp,ping   # IPv4 and IPv6 pairs, each against the underlay of its family')
+    .addHelpText('after', '\nExamples:\n  cnilab bench flannel-vxlan\n  cnilab bench --all --repeat 12 --ci-target 2\n  cnilab bench --rerun results/flannel-vxlan/2026-01-01T00-00-00Z.json\n  cnilab bench flannel-host-gw --tests tcp,rr\n  cnilab bench flannel-vxlan --backend hosts --inventory hosts.yaml\n  cnilab bench flannel-vxlan-dual --tests tcp,ping   # IPv4 and IPv6 pairs, each against the underlay of its family')
     .action(async (labs: string[], o) => {
       if (o.rerun) return rerun(ctx, o, labs);
       if (o.all && labs.length) throw ctx.usageError('give lab names or --all, not both');
@@ -84,7 +85,7 @@ function benchCommand(ctx: CommandContext): Command {
       const reporter = o.json ? new QuietReporter() : new TextReporter();
       const outcomes: BenchOutcome[] = [];
       for (const name of names) {
-        const r = await benchOne(name, { repeat: o.repeat, minRepeat: o.minRepeat, durationS: o.duration, ciTargetPct: o.ciTarget, pin: o.pin, sweep: o.sweep, tests: o.tests, name: o.name, backend: o.backend, install: o.install, resultsDir: o.resultsDir }, reporter);
+        const r = await benchOne(name, { repeat: o.repeat, minRepeat: o.minRepeat, durationS: o.duration, ciTargetPct: o.ciTarget, pin: o.pin, sweep: o.sweep, tests: o.tests, name: o.name, backend: o.backend, inventory: o.inventory, install: o.install, resultsDir: o.resultsDir }, reporter);
         outcomes.push(r);
         if (!o.json) console.log(r.status === 'ok' ? `${green('✔')} ${bold(r.lab)}: ${rel(r.file!)}` : r.status === 'skipped' ? `⊘ ${bold(r.lab)}: ${r.reason}` : `${red('✘')} ${bold(r.lab)}: ${r.reason}`);
       }

@@ -34,4 +34,6 @@ export interface Datapath extends NetworkKind {
   proxyArgs?(backend: Backend, node: NodeSpec): Promise<string[]>;
   /** Its NetworkPolicy engine; absent, it enforces none (and `enforcesPolicy` stays unset). */
   policy?: PolicyEngine;
+  /** Pods take addresses of the underlay itself: it runs only where the underlay is the lab's own. */
+  podsOnUnderlay?: boolean;
 }

@@ -44,7 +44,8 @@ export const stepSchema = z
     capture: z
       .strictObject({
         node: z.string(),
-        interface: z.string().default('eth0'),
+        /** Default: the node's underlay device ({{nodes.<node>.iface}}). */
+        interface: z.string().optional(),
         filter: z.string(),
         packets: z.number().int().positive().default(2),
         decode: z.enum(['vxlan']).optional(),
@@ -355,6 +356,7 @@ export function parseLabWith(text: string, file: string, kinds: Record<string, N
     }
   });
   const pods = lab.workloads.flatMap((w) => Array.from({ length: w.replicas }, (_, i) => `${w.name}-${i}`));
+  fillUnderlay(lab);
   checkPolicies(lab, kinds, fail);
   for (const p of exerciseProblems(lab.exercises ?? [], [...seen], pods)) fail(p.path, p.message);
   for (const p of challengeProblems(lab.challenges ?? [], [...seen], pods)) fail(p.path, p.message);
@@ -419,6 +421,23 @@ export function initialPolicies(lab: Lab): Lab['policies'] {
 /** A step's reference to a policy: `name` or `namespace/name`. */
 export function policyRefMatches(ref: string, p: Lab['policies'][number]): boolean {
   return ref.includes('/') ? ref === `${p.metadata.namespace}/${p.metadata.name}` : ref === p.metadata.name;
+}
+
+/** The policies as the lab file writes them, before the underlay's values are filled in. */
+const writtenPolicies = new WeakMap<Lab, Lab['policies']>();
+
+/**
+ * A policy may name the underlay ({{topology.underlay}}, {{nodes.<node>.address}} in an
+ * ipBlock): filled from the lab's topology when loaded, and again when a backend runs
+ * the lab on another (hosts: the machines' own network).
+ */
+export function fillUnderlay(lab: Lab): void {
+  const written = writtenPolicies.get(lab) ?? structuredClone(lab.policies);
+  writtenPolicies.set(lab, written);
+  const values: Record<string, string> = { 'topology.underlay': lab.topology.underlay };
+  for (const n of lab.topology.nodes) values[`nodes.${n.name}.address`] = n.address;
+  const fill = (v: unknown) => (typeof v === 'string' ? v.replace(/\{\{\s*([\w.-]+)\s*\}\}/g, (m, k: string) => values[k] ?? m) : v);
+  lab.policies = JSON.parse(JSON.stringify(written), (_, v) => fill(v)) as Lab['policies'];
 }
 
 function checkPolicies(lab: Lab, kinds: Record<string, NetworkKind>, fail: (path: (string | number)[], msg: string) => never): void {

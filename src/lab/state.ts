@@ -33,7 +33,7 @@ export interface LabState {
   /** Hosts backend: the inventory, and per node what cnilab found and made on its machine. */
   hosts?: { inventory: string; sshConfig: string; nodes: Record<string, HostNodeRecord> };
   /** The underlay the lab runs with, where the backend's differs from the lab file's (hosts: read from their interfaces). */
-  topology?: { underlay: string; nodes: { name: string; address: string }[] };
+  topology?: { underlay: string; nodes: { name: string; address: string; iface?: string }[] };
   /** Vagrant backend booting its VMs with qemu: each VM's qemu process (host PIDs), in the lab's own namespace. */
   vm?: { accel?: string; qemu: ProcessRecord[] };
 }

@@ -42,3 +42,8 @@ export function netnsInode(path: string): number | undefined {
 export function withResolvConf(file: string, argv: string[]): string[] {
   return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', 'mount --bind "$0" /etc/resolv.conf && exec "$@"', file, ...argv];
 }
+
+/** The same, decided where the command runs: for a node whose files this machine cannot see (the file may not be there). */
+export function withResolvConfIfThere(file: string, argv: string[]): string[] {
+  return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c', '{ [ ! -e "$0" ] || mount --bind "$0" /etc/resolv.conf; } && exec "$@"', file, ...argv];
+}

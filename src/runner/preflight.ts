@@ -7,6 +7,8 @@ import { execa } from 'execa';
 import { Ip } from '../net/ip.js';
 import { LINK_KINDS } from '../net/link-kinds.js';
 import { addNetns, deleteNetns } from '../net/netns.js';
+import { missingLinkKindsOn } from '../net/kernel-probe.js';
+import type { Backend } from '../topologies/backend.js';
 import type { Lab } from '../lab/lab-file.js';
 import { datapath } from '../datapaths/index.js';
 import { LAB_TOOLS, SERVICE_TOOLS, packagesOf } from '../lab/tools.js';
@@ -25,8 +27,10 @@ export class MissingFeatureError extends CannotRunHereError {
   constructor(
     readonly lab: string,
     readonly features: string[],
+    /** Whose kernel: "the kernel of w1 (node worker)"; this machine's by default. */
+    where = 'this kernel',
   ) {
-    super(`skipped: this kernel lacks ${features.join(', ')}, which lab ${lab} needs`);
+    super(`skipped: ${where} lacks ${features.join(', ')}, which lab ${lab} needs`);
     this.name = 'MissingFeatureError';
   }
 }
@@ -70,13 +74,27 @@ export async function missingKernelFeatures(features: string[]): Promise<string[
   }
 }
 
-export async function preflight(lab: Lab, opts: { install: boolean; log: (msg: string) => void }): Promise<void> {
+/** `kernel: false`: the nodes' kernels are not this machine's (hosts); nodePreflight asks them once they are reachable. */
+export async function preflight(lab: Lab, opts: { install: boolean; log: (msg: string) => void; kernel?: boolean }): Promise<void> {
   if (process.getuid?.() !== 0) throw new PreflightError('cnilab needs root (network namespaces, links, iptables): run it as root');
   await ensureTools(requiredTools(lab), opts);
+  if (opts.kernel === false) return;
   const missing = await missingKernelFeatures(requiredKernelFeatures(lab));
   const probe = datapath(lab.network.plugin).probeKernel;
   if (probe) missing.push(...(await probe(lab)));
   if (missing.length) throw new MissingFeatureError(lab.name, missing);
+}
+
+/** The link kinds the lab makes, tried on every node's own kernel; the error names each node that lacks one. */
+export async function nodePreflight(lab: Lab, backend: Backend): Promise<void> {
+  const features = requiredKernelFeatures(lab);
+  const scratch = `${NAME_PREFIX}preflight-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const found = await Promise.all(lab.topology.nodes.map(async (n) => ({ node: n.name, missing: await missingLinkKindsOn(backend.node(n.name), features, scratch) })));
+  const lacking = found.filter((f) => f.missing.length);
+  if (!lacking.length) return;
+  const named = (node: string) => backend.nodeLabel?.(node) ?? `node ${node}`;
+  const where = lacking.map((f) => `the kernel of ${named(f.node)}${lacking.length > 1 ? ` (${f.missing.join(', ')})` : ''}`).join(' and ');
+  throw new MissingFeatureError(lab.name, [...new Set(lacking.flatMap((f) => f.missing))], where);
 }
 
 /** Tools missing from PATH are installed from their Debian packages (we say which), or named in the error. */

@@ -1,9 +1,9 @@
 // Orchestration of one lab instance: preflight, nodes, network, pods, steps, teardown.
 import { join } from 'node:path';
-import type { Backend, Topology } from '../topologies/backend.js';
+import type { Backend, NodeSpec, Topology } from '../topologies/backend.js';
 import { createBackend } from '../topologies/registry.js';
 import { parseCidr, parsePrefix } from '../net/ipnet.js';
-import { proxyModesOf, workloadLabels, type Lab } from '../lab/lab-file.js';
+import { fillUnderlay, proxyModesOf, workloadLabels, type Lab } from '../lab/lab-file.js';
 import { loadLab } from '../datapaths/index.js';
 import { StateFile, readState, labDir, type LabState } from '../lab/state.js';
 import { PodManager, schedule } from './pods.js';
@@ -12,11 +12,11 @@ import { datapath } from '../datapaths/index.js';
 import { startSidecar } from './sidecars.js';
 import { NodeServices } from './services.js';
 import { runStep, type StepOutcome } from './steps.js';
-import { preflight } from './preflight.js';
+import { nodePreflight, preflight } from './preflight.js';
 import { requireBuilt } from '../lab/paths.js';
 import { startNodeCnid } from './pods.js';
 import type { Reporter } from './reporter.js';
-import { POD_RESOLV_CONF } from '../topologies/backend.js';
+import { POD_RESOLV_CONF, underlayIface } from '../topologies/backend.js';
 import { DNS_POD, DNS_WORKLOAD, ServiceController } from './service-controller.js';
 import type { ProxyMode } from '../services/model.js';
 import type { PodSpec } from './pods.js';
@@ -67,7 +67,11 @@ export interface RunReport {
 export function applyFoundTopology(lab: Lab, found: LabState['topology']): void {
   if (!found) return;
   lab.topology.underlay = found.underlay;
-  for (const n of lab.topology.nodes) n.address = found.nodes.find((f) => f.name === n.name)?.address ?? n.address;
+  for (const n of lab.topology.nodes as NodeSpec[]) {
+    const f = found.nodes.find((x) => x.name === n.name);
+    if (f) Object.assign(n, { address: f.address }, f.iface ? { iface: f.iface } : {});
+  }
+  fillUnderlay(lab);
 }
 
 export function topologyOf(lab: Lab, instance: string): Topology {
@@ -123,12 +127,19 @@ export class LabInstance {
   /** Everything up to a running cluster with its workloads; on failure, everything is removed again. */
   async up(opts: RunOptions = {}): Promise<void> {
     const { lab, backend } = this;
+    const plugin = datapath(lab.network.plugin);
+    if (plugin.podsOnUnderlay && backend.foreignUnderlay) {
+      throw new CannotRunHereError(
+        `skipped: ${plugin.name} gives pods addresses of the underlay itself; on ${backend.kind} the underlay is the machines' own network, where cnilab takes no addresses`,
+      );
+    }
     try {
-      await this.phase('preflight', () => preflight(lab, { install: opts.install ?? true, log: (m) => this.reporter.info(m) }));
+      await this.phase('preflight', () => preflight(lab, { install: opts.install ?? true, log: (m) => this.reporter.info(m), kernel: !backend.nodeKernels }));
       requireBuilt();
       this.state.save();
       await this.phase(`nodes (${lab.topology.nodes.map((n) => n.name).join(', ')}) on ${backend.kind}`, () => backend.up());
       applyFoundTopology(lab, this.state.state.topology);
+      if (backend.nodeKernels) await this.phase('kernels of the nodes (preflight)', () => nodePreflight(lab, backend));
       // A few at a time: each is a Node.js start-up, and a hundred at once starve each other past their timeout.
       await this.phase('cni daemons', () => mapLimit(lab.topology.nodes, NODE_STARTS_AT_ONCE, (n) => startNodeCnid(backend, n.name)));
       await this.phase(`network ${lab.network.plugin} (${lab.network.backend})`, () =>
@@ -277,10 +288,12 @@ export class LabInstance {
   }
 
   fillVars(): void {
+    this.vars['topology.underlay'] = this.lab.topology.underlay;
     for (const n of this.lab.topology.nodes) {
       this.vars[`nodes.${n.name}.address`] = n.address;
       if (n.addressV6) this.vars[`nodes.${n.name}.addressV6`] = n.addressV6;
       this.vars[`nodes.${n.name}.dir`] = this.backend.nodePath(n.name, '');
+      this.vars[`nodes.${n.name}.iface`] = underlayIface(n);
     }
     for (const s of this.cluster?.current ?? []) {
       this.vars[`services.${s.name}.clusterIP`] = s.clusterIP;

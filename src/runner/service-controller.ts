@@ -3,9 +3,8 @@
 // and on every change of pods or services writes the services file each proxy
 // watches and the hosts file dnsmasq reads, then waits until every node
 // reports the change applied.
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Backend, NodeSpec } from '../topologies/backend.js';
+import { underlayIface, type Backend, type NodeSpec } from '../topologies/backend.js';
 import { AGENTS_DIR } from '../lab/paths.js';
 import {
   dnsRecords,
@@ -58,8 +57,15 @@ export class ServiceController {
     return dnsServiceIP(this.config.serviceCIDR);
   }
 
+  /** The node of the DNS pod: the hosts file is written there (on the hosts backend the lab's directory is each machine's own). */
+  private dnsNode?: string;
+
   private hostsDir(): string {
     return join(this.podDir(DNS_POD), 'hosts.d');
+  }
+
+  private hostsFile(): string {
+    return join(this.hostsDir(), 'services');
   }
 
   /** One kube-proxy per node, recorded by PID. */
@@ -71,7 +77,7 @@ export class ServiceController {
         '--services-file', this.backend.nodePath(n.name, SERVICES_FILE),
         '--status-file', this.backend.nodePath(n.name, STATUS_FILE),
         '--proxy-mode', this.config.proxyMode,
-        '--iface', 'eth0',
+        '--iface', underlayIface(n),
         ...((await this.config.proxyArgs?.(n)) ?? []),
       ]);
     }
@@ -79,8 +85,8 @@ export class ServiceController {
 
   /** dnsmasq in the DNS pod, answering for cluster.local from a hosts file it re-reads when it changes. */
   async startDns(node: string): Promise<void> {
-    mkdirSync(this.hostsDir(), { recursive: true });
-    writeFileSync(join(this.hostsDir(), 'services'), '');
+    this.dnsNode = node;
+    await this.backend.writeFile(node, this.hostsFile(), '');
     const { log } = await this.backend.podStart(node, DNS_POD, 'dnsmasq', [
       'dnsmasq',
       '--keep-in-foreground',
@@ -95,7 +101,7 @@ export class ServiceController {
       '--log-facility=-',
     ]);
     for (let i = 0; i < 250; i++) {
-      if (readText(log).includes('started, version')) return;
+      if ((await this.backend.readFile(node, log))?.includes('started, version')) return;
       await sleep(20);
     }
     throw new Error(`dnsmasq in ${DNS_POD} did not start within 5 s; see ${log}`);
@@ -121,9 +127,8 @@ export class ServiceController {
     this.current = this.states(pods);
     const doc: ClusterServices = { generation, podCIDR: this.config.podCIDR, serviceCIDR: this.config.serviceCIDR, services: this.current };
     const text = JSON.stringify(doc);
-    const hosts = join(this.hostsDir(), 'services');
-    writeFileSync(hosts + '.tmp', dnsRecords(this.current));
-    renameSync(hosts + '.tmp', hosts);
+    // dnsmasq re-reads the file once it is closed after writing (inotify on its hostsdir).
+    if (this.dnsNode) await this.backend.writeFile(this.dnsNode, this.hostsFile(), dnsRecords(this.current));
     await Promise.all(this.config.nodes.map((n) => this.backend.writeFile(n.name, SERVICES_FILE, text)));
     const reports: Record<string, ProxyStatus> = {};
     const deadline = Date.now() + timeoutMs;
@@ -141,13 +146,5 @@ export class ServiceController {
       }
     }
     return reports;
-  }
-}
-
-function readText(file: string): string {
-  try {
-    return readFileSync(file, 'utf8');
-  } catch {
-    return '';
   }
 }

@@ -14,7 +14,7 @@ export interface StepContext {
   backend: Backend;
   lab: Lab;
   pods: PodRecord[];
-  /** Template values: pods.<name>.ip, nodes.<name>.address, and what earlier steps saved. */
+  /** Template values: pods.<name>.ip, nodes.<name>.address, nodes.<name>.iface, and what earlier steps saved. */
   vars: Record<string, string>;
   /** Stops and starts node services for `service` steps. */
   services?: ServiceControl;
@@ -141,7 +141,8 @@ async function runCommand(ctx: StepContext, step: Step, command: string): Promis
 
 /** Run `fn` while tcpdump listens on a node's interface; returns what tcpdump printed. */
 async function withCapture<T>(ctx: StepContext, c: NonNullable<Step['capture']>, fn: () => Promise<T>): Promise<{ result: T; captured: string }> {
-  const argv = ['tcpdump', '-l', '-n', '-i', render(c.interface, ctx.vars), '-c', String(c.packets), ...(c.decode ? ['-T', c.decode] : []), render(c.filter, ctx.vars)];
+  const dev = render(c.interface ?? `{{nodes.${c.node}.iface}}`, ctx.vars);
+  const argv = ['tcpdump', '-l', '-n', '-i', dev, '-c', String(c.packets), ...(c.decode ? ['-T', c.decode] : []), render(c.filter, ctx.vars)];
   const started = await ctx.backend.start(c.node, `tcpdump-${Date.now()}`, argv);
   // The log is where tcpdump runs: on the node, read through the backend.
   let last = '';
@@ -150,7 +151,7 @@ async function withCapture<T>(ctx: StepContext, c: NonNullable<Step['capture']>,
     // Without this the packets sent next would go uncaught and the step would fail for the wrong reason.
     await waitUntil(async () => (await readLog()).includes('listening on'), {
       timeoutMs: 3000,
-      what: `tcpdump on ${c.node} ${render(c.interface, ctx.vars)} to start listening`,
+      what: `tcpdump on ${c.node} ${dev} to start listening`,
       hint: () => `it printed: ${last.trim() || 'nothing'}`,
     });
     const result = await fn();

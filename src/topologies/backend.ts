@@ -14,7 +14,15 @@ export interface NodeSpec {
   address: string;
   /** IPv6 underlay address on a dual-stack underlay, e.g. fd00:192:168:10::210 */
   addressV6?: string;
+  /** The device that carries the underlay (hosts: the inventory's interface); eth0 where cnilab makes the node. */
+  iface?: string;
 }
+
+/** The underlay device of a node cnilab made itself (netns, docker, VMs). */
+export const DEFAULT_UNDERLAY_IFACE = 'eth0';
+
+/** The device a node's underlay traffic leaves by: datapaths bind their tunnels and agents to it. */
+export const underlayIface = (n: NodeSpec): string => n.iface ?? DEFAULT_UNDERLAY_IFACE;
 
 export interface Topology {
   /** The lab instance name; every resource carries it. */
@@ -43,6 +51,12 @@ export interface Started {
 }
 
 export interface Backend {
+  /** The underlay is a network of the machines', not one the backend made for the lab (hosts): nothing may take addresses on it. */
+  readonly foreignUnderlay?: boolean;
+  /** Each node runs a kernel of its own (hosts): preflight asks every node's kernel, not this machine's. */
+  readonly nodeKernels?: boolean;
+  /** How messages name a node: "w1 (node worker)" where it is a machine of its own. */
+  nodeLabel?(node: string): string;
   readonly kind: string;
   /** Build the underlay and the nodes. On failure everything made so far is removed. */
   up(): Promise<void>;

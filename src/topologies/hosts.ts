@@ -22,7 +22,7 @@ import { leftOver, parseSnapshot, restoreArgv, restoreCommands, snapshotArgv, ty
 import { NODE_INIT_SYSCTLS } from '../net/node-scripts.js';
 import { ROOT } from '../lab/paths.js';
 import { CannotRunHereError } from '../lab/not-here.js';
-import { NAME_PREFIX, STATE_ROOT, labDir, readState, type HostNodeRecord, type StateFile } from '../lab/state.js';
+import { NAME_PREFIX, STATE_ROOT, labDir, readState, type HostNodeRecord, type LabState, type StateFile } from '../lab/state.js';
 import { packagesOf, TOOLS } from '../lab/tools.js';
 import type { CommandOptions, ExecOptions, Started, Topology } from './backend.js';
 import { loadInventory } from './hosts-inventory.js';
@@ -60,6 +60,8 @@ export function pathMapper(lab: string, nodeBinary: string | undefined): { word:
 
 export class HostsBackend extends RemoteNodeBackend {
   readonly kind = 'hosts';
+  readonly foreignUnderlay = true;
+  readonly nodeKernels = true;
   /** The lab's directory on a host is the host's own: its logs and pod files are read over the connection. */
   protected readonly labDirShared = false;
   /** Files of dist/bpf already on each host (objects compiled after the copy are sent before the next start). */
@@ -83,6 +85,10 @@ export class HostsBackend extends RemoteNodeBackend {
 
   private get runner(): CommandRunner {
     return this.opts.runner ?? runCommand;
+  }
+
+  nodeLabel(node: string): string {
+    return `${this.rec(node).host} (node ${node})`;
   }
 
   private rec(node: string): HostNodeRecord {
@@ -263,7 +269,7 @@ export class HostsBackend extends RemoteNodeBackend {
     if (other) {
       throw new Error(`the hosts are on different networks (${nets.map((n) => `${n.node} ${n.cidr}`).join(', ')}): a lab's nodes share one underlay subnet`);
     }
-    const topology = { underlay: nets[0].net, nodes: nets.map((n) => ({ name: n.node, address: n.cidr.split('/')[0] })) };
+    const topology = { underlay: nets[0].net, nodes: nets.map((n) => ({ name: n.node, address: n.cidr.split('/')[0], iface: this.rec(n.node).interface })) };
     this.state.update((s) => (s.topology = topology));
     applyTopology(this.topo, topology);
   }
@@ -275,10 +281,13 @@ export class HostsBackend extends RemoteNodeBackend {
 }
 
 /** The addresses and underlay a backend found, in place of the lab file's. */
-export function applyTopology(topo: Topology, found: { underlay: string; nodes: { name: string; address: string }[] } | undefined): void {
+export function applyTopology(topo: Topology, found: LabState['topology']): void {
   if (!found) return;
   topo.underlay = { subnet: found.underlay, prefix: parseCidr(found.underlay)!.prefix };
-  for (const n of topo.nodes) n.address = found.nodes.find((f) => f.name === n.name)?.address ?? n.address;
+  for (const n of topo.nodes) {
+    const f = found.nodes.find((x) => x.name === n.name);
+    if (f) Object.assign(n, { address: f.address }, f.iface ? { iface: f.iface } : {});
+  }
 }
 
 /**

@@ -4,7 +4,7 @@
 // node-commands.ts; a backend adds the transport and how nodes come and go.
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { withResolvConf } from '../net/netns.js';
+import { withResolvConf, withResolvConfIfThere } from '../net/netns.js';
 import type { RunResult } from '../net/exec.js';
 import type { StateFile } from '../lab/state.js';
 import { BackendTarget, POD_RESOLV_CONF, type Backend, type CommandOptions, type ExecOptions, type Started, type Target, type Topology } from './backend.js';
@@ -57,7 +57,8 @@ export abstract class RemoteNodeBackend implements Backend {
    */
   private inPod(pod: string, argv: string[]): string[] {
     const resolv = join(this.state.dir, 'pods', pod, POD_RESOLV_CONF);
-    return podArgv(podNetns(this.topo.lab, pod), pod, existsSync(resolv) ? withResolvConf(resolv, argv) : argv);
+    const inNs = !this.labDirShared ? withResolvConfIfThere(resolv, argv) : existsSync(resolv) ? withResolvConf(resolv, argv) : argv;
+    return podArgv(podNetns(this.topo.lab, pod), pod, inNs);
   }
 
   podExec(node: string, pod: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {

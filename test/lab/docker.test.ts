@@ -10,14 +10,13 @@ import { run } from '../../src/net/exec.js';
 import { LabInstance, runLab } from '../../src/runner/runner.js';
 import { QuietReporter } from '../../src/runner/reporter.js';
 import { listLabFiles } from '../../src/lab/lab-file.js';
-import { requireBuilt } from '../../src/lab/paths.js';
 import { cleanAll, cleanLab } from '../../src/runner/clean.js';
 import { labDir, NAME_PREFIX, readState } from '../../src/lab/state.js';
-import { startPrivateEngine, stopPrivateEngine, type PrivateEngine } from '../../src/topologies/docker-engine.js';
-import { ensureNodeImage } from '../../src/topologies/docker-image.js';
+import type { PrivateEngine } from '../../src/topologies/docker-engine.js';
 import { LAB_LABEL, PREFIX_LABEL, labLabels } from '../../src/topologies/docker.js';
 import { failures } from '../helpers/lab.js';
 import { Terminal } from '../helpers/terminal.js';
+import { startTestEngine, stopTestEngine, type TestEngine } from '../helpers/private-engine.js';
 import { ROOT } from '../../src/lab/paths.js';
 
 /** The CLI as a user runs it, with this test's engine and state directory. */
@@ -42,38 +41,22 @@ async function rootNamespaceView(): Promise<string> {
 
 describe('docker backend: labs on nodes as containers', function () {
   this.timeout(120_000);
+  let t: TestEngine | undefined;
   let engine: PrivateEngine | undefined;
-  let dir: string | undefined;
   const savedHost = process.env.DOCKER_HOST;
 
   before(async function () {
     this.timeout(15 * 60_000);
-    const skip = (why: string) => {
-      console.log(`      skipped: ${why}`);
-      this.skip();
-    };
-    requireBuilt();
-    if (process.getuid?.() !== 0) return skip('the docker backend needs root to start dockerd');
-    if ((await run(['sh', '-c', 'command -v dockerd'], { allowFailure: true })).exitCode !== 0) {
-      return skip('dockerd is not installed (Debian package docker.io; scripts/setup.sh installs it)');
-    }
-    dir = mkdtempSync('/tmp/cnilab-dockerd-');
-    try {
-      engine = await startPrivateEngine(dir);
-    } catch (e) {
-      return skip(`no Docker engine can be started here: ${(e as Error).message}`);
-    }
-    process.env.DOCKER_HOST = engine.host;
-    // Built once per machine (cached by its hash), imported into this fresh engine.
-    await ensureNodeImage(engine.docker, (m) => console.log(`      ${m}`));
+    t = await startTestEngine(this);
+    engine = t?.engine;
+    if (engine) process.env.DOCKER_HOST = engine.host;
   });
 
   after(async function () {
     this.timeout(120_000);
     if (savedHost === undefined) delete process.env.DOCKER_HOST;
     else process.env.DOCKER_HOST = savedHost;
-    if (engine) await stopPrivateEngine(engine);
-    if (dir) await execa('rm', ['-rf', '--one-file-system', dir], { reject: false });
+    await stopTestEngine(t);
   });
 
   it('a lab left up: exec demultiplexes stdout and stderr and reads the exit code, nodes and pods are apart, clean removes it all', async () => {
@@ -188,7 +171,7 @@ describe('docker backend: labs on nodes as containers', function () {
   it('clean finds containers and networks a crash left with no state file, by their labels', async () => {
     const lab = 'dkr-crashed';
     const docker = engine!.docker;
-    const image = await ensureNodeImage(docker);
+    const image = t!.image;
     await docker.createNetwork({ Name: `${NAME_PREFIX}${lab}-underlay`, Internal: true, Labels: labLabels(lab) });
     await docker.createContainer({ name: `${NAME_PREFIX}${lab}-master`, Image: image, Cmd: ['sleep', 'infinity'], Labels: labLabels(lab) });
     expect(readState(lab)).to.equal(undefined);

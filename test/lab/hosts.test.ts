@@ -7,46 +7,23 @@
 // the machines must look exactly as before: links, addresses, routes, rules,
 // iptables, mounts, sysctls, processes and every file.
 import { expect } from 'chai';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { execa } from 'execa';
-import { run } from '../../src/net/exec.js';
 import { runLab } from '../../src/runner/runner.js';
 import { QuietReporter } from '../../src/runner/reporter.js';
-import { ROOT, requireBuilt } from '../../src/lab/paths.js';
-import { labDir, NAME_PREFIX, readState } from '../../src/lab/state.js';
-import { startPrivateEngine, stopPrivateEngine, type PrivateEngine } from '../../src/topologies/docker-engine.js';
-import { ensureNodeImage } from '../../src/topologies/docker-image.js';
+import { ROOT } from '../../src/lab/paths.js';
+import { labDir, readState } from '../../src/lab/state.js';
 import { dockerExec } from '../../src/topologies/docker.js';
 import { failures } from '../helpers/lab.js';
+import { startTestEngine, stopTestEngine, type TestEngine } from '../helpers/private-engine.js';
+import { startSshHosts } from '../helpers/ssh-hosts.js';
 
 const SUBNET = '172.31.7.0/24';
 const HOSTS = { m1: '172.31.7.11', w1: '172.31.7.12' };
-const NETWORK = `${NAME_PREFIX}hosts-test-underlay`;
-const container = (host: string) => `${NAME_PREFIX}hosts-test-${host}`;
-
-/** A machine as a node-image container: every capability a kernel-level lab needs, its own address, nothing of cnilab mounted. */
-function machineSpec(image: string, host: string, address: string): Docker.ContainerCreateOptions {
-  return {
-    name: container(host),
-    Hostname: host,
-    Image: image,
-    Cmd: ['sleep', 'infinity'],
-    HostConfig: {
-      NetworkMode: NETWORK,
-      Init: true,
-      CapAdd: ['ALL'],
-      CapDrop: ['SYS_RESOURCE'],
-      SecurityOpt: ['seccomp=unconfined', 'apparmor=unconfined'],
-      MaskedPaths: [],
-      ReadonlyPaths: [],
-      Devices: [{ PathOnHost: '/dev/net/tun', PathInContainer: '/dev/net/tun', CgroupPermissions: 'rwm' }],
-    },
-    NetworkingConfig: { EndpointsConfig: { [NETWORK]: { IPAMConfig: { IPv4Address: address } } } },
-  };
-}
-
+/** The underlay device of each machine: w1's is not called eth0, as on many real machines. */
+const IFACE: Record<string, string> = { m1: 'eth0', w1: 'ens5' };
 /** Everything a lab could leave on a machine, as text to compare. */
 const VIEW = [
   'ip -o link | sed "s/^[0-9]*: //"',
@@ -75,7 +52,7 @@ function changes(before: View, after: View): string[] {
 
 describe('hosts backend: labs on machines over ssh', function () {
   this.timeout(240_000);
-  let engine: PrivateEngine | undefined;
+  let t: TestEngine | undefined;
   let dir = '';
   let inventory = '';
   const machines: Record<string, Docker.Container> = {};
@@ -85,57 +62,21 @@ describe('hosts backend: labs on machines over ssh', function () {
 
   before(async function () {
     this.timeout(15 * 60_000);
-    const skip = (why: string) => {
-      console.log(`      skipped: ${why}`);
-      this.skip();
-    };
-    requireBuilt();
-    if (process.getuid?.() !== 0) return skip('the test needs root to start dockerd');
-    if ((await run(['sh', '-c', 'command -v dockerd && command -v ssh && command -v ssh-keygen'], { allowFailure: true })).exitCode !== 0) {
-      return skip('dockerd or the ssh client is not installed (Debian packages docker.io, openssh-client)');
-    }
-    dir = mkdtempSync('/tmp/cnilab-hosts-');
-    try {
-      engine = await startPrivateEngine(join(dir, 'dockerd'));
-    } catch (e) {
-      return skip(`no Docker engine can be started here: ${(e as Error).message}`);
-    }
-    const image = await ensureNodeImage(engine.docker, (m) => console.log(`      ${m}`));
-    await engine.docker.createNetwork({
-      Name: NETWORK,
-      Driver: 'bridge',
-      Internal: true,
-      IPAM: { Driver: 'default', Config: [{ Subnet: SUBNET, Gateway: '172.31.7.254' }] },
-      Options: { 'com.docker.network.bridge.inhibit_ipv4': 'true', 'com.docker.network.driver.mtu': '1500' },
+    t = await startTestEngine(this, { ssh: 'openssh-client', 'ssh-keygen': 'openssh-client' });
+    if (!t) return;
+    dir = t.dir;
+    const hosts = await startSshHosts(t, {
+      subnet: SUBNET,
+      gateway: '172.31.7.254',
+      nodes: { master: { host: 'm1', address: HOSTS.m1, iface: IFACE.m1 }, worker: { host: 'w1', address: HOSTS.w1, iface: IFACE.w1 } },
     });
-    // A client key, and one host key every machine presents (known_hosts names both machines).
-    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'id')]);
-    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'hostkey')]);
-    const hostKey = readFileSync(join(dir, 'hostkey'), 'utf8');
-    const hostPub = readFileSync(join(dir, 'hostkey.pub'), 'utf8').trim();
-    writeFileSync(join(dir, 'known_hosts'), Object.keys(HOSTS).map((h) => `${h} ${hostPub}\n`).join(''));
-    for (const [host, address] of Object.entries(HOSTS)) {
-      const c = await engine.docker.createContainer(machineSpec(image, host, address));
-      await c.start();
-      machines[host] = c;
-      await dockerExec(c, ['sh', '-c', 'umask 077 && mkdir -p /root/.ssh /run/sshd && cat > /etc/ssh/test_host_key'], { input: hostKey });
-      await dockerExec(c, ['sh', '-c', 'cat > /root/.ssh/authorized_keys'], { input: readFileSync(join(dir, 'id.pub'), 'utf8') });
-    }
-    const proxy = `docker -H ${engine.host} exec -i ${container('%n')} /usr/sbin/sshd -i -e -h /etc/ssh/test_host_key -o LogLevel=ERROR -o UsePAM=no`;
-    writeFileSync(
-      join(dir, 'ssh_config'),
-      [`Host ${Object.keys(HOSTS).join(' ')}`, '  User root', `  IdentityFile ${join(dir, 'id')}`, '  IdentitiesOnly yes', `  UserKnownHostsFile ${join(dir, 'known_hosts')}`, '  StrictHostKeyChecking yes', `  ProxyCommand ${proxy}`, ''].join('\n'),
-    );
-    inventory = join(dir, 'hosts.yaml');
-    writeFileSync(inventory, 'sshConfig: ./ssh_config\nnodes:\n  master: { host: m1, interface: eth0 }\n  worker: { host: w1, interface: eth0 }\n');
-    // A first login writes the login records; the machines' "before" is after it.
-    for (const h of Object.keys(HOSTS)) await execa('ssh', ['-F', join(dir, 'ssh_config'), h, 'true']);
+    inventory = hosts.inventory;
+    Object.assign(machines, hosts.machines);
   });
 
   after(async function () {
     this.timeout(120_000);
-    if (engine) await stopPrivateEngine(engine);
-    if (dir) await execa('rm', ['-rf', '--one-file-system', dir], { reject: false });
+    await stopTestEngine(t);
   });
 
   it('a bad inventory is refused with file:line field, before anything is made', async () => {
@@ -158,7 +99,14 @@ describe('hosts backend: labs on machines over ssh', function () {
     expect(changes(before, await view())).to.deep.equal([]);
   });
 
-  for (const lab of ['flannel-vxlan', 'calico-bgp', 'cilium-ebpf']) {
+  it('macvlan is refused: its pods would take addresses on the machines\' own network', async () => {
+    const r = await runLab('macvlan', { name: 'hst-macvlan', backend: 'hosts', inventory }, new QuietReporter());
+    expect(r.skipped).to.match(/macvlan gives pods addresses of the underlay itself; on hosts the underlay is the machines' own network/);
+    expect(readState('hst-macvlan')).to.equal(undefined);
+  });
+
+  // Services (kube-proxy, the cluster DNS) and policies whose ipBlocks name the underlay, beside the lessons.
+  for (const lab of ['flannel-vxlan', 'calico-bgp', 'cilium-ebpf', 'flannel-vxlan-services', 'calico-policy', 'cilium-policy']) {
     it(`${lab}: every lesson step passes on the hosts' own addressing, and the hosts are given back as they were`, async () => {
       const before = await view();
       const r = await runLab(lab, { name: `hst-${lab}`, backend: 'hosts', inventory, install: false }, new QuietReporter());
@@ -168,12 +116,30 @@ describe('hosts backend: labs on machines over ssh', function () {
     });
   }
 
+  it('bench runs on the hosts: TCP and request/response against their own underlay, and the hosts are given back as they were', async function () {
+    this.timeout(300_000);
+    const before = await view();
+    const results = join(dir, 'results');
+    const r = await cli('bench', 'flannel-host-gw', '--backend', 'hosts', '--inventory', inventory, '--name', 'hst-bench', '--tests', 'tcp,rr', '--repeat', '1', '--duration', '0.2', '--no-install', '--results-dir', results, '--json');
+    expect(r.exitCode, r.stdout + r.stderr).to.equal(0);
+    const summary = JSON.parse(r.stdout) as { labs: { lab: string; status: string; reason?: string; file?: string }[] };
+    expect(summary.labs.map((o) => o.reason ?? o.status)).to.deep.equal(['ok']);
+    const result = JSON.parse(readFileSync(summary.labs[0].file!, 'utf8')) as { backend: string; pairs: { name: string }[] };
+    expect(result.backend).to.equal('hosts');
+    expect(result.pairs.map((p) => p.name)).to.include('underlay');
+    expect(changes(before, await view())).to.deep.equal([]);
+  });
+
   it('a lab left up: later commands find the hosts in its state (exec, status, diagram, trace --capture), a second lab is refused, down gives the hosts back', async () => {
     const before = await view();
     const up = await cli('up', 'flannel-host-gw', '--name', 'hst-left', '--backend', 'hosts', '--inventory', inventory, '-q');
     try {
       expect(up.exitCode, up.stderr).to.equal(0);
-      expect(readState('hst-left')?.topology).to.deep.equal({ underlay: SUBNET, nodes: [{ name: 'master', address: HOSTS.m1 }, { name: 'worker', address: HOSTS.w1 }] });
+      expect(readState('hst-left')?.topology).to.deep.equal({ underlay: SUBNET, nodes: [
+          { name: 'master', address: HOSTS.m1, iface: IFACE.m1 },
+          { name: 'worker', address: HOSTS.w1, iface: IFACE.w1 },
+        ],
+      });
       // The node is the machine: its hostname, its address, its default route untouched.
       const exec = await cli('exec', '--lab', 'hst-left', 'master', '--', 'sh', '-c', 'hostname; ip -o -4 addr show eth0');
       expect(exec.stdout).to.match(/^m1\n/).and.include(`inet ${HOSTS.m1}/24`);

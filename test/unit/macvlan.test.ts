@@ -64,7 +64,7 @@ describe('macvlan: the pod range split per node', () => {
 
   it('sets up the shim as a bridge-mode macvlan with a /32 and routes the slice through it', () => {
     const [master] = splitPodRange('192.168.10.0/24', '192.168.10.64/27', 28, nodes);
-    expect(shimCommands(master).map((c) => c.join(' '))).to.deep.equal([
+    expect(shimCommands(master, 'eth0').map((c) => c.join(' '))).to.deep.equal([
       'link add macvlan-shim link eth0 type macvlan mode bridge',
       'addr add 192.168.10.64/32 dev macvlan-shim',
       'link set macvlan-shim up',
@@ -109,7 +109,7 @@ describe('macvlan dual-stack: the IPv6 pod range split per node', () => {
   it('the shim gets the first IPv6 address of the slice (no DAD) and the IPv6 slice is routed through it', () => {
     const [master] = splitPodRange('192.168.10.0/24', '192.168.10.64/27', 28, nodes);
     const [master6] = splitPodRange6('fd00:192:168:10::/64', 'fd00:192:168:10::1:0/112', 120, dual);
-    expect(shimCommands(master, master6).map((c) => c.join(' '))).to.deep.equal([
+    expect(shimCommands(master, 'eth0', master6).map((c) => c.join(' '))).to.deep.equal([
       'link add macvlan-shim link eth0 type macvlan mode bridge',
       'addr add 192.168.10.64/32 dev macvlan-shim',
       'addr add fd00:192:168:10::1:0/128 dev macvlan-shim nodad',

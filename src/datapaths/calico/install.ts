@@ -2,7 +2,7 @@
 // (one at a time, so blocks come out in node order), BIRD on every node in BGP
 // mode, and the CNI conflist that points the kubelet at the calico plugin.
 import { join } from 'node:path';
-import type { Backend, NodeSpec } from '../../topologies/backend.js';
+import { underlayIface, type Backend, type NodeSpec } from '../../topologies/backend.js';
 import { AGENTS_DIR } from '../../lab/paths.js';
 import { CONF_DIR, type ConfList } from '../../cni/conflist.js';
 import { etcdEndpoint, etcdPut, startEtcd } from '../etcd/server.js';
@@ -45,7 +45,7 @@ export function calicoServices(backend: Backend, lab: Lab, node: NodeSpec): Reco
       '--nodename', node.name,
       '--ip', `${node.address}/${prefix}`,
       ...ip6,
-      '--iface', 'eth0',
+      '--iface', underlayIface(node),
       '--as', String(CALICO_AS),
       '--bird-config', path(CALICO_PATHS.birdConfig),
       '--bird-socket', path(CALICO_PATHS.birdSocket),

@@ -4,7 +4,7 @@
 // fills the maps), and the CNI conflist that points the kubelet at cilium-cni.
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import type { Backend, NodeSpec } from '../../topologies/backend.js';
+import { underlayIface, type Backend, type NodeSpec } from '../../topologies/backend.js';
 import type { Lab } from '../../lab/lab-file.js';
 import type { CiliumNetwork } from './schema.js';
 import { Ip } from '../../net/ip.js';
@@ -37,7 +37,6 @@ export const AGENT_SOCKET = '/var/run/cilium/cilium.sock';
 /** What the agent programmed for NetworkPolicy (identities, policy map entries, isolated endpoints). */
 export const AGENT_POLICY = '/var/run/cilium/policy.json';
 const AGENT_READY = '/var/run/cilium/ready.json';
-const AGENT_LOG = '/var/log/cilium-agent.log';
 
 /**
  * Each node's pod CIDR, carved from the lab's pod network in node order, as a
@@ -76,12 +75,13 @@ export async function installCilium(backend: Backend, lab: Lab, nodes: NodeSpec[
   const vni = network.vni;
   await Promise.all(
     cluster.map(async (node) => {
+      const iface = underlayIface(nodes.find((n) => n.name === node.name)!);
       const bpffs = await backend.bpffs!(node.name);
       const config: CiliumAgentConfig = {
         node: node.name,
         nodeIp: node.address,
         mode,
-        underlayDevice: 'eth0',
+        underlayDevice: iface,
         nodes: cluster,
         bpffs,
         objects,
@@ -92,10 +92,10 @@ export async function installCilium(backend: Backend, lab: Lab, nodes: NodeSpec[
         tunnelPort: 8472,
       };
       await backend.writeFile(node.name, AGENT_CONFIG, JSON.stringify(config, null, 2));
-      await backend.start(node.name, 'cilium-agent', [process.execPath, join(AGENTS_DIR, 'cilium-agent.js'), '--config', backend.nodePath(node.name, AGENT_CONFIG)]);
-      const ready = JSON.parse(await waitForAgent(backend, node.name, 10_000)) as { pins: string };
-      const underlay = await new Ip(backend.node(node.name)).link('eth0');
-      if (!underlay) throw new Error(`node ${node.name} has no eth0 (the underlay)`);
+      const started = await backend.start(node.name, 'cilium-agent', [process.execPath, join(AGENTS_DIR, 'cilium-agent.js'), '--config', backend.nodePath(node.name, AGENT_CONFIG)]);
+      const ready = JSON.parse(await waitForAgent(backend, node.name, started.log, 10_000)) as { pins: string };
+      const underlay = await new Ip(backend.node(node.name)).link(iface);
+      if (!underlay) throw new Error(`node ${node.name} has no ${iface} (the underlay)`);
       const mtu = underlay.mtu - (mode === 'vxlan' ? VXLAN_OVERHEAD : 0);
       const podCIDRs = [node.podCIDR, ...(node.podCIDRv6 ? [node.podCIDRv6] : [])];
       await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(ciliumConfList(backend, node.name, podCIDRs, mtu), null, 2));
@@ -121,16 +121,19 @@ export function ciliumConfList(backend: Backend, node: string, podCIDRs: string[
 }
 
 /** The agent's ready file; a fatal error in its log ends the wait at once, quoted. */
-async function waitForAgent(backend: Backend, node: string, timeoutMs: number): Promise<string> {
+/** Until the agent says it is ready; what it printed (`agentLog`, where the backend keeps it) explains a failure. */
+async function waitForAgent(backend: Backend, node: string, agentLog: string, timeoutMs: number): Promise<string> {
+  let log = '';
   return waitUntil(
     async () => {
       const ready = await backend.readFile(node, AGENT_READY);
       if (ready) return ready;
-      const fatal = (await backend.readFile(node, AGENT_LOG))?.split('\n').find((l) => l.startsWith('cilium-agent: '));
+      log = (await backend.readFile(node, agentLog)) ?? '';
+      const fatal = log.split('\n').find((l) => l.startsWith('cilium-agent: '));
       if (fatal) throw new Error(`the cilium agent on ${node} failed: ${fatal.slice('cilium-agent: '.length)}`);
       return undefined;
     },
-    { timeoutMs, what: `the cilium agent on ${node} to be ready`, hint: () => `see ${backend.nodePath(node, AGENT_LOG)}` },
+    { timeoutMs, what: `the cilium agent on ${node} to be ready`, hint: () => `${agentLog} ends: ${log.trim().split('\n').slice(-3).join(' | ') || '(empty)'}` },
   );
 }
 

@@ -3,7 +3,7 @@
 // started together (each finds its lease by its public IP and takes it), and
 // the CNI conflist that points the kubelet at the flannel plugin.
 import { join } from 'node:path';
-import type { Backend, NodeSpec } from '../../topologies/backend.js';
+import { underlayIface, type Backend, type NodeSpec } from '../../topologies/backend.js';
 import { AGENTS_DIR } from '../../lab/paths.js';
 import { CONF_DIR, type ConfList } from '../../cni/conflist.js';
 import { etcdPut, etcdPutMany, startEtcd } from '../etcd/server.js';
@@ -56,7 +56,7 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
       join(AGENTS_DIR, 'flanneld.js'),
       '--etcd-endpoints', endpoint,
       '--etcd-prefix', FLANNEL_PREFIX,
-      '--iface', 'eth0',
+      '--iface', underlayIface(node),
       '--public-ip', node.address,
       ...(network.podCIDRv6 && node.addressV6 ? ['--public-ipv6', node.addressV6] : []),
       '--subnet-file', backend.nodePath(node.name, '/run/flannel/subnet.env'),

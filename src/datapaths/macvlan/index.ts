@@ -15,4 +15,5 @@ export const macvlan: Datapath = {
   dualStack: true,
   validate: validateMacvlan,
   cniPlugins: CNI_PLUGINS,
+  podsOnUnderlay: true,
 };

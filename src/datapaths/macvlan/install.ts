@@ -8,14 +8,13 @@
 // Dual-stack: macvlan itself carries any family. The IPv6 pod range
 // (podCIDRv6) is a range of the IPv6 underlay, sliced per node the same way;
 // the shim gets the first IPv6 address of the node's slice too.
-import type { Backend, NodeSpec } from '../../topologies/backend.js';
+import { underlayIface, type Backend, type NodeSpec } from '../../topologies/backend.js';
 import { broadcast, contains, firstAddr, formatAddr, formatCidr, formatIp, formatPrefix, lastAddr, network, parseAddr, parseCidr, parseIp, parsePrefix, prefixContains, subnet, subprefix } from '../../net/ipnet.js';
 import { CONF_DIR, type ConfList } from '../../cni/conflist.js';
 import type { Lab } from '../../lab/lab-file.js';
 import { Ip } from '../../net/ip.js';
 
-/** The node device the pods' macvlans hang off, and the name of each node's shim. */
-export const UNDERLAY_DEVICE = 'eth0';
+/** The name of each node's shim; it and the pods' macvlans hang off the node's underlay device. */
 export const SHIM_DEVICE = 'macvlan-shim';
 
 export interface MacvlanSlice {
@@ -110,7 +109,7 @@ export function macvlanConfList(backend: Backend, lab: Lab, node: NodeSpec, slic
     plugins: [
       {
         type: 'macvlan',
-        master: UNDERLAY_DEVICE,
+        master: underlayIface(node),
         mode: 'bridge',
         ipam: {
           type: 'host-local',
@@ -128,9 +127,9 @@ export function macvlanConfList(backend: Backend, lab: Lab, node: NodeSpec, slic
 }
 
 /** The shim: a macvlan sibling of the pods with a /32, and the node's slice routed through it. */
-export function shimCommands(slice: MacvlanSlice, slice6?: MacvlanSlice): string[][] {
+export function shimCommands(slice: MacvlanSlice, underlay: string, slice6?: MacvlanSlice): string[][] {
   return [
-    ['link', 'add', SHIM_DEVICE, 'link', UNDERLAY_DEVICE, 'type', 'macvlan', 'mode', 'bridge'],
+    ['link', 'add', SHIM_DEVICE, 'link', underlay, 'type', 'macvlan', 'mode', 'bridge'],
     ['addr', 'add', `${slice.shim}/32`, 'dev', SHIM_DEVICE],
     // The slice is this node's alone: no duplicate address detection to wait for.
     ...(slice6 ? [['addr', 'add', `${slice6.shim}/128`, 'dev', SHIM_DEVICE, 'nodad']] : []),
@@ -152,7 +151,7 @@ export async function installMacvlan(backend: Backend, lab: Lab, nodes: NodeSpec
   for (const [i, node] of nodes.entries()) {
     const s = slices[i];
     const s6 = v6?.[i];
-    await new Ip(backend.node(node.name)).batch(shimCommands(s, s6));
+    await new Ip(backend.node(node.name)).batch(shimCommands(s, underlayIface(node), s6));
     await backend.writeFile(node.name, `${CONF_DIR}/10-cnilab.conflist`, JSON.stringify(macvlanConfList(backend, lab, node, s, s6), null, 2));
     progress(`macvlan on ${node.name}: pods ${s.rangeStart}-${s.rangeEnd}${s6 ? ` and ${s6.rangeStart}-${s6.rangeEnd}` : ''}, shim ${SHIM_DEVICE} ${s.shim}${s6 ? ` ${s6.shim}` : ''}`);
   }
