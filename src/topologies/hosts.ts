@@ -59,7 +59,7 @@ export function pathMapper(lab: string, nodeBinary: string | undefined): { word:
 }
 
 export class HostsBackend extends RemoteNodeBackend {
-  readonly kind = 'hosts';
+  readonly kind: string = 'hosts';
   /** The lab's directory on a host is the host's own: its logs and pod files are read over the connection. */
   protected readonly labDirShared = false;
   /** Files of dist/bpf already on each host (objects compiled after the copy are sent before the next start). */
