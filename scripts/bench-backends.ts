@@ -3,7 +3,8 @@
 // --repeat times each (default 3); medians with min–max, per phase, and the
 // docker/netns ratio. A private dockerd is started for the run and stopped by
 // PID at the end (or the engine DOCKER_HOST names, with --use-docker-host); the
-// node image is made ready before timing starts.
+// node image is made ready before timing starts. With --vagrant, each lab also
+// runs on VMs booted with qemu (minutes per run under software emulation).
 import { mkdtempSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
@@ -20,12 +21,13 @@ const { values } = parseArgs({
     repeat: { type: 'string', default: '3' },
     lab: { type: 'string', multiple: true },
     'use-docker-host': { type: 'boolean', default: false },
+    vagrant: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
 const repeat = Number(values.repeat);
 const labs = values.lab ?? listLabFiles();
-const BACKENDS = ['netns', 'docker'] as const;
+const BACKENDS: ('netns' | 'docker' | 'vagrant')[] = ['netns', 'docker', ...(values.vagrant ? (['vagrant'] as const) : [])];
 requireBuilt();
 
 let engine: PrivateEngine | undefined;
@@ -45,7 +47,7 @@ const skipped = new Set<string>();
 try {
   await ensureNodeImage(await connectDocker(dockerHost()), (m) => console.error(m));
   for (const lab of labs) {
-    samples[lab] = { netns: [], docker: [] };
+    samples[lab] = Object.fromEntries(BACKENDS.map((b) => [b, []]));
     for (let i = 0; i < repeat; i++) {
       for (const backend of BACKENDS) {
         const t0 = performance.now();
@@ -80,6 +82,8 @@ interface Row {
   netns: Stat;
   docker: Stat;
   dockerOverNetns: number;
+  vagrant?: Stat;
+  vagrantOverNetns?: number;
 }
 
 const timed = labs.filter((lab) => BACKENDS.every((b) => samples[lab][b].length > 0));
@@ -88,7 +92,12 @@ const rows: Row[] = timed.flatMap((lab) => {
   const row = (name: string, pick: (s: Sample) => number | undefined): Row => {
     const of = (b: (typeof BACKENDS)[number]) => stat(samples[lab][b].map(pick).filter((x): x is number => x !== undefined));
     const [netns, docker] = [of('netns'), of('docker')];
-    return { lab, name, netns, docker, dockerOverNetns: +(docker.medianMs / netns.medianMs).toFixed(2) };
+    const row: Row = { lab, name, netns, docker, dockerOverNetns: +(docker.medianMs / netns.medianMs).toFixed(2) };
+    if (values.vagrant) {
+      row.vagrant = of('vagrant');
+      row.vagrantOverNetns = +(row.vagrant.medianMs / netns.medianMs).toFixed(2);
+    }
+    return row;
   };
   return [row('whole run', (s) => s.totalMs), ...phaseNames.map((p) => row(p, (s) => s.phases[p]))];
 });
@@ -96,10 +105,14 @@ const rows: Row[] = timed.flatMap((lab) => {
 if (values.json) {
   console.log(JSON.stringify({ repeat, rows, failures, skipped: [...skipped] }, null, 2));
 } else {
-  console.log(`every lab on netns and docker, alternately, ${repeat} runs each (median ms; min–max)\n`);
-  console.log(`${'lab'.padEnd(18)} ${'phase'.padEnd(12)} ${'netns'.padStart(20)} ${'docker'.padStart(20)}  docker/netns`);
-  const cell = (s: Stat) => `${s.medianMs} (${s.minMs}–${s.maxMs})`.padStart(20);
-  for (const r of rows) console.log(`${r.lab.padEnd(18)} ${r.name.padEnd(12)} ${cell(r.netns)} ${cell(r.docker)}  ${r.dockerOverNetns}x`);
+  console.log(`every lab on ${BACKENDS.join(', ')}, alternately, ${repeat} runs each (median ms; min–max)\n`);
+  const vm = values.vagrant ? ` ${'vagrant'.padStart(24)}  vagrant/netns` : '';
+  console.log(`${'lab'.padEnd(18)} ${'phase'.padEnd(12)} ${'netns'.padStart(20)} ${'docker'.padStart(20)}  docker/netns${vm}`);
+  const cell = (s: Stat, width = 20) => (isFinite(s.medianMs) ? `${s.medianMs} (${s.minMs}–${s.maxMs})` : '-').padStart(width);
+  for (const r of rows) {
+    const vmCells = r.vagrant ? ` ${cell(r.vagrant, 24)}  ${String(r.vagrantOverNetns).padStart(12)}x` : '';
+    console.log(`${r.lab.padEnd(18)} ${r.name.padEnd(12)} ${cell(r.netns)} ${cell(r.docker)}  ${String(r.dockerOverNetns).padStart(11)}x${vmCells}`);
+  }
   if (skipped.size) console.log(`\nnot timed:\n  ${[...skipped].join('\n  ')}`);
   console.log(failures.length ? `\nfailed runs:\n  ${failures.join('\n  ')}` : '\nall steps passed in every run');
 }
