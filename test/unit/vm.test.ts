@@ -75,7 +75,10 @@ describe('VMs: the box initramfs and the qemu command line', () => {
       'cnilab.key=ssh-ed25519:AAAAkey',
     ]);
     expect(qemuArgv({ ...spec, accel: 'kvm' }).slice(3, 7)).to.deep.equal(['-accel', 'kvm', '-cpu', 'host']);
-    expect(sshConfigText('l1', ['master', 'worker'], '/k')).to.match(/Host worker\n {2}HostName 100\.127\.0\.3\n {2}User root\n {2}IdentityFile \/k/);
+    const config = sshConfigText('l1', ['master', 'worker'], '/k');
+    expect(config).to.match(/Host worker\n {2}HostName 100\.127\.0\.3\n {2}User root\n {2}IdentityFile \/k/);
+    // The management network exists only in the lab's namespace: ssh gets there through a relay started inside it.
+    expect(config).to.match(/\n {2}ProxyCommand nsenter --net=\/run\/netns\/\S*l1-underlay -- \S+ -e '[^']+' %h %p 2>\/dev\/null\n/);
   });
 
   it("the guest's setup script: NICs renamed by MAC whatever the kernel called them, addresses, hostname, root's key, 9p shares", async () => {
