@@ -5,7 +5,9 @@
 // the run (the engine DOCKER_HOST names with --use-docker-host) and everything
 // on it removed before it stops by PID; the hosts are containers of the node
 // image reached over ssh (test/helpers/ssh-hosts.ts), on an underlay of their
-// own with a device not called eth0. Run it under the machine's docker lock:
+// own with a device not called eth0; --vagrant (or vagrant in --backends) adds
+// VMs booted with qemu (minutes per run under software emulation). Run it under
+// the machine's docker lock:
 //   flock /run/cnilab-docker.lock npm run bench:backends -- --lab flannel-vxlan
 import { parseArgs } from 'node:util';
 import { runLab, type RunOptions, type RunReport } from '../src/runner/runner.js';
@@ -24,6 +26,7 @@ const { values } = parseArgs({
     lab: { type: 'string', multiple: true },
     backends: { type: 'string', default: 'netns,docker,hosts' },
     'use-docker-host': { type: 'boolean', default: false },
+    vagrant: { type: 'boolean', default: false },
     json: { type: 'boolean', default: false },
   },
 });
@@ -33,11 +36,12 @@ requireBuilt();
 
 /**
  * Each backend: what it needs ready before timing starts, and the options its
- * labs run with. A backend not set up here (vagrant: its boxes and VMs) gets
- * an entry of the same shape; netns is the reference every ratio divides by.
+ * labs run with; netns is the reference every ratio divides by.
  */
 const SETUPS: Record<string, () => Promise<Partial<RunOptions>>> = {
   netns: async () => ({}),
+  // VMs booted with qemu: the box is built (or taken from its cache) by the first run, minutes under emulation.
+  vagrant: async () => ({}),
   docker: async () => {
     if (values['use-docker-host']) await ensureNodeImage(await connectDocker(dockerHost()), (m) => console.error(m));
     else process.env.DOCKER_HOST = (await engine()).engine.host;
@@ -52,7 +56,7 @@ const SETUPS: Record<string, () => Promise<Partial<RunOptions>>> = {
     return { inventory: hosts.inventory };
   },
 };
-const BACKENDS = values.backends.split(',');
+const BACKENDS = [...values.backends.split(','), ...(values.vagrant && !values.backends.includes('vagrant') ? ['vagrant'] : [])];
 for (const b of BACKENDS) if (!SETUPS[b]) throw new Error(`--backends: no setup for "${b}" here (${Object.keys(SETUPS).join(', ')})`);
 if (BACKENDS[0] !== 'netns') throw new Error('--backends: netns first, the reference the others are divided by');
 

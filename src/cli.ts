@@ -2,14 +2,14 @@
 import { PROXY_MODES } from './services/model.js';
 import { cnilabVersion } from './lab/paths.js';
 import { Command, Option } from 'commander';
-import { applyFoundTopology, LabInstance, runLab, tearDownOnSignal, topologyOf, type RunReport } from './runner/runner.js';
+import { LabInstance, runLab, tearDownOnSignal, type RunReport } from './runner/runner.js';
 import { QuietReporter, TextReporter, bold, dim, green, red } from './runner/reporter.js';
 import { listLabFiles, LabFileError } from './lab/lab-file.js';
 import { ResultFileError } from './bench/results.js';
 import { loadLab } from './datapaths/index.js';
-import { listLabs, readState, StateFile, type LabState } from './lab/state.js';
+import { listLabs, readState, type LabState } from './lab/state.js';
 import { cleanAll, cleanLab } from './runner/clean.js';
-import { createBackend, backendNames } from './topologies/registry.js';
+import { backendNames } from './topologies/registry.js';
 import { PreflightError } from './runner/preflight.js';
 import { workshopCommands } from './commands/workshop.js';
 import { benchCommands } from './commands/bench.js';
@@ -41,11 +41,8 @@ function pickInstance(name?: string): LabState {
 class UsageError extends Error {}
 
 function openInstance(state: LabState) {
-  const { lab } = loadLab(state.labFile!);
-  applyFoundTopology(lab, state.topology);
-  const sf = new StateFile(state.lab);
-  const backend = createBackend(state.backend, topologyOf(lab, state.lab), sf);
-  return { lab, backend, sf };
+  const inst = LabInstance.attach(state, new QuietReporter());
+  return { lab: inst.lab, backend: inst.backend, sf: inst.state };
 }
 
 function printRun(r: RunReport): void {

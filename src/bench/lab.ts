@@ -2,6 +2,7 @@
 // down. A lab this kernel cannot run is skipped and says why.
 import { LabInstance, withLab } from '../runner/runner.js';
 import { ensureTools, PreflightError } from '../runner/preflight.js';
+import { readState } from '../lab/state.js';
 import { BENCH_TOOLS } from '../lab/tools.js';
 import type { Reporter } from '../runner/reporter.js';
 import { NothingToMeasureError } from './plan.js';
@@ -33,13 +34,14 @@ export async function benchTools(install: boolean, log: (m: string) => void): Pr
 }
 
 export async function benchOne(labName: string, opts: BenchOptions, reporter: Reporter): Promise<BenchOutcome> {
-  const inst = LabInstance.open(labName, { name: opts.name, backend: opts.backend, inventory: opts.inventory }, reporter);
+  // A lab already up under --name is measured as it is and left up.
+  const existing = opts.name ? readState(opts.name) : undefined;
+  const inst = existing ? LabInstance.attach(existing, reporter) : LabInstance.open(labName, { name: opts.name, backend: opts.backend, inventory: opts.inventory }, reporter);
   const lab = inst.lab.name;
   try {
     await benchTools(opts.install ?? true, (m) => reporter.info(m));
-    const result = await withLab(inst, { install: opts.install }, () =>
-      reporter.phase(`bench ${lab}`, () => benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list(), labFile: inst.file }, opts, (m) => reporter.info(m))),
-    );
+    const bench = () => reporter.phase(`bench ${lab}`, () => benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list(), labFile: inst.file }, opts, (m) => reporter.info(m)));
+    const result = existing ? await bench() : await withLab(inst, { install: opts.install }, bench);
     return { lab, status: 'ok', file: writeResult(opts.rerunOf ? { ...result, rerunOf: opts.rerunOf } : result, opts.resultsDir) };
   } catch (e) {
     if (e instanceof CannotRunHereError || e instanceof NothingToMeasureError) return { lab, status: 'skipped', reason: e.message };

@@ -86,7 +86,9 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
   const countersBefore = cpuCounters();
   const plan = planBench(lab, pods);
   const tests = settings.tests ?? plan.tests;
-  const pin = pinningFor(cpus().length, settings.pin);
+  // The nodes' CPUs, not this machine's: a VM or a host may have fewer.
+  const nodeCpus = await Promise.all(lab.topology.nodes.map(async (n) => Number((await backend.node(n.name).run(['nproc'], { allowFailure: true })).stdout.trim()) || cpus().length));
+  const pin = pinningFor(Math.min(...nodeCpus), settings.pin);
   const minRepeat = Math.min(settings.minRepeat, settings.repeat);
   const notes: string[] = [];
   const node = (name: string) => lab.topology.nodes.find((n) => n.name === name)!;

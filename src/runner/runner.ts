@@ -120,6 +120,14 @@ export class LabInstance {
     return new LabInstance(lab, file, backend, state, reporter);
   }
 
+  /** A lab that is up, as its state recorded it (backend, addresses found): later commands work on it in place. */
+  static attach(state: LabState, reporter: Reporter): LabInstance {
+    const { lab, file } = loadLab(state.labFile!);
+    applyFoundTopology(lab, state.topology);
+    const sf = new StateFile(state.lab);
+    return new LabInstance(lab, file, createBackend(state.backend, topologyOf(lab, state.lab), sf), sf, reporter);
+  }
+
   private async phase<T>(name: string, fn: () => Promise<T>): Promise<T> {
     return this.reporter.phase(name, fn);
   }

@@ -59,8 +59,9 @@ export function pathMapper(lab: string, nodeBinary: string | undefined): { word:
 }
 
 export class HostsBackend extends RemoteNodeBackend {
-  readonly kind = 'hosts';
-  readonly foreignUnderlay = true;
+  readonly kind: string = 'hosts';
+  /** The underlay is the machines' own network: pods never get addresses on it (macvlan is refused). */
+  readonly foreignUnderlay: boolean = true;
   readonly nodeKernels = true;
   /** The lab's directory on a host is the host's own: its logs and pod files are read over the connection. */
   protected readonly labDirShared = false;

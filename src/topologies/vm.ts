@@ -4,22 +4,22 @@
 // of the lab's own, which holds the underlay bridge (the lessons' addresses on
 // the VMs' eth0) and a management bridge that only SSH uses; nothing touches
 // the root namespace. KVM where it works, else software emulation, said so.
-// Commands go over one kept-open SSH connection per VM, as with Vagrant.
+// Once booted, the VMs are hosts: an ssh config and an inventory for them are
+// written, and the hosts backend drives them like any machine over SSH.
 import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync, closeSync, openSync } from 'node:fs';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { CommandError, inNetns, netnsPath, run, startDetached, type RunResult } from '../net/exec.js';
+import { inNetns, netnsPath, run, startDetached } from '../net/exec.js';
 import { Ip } from '../net/ip.js';
 import { addNetns, deleteNetns, netnsInode } from '../net/netns.js';
-import { ROOT } from '../lab/paths.js';
 import { isRunning, pidsInNetns, stopPid, stopRecorded } from '../lab/processes.js';
-import { labDir, processStartTime, readState } from '../lab/state.js';
-import type { CommandOptions, ExecOptions } from './backend.js';
+import { labDir, processStartTime, readState, type StateFile } from '../lab/state.js';
+import type { Topology } from './backend.js';
 import { CACHE_DIR } from './docker-image.js';
-import { NODE_DIRS, nodeInitArgv } from './node-commands.js';
+import { shQuote } from './node-commands.js';
 import { UNDERLAY_BRIDGE, underlayNetns } from './netns.js';
-import { RemoteNodeBackend } from './remote-node.js';
-import { sshArgv, sshExitArgv, type SshTarget } from './ssh.js';
+import { HostsBackend, hostSsh } from './hosts.js';
+import { sshArgv, sshConfigHosts, sshExitArgv, type SshTarget } from './ssh.js';
 import { stretchDeadlines } from '../util/wait.js';
 import { BUSYBOX, ensureBox, type Box } from './vm-box.js';
 
@@ -38,13 +38,12 @@ export interface Accel {
 
 export function vmPaths(lab: string) {
   const dir = join(labDir(lab), 'vm');
-  return { dir, key: join(dir, 'id_ed25519'), sshConfig: join(dir, 'ssh-config'), controlDir: join(dir, 'ssh') };
+  return { dir, key: join(dir, 'id_ed25519'), sshConfig: join(dir, 'ssh-config'), inventory: join(dir, 'inventory.yaml') };
 }
 
-/** A VM over SSH: the lab's config and key, logged in as root (no sudo: under emulation it costs a second per command). */
+/** A VM over SSH as the hosts backend reaches it (the same connection sockets): root with the lab's key, no sudo. */
 function sshTarget(lab: string, node: string): SshTarget {
-  const p = vmPaths(lab);
-  return { config: p.sshConfig, controlDir: p.controlDir, host: node, sudo: false };
+  return hostSsh(lab, vmPaths(lab).sshConfig, { host: node, sudo: false });
 }
 
 export const vmDisk = (lab: string, node: string) => join(vmPaths(lab).dir, `${node}.qcow2`);
@@ -52,15 +51,6 @@ export const vmConsole = (lab: string, node: string) => join(vmPaths(lab).dir, `
 const tapName = (kind: 'u' | 'm', i: number, node: string) => `${kind}${i}-${node}`.slice(0, 15);
 export const mgmtAddress = (i: number) => `${MGMT_PREFIX}.${i + 2}`;
 const mac = (i: number, nic: number) => `52:54:00:00:${(i + 1).toString(16).padStart(2, '0')}:0${nic}`;
-
-/** The host folders every VM sees at the host's paths: the bundle and its modules read-only, the lab's directory read-write. */
-export function shares(lab: string): { tag: string; path: string; readonly: boolean }[] {
-  return [
-    { tag: 'dist', path: join(ROOT, 'dist'), readonly: true },
-    { tag: 'modules', path: join(ROOT, 'node_modules'), readonly: true },
-    { tag: 'lab', path: labDir(lab), readonly: false },
-  ];
-}
 
 export interface VmSpec {
   lab: string;
@@ -83,13 +73,12 @@ export function kernelCmdline(s: VmSpec): string {
     `cnilab.nic=${mac(s.index, 1)},eth0,${s.address}/${s.prefix}`,
     `cnilab.nic=${mac(s.index, 2)},mgmt0,${mgmtAddress(s.index)}/24`,
     `cnilab.key=${type}:${blob}`,
-    ...shares(s.lab).map((sh) => `cnilab.share=${sh.tag}:${sh.path}${sh.readonly ? ':ro' : ''}`),
     // Last, so it wins over what comes before: kernel options for debugging, or a setting to override.
     ...(process.env.CNILAB_VM_APPEND ? [process.env.CNILAB_VM_APPEND] : []),
   ].join(' ');
 }
 
-/** The qemu command line of one VM: direct kernel boot, virtio disk and NICs (taps made beforehand), 9p shares, serial console to a file. */
+/** The qemu command line of one VM: direct kernel boot, virtio disk and NICs (taps made beforehand), serial console to a file. */
 export function qemuArgv(s: VmSpec): string[] {
   const argv = [
     QEMU, '-name', `${s.lab}-${s.node}`,
@@ -105,14 +94,22 @@ export function qemuArgv(s: VmSpec): string[] {
     '-device', `virtio-net-pci,netdev=m,mac=${mac(s.index, 2)}`,
     '-serial', `file:${vmConsole(s.lab, s.node)}`,
   ];
-  for (const sh of shares(s.lab)) {
-    argv.push('-virtfs', `local,path=${sh.path},mount_tag=${sh.tag},security_model=passthrough,id=${sh.tag}${sh.readonly ? ',readonly=on' : ''}`);
-  }
   return argv;
 }
 
-/** The SSH configuration of a lab's VMs: root with the lab's own key, over the management network. */
-export function sshConfigText(nodes: string[], key: string): string {
+/**
+ * Reaches a VM's management address from inside the lab's namespace, the only
+ * place that network exists: ssh's ProxyCommand, so every ssh of the lab's
+ * (the hosts backend's, a user's `ssh -F`) gets there with no wrapper.
+ */
+function proxyCommand(lab: string): string {
+  const relay = 'const s=require("net").connect(+process.argv[2],process.argv[1]);process.stdin.pipe(s).pipe(process.stdout);s.on("error",()=>process.exit(1));s.on("close",()=>process.exit(0))';
+  // Its stderr away from ssh's: the relay outlives the ssh that starts the shared connection, whose caller waits for that stream to close.
+  return `${inNetns(underlayNetns(lab), process.execPath, ['-e', relay, '%h', '%p']).map(shQuote).join(' ')} 2>/dev/null`;
+}
+
+/** The SSH configuration of a lab's VMs (what `vagrant ssh-config` prints for Vagrant's): root with the lab's own key, over the management network. */
+export function sshConfigText(lab: string, nodes: string[], key: string): string {
   return nodes
     .map((n, i) =>
       [
@@ -126,6 +123,7 @@ export function sshConfigText(nodes: string[], key: string): string {
         '  LogLevel ERROR',
         '  ConnectTimeout 10',
         '  ServerAliveInterval 15',
+        `  ProxyCommand ${proxyCommand(lab)}`,
       ].join('\n'),
     )
     .join('\n\n') + '\n';
@@ -210,8 +208,33 @@ function freeGb(dir: string): number {
 /** Deadlines stretch this much under software emulation: agents start 5-10x slower, more on a busy machine. */
 const TCG_STRETCH = 30;
 
-export class QemuVmBackend extends RemoteNodeBackend {
-  readonly kind = 'vagrant';
+/**
+ * The inventory the hosts backend reads for a lab's VMs: each node the Host of
+ * its VM in the lab's ssh config, its underlay on eth0. Written before the VMs
+ * exist: the config names where they will be.
+ */
+function writeInventory(lab: string, nodes: string[]): string {
+  const p = vmPaths(lab);
+  mkdirSync(hostSsh(lab, p.sshConfig, { host: '' }).controlDir, { recursive: true });
+  mkdirSync(p.dir, { recursive: true });
+  writeFileSync(p.sshConfig, sshConfigText(lab, nodes, p.key));
+  writeFileSync(p.inventory, JSON.stringify({ sshConfig: p.sshConfig, nodes: Object.fromEntries(nodes.map((n) => [n, { host: n, interface: 'eth0' }])) }, null, 2) + '\n');
+  return p.inventory;
+}
+
+/**
+ * The vagrant backend's VMs: machines that cnilab boots, then drives exactly
+ * as the hosts backend drives real ones, fed by the ssh config written for
+ * them. Only booting and destroying them is of this file.
+ */
+export class QemuVmBackend extends HostsBackend {
+  override readonly kind = 'vagrant';
+
+  constructor(topo: Topology, state: StateFile) {
+    super(topo, state, state.state.hosts ? undefined : writeInventory(topo.lab, topo.nodes.map((n) => n.name)));
+    // Later commands (status, bench) on a lab under emulation wait as long as its start did.
+    if (state.state.vm?.accel === 'tcg') stretchDeadlines(TCG_STRETCH);
+  }
 
   private get netns(): string {
     return underlayNetns(this.topo.lab);
@@ -222,56 +245,63 @@ export class QemuVmBackend extends RemoteNodeBackend {
   }
 
   async up(): Promise<void> {
-    const { lab, nodes, underlay } = this.topo;
-    const p = vmPaths(lab);
-    this.state.update((s) => (s.vm = { qemu: [] }));
     try {
-      await vmPreflight();
-      const box = await this.box();
-      mkdirSync(p.controlDir, { recursive: true });
-      const accel = await chooseAccel(box, p.dir);
-      if (accel.accel === 'tcg') this.log(`KVM unusable here: ${accel.reason}; using software emulation`);
-      this.state.update((s) => (s.vm!.accel = accel.accel));
-      if (accel.accel === 'tcg') stretchDeadlines(TCG_STRETCH);
-
-      // The lab's namespace: the underlay bridge, the management bridge, a tap on each per VM.
-      this.state.update((s) => s.netns.push(this.netns));
-      await addNetns(this.netns);
-      const batch: string[][] = [
-        ['link', 'set', 'lo', 'up'],
-        ['link', 'add', UNDERLAY_BRIDGE, 'type', 'bridge'],
-        ['link', 'set', UNDERLAY_BRIDGE, 'up'],
-        ['link', 'add', MGMT_BRIDGE, 'type', 'bridge'],
-        ['addr', 'add', `${MGMT_PREFIX}.1/24`, 'dev', MGMT_BRIDGE],
-        ['link', 'set', MGMT_BRIDGE, 'up'],
-      ];
-      for (const [i, n] of nodes.entries()) {
-        for (const [kind, bridge] of [['u', UNDERLAY_BRIDGE], ['m', MGMT_BRIDGE]] as const) {
-          const tap = tapName(kind, i, n.name);
-          batch.push(['tuntap', 'add', 'dev', tap, 'mode', 'tap'], ['link', 'set', tap, 'master', bridge, 'up']);
-        }
-      }
-      await new Ip(this.netns).batch(batch);
-
-      await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `cnilab-${lab}`, '-f', p.key]);
-      writeFileSync(p.sshConfig, sshConfigText(nodes.map((n) => n.name), p.key));
-      const publicKey = readFileSync(`${p.key}.pub`, 'utf8');
-      const memoryMb = Number(process.env.CNILAB_VM_MEMORY ?? 768);
-      const t0 = Date.now();
-      for (const [index, n] of nodes.entries()) {
-        await run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', box.image, vmDisk(lab, n.name)]);
-        this.boot({ lab, node: n.name, index, address: n.address, prefix: underlay.prefix, box, accel: accel.accel, publicKey, memoryMb });
-      }
-      const limit = Number(process.env.CNILAB_VM_BOOT_TIMEOUT ?? (accel.accel === 'kvm' ? 180 : 600)) * 1000;
-      await Promise.all(nodes.map((n) => this.waitForSsh(n.name, t0 + limit, limit)));
-      this.log(`  VMs up in ${((Date.now() - t0) / 1000).toFixed(0)} s (${accel.accel})`);
-      for (const n of nodes) await this.exec(n.name, nodeInitArgv(NODE_DIRS));
-      await this.checkUnderlay("The VMs' eth0 NICs are taps on the underlay bridge in the lab's namespace: check that bridge.");
-      this.state.update((s) => (s.status = 'up'));
+      await this.boot();
     } catch (e) {
       await this.down();
       throw e;
     }
+    // From here the VMs are hosts; the hosts backend removes its work itself when this fails.
+    try {
+      await super.up();
+    } catch (e) {
+      await this.down();
+      throw e;
+    }
+  }
+
+  /** Boot every VM and wait until each answers over SSH. */
+  private async boot(): Promise<void> {
+    const { lab, nodes, underlay } = this.topo;
+    const p = vmPaths(lab);
+    this.state.update((s) => (s.vm = { qemu: [] }));
+    await vmPreflight();
+    const box = await this.box();
+    const accel = await chooseAccel(box, p.dir);
+    if (accel.accel === 'tcg') this.log(`KVM unusable here: ${accel.reason}; using software emulation`);
+    this.state.update((s) => (s.vm!.accel = accel.accel));
+    if (accel.accel === 'tcg') stretchDeadlines(TCG_STRETCH);
+
+    // The lab's namespace: the underlay bridge, the management bridge, a tap on each per VM.
+    this.state.update((s) => s.netns.push(this.netns));
+    await addNetns(this.netns);
+    const batch: string[][] = [
+      ['link', 'set', 'lo', 'up'],
+      ['link', 'add', UNDERLAY_BRIDGE, 'type', 'bridge'],
+      ['link', 'set', UNDERLAY_BRIDGE, 'up'],
+      ['link', 'add', MGMT_BRIDGE, 'type', 'bridge'],
+      ['addr', 'add', `${MGMT_PREFIX}.1/24`, 'dev', MGMT_BRIDGE],
+      ['link', 'set', MGMT_BRIDGE, 'up'],
+    ];
+    for (const [i, n] of nodes.entries()) {
+      for (const [kind, bridge] of [['u', UNDERLAY_BRIDGE], ['m', MGMT_BRIDGE]] as const) {
+        const tap = tapName(kind, i, n.name);
+        batch.push(['tuntap', 'add', 'dev', tap, 'mode', 'tap'], ['link', 'set', tap, 'master', bridge, 'up']);
+      }
+    }
+    await new Ip(this.netns).batch(batch);
+
+    await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `cnilab-${lab}`, '-f', p.key]);
+    const publicKey = readFileSync(`${p.key}.pub`, 'utf8');
+    const memoryMb = Number(process.env.CNILAB_VM_MEMORY ?? 768);
+    const t0 = Date.now();
+    for (const [index, n] of nodes.entries()) {
+      await run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', box.image, vmDisk(lab, n.name)]);
+      this.startQemu({ lab, node: n.name, index, address: n.address, prefix: underlay.prefix, box, accel: accel.accel, publicKey, memoryMb });
+    }
+    const limit = Number(process.env.CNILAB_VM_BOOT_TIMEOUT ?? (accel.accel === 'kvm' ? 180 : 600)) * 1000;
+    await Promise.all(nodes.map((n) => this.waitForSsh(n.name, t0 + limit, limit)));
+    this.log(`  VMs up in ${((Date.now() - t0) / 1000).toFixed(0)} s (${accel.accel})`);
   }
 
   private async box(): Promise<Box> {
@@ -285,7 +315,7 @@ export class QemuVmBackend extends RemoteNodeBackend {
   }
 
   /** Start one VM's qemu inside the lab's namespace; its PID is recorded before this returns. */
-  private boot(spec: VmSpec): void {
+  private startQemu(spec: VmSpec): void {
     const out = openSync(join(vmPaths(spec.lab).dir, `${spec.node}.qemu.log`), 'a');
     try {
       // nsenter execs qemu in place: the PID is qemu's.
@@ -306,7 +336,7 @@ export class QemuVmBackend extends RemoteNodeBackend {
         const qlog = readFileSync(join(vmPaths(lab).dir, `${node}.qemu.log`), 'utf8').trim();
         throw new Error(`VM ${node} stopped while booting${qlog ? `: ${qlog.split('\n').filter((l) => !/module ui-ui/.test(l)).join('; ')}` : ''}\nlast console lines:\n${consoleTail(vmConsole(lab, node))}`);
       }
-      const r = await this.exec(node, ['true'], { allowFailure: true });
+      const r = await run(sshArgv(sshTarget(lab, node), ['true']), { allowFailure: true });
       if (r.exitCode === 0) return;
       if (Date.now() > deadline) {
         throw new Error(`VM ${node} did not come up within ${limit / 1000} s (CNILAB_VM_BOOT_TIMEOUT); last console lines (${vmConsole(lab, node)}):\n${consoleTail(vmConsole(lab, node))}`);
@@ -315,26 +345,10 @@ export class QemuVmBackend extends RemoteNodeBackend {
     }
   }
 
+  /** The VMs go, and everything on them with them: nothing to give back as on a host. */
   async down(): Promise<void> {
     stretchDeadlines(1);
     await cleanVmLab(this.topo.lab);
-  }
-
-  /** The argv of ssh to a node, run inside the lab's namespace (the management network is only there). */
-  private sshArgv(node: string, argv: string[], env?: Record<string, string>): string[] {
-    const ssh = sshArgv(sshTarget(this.topo.lab, node), argv, env);
-    return inNetns(this.netns, ssh[0], ssh.slice(1));
-  }
-
-  async exec(node: string, argv: string[], opts: ExecOptions = {}): Promise<RunResult> {
-    const r = await run(this.sshArgv(node, argv, opts.env), { input: opts.input, allowFailure: true });
-    if (r.exitCode !== 0 && !opts.allowFailure) throw new CommandError(argv, r.exitCode, r.stderr || r.stdout, r.stdout);
-    return r;
-  }
-
-  protected nodeCommand(node: string, argv: string[], opts: CommandOptions = {}): string[] {
-    const ssh = sshArgv(sshTarget(this.topo.lab, node), argv, undefined, { tty: opts.tty });
-    return inNetns(this.netns, ssh[0], ssh.slice(1));
   }
 }
 
@@ -349,11 +363,8 @@ export async function cleanVmLab(lab: string): Promise<{ unreachable?: string }>
   const state = readState(lab);
   const p = vmPaths(lab);
   const ns = underlayNetns(lab);
-  if (existsSync(p.sshConfig) && existsSync(netnsPath(ns))) {
-    for (const node of [...readFileSync(p.sshConfig, 'utf8').matchAll(/^Host\s+(\S+)/gm)].map((m) => m[1])) {
-      const a = sshExitArgv(sshTarget(lab, node));
-      await run(inNetns(ns, a[0], a.slice(1)), { allowFailure: true });
-    }
+  if (existsSync(p.sshConfig)) {
+    for (const node of sshConfigHosts(readFileSync(p.sshConfig, 'utf8'))) await run(sshExitArgv(sshTarget(lab, node)), { allowFailure: true });
   }
   await Promise.all((state?.vm?.qemu ?? []).map((q) => stopRecorded(q)));
   const inode = netnsInode(netnsPath(ns));

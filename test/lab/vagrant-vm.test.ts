@@ -5,10 +5,11 @@
 // a VM that does not come up in time is named with its console's last lines.
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { release } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { LabInstance, runLab } from '../../src/runner/runner.js';
+import { LabInstance } from '../../src/runner/runner.js';
 import { QuietReporter } from '../../src/runner/reporter.js';
 import { requireBuilt, ROOT } from '../../src/lab/paths.js';
 import { readState } from '../../src/lab/state.js';
@@ -16,7 +17,13 @@ import { isRunning } from '../../src/lab/processes.js';
 import { underlayNetns } from '../../src/topologies/netns.js';
 import { vmPreflight } from '../../src/topologies/vm.js';
 import { ensureBox } from '../../src/topologies/vm-box.js';
-import { failures, leftovers } from '../helpers/lab.js';
+import { leftovers } from '../helpers/lab.js';
+import { Terminal } from '../helpers/terminal.js';
+
+async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const r = await execa(process.execPath, [join(ROOT, 'dist/cli.js'), ...args], { reject: false, env: { NO_COLOR: '1' } });
+  return { code: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr };
+}
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -44,13 +51,73 @@ describe('vagrant backend: VMs booted with qemu', function () {
     await ensureBox((m) => console.log(`      ${m}`));
   });
 
-  it('flannel-vxlan on two VMs: every lesson step passes over SSH, and down leaves no qemu, namespace or file', async () => {
+  it('flannel-vxlan on two VMs: every lesson step passes; status, diagram, trace --capture, exec, shell and bench work on them as on hosts; down leaves no qemu, namespace or file', async () => {
     const instance = 'vmx';
     const t0 = Date.now();
-    const r = await runLab('flannel-vxlan', { name: instance, backend: 'vagrant', install: false }, new QuietReporter());
-    console.log(`      flannel-vxlan on VMs: ${((Date.now() - t0) / 1000).toFixed(0)} s, ${r.steps.filter((s) => s.ok).length}/${r.steps.length} steps`);
-    expect(r.ok, failures(r)).to.equal(true);
-    expect(r.steps.length).to.be.greaterThan(10);
+    const inst = LabInstance.open('flannel-vxlan', { name: instance, backend: 'vagrant' }, new QuietReporter());
+    const term = new Terminal('vm-shell');
+    const results = mkdtempSync('/tmp/cnilab-vm-bench-');
+    try {
+      await inst.up({ install: false });
+      const steps = await inst.steps();
+      console.log(`      flannel-vxlan on VMs: up and ${steps.length} steps in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+      expect(steps.filter((s) => !s.ok).map((s) => s.name)).to.deep.equal([]);
+      expect(steps.length).to.be.greaterThan(10);
+      const t1 = Date.now();
+
+      // The VMs are driven as hosts: an ssh config and an inventory of their own, recorded like a hosts lab's.
+      expect(readState(instance)?.hosts?.nodes.master).to.include({ host: 'master', interface: 'eth0' });
+
+      const status = await cli(['status', instance, '--json']);
+      expect(status.code, status.stderr).to.equal(0);
+      expect(JSON.parse(status.stdout)).to.include({ healthy: true, backend: 'vagrant' });
+
+      // Read from the VMs' kernels: their own eth0 with the lesson's addresses, the datapath's devices.
+      const diagram = await cli(['diagram', instance, '--json']);
+      expect(diagram.code, diagram.stderr).to.equal(0);
+      const model = JSON.parse(diagram.stdout) as { namespaces: { kind: string; name: string; links: { name: string; kind: string; addresses: string[] }[] }[] };
+      expect(model.namespaces.filter((n) => n.kind === 'node').map((n) => n.name)).to.deep.equal(['master', 'worker']);
+      expect(model.namespaces.filter((n) => n.kind === 'pod')).to.have.length(3);
+      const master = model.namespaces.find((n) => n.name === 'master')!;
+      expect(master.links.map((l) => `${l.name}:${l.kind}`)).to.include.members(['cni0:bridge', 'flannel.1:vxlan']);
+      expect(master.links.find((l) => l.name === 'eth0')?.addresses).to.include('192.168.10.210/24');
+
+      const trace = await cli(['trace', '--lab', instance, 'nginx-0', 'nginx-1', '--capture', '--json']);
+      expect(trace.code, trace.stdout + trace.stderr).to.equal(0);
+      const t = JSON.parse(trace.stdout) as { delivered: boolean; tunnels: { via: string }[]; capture: { allSeen: boolean } };
+      expect(t.delivered).to.equal(true);
+      expect(t.tunnels.map((x) => x.via)).to.deep.equal(['vxlan']);
+      expect(t.capture.allSeen).to.equal(true);
+
+      // The node is the VM: its own hostname and kernel, not this machine's.
+      const exec = await cli(['exec', '--lab', instance, 'worker', '--', 'sh', '-c', 'hostname; uname -r']);
+      expect(exec.code, exec.stderr).to.equal(0);
+      expect(exec.stdout.split('\n')[0]).to.equal('worker');
+      expect(exec.stdout.split('\n')[1]).to.not.equal(release());
+
+      // A shell in a pod on a VM, in a real terminal.
+      await term.start(`node dist/cli.js shell --lab ${instance} nginx-1; echo SHELL-EXIT $?; sleep 600`);
+      await term.waitFor(/\[vmx pod nginx-1@worker\]/, 'the shell prompt');
+      await term.keys('hostname; ip -4 -o addr show eth0', 'Enter');
+      await term.waitFor(/eth0\s+inet 10\.10\.1\.\d+\/24/, "the pod's address");
+      await term.keys('exit', 'Enter');
+      await term.waitFor(/SHELL-EXIT 0/, 'the shell to end');
+
+      // Measured in place (the lab stays up): pinned only to CPUs the one-CPU VMs have.
+      const bench = await cli(['bench', 'flannel-vxlan', '--name', instance, '--tests', 'tcp,ping', '--repeat', '2', '--min-repeat', '2', '--results-dir', results, '--json']);
+      expect(bench.code, bench.stdout + bench.stderr).to.equal(0);
+      const summary = JSON.parse(bench.stdout) as { labs: { status: string; file?: string }[] };
+      expect(summary.labs.map((o) => o.status)).to.deep.equal(['ok']);
+      const result = JSON.parse(readFileSync(summary.labs[0].file!, 'utf8')) as { backend: string; pairs: { name: string }[] };
+      expect(result.backend).to.equal('vagrant');
+      expect(result.pairs.map((p) => p.name)).to.include.members(['underlay', 'cross-node']);
+      expect(readState(instance)?.status).to.equal('up');
+      console.log(`      status, diagram, trace --capture, exec, shell, bench on the VMs: ${((Date.now() - t1) / 1000).toFixed(0)} s`);
+    } finally {
+      await term.stop();
+      await inst.down();
+      rmSync(results, { recursive: true, force: true });
+    }
     expect(leftovers(instance)).to.deep.equal([]);
   });
 

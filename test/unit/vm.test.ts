@@ -56,7 +56,7 @@ describe('VMs: the box initramfs and the qemu command line', () => {
     }
   });
 
-  it('qemu: direct kernel boot, the underlay NIC first, shares at the host paths; the guest learns its NICs, key and shares from the kernel command line', () => {
+  it('qemu: direct kernel boot, the underlay NIC first; the guest learns its NICs and key from the kernel command line; ssh reaches it through the lab namespace', () => {
     const box = { dir: '/c', image: '/c/box.img', kernel: '/c/vmlinuz', initrd: '/c/initrd.img', hash: 'h' };
     const spec = { lab: 'l1', node: 'worker', index: 1, address: '192.168.10.220', prefix: 24, box, accel: 'tcg' as const, publicKey: 'ssh-ed25519 AAAAkey cnilab-l1\n', memoryMb: 512 };
     const argv = qemuArgv(spec);
@@ -75,7 +75,10 @@ describe('VMs: the box initramfs and the qemu command line', () => {
       'cnilab.key=ssh-ed25519:AAAAkey',
     ]);
     expect(qemuArgv({ ...spec, accel: 'kvm' }).slice(3, 7)).to.deep.equal(['-accel', 'kvm', '-cpu', 'host']);
-    expect(sshConfigText(['master', 'worker'], '/k')).to.match(/Host worker\n {2}HostName 100\.127\.0\.3\n {2}User root\n {2}IdentityFile \/k/);
+    const config = sshConfigText('l1', ['master', 'worker'], '/k');
+    expect(config).to.match(/Host worker\n {2}HostName 100\.127\.0\.3\n {2}User root\n {2}IdentityFile \/k/);
+    // The management network exists only in the lab's namespace: ssh gets there through a relay started inside it.
+    expect(config).to.match(/\n {2}ProxyCommand nsenter --net=\/run\/netns\/\S*l1-underlay -- \S+ -e '[^']+' %h %p 2>\/dev\/null\n/);
   });
 
   it("the guest's setup script: NICs renamed by MAC whatever the kernel called them, addresses, hostname, root's key, 9p shares", async () => {
@@ -86,7 +89,7 @@ describe('VMs: the box initramfs and the qemu command line', () => {
         writeFileSync(join(root, path), text, { mode });
       };
       const spec = { lab: 'l1', node: 'master', index: 0, address: '192.168.10.210', prefix: 24, box: { dir: '', image: '', kernel: '', initrd: '', hash: '' }, accel: 'tcg' as const, publicKey: 'ssh-ed25519 AAAAkey x', memoryMb: 512 };
-      w('proc/cmdline', kernelCmdline(spec) + '\n');
+      w('proc/cmdline', `${kernelCmdline(spec)} cnilab.share=dist:${root}/dist:ro cnilab.share=lab:${root}/run/l1\n`);
       w('proc/sys/kernel/hostname', '');
       w('etc/hostname', '');
       // The kernel named them the other way round.
