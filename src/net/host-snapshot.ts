@@ -1,8 +1,8 @@
 // A machine that is not the lab's own (the hosts backend's nodes) is given back
 // as it was: its kernel state and the files a lab writes are read once before
 // the lab (one round trip), again at teardown, and only what is new is removed:
-// links, routes, rules, qdiscs, namespaces, mounts, iptables rules and chains,
-// files. The sysctls a node sets are put back to their old values. Nothing that
+// links, routes (blackhole ones too), rules, qdiscs, namespaces, mounts,
+// iptables rules and chains, nftables tables, files. The sysctls a node sets are put back to their old values. Nothing that
 // was there before is ever deleted: the host's addresses, routes and default
 // route stay as they were.
 import { shArgv, shQuote } from './node-scripts.js';
@@ -20,6 +20,8 @@ export interface HostSnapshot {
   mounts: string[];
   /** iptables-save per table: chain names with policies, and rules. */
   iptables: Record<string, { chains: Record<string, string>; rules: string[] }>;
+  /** nftables tables as "family name" (kube-proxy's `ip kube-proxy`); absent in snapshots taken before it was read. */
+  nftTables?: string[];
   sysctls: Record<string, string>;
   files: string[];
 }
@@ -45,7 +47,7 @@ export const FILE_ROOTS: [string, number][] = [
   ['/sys/fs/bpf', 3],
 ];
 
-const SECTIONS = ['links', 'routes', 'rules', 'qdiscs', 'netns', 'mounts', 'iptables', 'sysctls', 'files'] as const;
+const SECTIONS = ['links', 'routes', 'rules', 'qdiscs', 'netns', 'mounts', 'iptables', 'nft', 'sysctls', 'files'] as const;
 
 /** One script that prints every section, each after a `### name` line; $@ are the sysctls to read. */
 export function snapshotArgv(sysctls: string[]): string[] {
@@ -58,6 +60,7 @@ export function snapshotArgv(sysctls: string[]): string[] {
     'echo "### netns"; ip netns list 2>/dev/null',
     'echo "### mounts"; cut -d" " -f5 /proc/self/mountinfo',
     'echo "### iptables"; iptables-save 2>/dev/null',
+    'echo "### nft"; nft list tables 2>/dev/null',
     'echo "### sysctls"; for k in "$@"; do echo "$k=$(sysctl -n "$k" 2>/dev/null)"; done',
     `echo "### files"; ${find}`,
     'true',
@@ -76,12 +79,16 @@ interface IpRoute {
   type?: string;
 }
 
+/** Route types a lab adds without a link to take them away (Calico's blackhole route per block). */
+const LINKLESS_TYPES = new Set(['blackhole', 'unreachable', 'prohibit', 'throw']);
+
 /** A route as `ip route del` takes it; local and broadcast routes belong to addresses, which go with their links. */
 function routeLine(r: IpRoute): string | undefined {
-  if (r.type && r.type !== 'unicast') return undefined;
+  const type = r.type ?? 'unicast';
+  if (type !== 'unicast' && !LINKLESS_TYPES.has(type)) return undefined;
   const table = r.table ?? 'main';
   if (table === 'local') return undefined;
-  return [r.dst, ...(r.gateway ? ['via', r.gateway] : []), ...(r.dev ? ['dev', r.dev] : []), 'table', table, ...(r.metric !== undefined ? ['metric', String(r.metric)] : [])].join(' ');
+  return [...(type === 'unicast' ? [] : [type]), r.dst, ...(r.gateway ? ['via', r.gateway] : []), ...(r.dev ? ['dev', r.dev] : []), 'table', table, ...(r.metric !== undefined ? ['metric', String(r.metric)] : [])].join(' ');
 }
 
 function parseIptables(text: string): HostSnapshot['iptables'] {
@@ -117,6 +124,7 @@ export function parseSnapshot(stdout: string): HostSnapshot {
     netns: lines('netns').map((l) => l.split(' ')[0]),
     mounts: lines('mounts'),
     iptables: parseIptables(parts.iptables),
+    nftTables: lines('nft').map((l) => l.replace(/^table /, '')),
     sysctls: Object.fromEntries(lines('sysctls').map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)])),
     files: lines('files'),
   };
@@ -193,6 +201,11 @@ export function restoreCommands(before: HostSnapshot, after: HostSnapshot): stri
     // iptables-nft makes a table on first use and keeps it: one the lab brought goes too (legacy tables cannot, and stay empty).
     if (!before.iptables[table]) cmds.push({ argv: ['nft', 'delete', 'table', 'ip', table] });
   }
+  // Tables made in nftables itself (kube-proxy's nftables mode); a snapshot without them cannot say which are new.
+  if (before.nftTables && after.nftTables) {
+    const viaIptables = new Set(Object.keys(after.iptables).map((t) => `ip ${t}`));
+    for (const t of added(before.nftTables, after.nftTables)) if (!viaIptables.has(t)) cmds.push({ argv: ['nft', 'delete', 'table', ...t.split(' ')] });
+  }
   for (const [k, v] of Object.entries(before.sysctls)) if (v !== '' && after.sysctls[k] !== v) cmds.push({ argv: ['sysctl', '-qw', `${k}=${v}`] });
   const files = topmost(added(before.files, after.files));
   if (files.length) cmds.push({ argv: ['rm', '-rf', '--one-file-system', '--', ...files] });
@@ -212,6 +225,7 @@ export function leftOver(before: HostSnapshot, after: HostSnapshot): string[] {
     ...added(before.routes, after.routes).map((r) => `route ${r}`),
     ...added(before.rules, after.rules).map((r) => `rule ${r}`),
     ...Object.entries(after.iptables).flatMap(([t, now]) => added(before.iptables[t]?.rules ?? [], now.rules).map((r) => `iptables -t ${t} ${r}`)),
+    ...(before.nftTables && after.nftTables ? added(before.nftTables, after.nftTables).map((t) => `nftables table ${t}`) : []),
     ...topmost(added(before.files, after.files)).map((f) => `file ${f}`),
     ...labMounts(added(before.mounts, after.mounts)).map((m) => `mount ${m}`),
   ];

@@ -53,4 +53,19 @@ describe('host snapshot: what teardown removes from a machine', () => {
   it('reads iptables-save quoting back into words', () => {
     expect(ruleWords('-A POSTROUTING -s 10.10.0.0/16 -m comment --comment "a \\"b\\" c" -j MASQUERADE')).to.deep.equal(['-A', 'POSTROUTING', '-s', '10.10.0.0/16', '-m', 'comment', '--comment', 'a "b" c', '-j', 'MASQUERADE']);
   });
+
+  it('a blackhole route a lab added goes (Calico announces each block as one); an nftables table it made goes, one that was there stays', () => {
+    const before: HostSnapshot = { ...base, nftTables: ['inet firewalld'] };
+    const after: HostSnapshot = {
+      ...before,
+      routes: [...base.routes, 'blackhole 10.244.0.0/26 table main'],
+      nftTables: ['inet firewalld', 'ip kube-proxy'],
+    };
+    const cmds = restoreCommands(before, after);
+    expect(cmds).to.deep.include(['ip', 'route', 'del', 'blackhole', '10.244.0.0/26', 'table', 'main']);
+    expect(cmds).to.deep.include(['nft', 'delete', 'table', 'ip', 'kube-proxy']);
+    expect(cmds.flat()).to.not.include('firewalld');
+    // A snapshot from before nftables was read cannot say which tables are new: none is touched.
+    expect(restoreCommands(base, after).filter((c) => c[0] === 'nft')).to.deep.equal([]);
+  });
 });
