@@ -115,7 +115,9 @@ export async function traceLab(backend: Backend, state: LabState, nodes: string[
 
   // One ping first: neighbour entries along the way get resolved, as they would be for real traffic.
   const before = await policyDropCounters(backend, nodes);
-  const ping = await execIn(backend, src, ['ping', '-c', '1', '-W', '2', to.ip]);
+  let ping = await execIn(backend, src, ['ping', '-c', '1', '-W', '2', to.ip]);
+  // On a busy machine a first echo can wait out its 2 s behind neighbour resolution: one more before calling the path broken.
+  if (ping.exitCode !== 0) ping = await execIn(backend, src, ['ping', '-c', '1', '-W', '3', to.ip]);
   const policyDrops = ping.exitCode === 0 ? [] : newPolicyDrops(before, await policyDropCounters(backend, nodes));
   model = await inspectLab(backend, state, nodes);
   const path = await walk(model, kernelOracle(backend, model), from, to);

@@ -15,6 +15,7 @@ import { requireBuilt, ROOT } from '../../src/lab/paths.js';
 import { readAttempt } from '../../src/challenges/attempt.js';
 import { stepCommand } from '../../src/challenges/engine.js';
 import { serve, type Served } from '../../src/web/server.js';
+import { loadLab } from '../../src/datapaths/index.js';
 import type { Seat } from '../../src/web/classroom.js';
 import { waitUntil } from '../../src/util/wait.js';
 import { leftovers } from '../helpers/lab.js';
@@ -239,7 +240,8 @@ describe('cnilab serve: the workshop in a browser', function () {
       await ip.goto(served.instructorUrl, { waitUntil: 'load' });
       await ip.waitForFunction(() => document.querySelectorAll('#seats tbody tr').length === 2);
             const row1 = await ip.textContent('#seat-1');
-      expect(row1).to.include('ws-1').and.to.include('up').and.to.include('14/14').and.to.include('missing-fdb: fixed');
+      const steps = loadLab('flannel-vxlan').lab.steps.length;
+      expect(row1).to.include('ws-1').and.to.include('up').and.to.include(`${steps}/${steps}`).and.to.include('missing-fdb: fixed');
       expect(await ip.textContent('#seat-2')).to.include('ws-2').and.not.to.include('missing-fdb');
       await ip.screenshot({ path: join(SCREENSHOTS, 'serve-instructor.png'), fullPage: true });
       await ip.close();
