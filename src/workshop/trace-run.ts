@@ -116,9 +116,13 @@ export async function traceLab(backend: Backend, state: LabState, nodes: string[
   // One ping first: neighbour entries along the way get resolved, as they would be for real traffic.
   const before = await policyDropCounters(backend, nodes);
   let ping = await execIn(backend, src, ['ping', '-c', '1', '-W', '2', to.ip]);
-  // On a busy machine a first echo can wait out its 2 s behind neighbour resolution: one more before calling the path broken.
-  if (ping.exitCode !== 0) ping = await execIn(backend, src, ['ping', '-c', '1', '-W', '3', to.ip]);
-  const policyDrops = ping.exitCode === 0 ? [] : newPolicyDrops(before, await policyDropCounters(backend, nodes));
+  let policyDrops = ping.exitCode === 0 ? [] : newPolicyDrops(before, await policyDropCounters(backend, nodes));
+  // On a busy machine a first echo can wait out its 2 s behind neighbour resolution: unless a policy
+  // counted it dropped (a definite answer), one more before calling the path broken.
+  if (ping.exitCode !== 0 && !policyDrops.length) {
+    ping = await execIn(backend, src, ['ping', '-c', '1', '-W', '3', to.ip]);
+    policyDrops = ping.exitCode === 0 ? [] : newPolicyDrops(before, await policyDropCounters(backend, nodes));
+  }
   model = await inspectLab(backend, state, nodes);
   const path = await walk(model, kernelOracle(backend, model), from, to);
   if (svc && service) insertTranslation(model, path, svc, service, to);
