@@ -18,7 +18,7 @@ function watchPids(instance: string): { pids: Set<number>; stop: () => void } {
   return { pids, stop: () => clearInterval(timer) };
 }
 
-describe('lab: calico-bgp, calico-vxlan, calico-ipip', function () {
+describe('lab: calico-bgp, calico-bgp-rr, calico-vxlan, calico-ipip', function () {
   this.timeout(120_000);
   before(() => requireBuilt());
 
@@ -35,6 +35,13 @@ describe('lab: calico-bgp, calico-vxlan, calico-ipip', function () {
     expect(leftovers('calico-bgp')).to.deep.equal([]);
     expect(seen.pids.size).to.be.greaterThan(4); // etcd, calico-node ×2, bird ×2 (+ the restarted one)
     for (const pid of seen.pids) expect(alive(pid), `pid ${pid} still running`).to.equal(false);
+  });
+
+  it('calico-bgp-rr: one session per client to the reflector, one per client on it, every block everywhere, pods reach each other; nothing is left behind', async () => {
+    const r = await runLab('calico-bgp-rr', {}, new QuietReporter());
+    expect(r.ok, failures(r)).to.equal(true);
+    expect(r.steps.length).to.equal(12);
+    expect(leftovers('calico-bgp-rr')).to.deep.equal([]);
   });
 
   it('calico-vxlan: every step passes and nothing is left behind', async () => {
