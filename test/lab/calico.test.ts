@@ -37,10 +37,11 @@ describe('lab: calico-bgp, calico-bgp-rr, calico-vxlan, calico-ipip', function (
     for (const pid of seen.pids) expect(alive(pid), `pid ${pid} still running`).to.equal(false);
   });
 
-  it('calico-bgp-rr: one session per client to the reflector, one per client on it, every block everywhere, pods reach each other; nothing is left behind', async () => {
+  it('calico-bgp-rr: one session per client to the reflector, one per client on it, every block everywhere, pods reach each other, routes go with the reflector and come back; nothing is left behind', async () => {
     const r = await runLab('calico-bgp-rr', {}, new QuietReporter());
     expect(r.ok, failures(r)).to.equal(true);
-    expect(r.steps.length).to.equal(12);
+    expect(r.steps.length).to.equal(16);
+    expect(r.steps.some((s) => s.command === 'stop bird' && s.ok), 'the clients lost the routes with the reflector').to.equal(true);
     expect(leftovers('calico-bgp-rr')).to.deep.equal([]);
   });
 
