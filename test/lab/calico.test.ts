@@ -18,7 +18,7 @@ function watchPids(instance: string): { pids: Set<number>; stop: () => void } {
   return { pids, stop: () => clearInterval(timer) };
 }
 
-describe('lab: calico-bgp, calico-vxlan, calico-ipip', function () {
+describe('lab: calico-bgp, calico-bgp-rr, calico-vxlan, calico-ipip', function () {
   this.timeout(120_000);
   before(() => requireBuilt());
 
@@ -35,6 +35,14 @@ describe('lab: calico-bgp, calico-vxlan, calico-ipip', function () {
     expect(leftovers('calico-bgp')).to.deep.equal([]);
     expect(seen.pids.size).to.be.greaterThan(4); // etcd, calico-node ×2, bird ×2 (+ the restarted one)
     for (const pid of seen.pids) expect(alive(pid), `pid ${pid} still running`).to.equal(false);
+  });
+
+  it('calico-bgp-rr: one session per client to the reflector, one per client on it, every block everywhere, pods reach each other, routes go with the reflector and come back; nothing is left behind', async () => {
+    const r = await runLab('calico-bgp-rr', {}, new QuietReporter());
+    expect(r.ok, failures(r)).to.equal(true);
+    expect(r.steps.length).to.equal(16);
+    expect(r.steps.some((s) => s.command === 'stop bird' && s.ok), 'the clients lost the routes with the reflector').to.equal(true);
+    expect(leftovers('calico-bgp-rr')).to.deep.equal([]);
   });
 
   it('calico-vxlan: every step passes and nothing is left behind', async () => {

@@ -255,6 +255,34 @@ describe('BIRD configuration for the BGP mesh', () => {
     }
   });
 
+  it('route reflectors: the reflector peers with every node as rr client with its cluster id, the others with the reflector only; bird -p accepts both', async () => {
+    const rr = { node: 'rr', address: '192.168.10.200', asNumber: 64512, routeReflectorClusterID: '244.0.0.1', blocks: ['10.244.0.0/26'], peers: [{ name: 'n2', address: '192.168.10.202' }, { name: 'n1', address: '192.168.10.201' }] };
+    const n1 = { node: 'n1', address: '192.168.10.201', asNumber: 64512, blocks: ['10.244.0.64/26'], peers: [{ name: 'rr', address: '192.168.10.200', routeReflectorClusterID: '244.0.0.1' }, { name: 'n2', address: '192.168.10.202' }] };
+    const onRR = birdConfig(rr);
+    const sessions = (text: string) => [...text.matchAll(/protocol bgp (\S+) from/g)].map((m) => m[1]);
+    expect(sessions(onRR)).to.deep.equal(['Node_192_168_10_201', 'Node_192_168_10_202']);
+    expect(onRR).to.match(/neighbor 192\.168\.10\.201 as 64512;\n  rr client;\n  rr cluster id 244\.0\.0\.1;\n\}/);
+    // It passes on what it learned, keeping the originator's next hop.
+    expect(onRR).to.include('export where proto = "blocks" || source = RTS_BGP;').and.not.include('next hop self');
+    const onN1 = birdConfig(n1);
+    expect(sessions(onN1)).to.deep.equal(['Node_192_168_10_200']);
+    expect(onN1).to.not.include('rr client').and.not.include('Mesh_');
+    // Two reflectors of one cluster peer as plain iBGP, neither a client of the other.
+    const rr2 = birdConfig({ ...rr, peers: [...rr.peers, { name: 'rr2', address: '192.168.10.199', routeReflectorClusterID: '244.0.0.1' }] });
+    expect(rr2).to.match(/neighbor 192\.168\.10\.199 as 64512;\n\}/);
+    const dir = mkdtempSync(join(tmpdir(), 'cnilab-bird-'));
+    try {
+      for (const [i, text] of [onRR, onN1, rr2].entries()) {
+        const file = join(dir, `bird${i}.conf`);
+        writeFileSync(file, text);
+        const r = await run(['bird', '-p', '-c', file], { allowFailure: true });
+        expect(r.exitCode, `${r.stderr}\n${text}`).to.equal(0);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('reads birdc show protocols', () => {
     const out = [
       'BIRD 2.0.12 ready.',

@@ -8,6 +8,8 @@ export interface BirdPeer {
   address: string;
   /** Dual-stack: its IPv6 underlay address, the other end of the IPv6 session. */
   address6?: string;
+  /** Set when the peer is a route reflector (Calico's Node spec.bgp.routeReflectorClusterID). */
+  routeReflectorClusterID?: string;
 }
 
 export interface BirdOptions {
@@ -21,10 +23,39 @@ export interface BirdOptions {
   blocks: string[];
   /** Dual-stack: the node's IPv6 underlay address; the IPv6 blocks go over sessions between these. */
   address6?: string;
+  /** This node is a route reflector with this cluster id. */
+  routeReflectorClusterID?: string;
 }
 
 /** Calico's name for a mesh session: Mesh_192_168_10_220, and over IPv6 Mesh_fd00_192_168_10__220. */
 export const meshProtocolName = (address: string) => `Mesh_${address.replaceAll(/[.:]/g, '_')}`;
+
+/** Calico's name for a session from a BGPPeer (here: to or from a route reflector): Node_192_168_10_210. */
+export const peerProtocolName = (address: string) => `Node_${address.replaceAll(/[.:]/g, '_')}`;
+
+/**
+ * Who a node holds BGP sessions with. No reflector in the cluster: every other node (the
+ * node-to-node mesh). With reflectors the mesh is off, as Calico's docs set it up (BGPConfiguration
+ * nodeToNodeMeshEnabled false, a BGPPeer from all() to the reflectors): a reflector peers with every
+ * other node, any other node with the reflectors only.
+ */
+export function bgpPeersOf<T extends { routeReflectorClusterID?: string }>(self: { routeReflectorClusterID?: string }, others: T[]): { mesh: boolean; peers: T[] } {
+  if (!self.routeReflectorClusterID && !others.some((p) => p.routeReflectorClusterID)) return { mesh: true, peers: others };
+  return { mesh: false, peers: self.routeReflectorClusterID ? others : others.filter((p) => p.routeReflectorClusterID) };
+}
+
+/** A session to a route reflector, or on a reflector to a node; on the reflector a client unless it shares the cluster id. */
+function reflectorSession(template: string, self: BirdOptions, peer: BirdPeer): string[] {
+  const client = self.routeReflectorClusterID && peer.routeReflectorClusterID !== self.routeReflectorClusterID;
+  return [
+    '',
+    `protocol bgp ${peerProtocolName(peer.address)} from ${template} {`,
+    `  description "${peer.name}";`,
+    `  neighbor ${peer.address} as ${self.asNumber};`,
+    ...(client ? ['  rr client;', `  rr cluster id ${self.routeReflectorClusterID};`] : []),
+    '}',
+  ];
+}
 
 /** A session of the mesh: one per peer, and with dual-stack a second one over IPv6. */
 function meshSession(template: string, own: string, peer: BirdPeer, address: string, asNumber: number): string[] {
@@ -44,7 +75,7 @@ function compareAddresses(a: string, b: string): number {
   return x.family - y.family || (x.value < y.value ? -1 : x.value > y.value ? 1 : 0);
 }
 
-function meshTemplate(name: string, local: string, asNumber: number, channel: 'ipv4' | 'ipv6'): string[] {
+function meshTemplate(name: string, local: string, asNumber: number, channel: 'ipv4' | 'ipv6', reflector = false): string[] {
   return [
     `template bgp ${name} {`,
     `  local ${local} as ${asNumber};`,
@@ -54,8 +85,8 @@ function meshTemplate(name: string, local: string, asNumber: number, channel: 'i
     '  error wait time 1, 10;',
     `  ${channel} {`,
     '    import all;',
-    '    export filter calico_export_to_bgp_peers;',
-    '    next hop self;',
+    // A reflector passes on what its clients announce, with the originator's next hop.
+    ...(reflector ? ['    export where proto = "blocks" || source = RTS_BGP;'] : ['    export filter calico_export_to_bgp_peers;', '    next hop self;']),
     '    gateway direct;',
     '  };',
     '}',
@@ -64,11 +95,16 @@ function meshTemplate(name: string, local: string, asNumber: number, channel: 'i
 
 export function birdConfig(o: BirdOptions): string {
   const peers = [...o.peers].sort((a, b) => compareAddresses(a.address, b.address));
+  const bgp = bgpPeersOf(o, peers);
   const blocks = [...o.blocks].sort((a, b) => compareAddresses(a.split('/')[0], b.split('/')[0]));
   const blocks4 = blocks.filter((b) => !b.includes(':'));
   const blocks6 = blocks.filter((b) => b.includes(':'));
   const lines = [
-    `# BIRD for node ${o.node}, written by calico-node. iBGP full mesh in AS ${o.asNumber}:`,
+    bgp.mesh
+      ? `# BIRD for node ${o.node}, written by calico-node. iBGP full mesh in AS ${o.asNumber}:`
+      : o.routeReflectorClusterID
+        ? `# BIRD for node ${o.node}, written by calico-node. Route reflector (cluster id ${o.routeReflectorClusterID}) in AS ${o.asNumber}:`
+        : `# BIRD for node ${o.node}, written by calico-node. iBGP to the route reflectors only, AS ${o.asNumber}:`,
     '# each node announces its IPAM blocks and installs the other nodes\' blocks',
     '# into the kernel, where they show up as `proto bird`.',
     'log stderr all;',
@@ -127,8 +163,12 @@ export function birdConfig(o: BirdOptions): string {
     '',
     '# Short timers so a lab sees a restarted peer within a second or two',
     '# (Calico uses connect delay 2, retry 5, error wait 5,30).',
-    ...meshTemplate('mesh', o.address, o.asNumber, 'ipv4'),
+    ...meshTemplate('mesh', o.address, o.asNumber, 'ipv4', !!o.routeReflectorClusterID),
   );
+  if (!bgp.mesh) {
+    for (const p of bgp.peers) lines.push(...reflectorSession('mesh', o, p));
+    return lines.join('\n') + '\n';
+  }
   if (o.address6) lines.push('', ...meshTemplate('mesh6', o.address6, o.asNumber, 'ipv6'));
   for (const p of peers) lines.push(...meshSession('mesh', o.address, p, p.address, o.asNumber));
   for (const p of peers) if (o.address6 && p.address6) lines.push(...meshSession('mesh6', o.address6, p, p.address6, o.asNumber));

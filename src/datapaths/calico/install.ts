@@ -10,7 +10,7 @@ import type { Lab } from '../../lab/lab-file.js';
 import type { CalicoNetwork } from './schema.js';
 import { POOLS_PREFIX, poolResource, type IpPool } from './store.js';
 import type { CalicoMode, NodeStatus } from './node-agent.js';
-import { meshProtocolName, parseProtocols } from './bird.js';
+import { bgpPeersOf, meshProtocolName, parseProtocols, peerProtocolName } from './bird.js';
 import { waitUntil } from '../../util/wait.js';
 
 export const CALICO_AS = 64512;
@@ -26,6 +26,18 @@ export const CALICO_PATHS = {
 
 /** Dual-stack: an IPv6 pool beside the IPv4 one, and BGP over the IPv6 underlay too. */
 export const dualStack = (lab: Lab) => lab.network.podCIDRv6 !== undefined;
+
+/** The cluster id Calico's docs give route reflectors (any IPv4-shaped id works; one for all of ours). */
+export const RR_CLUSTER_ID = '244.0.0.1';
+
+const reflectors = (lab: Lab) => (lab.network as CalicoNetwork).routeReflectors ?? [];
+
+/** The BGP sessions a node holds and their BIRD names: Mesh_<addr> in the mesh, Node_<addr> with reflectors. */
+export function bgpSessions(lab: Lab, node: NodeSpec, nodes: NodeSpec[]): { peer: NodeSpec; name: string }[] {
+  const rr = (n: NodeSpec) => (reflectors(lab).includes(n.name) ? { routeReflectorClusterID: RR_CLUSTER_ID } : {});
+  const { mesh, peers } = bgpPeersOf(rr(node), nodes.filter((n) => n !== node).map((n) => ({ ...rr(n), node: n })));
+  return peers.map((p) => ({ peer: p.node, name: (mesh ? meshProtocolName : peerProtocolName)(p.node.address) }));
+}
 
 export function calicoMode(lab: Lab): CalicoMode {
   return (lab.network as CalicoNetwork).backend;
@@ -47,6 +59,7 @@ export function calicoServices(backend: Backend, lab: Lab, node: NodeSpec): Reco
       ...ip6,
       '--iface', underlayIface(node),
       '--as', String(CALICO_AS),
+      ...(reflectors(lab).includes(node.name) ? ['--route-reflector-cluster-id', RR_CLUSTER_ID] : []),
       '--bird-config', path(CALICO_PATHS.birdConfig),
       '--bird-socket', path(CALICO_PATHS.birdSocket),
       '--status-file', path(CALICO_PATHS.status),
@@ -89,8 +102,9 @@ export async function installCalico(backend: Backend, lab: Lab, nodes: NodeSpec[
   const t0 = performance.now();
   const blocks = new Map<NodeSpec, string[]>();
   for (const node of nodes) blocks.set(node, (await waitForStatus(backend, node, () => true, 'up')).blocks);
-  for (const node of nodes) await waitForMesh(backend, node, nodes.filter((n) => n !== node), blocks, dualStack(lab), 15_000);
-  progress(`BGP mesh established in ${((performance.now() - t0) / 1000).toFixed(2)} s (AS ${CALICO_AS}, ${nodes.length} nodes)`);
+  for (const node of nodes) await waitForMesh(backend, node, bgpSessions(lab, node, nodes), nodes.filter((n) => n !== node), blocks, dualStack(lab), 15_000);
+  const how = reflectors(lab).length ? `route reflectors ${reflectors(lab).join(', ')}` : 'mesh';
+  progress(`BGP ${how} established in ${((performance.now() - t0) / 1000).toFixed(2)} s (AS ${CALICO_AS}, ${nodes.length} nodes)`);
 }
 
 /**
@@ -128,10 +142,10 @@ async function waitForStatus(backend: Backend, node: NodeSpec, ok: (s: NodeStatu
 }
 
 /**
- * What Calico's readiness check does (calico-node -bird-ready): every mesh
- * session Established; and, so the lesson's first look finds them, the peers' blocks in BIRD's table.
+ * What Calico's readiness check does (calico-node -bird-ready): every BGP
+ * session Established; and, so the lesson's first look finds them, every other node's blocks in BIRD's table.
  */
-async function waitForMesh(backend: Backend, node: NodeSpec, peers: NodeSpec[], blocks: Map<NodeSpec, string[]>, dual: boolean, timeoutMs: number): Promise<void> {
+async function waitForMesh(backend: Backend, node: NodeSpec, sessions: { peer: NodeSpec; name: string }[], others: NodeSpec[], blocks: Map<NodeSpec, string[]>, dual: boolean, timeoutMs: number): Promise<void> {
   const socket = backend.nodePath(node.name, CALICO_PATHS.birdSocket);
   let last = '';
   await waitUntil(
@@ -139,13 +153,13 @@ async function waitForMesh(backend: Backend, node: NodeSpec, peers: NodeSpec[], 
       const r = await backend.exec(node.name, ['birdc', '-s', socket, 'show', 'protocols'], { allowFailure: true });
       last = r.stdout || r.stderr;
       const rows = parseProtocols(r.stdout);
-      const up = (address: string) => rows.some((row) => row.name === meshProtocolName(address) && row.info.startsWith('Established'));
+      const up = (name: string) => rows.some((row) => row.name === name && row.info.startsWith('Established'));
       // With dual-stack, the session over the IPv6 underlay too.
-      const established = (p: NodeSpec) => up(p.address) && (!dual || up(p.addressV6!));
-      if (r.exitCode !== 0 || !peers.every(established)) return false;
+      const established = (s: { peer: NodeSpec; name: string }) => up(s.name) && (!dual || up(meshProtocolName(s.peer.addressV6!)));
+      if (r.exitCode !== 0 || !sessions.every(established)) return false;
       const routes = await backend.exec(node.name, ['birdc', '-s', socket, 'show', 'route'], { allowFailure: true });
       last = routes.stdout;
-      return peers.every((p) => blocks.get(p)!.every((b) => routes.stdout.includes(b)));
+      return others.every((p) => blocks.get(p)!.every((b) => routes.stdout.includes(b)));
     },
     {
       timeoutMs,

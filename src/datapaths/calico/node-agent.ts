@@ -10,7 +10,7 @@
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { Ip } from '../../net/ip.js';
-import { birdc, birdConfig } from './bird.js';
+import { bgpPeersOf, birdc, birdConfig } from './bird.js';
 import { BlockAllocator } from './ipam.js';
 import { affinityOf, EtcdCalicoStore, type Block, type CalicoNode, type IpPool } from './store.js';
 import type { KeyValue } from '../etcd/client.js';
@@ -40,6 +40,8 @@ export interface CalicoNodeOptions {
   ip6?: string;
   iface: string;
   asNumber: number;
+  /** Makes this node a route reflector with this cluster id (Calico's routeReflectorClusterID). */
+  routeReflectorClusterID?: string;
   birdConfig: string;
   birdSocket: string;
   /** Written after every reconcile: what the node has programmed (the installer waits on it). */
@@ -146,6 +148,7 @@ export class CalicoNodeAgent {
     const blocks = await this.allocator.ensureBlock(this.opts.nodename);
     this.log(`block affinity: ${blocks.map((b) => b.cidr).join(', ')} (pool ${pool.cidr}, mode ${this.mode})`);
     const record: CalicoNode = { name: this.opts.nodename, ipv4Address: this.opts.ip, ...(this.opts.ip6 ? { ipv6Address: this.opts.ip6 } : {}), asNumber: this.opts.asNumber };
+    if (this.opts.routeReflectorClusterID) record.routeReflectorClusterID = this.opts.routeReflectorClusterID;
     if (this.mode === 'vxlan') Object.assign(record, await this.setupVxlan(), this.opts.ip6 ? await this.setupVxlanV6() : {});
     if (this.mode === 'ipip') Object.assign(record, await this.setupIpip());
     await this.store.putNode(record);
@@ -233,13 +236,20 @@ export class CalicoNodeAgent {
       address: this.address,
       ...(this.opts.ip6 ? { address6: this.opts.ip6.split('/')[0] } : {}),
       asNumber: this.opts.asNumber,
-      peers: others.map((n) => ({ name: n.name, address: addressOf(n), ...(address6Of(n) ? { address6: address6Of(n) } : {}) })),
+      ...(this.opts.routeReflectorClusterID ? { routeReflectorClusterID: this.opts.routeReflectorClusterID } : {}),
+      peers: others.map((n) => ({
+        name: n.name,
+        address: addressOf(n),
+        ...(address6Of(n) ? { address6: address6Of(n) } : {}),
+        ...(n.routeReflectorClusterID ? { routeReflectorClusterID: n.routeReflectorClusterID } : {}),
+      })),
       blocks: mine,
     });
     if (text !== this.lastBird) {
       writeAtomically(this.opts.birdConfig, text);
       this.lastBird = text;
-      this.log(`wrote ${this.opts.birdConfig}: peers ${others.map((n) => n.name).join(', ') || 'none'}, blocks ${mine.join(', ')}`);
+      const { mesh, peers } = bgpPeersOf({ routeReflectorClusterID: this.opts.routeReflectorClusterID }, others);
+      this.log(`wrote ${this.opts.birdConfig}: ${mesh ? 'mesh' : 'route reflector'} peers ${peers.map((n) => n.name).join(', ') || 'none'}, blocks ${mine.join(', ')}`);
       // Before BIRD runs there is no socket: it reads the file when it starts.
       if (existsSync(this.opts.birdSocket)) {
         const out = await birdc(this.opts.birdSocket, 'configure').catch((e: Error) => e.message);

@@ -29,6 +29,8 @@ export interface CalicoNode {
   /** Dual-stack: its IPv6 underlay address, fd00:192:168:10::210/64 (BGP over IPv6 peers with it). */
   ipv6Address?: string;
   asNumber?: number;
+  /** Set on a route reflector: its cluster id, as Calico's Node spec.bgp.routeReflectorClusterID. */
+  routeReflectorClusterID?: string;
   ipv4VXLANTunnelAddr?: string;
   vxlanTunnelMACAddr?: string;
   /** Dual-stack VXLAN: the IPv6 VTEP (vxlan-v6.calico) and its MAC, as Calico's Node names them. */
@@ -80,8 +82,9 @@ export function poolResource(p: IpPool) {
 }
 
 function nodeResource(n: CalicoNode) {
-  const { name, ipv4Address, ipv6Address, asNumber, ...tunnels } = n;
-  return { kind: 'Node', apiVersion: 'projectcalico.org/v3', metadata: { name }, spec: { bgp: { ipv4Address, ...(ipv6Address ? { ipv6Address } : {}), ...(asNumber ? { asNumber } : {}) }, ...tunnels } };
+  const { name, ipv4Address, ipv6Address, asNumber, routeReflectorClusterID, ...tunnels } = n;
+  const bgp = { ipv4Address, ...(ipv6Address ? { ipv6Address } : {}), ...(asNumber ? { asNumber } : {}), ...(routeReflectorClusterID ? { routeReflectorClusterID } : {}) };
+  return { kind: 'Node', apiVersion: 'projectcalico.org/v3', metadata: { name }, spec: { bgp, ...tunnels } };
 }
 
 function parsePool(kv: KeyValue): IpPool {
@@ -92,7 +95,7 @@ function parsePool(kv: KeyValue): IpPool {
 function parseNode(kv: KeyValue): CalicoNode {
   const r = JSON.parse(kv.value) as ReturnType<typeof nodeResource>;
   const { bgp, ...tunnels } = r.spec;
-  return { name: r.metadata.name, ipv4Address: bgp.ipv4Address, ...(bgp.ipv6Address ? { ipv6Address: bgp.ipv6Address } : {}), ...(bgp.asNumber ? { asNumber: bgp.asNumber } : {}), ...tunnels };
+  return { name: r.metadata.name, ipv4Address: bgp.ipv4Address, ...(bgp.ipv6Address ? { ipv6Address: bgp.ipv6Address } : {}), ...(bgp.asNumber ? { asNumber: bgp.asNumber } : {}), ...(bgp.routeReflectorClusterID ? { routeReflectorClusterID: bgp.routeReflectorClusterID } : {}), ...tunnels };
 }
 
 const parseBlock = (kv: KeyValue): Versioned<Block> => ({ value: JSON.parse(kv.value) as Block, revision: kv.modRevision });
