@@ -108,10 +108,11 @@ async function noNat(ctx: ModelContext, family: Family): Promise<ModelVerdict> {
     const serverIp = ipOf(server, family);
     const clientIp = ipOf(client, family);
     const url = family === 6 ? `http://[${serverIp}]/model-check` : `http://${serverIp}/model-check`;
-    const ask = () => ctx.backend.pod(client.node, client.name).run(['curl', '-s', '--max-time', '3', url], { allowFailure: true });
-    // A timeout (28) is asked once more: on a loaded machine a first SYN can be late; a refusal or a reset is an answer.
+    const ask = () => ctx.backend.pod(client.node, client.name).run(['curl', '-s', '--max-time', '5', url], { allowFailure: true });
+    // A timeout (28) is asked again, up to three times: on a loaded machine a first SYN (and the neighbour
+    // resolution before it) can be late; a refusal or a reset is an answer.
     let r = await ask();
-    if (r.exitCode === 28) r = await ask();
+    for (let again = 0; again < 2 && r.exitCode === 28; again++) r = await ask();
     const asked = `${client.name} on ${client.node} asked ${serverIp} for ${server.name} on ${server.node}`;
     if (r.exitCode !== 0) return fail(`${asked}: no answer (curl exit ${r.exitCode})`);
     const who = answeredBy(r.stdout);
