@@ -274,7 +274,12 @@ describe('message-size sweep', () => {
     const c = compareResults([{ file: 'a.json', result: swept() }]);
     expect(renderMarkdown(c)).to.include('| 64 B | 1.00 Gb/s | 0.50 Gb/s | 0.50× [0.50–0.50] | 0.72× |');
     expect(renderHtml(c)).to.include('Message sizes: cross-node ÷ underlay');
-    expect(writeResult(swept(), mkdtempSync(join(tmpdir(), 'cnilab-sweep-')))).to.match(/\.json$/);
+    const out = mkdtempSync(join(tmpdir(), 'cnilab-sweep-'));
+    try {
+      expect(writeResult(swept(), out)).to.match(/\.json$/);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+    }
   });
 });
 
