@@ -6,6 +6,7 @@ import type { LabInstance } from '../runner/runner.js';
 import { datapath } from '../datapaths/index.js';
 import { NodeServices } from '../runner/services.js';
 import { render, runStep, type StepContext, type StepOutcome } from '../runner/steps.js';
+import { saveAttempt, type Attempt } from './attempt.js';
 
 export class ChallengeError extends Error {}
 
@@ -37,6 +38,28 @@ export async function breakLab(ctx: StepContext, c: Challenge): Promise<Record<s
   const failed = outcomes.find((o) => !o.ok);
   if (failed) throw new ChallengeError(`challenge ${c.name} could not break the lab at step "${failed.name}": ${failed.failure}`);
   return Object.fromEntries(Object.entries(ctx.vars).filter(([k]) => !before.has(k)));
+}
+
+/** Break the running lab for challenge `c` and record the open attempt in the lab's state (the CLI and the web page alike). */
+export async function beginAttempt(inst: LabInstance, c: Challenge, who: { user: string; log?: string }): Promise<{ attempt: Attempt; ctx: StepContext }> {
+  const ctx = challengeContext(inst);
+  const saved = await breakLab(ctx, c);
+  const attempt: Attempt = {
+    lab: inst.lab.name,
+    instance: inst.state.state.lab,
+    challenge: c.name,
+    title: c.title,
+    user: who.user,
+    startedAt: new Date().toISOString(),
+    outcome: 'open',
+    hintsUsed: 0,
+    hintsTotal: c.hints.length,
+    checks: [],
+    vars: saved,
+    ...(who.log ? { log: who.log } : {}),
+  };
+  saveAttempt(attempt);
+  return { attempt, ctx };
 }
 
 /**

@@ -12,7 +12,7 @@ import { readState, type LabState } from '../lab/state.js';
 import type { StepOutcome } from '../runner/steps.js';
 import { backendNames } from '../topologies/registry.js';
 import type { CliContext } from './workshop.js';
-import { applySteps, breakLab, challengeContext, fill, grade, stepCommand, stepTarget } from '../challenges/engine.js';
+import { applySteps, beginAttempt, challengeContext, fill, grade, stepCommand, stepTarget } from '../challenges/engine.js';
 import { attemptRecord, endAttempt, formatDuration, readAttempt, saveAttempt, type Attempt } from '../challenges/attempt.js';
 
 const json = (data: unknown) => console.log(JSON.stringify(data, null, 2));
@@ -104,23 +104,7 @@ export function challengeCommands(ctx: CliContext): Command[] {
         inst = LabInstance.open(labName, { name: o.name, backend: o.backend }, o.json || o.quiet ? new QuietReporter() : new TextReporter());
         await tearDownOnSignal(inst, () => inst.up({ install: o.install }));
       }
-      const sctx = challengeContext(inst);
-      const saved = await breakLab(sctx, c);
-      const attempt: Attempt = {
-        lab: lab.name,
-        instance,
-        challenge: c.name,
-        title: c.title,
-        user: process.env.SUDO_USER || process.env.USER || userInfo().username,
-        startedAt: new Date().toISOString(),
-        outcome: 'open',
-        hintsUsed: 0,
-        hintsTotal: c.hints.length,
-        checks: [],
-        vars: saved,
-        ...(o.log ? { log: resolve(o.log) } : {}),
-      };
-      saveAttempt(attempt);
+      const { attempt, ctx: sctx } = await beginAttempt(inst, c, { user: process.env.SUDO_USER || process.env.USER || userInfo().username, log: o.log ? resolve(o.log) : undefined });
       if (o.json) json({ lab: lab.name, instance, challenge: c.name, title: c.title, story: fill(c.story, sctx.vars), hints: c.hints.length, log: attempt.log ?? null });
       else printStory(lab, c, attempt, sctx.vars);
     });

@@ -9,7 +9,7 @@ import { runTry } from '../workshop/lesson.js';
 import { plain } from '../workshop/render-trace.js';
 import { traceLab, TraceTargetError } from '../workshop/trace-run.js';
 import { inspectLab } from '../workshop/inspect.js';
-import { applySteps, breakLab, challengeContext, fill, grade } from '../challenges/engine.js';
+import { applySteps, beginAttempt, challengeContext, fill, grade } from '../challenges/engine.js';
 import { attemptRecord, endAttempt, readAttempt, saveAttempt, type Attempt } from '../challenges/attempt.js';
 import { highlightTrace } from './highlight.js';
 
@@ -92,22 +92,7 @@ export async function startChallenge(inst: LabInstance, name: string, user: stri
   const c = challengeOf(inst, name);
   const previous = readAttempt(inst.state.state.lab);
   if (previous?.outcome === 'open') throw new BadRequest(`challenge ${previous.challenge} is still open: fix it and check, or give up first`);
-  const ctx = challengeContext(inst);
-  const saved = await breakLab(ctx, c);
-  const attempt: Attempt = {
-    lab: inst.lab.name,
-    instance: inst.state.state.lab,
-    challenge: c.name,
-    title: c.title,
-    user,
-    startedAt: new Date().toISOString(),
-    outcome: 'open',
-    hintsUsed: 0,
-    hintsTotal: c.hints.length,
-    checks: [],
-    vars: saved,
-  };
-  saveAttempt(attempt);
+  const { attempt } = await beginAttempt(inst, c, { user });
   return attemptView(inst, attempt);
 }
 
