@@ -68,6 +68,22 @@ export function networkSpec(topo: Topology): Docker.NetworkCreateOptions {
  * CAP_SYS_RESOURCE is missing; every other capability, no seccomp filter and a
  * writable /proc/sys give a node what it needs (links, namespaces, sysctls, tcpdump).
  */
+/** A container that acts as a whole machine on `network`: every capability, its own sysctls, TUN devices. */
+export function machineHostConfig(network: string): Docker.HostConfig {
+  return {
+    NetworkMode: network,
+    Init: true,
+    CapAdd: ['ALL'],
+    CapDrop: ['SYS_RESOURCE'],
+    SecurityOpt: ['seccomp=unconfined', 'apparmor=unconfined'],
+    // The API's form of the CLI's `--security-opt systempaths=unconfined`: /proc/sys writable.
+    MaskedPaths: [],
+    ReadonlyPaths: [],
+    // TUN devices (flannel's UDP backend, wireguard-go) open /dev/net/tun, which a container only has when given.
+    Devices: [{ PathOnHost: '/dev/net/tun', PathInContainer: '/dev/net/tun', CgroupPermissions: 'rwm' }],
+  };
+}
+
 export function nodeContainerSpec(topo: Topology, node: string, image: string, stateDir: string, nodeBinary = process.execPath): Docker.ContainerCreateOptions {
   const spec = topo.nodes.find((n) => n.name === node);
   if (!spec) throw new Error(`no node ${node} in lab ${topo.lab}`);
@@ -81,19 +97,7 @@ export function nodeContainerSpec(topo: Topology, node: string, image: string, s
     Image: image,
     Cmd: ['sleep', 'infinity'],
     Labels: { ...labLabels(topo.lab), [NODE_LABEL]: node },
-    HostConfig: {
-      NetworkMode: networkName(topo.lab),
-      Init: true,
-      CapAdd: ['ALL'],
-      CapDrop: ['SYS_RESOURCE'],
-      SecurityOpt: ['seccomp=unconfined', 'apparmor=unconfined'],
-      // The API's form of the CLI's `--security-opt systempaths=unconfined`: /proc/sys writable.
-      MaskedPaths: [],
-      ReadonlyPaths: [],
-      Binds: binds,
-      // TUN devices (flannel's UDP backend) open /dev/net/tun, which a container only has when given.
-      Devices: [{ PathOnHost: '/dev/net/tun', PathInContainer: '/dev/net/tun', CgroupPermissions: 'rwm' }],
-    },
+    HostConfig: { ...machineHostConfig(networkName(topo.lab)), Binds: binds },
     NetworkingConfig: { EndpointsConfig: { [networkName(topo.lab)]: { IPAMConfig: { IPv4Address: spec.address } } } },
   };
 }

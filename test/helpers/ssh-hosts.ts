@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { execa } from 'execa';
 import { NAME_PREFIX } from '../../src/lab/state.js';
-import { dockerExec } from '../../src/topologies/docker.js';
+import { dockerExec, machineHostConfig } from '../../src/topologies/docker.js';
 import type { TestEngine } from './private-engine.js';
 
 export interface SshHostsSpec {
@@ -37,16 +37,7 @@ function machineSpec(image: string, host: string, address: string): Docker.Conta
     Hostname: host,
     Image: image,
     Cmd: ['sleep', 'infinity'],
-    HostConfig: {
-      NetworkMode: NETWORK,
-      Init: true,
-      CapAdd: ['ALL'],
-      CapDrop: ['SYS_RESOURCE'],
-      SecurityOpt: ['seccomp=unconfined', 'apparmor=unconfined'],
-      MaskedPaths: [],
-      ReadonlyPaths: [],
-      Devices: [{ PathOnHost: '/dev/net/tun', PathInContainer: '/dev/net/tun', CgroupPermissions: 'rwm' }],
-    },
+    HostConfig: machineHostConfig(NETWORK),
     NetworkingConfig: { EndpointsConfig: { [NETWORK]: { IPAMConfig: { IPv4Address: address } } } },
   };
 }
