@@ -53,6 +53,22 @@ class MemoryStore implements IpamStore {
   }
 }
 
+
+/** Each configuration passes BIRD's own parser (`bird -p`). */
+async function expectBirdAccepts(configs: string[]): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), 'cnilab-bird-'));
+  try {
+    for (const [i, text] of configs.entries()) {
+      const file = join(dir, `bird${i}.conf`);
+      writeFileSync(file, text);
+      const r = await run(['bird', '-p', '-c', file], { allowFailure: true });
+      expect(r.exitCode, `${r.stderr}\n${text}`).to.equal(0);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 describe('calico IPAM blocks', () => {
   it('cuts a pool into blocks in address order and finds the first unclaimed one', () => {
     const blocks = [...poolBlocks({ ...POOL, cidr: '10.244.0.0/24' })];
@@ -199,17 +215,7 @@ describe('BIRD configuration for the BGP mesh', () => {
   const worker = { node: 'worker', address: '192.168.10.220', asNumber: 64512, peers: [{ name: 'master', address: '192.168.10.210' }], blocks: ['10.244.0.64/26'] };
 
   it('is accepted by BIRD\'s own parser (bird -p)', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'cnilab-bird-'));
-    try {
-      for (const [i, o] of [master, worker, { ...master, peers: [], blocks: [] }].entries()) {
-        const file = join(dir, `bird${i}.conf`);
-        writeFileSync(file, birdConfig(o));
-        const r = await run(['bird', '-p', '-c', file], { allowFailure: true });
-        expect(r.exitCode, `${r.stderr}\n${birdConfig(o)}`).to.equal(0);
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await expectBirdAccepts([master, worker, { ...master, peers: [], blocks: [] }].map(birdConfig));
   });
 
   it('announces the node\'s blocks as blackholes and peers with every other node in one AS', () => {
@@ -242,17 +248,7 @@ describe('BIRD configuration for the BGP mesh', () => {
     expect(text).to.include('router id 192.168.10.210;'); // IPv4 even for the IPv6 sessions, as Calico's bird6
     expect(birdConfig(w6)).to.match(/neighbor fd00:192:168:10::210 as 64512;\n  passive on;/);
     expect(meshProtocolName('fd00:192:168:10::220')).to.equal('Mesh_fd00_192_168_10__220');
-    const dir = mkdtempSync(join(tmpdir(), 'cnilab-bird-'));
-    try {
-      for (const [i, o] of [m6, w6].entries()) {
-        const file = join(dir, `bird${i}.conf`);
-        writeFileSync(file, birdConfig(o));
-        const r = await run(['bird', '-p', '-c', file], { allowFailure: true });
-        expect(r.exitCode, `${r.stderr}\n${birdConfig(o)}`).to.equal(0);
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await expectBirdAccepts([m6, w6].map(birdConfig));
   });
 
   it('route reflectors: the reflector peers with every node as rr client with its cluster id, the others with the reflector only; bird -p accepts both', async () => {
@@ -270,17 +266,7 @@ describe('BIRD configuration for the BGP mesh', () => {
     // Two reflectors of one cluster peer as plain iBGP, neither a client of the other.
     const rr2 = birdConfig({ ...rr, peers: [...rr.peers, { name: 'rr2', address: '192.168.10.199', routeReflectorClusterID: '244.0.0.1' }] });
     expect(rr2).to.match(/neighbor 192\.168\.10\.199 as 64512;\n\}/);
-    const dir = mkdtempSync(join(tmpdir(), 'cnilab-bird-'));
-    try {
-      for (const [i, text] of [onRR, onN1, rr2].entries()) {
-        const file = join(dir, `bird${i}.conf`);
-        writeFileSync(file, text);
-        const r = await run(['bird', '-p', '-c', file], { allowFailure: true });
-        expect(r.exitCode, `${r.stderr}\n${text}`).to.equal(0);
-      }
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    await expectBirdAccepts([onRR, onN1, rr2]);
   });
 
   it('reads birdc show protocols', () => {
