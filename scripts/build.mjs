@@ -44,6 +44,7 @@ await Promise.all([
       outfile: `dist/cni/lib/${type}.mjs`,
       banner,
       minify: true,
+      external: ['koffi'],
     }),
   ),
   build({
@@ -52,6 +53,7 @@ await Promise.all([
     outfile: 'dist/cni/cnid.mjs',
     banner,
     minify: true,
+    external: ['koffi'],
   }),
   build({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', banner, packages: 'external' }),
   ...agentEntries().map((f) =>

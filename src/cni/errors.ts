@@ -37,7 +37,7 @@ export class CniError extends Error {
     if (e instanceof CniError) return e;
     const err = e instanceof Error ? e : new Error(String(e));
     const stderr = (err as { stderr?: string }).stderr;
-    if (err.name === 'CommandError') return new CniError(ErrorCode.KernelOperationFailed, err.message, stderr?.trim() ?? '');
+    if (err.name === 'CommandError' || err.name === 'NetlinkError') return new CniError(ErrorCode.KernelOperationFailed, err.message, stderr?.trim() ?? '');
     return new CniError(ErrorCode.Internal, err.message, err.stack ?? '');
   }
 }

@@ -42,7 +42,7 @@ export async function deleteNetnsMany(names: string[]): Promise<void> {
 }
 
 /** Run `fn` with this thread in the network namespace at `path`, then come back. */
-function inNetns<T>(path: string, fn: () => T): T {
+export function inNetnsThread<T>(path: string, fn: () => T): T {
   const self = openSync('/proc/thread-self/ns/net', 'r');
   try {
     const target = openSync(path, 'r');
@@ -75,7 +75,7 @@ export function spawnedIn<T>(ns: { net: string; uts: string }, fn: () => T): T |
   try {
     const uts = openSync(ns.uts, 'r');
     try {
-      return inNetns(ns.net, () => {
+      return inNetnsThread(ns.net, () => {
         if (sys.setns(uts, CLONE_NEWUTS) < 0) return undefined; // not a UTS namespace (yet): the nsenter path says why
         try {
           return fn();
@@ -96,7 +96,7 @@ export function loopbackUp(netnsPaths: string[]): void {
   const ifr = Buffer.alloc(40);
   ifr.write('lo', 0);
   for (const path of netnsPaths) {
-    inNetns(path, () => {
+    inNetnsThread(path, () => {
       const fd = check(libcCalls.socket(AF_INET, SOCK.DGRAM | SOCK.CLOEXEC, 0), `a socket in ${path}`);
       try {
         check(libcCalls.ioctlPtr(fd, SIOCGIFFLAGS, ifr), `reading lo's flags in ${path}`);
@@ -141,7 +141,7 @@ export function unmountMany(paths: string[]): void {
  * a thousand pods costs a thousand sockets, not a thousand curls.
  */
 export function httpStatusIn(netnsPath: string, ip: string, port: number, path: string, timeoutMs: number): Promise<number | undefined> {
-  const fd = inNetns(netnsPath, () => check(libcCalls.socket(AF_INET, SOCK.STREAM | SOCK.NONBLOCK | SOCK.CLOEXEC, 0), `a socket in ${netnsPath}`));
+  const fd = inNetnsThread(netnsPath, () => check(libcCalls.socket(AF_INET, SOCK.STREAM | SOCK.NONBLOCK | SOCK.CLOEXEC, 0), `a socket in ${netnsPath}`));
   return new Promise((resolve) => {
     const sock = new Socket({ fd, readable: true, writable: true });
     let answer = '';

@@ -195,8 +195,8 @@ describe('CNI daemon (thick mode) behind the shim', function () {
   });
 
   it('stops by its PID and leaves nothing behind; the shim then runs the plugin itself', async () => {
+    // bridge talks netlink from the daemon itself; a plugin that runs ip has it kept running.
     const helpers = childrenOf(cnid!.pid);
-    expect(helpers.map((pid) => readFileSync(`/proc/${pid}/comm`, 'utf8').trim())).to.include('ip'); // its long-running ip
     await stopCnid(cnid!);
     for (const pid of helpers) expect(isRunning(pid), `helper ${pid}`).to.equal(false);
     expect(isRunning(cnid!.pid)).to.equal(false);

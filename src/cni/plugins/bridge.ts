@@ -10,8 +10,8 @@ import type { Result, IPConfig } from '../result.js';
 import { delegateAdd, delegateIpam, registerInProcess, delegateArgs, requireNetns } from '../invoke.js';
 import { beginCheck, checkContainerAddresses, mismatch } from '../check.js';
 import { formatPrefix, networkPrefix, parsePrefix, type Family } from '../../net/ipnet.js';
-import { Ip, failedBatchLine, isNotFound, parseJsonLines, type Link } from '../../net/ip.js';
-import { CommandError } from '../../net/exec.js';
+import { Ip } from '../../net/ip.js';
+import { ERRNO, IFF, NetlinkError, Rtnl, withNetnsFd, type NlLink } from '../../net/netlink.js';
 import { addMasquerade, masqChainName, removeMasquerade } from '../../net/iptables.js';
 import { hostLocal } from './host-local.js';
 
@@ -50,21 +50,20 @@ export function loadBridgeConf(conf: NetConf): BridgeConf {
 
 
 
-async function createBridge(node: Ip, conf: BridgeConf): Promise<void> {
-  try {
-    await node.batch([
-      ['link', 'add', 'name', conf.bridge, 'mtu', String(conf.mtu), 'type', 'bridge'],
-      ['link', 'set', 'dev', conf.bridge, 'up'],
-    ]);
-  } catch (e) {
-    // Another ADD created it at the same moment: that is fine.
-    if (!(e instanceof CommandError && /File exists/.test(e.stderr))) throw e;
+/** The bridge on the node, made (up) when missing; another ADD making it at the same moment is fine. */
+function ensureBridge(node: Rtnl, conf: BridgeConf): NlLink {
+  let bridge = node.getLink(conf.bridge);
+  if (!bridge) {
+    try {
+      node.addBridge(conf.bridge, conf.mtu);
+    } catch (e) {
+      if (!(e instanceof NetlinkError && e.errno === ERRNO.EEXIST)) throw e;
+    }
+    bridge = node.getLink(conf.bridge);
+    if (!bridge) throw new CniError(ErrorCode.KernelOperationFailed, `bridge ${conf.bridge} could not be created`);
   }
-}
-
-function notABridge(conf: BridgeConf, link: Link | undefined): CniError | undefined {
-  if (!link || link.linkinfo?.info_kind === 'bridge') return undefined;
-  return invalidConfig('bridge', `"${conf.bridge}" exists on the node and is a ${link.linkinfo?.info_kind ?? 'device'}, not a bridge`);
+  if (bridge.kind !== 'bridge') throw invalidConfig('bridge', `"${conf.bridge}" exists on the node and is a ${bridge.kind ?? 'device'}, not a bridge`);
+  return bridge;
 }
 
 /** A random unicast, locally administered MAC, as the kernel would pick; set by us so that no read-back is needed. */
@@ -81,77 +80,56 @@ interface Veth {
 }
 
 /**
- * The node side in one `ip` process: check the bridge, create the veth pair
- * with its peer already in the container, make the host end a port, put the
- * gateways on the bridge. Returns the bridge as it is after the port joined
- * (a bridge takes its first port's MAC), or undefined when there is no bridge
- * yet and nothing was done.
+ * The node side: the veth pair made in place (this end a port of the bridge,
+ * up; the peer created directly in the container), then the gateways on
+ * the bridge. Returns the bridge as it is after the port joined (a bridge
+ * takes its first port's MAC).
  */
-async function plugIntoBridge(node: Ip, conf: BridgeConf, args: CmdArgs, veth: Veth, ips: IPConfig[]): Promise<Link | undefined> {
-  const mtu = String(conf.mtu);
-  const lines = [
-    ['link', 'show', 'dev', conf.bridge],
-    ['link', 'add', veth.host, 'address', veth.hostMac, 'mtu', mtu, 'type', 'veth', 'peer', 'name', args.ifname, 'address', veth.ctrMac, 'mtu', mtu, 'netns', args.netns],
-    ['link', 'set', 'dev', veth.host, 'master', conf.bridge],
-    ['link', 'set', 'dev', veth.host, 'up'],
-  ];
-  if (conf.hairpinMode) lines.push(['link', 'set', 'dev', veth.host, 'type', 'bridge_slave', 'hairpin', 'on']);
-  if (conf.promiscMode) lines.push(['link', 'set', 'dev', conf.bridge, 'promisc', 'on']);
-  if (conf.isGateway) {
-    // An IPv6 gateway without DAD: a tentative address would not answer the pod for a second or two.
-    for (const ip of ips) if (ip.gateway) lines.push(['addr', 'replace', `${ip.gateway}/${ip.address.split('/')[1]}`, 'dev', conf.bridge, ...(isV6(ip) ? ['nodad'] : [])]);
-  }
-  lines.push(['link', 'show', 'dev', conf.bridge]);
+function plugIntoBridge(node: Rtnl, conf: BridgeConf, args: CmdArgs, veth: Veth, ips: IPConfig[]): NlLink {
+  const bridge = ensureBridge(node, conf);
   try {
-    const shown = await node.batchJson<Link>(lines);
-    const bridge = shown[shown.length - 1][0];
-    const wrong = notABridge(conf, bridge);
-    if (wrong) throw wrong;
-    return bridge;
+    withNetnsFd(args.netns, (netnsFd) =>
+      node.addVeth({ name: veth.host, mac: veth.hostMac, mtu: conf.mtu, master: bridge.index }, { name: args.ifname, mac: veth.ctrMac, mtu: conf.mtu, netnsFd }),
+    );
   } catch (e) {
-    const line = failedBatchLine(e);
-    if (line === 1 && isNotFound(e)) return undefined;
-    if (!(e instanceof CommandError)) throw e;
-    const wrong = notABridge(conf, parseJsonLines<Link>(e.stdout)[0]?.[0]);
-    if (wrong) throw wrong;
-    if (line === 2 && /File exists/.test(e.stderr)) {
-      throw new CniError(ErrorCode.InvalidConfig, `the container already has an interface named ${args.ifname}`);
-    }
+    // The host name is fresh: a name already taken is the container's.
+    if (e instanceof NetlinkError && e.errno === ERRNO.EEXIST) throw new CniError(ErrorCode.InvalidConfig, `the container already has an interface named ${args.ifname}`);
     throw e;
   }
+  if (conf.hairpinMode) node.setHairpin(node.getLink(veth.host)!.index);
+  if (conf.promiscMode) node.setFlags(bridge.index, IFF.PROMISC, IFF.PROMISC);
+  if (conf.isGateway) {
+    // An IPv6 gateway without DAD: a tentative address would not answer the pod for a second or two.
+    for (const ip of ips) if (ip.gateway) node.addAddress(bridge.index, `${ip.gateway}/${ip.address.split('/')[1]}`, { replace: true, nodad: isV6(ip) });
+  }
+  return node.getLink(conf.bridge) ?? bridge;
 }
-
 
 const isV6 = (ip: IPConfig) => ip.address.includes(':');
 const familyOfCidr = (cidr: string): Family => (cidr.includes(':') ? 6 : 4);
 const DEFAULT_ROUTE: Record<Family, string> = { 4: '0.0.0.0/0', 6: '::/0' };
 
-// Two `ip` processes on the usual path (one per namespace), three when the
-// bridge is new: process start-up is most of an ADD's cost.
+// No process: netlink on a socket in each namespace (see src/net/netlink.ts).
 async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
   requireNetns(args);
-  const node = new Ip();
-  const ctr = new Ip(args.netns);
   // IPAM first: a bad ipam section or a full range then fails before any link
   // exists, and the gateway goes onto the bridge with the port, in one process.
   let ipam: Result = { cniVersion: conf.cniVersion, ips: [], routes: [] };
   if (conf.ipamType) ipam = await delegateAdd(conf.ipamType, conf.raw, delegateArgs(args));
   const ips: IPConfig[] = (ipam.ips ?? []).map((ip) => ({ ...ip, interface: 2 }));
   const veth: Veth = { host: `veth${randomBytes(4).toString('hex')}`, hostMac: randomMac(), ctrMac: randomMac() };
+  const node = Rtnl.open();
+  let ctr: Rtnl | undefined;
   try {
+    const bridge = plugIntoBridge(node, conf, args, veth, ips);
 
-    let bridge = await plugIntoBridge(node, conf, args, veth, ips);
-    if (!bridge) {
-      await createBridge(node, conf);
-      bridge = await plugIntoBridge(node, conf, args, veth, ips);
-      if (!bridge) throw new CniError(ErrorCode.KernelOperationFailed, `bridge ${conf.bridge} could not be created`);
-    }
-
+    ctr = Rtnl.open(args.netns);
+    const eth = ctr.getLink(args.ifname);
+    if (!eth) throw new CniError(ErrorCode.KernelOperationFailed, `${args.ifname} did not appear in ${args.netns}`);
     // IPv6 addresses skip DAD (nodad): IPAM made them unique, and the reference's
     // wait for DAD costs a second or more per pod (with hairpin it turns DAD off too).
-    const inside: string[][] = [];
-    for (const ip of ips) inside.push(['addr', 'add', ip.address, 'dev', args.ifname, ...(isV6(ip) ? ['nodad'] : [])]);
-    inside.push(['link', 'set', 'dev', args.ifname, 'up']);
+    for (const ip of ips) ctr.addAddress(eth.index, ip.address, { nodad: isV6(ip) });
+    ctr.setFlags(eth.index, IFF.UP, IFF.UP);
     // One gateway per family: the first address of that family that has one.
     const gateways: Partial<Record<Family, string>> = {};
     for (const ip of ips) if (ip.gateway) gateways[familyOfCidr(ip.address)] ??= ip.gateway;
@@ -162,15 +140,11 @@ async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
         if (gw && !routes.some((r) => r.dst === DEFAULT_ROUTE[family])) routes.push({ dst: DEFAULT_ROUTE[family], gw });
       }
     }
-    for (const r of routes) {
-      const via = r.gw ?? gateways[familyOfCidr(r.dst)];
-      inside.push(['route', 'add', r.dst, ...(via ? ['via', via] : []), 'dev', args.ifname]);
-    }
-    await ctr.batch(inside);
+    for (const r of routes) ctr.addRoute({ dst: r.dst, gw: r.gw ?? gateways[familyOfCidr(r.dst)], index: eth.index });
 
     const families = new Set(ips.map((ip) => familyOfCidr(ip.address)));
     if (conf.isGateway) {
-      await node.sysctl({
+      await new Ip().sysctl({
         ...(families.has(4) ? { 'net.ipv4.ip_forward': 1 } : {}),
         // Routes on the bridge are ours: no router advertisement may add any.
         ...(families.has(6) ? { 'net.ipv6.conf.all.forwarding': 1, [`net/ipv6/conf/${conf.bridge}/accept_ra`]: 0 } : {}),
@@ -201,6 +175,9 @@ async function add(args: CmdArgs, conf: BridgeConf): Promise<Result> {
     await delegateIpam('DEL', conf, args).catch(() => undefined);
     if (conf.ipMasq) await removeMasquerades(conf, args).catch(() => undefined);
     throw e;
+  } finally {
+    node.close();
+    ctr?.close();
   }
 }
 
@@ -208,10 +185,13 @@ async function del(args: CmdArgs, conf: BridgeConf): Promise<void> {
   await delegateIpam('DEL', conf, args);
   // An empty or vanished namespace means the veth pair is already gone with it.
   if (args.netns && existsSync(args.netns)) {
+    const ctr = Rtnl.open(args.netns);
     try {
-      await new Ip(args.netns).deleteLink(args.ifname);
+      await ctr.deleteLink(args.ifname);
     } catch (e) {
-      if (!isNotFound(e)) throw e;
+      if (!(e instanceof NetlinkError && e.errno === ERRNO.ENODEV)) throw e;
+    } finally {
+      ctr.close();
     }
   }
   if (conf.ipMasq) await removeMasquerades(conf, args);
