@@ -70,7 +70,7 @@ describe('rtnetlink client (src/net/netlink.ts) on real namespaces', () => {
     const routes = await new Ip(CTR).routes();
     expect(routes.find((r) => r.dst === 'default')).to.include({ gateway: '10.99.0.1', dev: 'eth0' });
     expect(routes.find((r) => r.dst === '10.98.0.0/16')).to.include({ dev: 'eth0', scope: 'link' });
-    const v6 = await new Ip(CTR).routes('-6');
+    const v6 = await new Ip(CTR).routes6();
     expect(v6.find((r) => r.dst === 'fd98::/64')).to.include({ gateway: 'fd99::1', dev: 'eth0' });
   });
 
