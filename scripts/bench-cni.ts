@@ -1,7 +1,10 @@
 // ADD and DEL latency of our bridge + host-local against the reference
 // plugins (/usr/lib/cni), interleaved in one run, each executed as a runtime
 // does: exec with CNI_* env and the config on stdin, from inside a node
-// namespace. `npm run bench:cni [-- --cycles 30 --warmup 5 --json]`.
+// namespace. Ours three ways: through the node's daemon a lab starts; cold, as
+// a runtime without a lab calls it (the first call's shim starts the daemon,
+// the "first ADD" column shows that once-off cost); and with no daemon at all.
+// `npm run bench:cni [-- --cycles 30 --warmup 5 --json]`.
 //
 // The process re-executes itself inside the node namespace for the timed
 // loop, so no nsenter stands between the clock and the plugin.
@@ -11,10 +14,10 @@ import { release, tmpdir, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { inNetns, netnsPath } from '../src/net/exec.js';
-import { addNetns, deleteNetns, listNetns } from '../src/net/netns.js';
+import { addNetns, deleteNetns, listNetns, netnsInode } from '../src/net/netns.js';
 import { summarize, type Summary } from '../src/bench/stats.js';
 import { daemonBreakdown, type Breakdown } from '../src/bench/cni-trace.js';
-import { RUN_DIR_ENV } from '../src/cni/daemon.js';
+import { AUTOSTART_ENV, pidPath, RUN_DIR_ENV, socketPath } from '../src/cni/daemon.js';
 import { startCnid, stopCnid, type Cnid } from '../src/runner/cnid.js';
 
 const OURS = resolve('dist/cni/bin');
@@ -39,10 +42,12 @@ interface Plan {
 interface Measured {
   add: number[];
   del: number[];
+  /** The very first ADD, in the warm-up: what a cold start costs once. */
+  firstAdd?: number;
 }
 
 interface Outcome {
-  results: Record<string, { add: Summary; del: Summary }>;
+  results: Record<string, { add: Summary; del: Summary; firstAdd: number }>;
   components: { what: string; median: number }[];
   /** Inside the daemon, from its trace log. */
   daemon?: { add?: Breakdown; del?: Breakdown };
@@ -123,6 +128,7 @@ async function inside(plan: Plan): Promise<Outcome> {
       try {
         const add = cniCall(impl, 'ADD', confs[i], `bench${cycle}`, netnsPath(ctr));
         const del = cniCall(impl, 'DEL', confs[i], `bench${cycle}`, netnsPath(ctr));
+        samples[i].firstAdd ??= add;
         if (cycle >= plan.warmup) {
           samples[i].add.push(add);
           samples[i].del.push(del);
@@ -137,7 +143,7 @@ async function inside(plan: Plan): Promise<Outcome> {
   await addNetns(probe);
   try {
     const results: Outcome['results'] = {};
-    plan.impls.forEach((impl, i) => (results[impl.key] = { add: summarize(samples[i].add), del: summarize(samples[i].del) }));
+    plan.impls.forEach((impl, i) => (results[impl.key] = { add: summarize(samples[i].add), del: summarize(samples[i].del), firstAdd: samples[i].firstAdd! }));
     return { results, components: components(plan, probe) };
   } finally {
     await deleteNetns(probe);
@@ -178,10 +184,11 @@ function printTable(plan: Plan, outcome: Outcome): void {
   const { results } = outcome;
   console.log(`\nCNI ADD/DEL latency in ms, ${plan.cycles} cycles after ${plan.warmup} warm-up, interleaved`);
   console.log('config: bridge + host-local, isGateway, cniVersion 1.0.0, one bridge and /24 per implementation\n');
-  console.log(`${''.padEnd(34)}ADD median  ADD p90  DEL median  DEL p90`);
+  const w = Math.max(...plan.impls.map((i) => i.label.length)) + 2;
+  console.log(`${''.padEnd(w)}ADD median  ADD p90  DEL median  DEL p90  first ADD`);
   for (const impl of plan.impls) {
     const r = results[impl.key];
-    console.log(`${impl.label.padEnd(34)}${fmt(r.add.median)}   ${fmt(r.add.p90)}${fmt(r.del.median)}    ${fmt(r.del.p90)}`);
+    console.log(`${impl.label.padEnd(w)}${fmt(r.add.median)}   ${fmt(r.add.p90)}${fmt(r.del.median)}    ${fmt(r.del.p90)}   ${fmt(r.firstAdd)}`);
   }
   console.log('');
   const x = (v: number) => `${v.toFixed(2)}x`;
@@ -228,10 +235,12 @@ async function main(): Promise<void> {
   const noDaemon = join(tmp, 'no-daemon'); // a run dir without a socket: the shim runs the plugin itself
   mkdirSync(noDaemon);
   const runDir = join(tmp, 'run'); // the daemon's socket: private to this run, not /run/cnilab-cnid
+  const autoDir = join(tmp, 'auto'); // where the shim starts its own daemon: cold as a runtime without a lab finds it
   const impls: Impl[] = [
     { key: 'reference', label: 'reference (Go, /usr/lib/cni)', dir: REFERENCE, env: {} },
     { key: 'ours', label: 'ours (shim + node daemon)', dir: OURS, env: { [RUN_DIR_ENV]: runDir } },
-    { key: 'ours-standalone', label: 'ours without daemon', dir: OURS, env: { [RUN_DIR_ENV]: noDaemon } },
+    { key: 'ours-cold', label: 'ours cold (shim starts the daemon)', dir: OURS, env: { [RUN_DIR_ENV]: autoDir } },
+    { key: 'ours-standalone', label: 'ours without daemon (autostart off)', dir: OURS, env: { [RUN_DIR_ENV]: noDaemon, [AUTOSTART_ENV]: '0' } },
   ];
   const plan: Plan = { id, cycles, warmup, dataDir: join(tmp, 'leases'), impls };
   let nodeCreated = false;
@@ -263,6 +272,9 @@ async function main(): Promise<void> {
     }
   } finally {
     if (daemon) {
+      // The one the shim started serves the same namespace from its own run dir: stopped by its PID too.
+      const auto = socketPath(autoDir, netnsInode(netnsPath(id))!);
+      if (existsSync(pidPath(auto))) await stopCnid({ pid: Number(readFileSync(pidPath(auto), 'utf8')), socket: auto, netns: id });
       await stopCnid(daemon);
       if (existsSync(daemon.socket)) console.error(`daemon socket ${daemon.socket} was left behind`);
     }

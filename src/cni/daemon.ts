@@ -8,8 +8,9 @@
 //   request   <plugin>\0 NAME=value\0 ... \0 <stdin>   (then the caller half-closes)
 //   response  <exit code>\n<stdout>
 // The socket is <run dir>/cni-<inode of the network namespace>.sock: the shim
-// finds the daemon of the namespace it runs in, and only that one.
-import { chmodSync, existsSync, mkdirSync, rmdirSync, unlinkSync } from 'node:fs';
+// finds the daemon of the namespace it runs in, and only that one. Beside it,
+// cni-<inode>.pid names the process, for a daemon the shim started itself.
+import { chmodSync, existsSync, mkdirSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { netnsInode } from '../net/netns.js';
@@ -18,6 +19,10 @@ import { dispatch, type Plugin } from './skel.js';
 import { CURRENT_VERSION } from './version.js';
 
 export const RUN_DIR_ENV = 'CNILAB_RUN_DIR';
+/** "0": a shim that finds no daemon runs the plugin itself instead of starting one (src/cni/shim.c). */
+export const AUTOSTART_ENV = 'CNILAB_CNID_AUTOSTART';
+/** How long a daemon the shim started stays without a call. */
+export const IDLE_ENV = 'CNILAB_CNID_IDLE_MS';
 // Not /run/cnilab itself: every directory there is a lab's state.
 export const DEFAULT_RUN_DIR = '/run/cnilab-cnid';
 
@@ -27,6 +32,10 @@ export function runDir(env: NodeJS.ProcessEnv = process.env): string {
 
 export function socketPath(dir: string, inode: number): string {
   return join(dir, `cni-${inode}.sock`);
+}
+
+export function pidPath(socket: string): string {
+  return socket.replace(/\.sock$/, '.pid');
 }
 
 export interface Request {
@@ -97,8 +106,17 @@ export interface Serving {
   close(): Promise<void>;
 }
 
+export interface ServeOptions {
+  /** Close by itself after this long without a call. */
+  idleMs?: number;
+  /** Close by itself, between calls, once this says so (asked every second). */
+  unused?: () => boolean;
+  /** Told once it closed by itself, and why. */
+  onIdleClose?: (why: string) => void;
+}
+
 /** Listen for the network namespace this process is in. */
-export async function serve(plugins: Record<string, Plugin<any>>, dir: string, log: (line: string) => void): Promise<Serving> {
+export async function serve(plugins: Record<string, Plugin<any>>, dir: string, log: (line: string) => void, opts: ServeOptions = {}): Promise<Serving> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // The shim finds us by the inode of the namespace it runs in.
   const path = socketPath(dir, netnsInode('/proc/self/ns/net')!);
@@ -106,6 +124,8 @@ export async function serve(plugins: Record<string, Plugin<any>>, dir: string, l
     if (await connects(path)) throw new Error(`a cnilab daemon already serves this network namespace (${path})`);
     unlinkSync(path); // left by a daemon that was killed
   }
+  let active = 0;
+  let lastCall = Date.now();
   // allowHalfOpen: the caller half-closes after its stdin and still waits for the answer.
   const server = createServer({ allowHalfOpen: true }, (sock) => {
     const chunks: Buffer[] = [];
@@ -114,7 +134,10 @@ export async function serve(plugins: Record<string, Plugin<any>>, dir: string, l
     sock.on('end', async () => {
       if (chunks.length === 0) return void sock.end(); // a probe that only checks we answer
       const t0 = performance.now();
+      active++;
       const { request, code, stdout } = await handle(plugins, Buffer.concat(chunks));
+      active--;
+      lastCall = Date.now();
       sock.end(encodeResponse(code, stdout));
       const e = request?.env ?? {};
       log(`${request?.plugin ?? '?'} ${e.CNI_COMMAND ?? '?'} ${e.CNI_CONTAINERID ?? ''} ${e.CNI_IFNAME ?? ''} exit ${code} ${(performance.now() - t0).toFixed(1)} ms`);
@@ -125,21 +148,40 @@ export async function serve(plugins: Record<string, Plugin<any>>, dir: string, l
     server.listen(path, () => res());
   });
   chmodSync(path, 0o600);
-  return {
-    path,
-    close: () =>
-      new Promise<void>((res) => {
-        server.close(() => res());
-        try {
-          unlinkSync(path);
-        } catch {
-          /* already gone */
-        }
-        try {
-          rmdirSync(dir); // only when no other node's daemon still has a socket there
-        } catch {
-          /* not empty */
-        }
-      }),
+  writeFileSync(pidPath(path), `${process.pid}\n`);
+  const unlinkOurs = () => {
+    for (const f of [path, pidPath(path)]) {
+      try {
+        unlinkSync(f);
+      } catch {
+        /* already gone */
+      }
+    }
   };
+  const close = () =>
+    new Promise<void>((res) => {
+      clearInterval(watch);
+      server.close(() => res());
+      unlinkOurs();
+      try {
+        rmdirSync(dir); // only when no other node's daemon still has a socket there
+      } catch {
+        /* not empty */
+      }
+    });
+
+  // Idle: the socket goes first, so that no new caller finds us; one that
+  // connected just before is still served during a short grace, then we close.
+  let closing = false;
+  const idleMs = opts.idleMs;
+  const check = () => {
+    if (closing || active > 0) return;
+    const why = idleMs !== undefined && Date.now() - lastCall >= idleMs ? `idle for ${idleMs} ms` : opts.unused?.() ? 'its namespace is no longer in use' : undefined;
+    if (!why) return;
+    closing = true;
+    unlinkOurs();
+    setTimeout(() => void close().then(() => opts.onIdleClose?.(why)), 100);
+  };
+  const watch = idleMs !== undefined || opts.unused ? setInterval(check, Math.min(idleMs ?? 1000, 1000)) : undefined;
+  return { path, close };
 }

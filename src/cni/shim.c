@@ -3,6 +3,14 @@
 // run in, the call goes to it over a unix socket: the plugins stay loaded
 // there, so no Node start-up per call. Otherwise the plugin runs here with
 // node (dist/cni/lib/<name>.mjs), exactly as without a daemon.
+//
+// When no daemon answers, the shim first starts one for its namespace
+// (dist/cni/cnid.mjs, detached, CNILAB_CNID_AUTOSTART=0 turns this off) and
+// hands it the call: a runtime that calls the plugins again and again pays
+// Node's start-up once, not on every call. Such a daemon exits once idle
+// (CNILAB_CNID_IDLE_MS, 30 s by default) or once its namespace's name in
+// /run/netns is gone. The daemon says it listens on a pipe (fd 3); if it
+// cannot start, the pipe closes and the plugin runs here as before.
 // Wire format and socket path: src/cni/daemon.ts.
 #define _GNU_SOURCE
 #include <errno.h>
@@ -10,9 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef CNILAB_NODE
@@ -53,12 +64,16 @@ static int send_all(int fd, const void *buf, size_t len) {
   return 0;
 }
 
+static const char *run_dir(void) {
+  const char *dir = getenv("CNILAB_RUN_DIR");
+  return dir && *dir ? dir : "/run/cnilab-cnid";
+}
+
 // The daemon of our network namespace, or -1 when none answers.
 static int connect_daemon(void) {
   struct stat ns;
   if (stat("/proc/self/ns/net", &ns) != 0) return -1;
-  const char *dir = getenv("CNILAB_RUN_DIR");
-  if (!dir || !*dir) dir = "/run/cnilab-cnid";
+  const char *dir = run_dir();
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
   int len = snprintf(addr.sun_path, sizeof addr.sun_path, "%s/cni-%lu.sock", dir, (unsigned long)ns.st_ino);
   if (len < 0 || (size_t)len >= sizeof addr.sun_path) return -1;
@@ -68,6 +83,90 @@ static int connect_daemon(void) {
     close(fd);
     return -1;
   }
+  return fd;
+}
+
+// argv for node: `node <dir of this file>/<rel>` and the extra arguments.
+static char **node_args(const char *self, const char *rel, char **extra) {
+  char dir[PATH_MAX];
+  static char script[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", self);
+  char *slash = strrchr(dir, '/');
+  if (slash) *slash = '\0';
+  if (snprintf(script, sizeof script, "%s/%s", dir, rel) >= (int)sizeof script) return NULL;
+  if (access(script, R_OK) != 0) return NULL;
+  int n = 0;
+  while (extra && extra[n]) n++;
+  char **args = calloc((size_t)n + 3, sizeof *args);
+  if (!args) return NULL;
+  args[0] = "node";
+  args[1] = script;
+  for (int i = 0; i < n; i++) args[i + 2] = extra[i];
+  return args;
+}
+
+static void exec_node(char **args) {
+  execvp("node", args);
+  execv(CNILAB_NODE, args); // PATH from the runtime may lack node
+}
+
+// Start this namespace's daemon, detached from us and from the runtime's
+// pipes, and wait until it listens. One shim at a time starts one: the run
+// directory is locked meanwhile, and whoever waited on the lock finds it up.
+static int start_daemon(const char *self) {
+  const char *off = getenv("CNILAB_CNID_AUTOSTART");
+  if (off && strcmp(off, "0") == 0) return -1;
+  const char *dir = run_dir();
+  mkdir(dir, 0700);
+  int lock = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (lock < 0) return -1;
+  if (flock(lock, LOCK_EX) != 0) {
+    close(lock);
+    return -1;
+  }
+  int fd = connect_daemon();
+  if (fd >= 0) {
+    close(lock);
+    return fd;
+  }
+  char **args = node_args(self, "../cnid.mjs", NULL);
+  int ready[2];
+  if (!args || pipe2(ready, O_CLOEXEC) != 0) {
+    close(lock);
+    return -1;
+  }
+  pid_t pid = fork();
+  if (pid == 0) {
+    // A new session, and a second fork so that the daemon is nobody's child here.
+    setsid();
+    if (fork() != 0) _exit(0);
+    int null = open("/dev/null", O_RDWR);
+    char log[PATH_MAX];
+    snprintf(log, sizeof log, "%s/cnid-autostart.log", dir);
+    int out = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+    if (null < 0 || out < 0) _exit(127);
+    dup2(null, 0);
+    dup2(out, 1);
+    dup2(out, 2);
+    dup2(ready[1], 3); // dup2 clears close-on-exec
+    for (int i = 4; i < 1024; i++) close(i); // nothing of the runtime's may stay open in the daemon
+    setenv("CNILAB_RUN_DIR", dir, 1);
+    setenv("CNILAB_CNID_READY_FD", "3", 1);
+    if (!getenv("CNILAB_CNID_IDLE_MS")) setenv("CNILAB_CNID_IDLE_MS", "30000", 1);
+    exec_node(args);
+    _exit(127);
+  }
+  close(ready[1]);
+  if (pid > 0) waitpid(pid, NULL, 0);
+  // A line when it listens; end of file when it gave up or died.
+  char c;
+  ssize_t r;
+  do r = read(ready[0], &c, 1);
+  while (r < 0 && errno == EINTR);
+  close(ready[0]);
+  fd = r == 1 ? connect_daemon() : -1;
+  close(lock);
+  free(args);
   return fd;
 }
 
@@ -100,6 +199,7 @@ int main(int argc, char **argv) {
   const char *name = strrchr(self, '/') ? strrchr(self, '/') + 1 : self;
 
   int fd = connect_daemon();
+  if (fd < 0) fd = start_daemon(self);
   if (fd < 0) run_standalone(self, name, argv);
 
   // Request: name, the CNI_* variables, an empty entry, then stdin.

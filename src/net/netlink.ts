@@ -27,7 +27,8 @@ const NLM_F_ACK_TLVS = 0x200; // in an error message: extended ack attributes fo
 const NLMSG_ERROR = 2;
 const NLMSGERR_ATTR_MSG = 1;
 export const RTM = { NEWLINK: 16, DELLINK: 17, GETLINK: 18, NEWADDR: 20, NEWROUTE: 24 } as const;
-export const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, MASTER: 10, LINKINFO: 18, NET_NS_FD: 28 } as const;
+export const IFLA = { ADDRESS: 1, IFNAME: 3, MTU: 4, MASTER: 10, LINKINFO: 18, NET_NS_FD: 28, EXT_MASK: 29 } as const;
+const RTEXT_FILTER_SKIP_STATS = 1 << 3;
 const IFLA_INFO = { KIND: 1, DATA: 2, SLAVE_DATA: 5 } as const;
 const VETH_INFO_PEER = 1;
 const IFLA_BRPORT_MODE = 4; // hairpin
@@ -239,7 +240,8 @@ export class Rtnl {
   /** The link named `name`, or undefined when there is none. */
   getLink(name: string): NlLink | undefined {
     try {
-      const [msg] = this.request(`reading link ${name}`, RTM.GETLINK, 0, ifinfomsg(), attr(IFLA.IFNAME, str(name)));
+      // Without the counters, as ip asks: half the answer's size.
+      const [msg] = this.request(`reading link ${name}`, RTM.GETLINK, 0, ifinfomsg(), attr(IFLA.EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS)), attr(IFLA.IFNAME, str(name)));
       return parseLink(msg);
     } catch (e) {
       if (e instanceof NetlinkError && e.errno === ERRNO.ENODEV) return undefined;

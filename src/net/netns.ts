@@ -34,6 +34,12 @@ export function netnsInode(path: string): number | undefined {
   }
 }
 
+/** The name under /run/netns of the namespace at `path`, if it has one. */
+export function netnsNameOf(path: string): string | undefined {
+  const inode = netnsInode(path);
+  return inode === undefined ? undefined : listNetns().find((n) => netnsInode(netnsPath(n)) === inode);
+}
+
 /**
  * argv that runs `argv` with `file` in place of /etc/resolv.conf, in a mount
  * namespace of its own: pods share their node's files, but each needs the

@@ -5,7 +5,7 @@ import { closeSync, existsSync, openSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { inNetns, netnsPath, startDetached } from '../net/exec.js';
 import { netnsInode } from '../net/netns.js';
-import { connects, DEFAULT_RUN_DIR, RUN_DIR_ENV, socketPath } from '../cni/daemon.js';
+import { connects, DEFAULT_RUN_DIR, pidPath, RUN_DIR_ENV, socketPath } from '../cni/daemon.js';
 import { ROOT } from '../lab/paths.js';
 import { isRunning, stopPid } from '../lab/processes.js';
 import { sleep } from '../util/wait.js';
@@ -55,9 +55,11 @@ export async function startCnid(netns: string, opts: { log: string; runDir?: str
 export async function stopCnid(cnid: Cnid): Promise<void> {
   await stopPid(cnid.pid, 5000);
   for (let waited = 0; isRunning(cnid.pid) && waited < 5000; waited += 20) await sleep(20);
-  try {
-    unlinkSync(cnid.socket); // only still there if it had to be killed
-  } catch {
-    /* removed by the daemon */
+  for (const f of [cnid.socket, pidPath(cnid.socket)]) {
+    try {
+      unlinkSync(f); // only still there if it had to be killed
+    } catch {
+      /* removed by the daemon */
+    }
   }
 }

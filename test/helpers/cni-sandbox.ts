@@ -119,6 +119,7 @@ export class Sandbox {
       CNI_NETNS: c.netns ?? '',
       CNI_IFNAME: c.ifname ?? 'eth0',
       CNI_PATH: binDir,
+      CNILAB_CNID_AUTOSTART: '0', // the plugin itself, run by the shim; the daemon has its own tests
       ...(c.cniArgs !== undefined ? { CNI_ARGS: c.cniArgs } : {}),
     };
     for (const [k, v] of Object.entries(c.env ?? {})) {

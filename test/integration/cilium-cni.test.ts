@@ -58,7 +58,7 @@ describe('cilium-cni with the cilium agent on the real kernel', function () {
   });
 
   async function cni(command: string, c: Record<string, unknown>, netns: string, containerId: string): Promise<Out> {
-    const env = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: BIN, CNI_ARGS: `K8S_POD_NAME=${containerId}` };
+    const env = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: BIN, CNILAB_CNID_AUTOSTART: '0', CNI_ARGS: `K8S_POD_NAME=${containerId}` };
     const r = await run(inNetns(NODE, join(BIN, 'cilium-cni'), []), { input: JSON.stringify(c), env, allowFailure: true });
     return { exitCode: r.exitCode, stdout: r.stdout, json: r.stdout.trim() ? JSON.parse(r.stdout) : undefined };
   }

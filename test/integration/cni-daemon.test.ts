@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { inNetns, netnsPath } from '../../src/net/exec.js';
 import { Ip, type Link } from '../../src/net/ip.js';
 import { addNetns, deleteNetns, listNetns, netnsInode } from '../../src/net/netns.js';
-import { RUN_DIR_ENV, socketPath } from '../../src/cni/daemon.js';
+import { AUTOSTART_ENV, IDLE_ENV, pidPath, RUN_DIR_ENV, socketPath } from '../../src/cni/daemon.js';
 import { isRunning } from '../../src/lab/processes.js';
 import { startCnid, stopCnid, type Cnid } from '../../src/runner/cnid.js';
 
@@ -59,7 +59,8 @@ describe('CNI daemon (thick mode) behind the shim', function () {
     const r = spawnSync(argv[0], argv.slice(1), {
       input: stdin,
       encoding: 'utf8',
-      env: { PATH: process.env.PATH, [RUN_DIR_ENV]: runDir, CNI_COMMAND: command, CNI_PATH: BIN, CNI_IFNAME: 'eth0', ...env },
+      // Without a daemon the shim runs the plugin itself here; starting one is tested below.
+      env: { PATH: process.env.PATH, [RUN_DIR_ENV]: runDir, [AUTOSTART_ENV]: '0', CNI_COMMAND: command, CNI_PATH: BIN, CNI_IFNAME: 'eth0', ...env },
     });
     return { code: r.status, stdout: r.stdout, json: r.stdout.trim() ? JSON.parse(r.stdout) : undefined };
   }
@@ -205,5 +206,100 @@ describe('CNI daemon (thick mode) behind the shim', function () {
     cnid = undefined;
     const r = call(NODE, 'VERSION', '');
     expect(r.code).to.equal(0);
+  });
+});
+
+describe('CNI daemon started by the shim on first use', function () {
+  const NS = `${PREFIX}auto`;
+  let dir = '';
+  let runDir = '';
+  let socket = '';
+
+  before(async function () {
+    if (readFileSync(join(BIN, 'bridge')).subarray(0, 4).toString('latin1') !== '\x7fELF') this.skip(); // built without a C compiler: no shim
+    dir = mkdtempSync(join(tmpdir(), 'cnitest-b-cnid-auto-'));
+    runDir = join(dir, 'run');
+    await addNetns(NS);
+    socket = socketPath(runDir, netnsInode(netnsPath(NS))!);
+  });
+
+  after(async function () {
+    // Whatever a failed test left running goes by its PID.
+    if (existsSync(pidPath(socket))) await stopCnid({ pid: Number(readFileSync(pidPath(socket), 'utf8')), socket, netns: NS });
+    await deleteNetns(NS);
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** The shim as a runtime runs it, its stdout a pipe the runtime reads to the end. */
+  function call(command: string, stdin: string, env: Record<string, string> = {}) {
+    const argv = inNetns(NS, join(BIN, 'bridge'), []);
+    const r = spawnSync(argv[0], argv.slice(1), {
+      input: stdin,
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { PATH: process.env.PATH, [RUN_DIR_ENV]: runDir, [IDLE_ENV]: '1500', CNI_COMMAND: command, CNI_PATH: BIN, CNI_IFNAME: 'eth0', ...env },
+    });
+    return { code: r.status, stdout: r.stdout };
+  }
+
+  const daemonPid = () => (existsSync(pidPath(socket)) ? Number(readFileSync(pidPath(socket), 'utf8')) : undefined);
+  const starts = () => readFileSync(join(runDir, 'cnid-autostart.log'), 'utf8').split('\n').filter((l) => / serving /.test(l)).length;
+
+  async function gone(pid: number): Promise<boolean> {
+    for (let waited = 0; waited < 10_000; waited += 100) {
+      if (!isRunning(pid)) return true;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return false;
+  }
+
+  it('starts one daemon in the namespace, detached from the runtime, and hands it this call and the next ones', async () => {
+    // Parallel first calls: one of them starts the daemon, the others wait for it and use it.
+    const calls = await Promise.all(
+      Array.from({ length: 4 }, () => {
+        const argv = inNetns(NS, join(BIN, 'bridge'), []);
+        return new Promise<number | null>((res) => {
+          const child = spawn(argv[0], argv.slice(1), { env: { PATH: process.env.PATH, [RUN_DIR_ENV]: runDir, [IDLE_ENV]: '1500', CNI_COMMAND: 'VERSION' }, stdio: ['ignore', 'pipe', 'pipe'] });
+          child.stdout.resume();
+          child.on('close', res); // after stdout's end: a daemon holding the pipe would keep it open
+        });
+      }),
+    );
+    expect(calls).to.deep.equal([0, 0, 0, 0]);
+    const pid = daemonPid();
+    expect(pid, 'pid file beside the socket').to.be.a('number');
+    expect(netnsInode(`/proc/${pid}/ns/net`)).to.equal(netnsInode(netnsPath(NS)));
+    expect(starts()).to.equal(1);
+    const r = call('VERSION', '');
+    expect(r.code).to.equal(0);
+    expect(JSON.parse(r.stdout).supportedVersions).to.include('1.1.0');
+    expect(daemonPid()).to.equal(pid);
+  });
+
+  it('ends by itself once idle, leaving neither socket nor pid file; the next call starts a new one', async () => {
+    const pid = daemonPid()!;
+    expect(await gone(pid), 'exited when idle').to.equal(true);
+    expect(existsSync(socket)).to.equal(false);
+    expect(existsSync(pidPath(socket))).to.equal(false);
+    expect(call('VERSION', '').code).to.equal(0);
+    expect(daemonPid()).to.not.equal(pid);
+    expect(starts()).to.equal(2);
+  });
+
+  it('ends as soon as the name of its namespace is removed, though not idle yet', async () => {
+    expect(await gone(daemonPid()!)).to.equal(true); // the one before, idle
+    expect(call('VERSION', '', { [IDLE_ENV]: '600000' }).code).to.equal(0);
+    const pid = daemonPid()!;
+    await deleteNetns(NS);
+    expect(await gone(pid), 'exited with its namespace').to.equal(true);
+    expect(existsSync(pidPath(socket))).to.equal(false);
+    await addNetns(NS);
+    socket = socketPath(runDir, netnsInode(netnsPath(NS))!);
+  });
+
+  it('is not started when turned off: the shim runs the plugin itself', () => {
+    const r = call('VERSION', '', { [AUTOSTART_ENV]: '0' });
+    expect(r.code).to.equal(0);
+    expect(existsSync(socket)).to.equal(false);
   });
 });

@@ -19,7 +19,7 @@ const node = `${NS}node`;
 const ctr = `${NS}ctr`;
 
 async function call(plugin: string, command: string, conf: Record<string, unknown>, netns = netnsPath(ctr), containerId = 'c1') {
-  const env = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: BIN };
+  const env = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: containerId, CNI_NETNS: netns, CNI_IFNAME: 'eth0', CNI_PATH: BIN, CNILAB_CNID_AUTOSTART: '0' };
   const r = await run(inNetns(node, join(BIN, plugin), []), { input: JSON.stringify(conf), env, allowFailure: true });
   return { ...r, json: r.stdout.trim() ? JSON.parse(r.stdout) : undefined };
 }

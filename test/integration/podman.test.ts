@@ -16,7 +16,7 @@ import { join, resolve } from 'node:path';
 import { inNetns, run } from '../../src/net/exec.js';
 import { Ip, type Link } from '../../src/net/ip.js';
 import { addNetns, deleteNetns } from '../../src/net/netns.js';
-import { RUN_DIR_ENV } from '../../src/cni/daemon.js';
+import { AUTOSTART_ENV, RUN_DIR_ENV } from '../../src/cni/daemon.js';
 import { startCnid, stopCnid, type Cnid } from '../../src/runner/cnid.js';
 
 const OUR_PLUGINS = resolve('dist/cni/bin');
@@ -105,9 +105,10 @@ describe('podman (CNI backend) runs containers on our bridge + host-local', func
         ],
       }),
     );
-    // podman passes its environment on to the plugins: this is where the shim looks for the daemon.
+    // podman passes its environment on to the plugins: this is where the shim looks for the daemon,
+    // and container a is made before it runs, by the plugin itself (no daemon started by the shim).
     const runDir = join(dir, 'cnid-run');
-    env = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf'), [RUN_DIR_ENV]: runDir };
+    env = { ...process.env, CONTAINERS_CONF: join(dir, 'containers.conf'), CONTAINERS_STORAGE_CONF: join(dir, 'storage.conf'), [RUN_DIR_ENV]: runDir, [AUTOSTART_ENV]: '0' };
     global = ['--root', storage.graphroot, '--runroot', storage.runroot, '--tmpdir', join(dir, 'tmp'), '--storage-driver', storage.driver];
 
     await addNetns(NS);
