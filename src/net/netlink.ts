@@ -241,7 +241,7 @@ export class Rtnl {
   getLink(name: string): NlLink | undefined {
     try {
       // Without the counters, as ip asks: half the answer's size.
-      const [msg] = this.request(`reading link ${name}`, RTM.GETLINK, 0, ifinfomsg(), attr(IFLA.EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS)), attr(IFLA.IFNAME, str(name)));
+      const [msg] = this.request('get link', `reading link ${name}`, RTM.GETLINK, 0, ifinfomsg(), attr(IFLA.EXT_MASK, u32(RTEXT_FILTER_SKIP_STATS)), attr(IFLA.IFNAME, str(name)));
       return parseLink(msg);
     } catch (e) {
       if (e instanceof NetlinkError && e.errno === ERRNO.ENODEV) return undefined;
@@ -251,7 +251,7 @@ export class Rtnl {
 
   /** A new bridge, up. EEXIST when a link of that name exists. */
   addBridge(name: string, mtu: number): void {
-    this.request(`adding bridge ${name}`, RTM.NEWLINK, NLM_F.CREATE | NLM_F.EXCL, ...bridgeBody(name, mtu));
+    this.request('new bridge', `adding bridge ${name}`, RTM.NEWLINK, NLM_F.CREATE | NLM_F.EXCL, ...bridgeBody(name, mtu));
   }
 
   /**
@@ -260,27 +260,27 @@ export class Rtnl {
    * kernel refuses to bring up a peer it is still moving: ENOTCONN).
    */
   addVeth(host: { name: string; mac: string; mtu: number; master: number }, peer: { name: string; mac: string; mtu: number; netnsFd: number }): void {
-    this.request(`adding veth ${host.name} with peer ${peer.name}`, RTM.NEWLINK, NLM_F.CREATE | NLM_F.EXCL, ...vethBody(host, peer));
+    this.request('new veth', `adding veth ${host.name} with peer ${peer.name}`, RTM.NEWLINK, NLM_F.CREATE | NLM_F.EXCL, ...vethBody(host, peer));
   }
 
   /** Set and clear interface flags (IFF_UP, IFF_PROMISC). */
   setFlags(index: number, flags: number, mask: number): void {
-    this.request(`setting flags of link ${index}`, RTM.NEWLINK, 0, ifinfomsg({ index, flags, change: mask }));
+    this.request('set flags', `setting flags of link ${index}`, RTM.NEWLINK, 0, ifinfomsg({ index, flags, change: mask }));
   }
 
   /** Hairpin on a bridge port, as `ip link set dev X type bridge_slave hairpin on`. */
   setHairpin(index: number): void {
-    this.request(`hairpin on link ${index}`, RTM.NEWLINK, 0, ...hairpinBody(index));
+    this.request('set hairpin', `hairpin on link ${index}`, RTM.NEWLINK, 0, ...hairpinBody(index));
   }
 
   /** `ip addr add|replace ADDR/LEN dev INDEX [nodad]`. */
   addAddress(index: number, cidr: string, o: { replace?: boolean; nodad?: boolean } = {}): void {
-    this.request(`adding ${cidr} to link ${index}`, RTM.NEWADDR, NLM_F.CREATE | (o.replace ? NLM_F.REPLACE : NLM_F.EXCL), ...addressBody(index, cidr, o.nodad));
+    this.request('new address', `adding ${cidr} to link ${index}`, RTM.NEWADDR, NLM_F.CREATE | (o.replace ? NLM_F.REPLACE : NLM_F.EXCL), ...addressBody(index, cidr, o.nodad));
   }
 
   /** `ip route add DST [via GW] dev INDEX`. */
   addRoute(r: RouteSpec): void {
-    this.request(`adding route ${r.dst}${r.gw ? ` via ${r.gw}` : ''}`, RTM.NEWROUTE, NLM_F.CREATE | NLM_F.EXCL, ...routeBody(r));
+    this.request('new route', `adding route ${r.dst}${r.gw ? ` via ${r.gw}` : ''}`, RTM.NEWROUTE, NLM_F.CREATE | NLM_F.EXCL, ...routeBody(r));
   }
 
   /** Delete the link named `name` (its veth peer goes with it), on a worker thread: the kernel may take tens of ms. */
@@ -291,17 +291,17 @@ export class Rtnl {
     const sent = await new Promise<number>((res, rej) => sendtoAsync(this.fd, msg, msg.length, 0, KERNEL, KERNEL.length, (err: unknown, n: number) => (err ? rej(err) : res(n))));
     if (sent < 0) throw new NetlinkError(`deleting link ${name} in ${this.where}`, errno());
     this.answers(`deleting link ${name} in ${this.where}`, seq);
-    trace?.(['netlink', 'del', name], t0);
+    trace?.(['netlink', 'del link'], t0);
   }
 
   /** Send one request with NLM_F_ACK; the answers before the ack (a GET's reply). Throws on an error ack. */
-  private request(what: string, type: number, flags: number, ...body: Buffer[]): Buffer[] {
+  private request(op: string, what: string, type: number, flags: number, ...body: Buffer[]): Buffer[] {
     const seq = this.seq++;
     const msg = message(type, NLM_F.REQUEST | NLM_F.ACK | flags, seq, ...body);
     const t0 = performance.now();
     if (libcCalls.sendto(this.fd, msg, msg.length, 0, KERNEL, KERNEL.length) < 0) throw new NetlinkError(`${what} in ${this.where}`, errno());
     const out = this.answers(`${what} in ${this.where}`, seq);
-    trace?.(['netlink', what.split(' ')[0]], t0);
+    trace?.(['netlink', op], t0);
     return out;
   }
 
