@@ -25,7 +25,7 @@ function conf(cniVersion: string, extra: Record<string, unknown> = {}) {
 
 /** Run a plugin inside the node namespace, as a kubelet on that node would. */
 function cni(command: string, pod: string, netns: string, config: Record<string, unknown>, ifname = 'eth0'): Promise<RunResult> {
-  const env = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: `ctr-${pod}`, CNI_NETNS: netns, CNI_IFNAME: ifname, CNI_ARGS: POD_ARGS(pod), CNI_PATH: CNI_BIN_DIR };
+  const env = { PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: `ctr-${pod}`, CNI_NETNS: netns, CNI_IFNAME: ifname, CNI_ARGS: POD_ARGS(pod), CNI_PATH: CNI_BIN_DIR, CNILAB_CNID_AUTOSTART: '0' };
   return run(['nsenter', `--net=${netnsPath(NODE)}`, '--', join(CNI_BIN_DIR, 'calico')], { input: JSON.stringify(config), env, allowFailure: true });
 }
 
