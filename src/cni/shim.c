@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -158,11 +159,17 @@ static int start_daemon(const char *self) {
   }
   close(ready[1]);
   if (pid > 0) waitpid(pid, NULL, 0);
-  // A line when it listens; end of file when it gave up or died.
+  // A line when it listens; end of file when it gave up or died; nothing in 10 s: hung, run the plugin here.
   char c;
-  ssize_t r;
-  do r = read(ready[0], &c, 1);
-  while (r < 0 && errno == EINTR);
+  ssize_t r = -1;
+  struct pollfd p = {.fd = ready[0], .events = POLLIN};
+  int n;
+  do n = poll(&p, 1, 10000);
+  while (n < 0 && errno == EINTR);
+  if (n == 1) {
+    do r = read(ready[0], &c, 1);
+    while (r < 0 && errno == EINTR);
+  }
   close(ready[0]);
   fd = r == 1 ? connect_daemon() : -1;
   close(lock);

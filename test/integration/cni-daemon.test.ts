@@ -297,6 +297,15 @@ describe('CNI daemon started by the shim on first use', function () {
     socket = socketPath(runDir, netnsInode(netnsPath(NS))!);
   });
 
+  it('falls back to running the plugin itself when the daemon cannot start', () => {
+    const blocked = join(dir, 'blocked');
+    mkdirSync(socketPath(blocked, netnsInode(netnsPath(NS))!), { recursive: true }); // a directory where its socket would go
+    const r = call('VERSION', '', { [RUN_DIR_ENV]: blocked });
+    expect(r.code).to.equal(0);
+    expect(JSON.parse(r.stdout).supportedVersions).to.include('1.1.0');
+    expect(readFileSync(join(blocked, 'cnid-autostart.log'), 'utf8')).to.match(/not started/);
+  });
+
   it('is not started when turned off: the shim runs the plugin itself', () => {
     const r = call('VERSION', '', { [AUTOSTART_ENV]: '0' });
     expect(r.code).to.equal(0);
