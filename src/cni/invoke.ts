@@ -2,7 +2,7 @@
 // executable on CNI_PATH, pass env and config, read the result or the error.
 import { accessSync, constants, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { run } from '../net/exec.js';
+import { run, trace } from '../net/exec.js';
 import { CniError, ErrorCode } from './errors.js';
 import { parseResult, type Result } from './result.js';
 import type { CmdArgs, Command } from './env.js';
@@ -73,7 +73,9 @@ export async function invokePlugin(type: string, conf: Record<string, unknown>, 
   const local = inProcess.get(type);
   if (local) {
     let out = '';
+    const t0 = performance.now();
     const code = await dispatch(local, { env, stdin, write: (t) => (out += t) });
+    trace?.([type, a.command, '(in process)'], t0);
     return decodeOutput(type, out, code);
   }
   const file = findPlugin(type, a.path);

@@ -217,6 +217,7 @@ export class Rtnl {
 
   /** A socket in this process's namespace, or in the one at `netnsPath` (opened there, used from here). */
   static open(netnsPath?: string): Rtnl {
+    const t0 = performance.now();
     const make = () => libcCalls.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
     const fd = netnsPath ? inNetnsThread(netnsPath, make) : make();
     const where = netnsPath ?? 'this namespace';
@@ -229,6 +230,7 @@ export class Rtnl {
     } catch {
       /* older kernel: errno only */
     }
+    trace?.(['netlink', netnsPath ? 'open (other namespace)' : 'open'], t0);
     return new Rtnl(fd, where);
   }
 
