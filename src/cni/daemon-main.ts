@@ -7,11 +7,12 @@
 // waits on (CNILAB_CNID_READY_FD) once it listens, and ends by itself: after
 // CNILAB_CNID_IDLE_MS without a call, or once the name its namespace had in
 // /run/netns is gone (the lab or runtime removed it; we alone would keep it).
-import { closeSync, writeSync } from 'node:fs';
+import { closeSync, readdirSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
 import { keepIpRunning } from '../net/ip.js';
 import { netnsInode, netnsNameOf } from '../net/netns.js';
 import { netnsPath } from '../net/exec.js';
-import { runDir, serve, type ServeOptions } from './daemon.js';
+import { AUTOSTART_LOG, runDir, serve, type ServeOptions } from './daemon.js';
 import type { Plugin } from './skel.js';
 
 export async function runDaemon(plugins: Record<string, Plugin<any>>): Promise<void> {
@@ -54,6 +55,16 @@ function autostarted(log: (line: string) => void, stopIp: () => Promise<void>): 
     onIdleClose: async (why) => {
       await stopIp();
       log(`cnilab daemon ${process.pid} stopped: ${why}`);
+      // The last one out takes the log and the run dir with it, as a lab's daemon leaves no run dir.
+      const dir = runDir();
+      try {
+        if (readdirSync(dir).join() === AUTOSTART_LOG) {
+          unlinkSync(join(dir, AUTOSTART_LOG));
+          rmdirSync(dir);
+        }
+      } catch {
+        /* another daemon is starting there */
+      }
       process.exit(0);
     },
   };

@@ -23,6 +23,8 @@ export const RUN_DIR_ENV = 'CNILAB_RUN_DIR';
 export const AUTOSTART_ENV = 'CNILAB_CNID_AUTOSTART';
 /** How long a daemon the shim started stays without a call. */
 export const IDLE_ENV = 'CNILAB_CNID_IDLE_MS';
+/** In the run dir: the log of the daemons the shim started (shim.c writes the same name). */
+export const AUTOSTART_LOG = 'cnid-autostart.log';
 // Not /run/cnilab itself: every directory there is a lab's state.
 export const DEFAULT_RUN_DIR = '/run/cnilab-cnid';
 

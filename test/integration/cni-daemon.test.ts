@@ -10,7 +10,7 @@ import { join, resolve } from 'node:path';
 import { inNetns, netnsPath } from '../../src/net/exec.js';
 import { Ip, type Link } from '../../src/net/ip.js';
 import { addNetns, deleteNetns, listNetns, netnsInode } from '../../src/net/netns.js';
-import { AUTOSTART_ENV, IDLE_ENV, pidPath, RUN_DIR_ENV, socketPath } from '../../src/cni/daemon.js';
+import { AUTOSTART_ENV, AUTOSTART_LOG, IDLE_ENV, pidPath, RUN_DIR_ENV, socketPath } from '../../src/cni/daemon.js';
 import { isRunning } from '../../src/lab/processes.js';
 import { startCnid, stopCnid, type Cnid } from '../../src/runner/cnid.js';
 
@@ -243,7 +243,7 @@ describe('CNI daemon started by the shim on first use', function () {
   }
 
   const daemonPid = () => (existsSync(pidPath(socket)) ? Number(readFileSync(pidPath(socket), 'utf8')) : undefined);
-  const starts = () => readFileSync(join(runDir, 'cnid-autostart.log'), 'utf8').split('\n').filter((l) => / serving /.test(l)).length;
+  const starts = () => readFileSync(join(runDir, AUTOSTART_LOG), 'utf8').split('\n').filter((l) => / serving /.test(l)).length;
 
   async function gone(pid: number): Promise<boolean> {
     for (let waited = 0; waited < 10_000; waited += 100) {
@@ -276,14 +276,13 @@ describe('CNI daemon started by the shim on first use', function () {
     expect(daemonPid()).to.equal(pid);
   });
 
-  it('ends by itself once idle, leaving neither socket nor pid file; the next call starts a new one', async () => {
+  it('ends by itself once idle, leaving nothing in its run dir, not even the dir; the next call starts a new one', async () => {
     const pid = daemonPid()!;
     expect(await gone(pid), 'exited when idle').to.equal(true);
-    expect(existsSync(socket)).to.equal(false);
-    expect(existsSync(pidPath(socket))).to.equal(false);
+    expect(existsSync(runDir)).to.equal(false);
     expect(call('VERSION', '').code).to.equal(0);
     expect(daemonPid()).to.not.equal(pid);
-    expect(starts()).to.equal(2);
+    expect(starts()).to.equal(1);
   });
 
   it('ends as soon as the name of its namespace is removed, though not idle yet', async () => {
@@ -292,7 +291,7 @@ describe('CNI daemon started by the shim on first use', function () {
     const pid = daemonPid()!;
     await deleteNetns(NS);
     expect(await gone(pid), 'exited with its namespace').to.equal(true);
-    expect(existsSync(pidPath(socket))).to.equal(false);
+    expect(existsSync(runDir)).to.equal(false);
     await addNetns(NS);
     socket = socketPath(runDir, netnsInode(netnsPath(NS))!);
   });
@@ -303,7 +302,7 @@ describe('CNI daemon started by the shim on first use', function () {
     const r = call('VERSION', '', { [RUN_DIR_ENV]: blocked });
     expect(r.code).to.equal(0);
     expect(JSON.parse(r.stdout).supportedVersions).to.include('1.1.0');
-    expect(readFileSync(join(blocked, 'cnid-autostart.log'), 'utf8')).to.match(/not started/);
+    expect(readFileSync(join(blocked, AUTOSTART_LOG), 'utf8')).to.match(/not started/);
   });
 
   it('is not started when turned off: the shim runs the plugin itself', () => {
