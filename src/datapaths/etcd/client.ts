@@ -1,8 +1,8 @@
 // A small etcd v3 client over etcd's JSON gateway (/v3/kv/*, /v3/watch): the
 // few calls a flannel-like agent needs, with Node's own HTTP and no gRPC stack.
-// Unary calls use node:http rather than fetch: a CNI plugin lives for one call,
-// and loading fetch's machinery costs it more than the call itself.
-import { request } from 'node:http';
+// Every call uses node:http rather than fetch: a CNI plugin lives for one call,
+// and loading fetch's machinery costs it (and each node's agent) more than the calls themselves.
+import { request, type IncomingMessage } from 'node:http';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const unb64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
@@ -92,16 +92,21 @@ export class Etcd {
 
   /** Stream changes under a prefix from `fromRevision` on, until `signal` aborts. */
   async watch(prefix: string, fromRevision: number, onEvents: (events: WatchEvent[]) => void | Promise<void>, signal: AbortSignal): Promise<void> {
-    const res = await fetch(`${this.endpoint}/v3/watch`, {
-      method: 'POST',
-      signal,
-      body: JSON.stringify({ create_request: { key: b64(prefix), range_end: prefixEnd(prefix), start_revision: String(fromRevision) } }),
+    const body = JSON.stringify({ create_request: { key: b64(prefix), range_end: prefixEnd(prefix), start_revision: String(fromRevision) } });
+    // node:http, not fetch: fetch loads undici, which costs an agent more CPU and memory at start than all its etcd calls.
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = request(`${this.endpoint}/v3/watch`, { method: 'POST', signal, headers: { 'content-type': 'application/json' } }, resolve);
+      req.on('error', reject);
+      req.end(body);
     });
-    if (!res.ok || !res.body) throw new Error(`etcd watch: HTTP ${res.status}`);
-    const decoder = new TextDecoder();
+    if ((res.statusCode ?? 500) >= 300) {
+      res.resume();
+      throw new Error(`etcd watch: HTTP ${res.statusCode}`);
+    }
+    res.setEncoding('utf8');
     let buffered = '';
-    for await (const chunk of res.body) {
-      buffered += decoder.decode(chunk as Uint8Array, { stream: true });
+    for await (const chunk of res as AsyncIterable<string>) {
+      buffered += chunk;
       let nl: number;
       while ((nl = buffered.indexOf('\n')) >= 0) {
         const line = buffered.slice(0, nl).trim();
@@ -111,15 +116,6 @@ export class Etcd {
         const events = msg.result?.events ?? [];
         if (events.length) await onEvents(events.map((e) => ({ type: e.type === 'DELETE' ? 'DELETE' : 'PUT', kv: toKv(e.kv) })));
       }
-    }
-  }
-
-  async healthy(): Promise<boolean> {
-    try {
-      const res = await fetch(`${this.endpoint}/health`, { signal: AbortSignal.timeout(1000) });
-      return res.ok;
-    } catch {
-      return false;
     }
   }
 }
