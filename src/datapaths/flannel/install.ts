@@ -17,8 +17,8 @@ import { prepareWireguard, wireguardImplementation } from './wireguard-install.j
 import { formatCidr, networkCidr, parseCidr, subnet } from '../../net/ipnet.js';
 
 export const FLANNEL_PREFIX = '/coreos.com/network';
-/** Agents starting at once: each is a Node.js start-up. */
-const AGENTS_AT_ONCE = 8;
+/** Agents started, or waited for, at once: on the docker and hosts backends each start is a command of its own. */
+const STARTS_AT_ONCE = 8;
 
 export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec[], progress: (msg: string) => void): Promise<void> {
   const control = nodes[0];
@@ -47,9 +47,11 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
     }),
   );
 
+  // Every agent is started before any is waited for: their start-ups overlap, so their leases
+  // complete close together and each agent folds the others' into a few reconcile passes
+  // (one at a time, an agent that started early reprograms once for every later one).
   const wireguard = network.backend === 'wireguard' ? await wireguardImplementation() : undefined;
-  const peerRoutes = new Map<string, string>();
-  await mapLimit(nodes, AGENTS_AT_ONCE, async (node) => {
+  await mapLimit(nodes, STARTS_AT_ONCE, async (node) => {
     const wgFlags = wireguard ? await prepareWireguard(backend, node, wireguard, progress) : [];
     await backend.start(node.name, 'flanneld', [
       process.execPath,
@@ -62,7 +64,12 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
       '--subnet-file', backend.nodePath(node.name, '/run/flannel/subnet.env'),
       ...wgFlags,
     ]);
-    const env = await waitForFile(backend, node.name, '/run/flannel/subnet.env', 10_000);
+  });
+  // They share the machine while starting: the wait grows with their number.
+  const startMs = 10_000 + 100 * nodes.length;
+  const peerRoutes = new Map<string, string>();
+  await mapLimit(nodes, STARTS_AT_ONCE, async (node) => {
+    const env = await waitForFile(backend, node.name, '/run/flannel/subnet.env', startMs);
     const subnets = [...env.matchAll(/^FLANNEL_(?:IPV6_)?SUBNET=(\S+)/gm)].map((m) => m[1]);
     progress(`flanneld on ${node.name}: ${subnets.join(' ')}`);
     const own = env.match(/^FLANNEL_SUBNET=(\S+)/m)?.[1];
@@ -74,7 +81,7 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
   // emulation) an agent writes its subnet file well before it programs its peers. vxlan and host-gw
   // route each peer's subnet; udp and wireguard route the whole network through their device.
   if (network.backend === 'vxlan' || network.backend === 'host-gw') {
-    await mapLimit(nodes, AGENTS_AT_ONCE, (node) => waitForRoutes(backend, node.name, [...peerRoutes].filter(([peer]) => peer !== node.name).map(([, r]) => r), 10_000));
+    await mapLimit(nodes, STARTS_AT_ONCE, (node) => waitForRoutes(backend, node.name, [...peerRoutes].filter(([peer]) => peer !== node.name).map(([, r]) => r), startMs));
   }
 }
 
