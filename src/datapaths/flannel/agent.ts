@@ -8,6 +8,7 @@ import { ensureRule } from '../../net/iptables.js';
 import { formatAddr, formatCidr, formatIp, formatPrefix, firstAddr, network, parseCidr, parsePrefix, subnet, type Cidr } from '../../net/ipnet.js';
 import { Etcd } from '../etcd/client.js';
 import { makeBackend } from './backends.js';
+import { linksByName } from './links.js';
 import { claimLease, ipv6SubnetFor, leaseFingerprint, parseLease, subnetKey, type AgentOptions, type FlannelBackend, type Lease, type LeaseValue, type NetworkConfig } from './types.js';
 export class FlannelAgent {
   readonly etcd: Etcd;
@@ -78,7 +79,7 @@ export class FlannelAgent {
     this.lease = parseLease({ key: subnetKey(this.opts.prefix, local), value: JSON.stringify(leaseValue), modRevision: 0 }, this.opts.prefix)!;
     this.log(`acquired lease ${formatCidr(local)}${local6 ? ` and ${formatPrefix(local6)}` : ''} for ${this.opts.publicIp} (backend ${type}${backend.implementation ? ` on ${backend.implementation}` : ''})`);
 
-    const under = await this.ip.link(this.opts.iface);
+    const under = (await linksByName(this.ip)).get(this.opts.iface);
     const mtu = (under?.mtu ?? 1500) - backend.overhead;
     await this.ip.sysctl({ 'net.ipv4.ip_forward': 1, ...(local6 ? { 'net.ipv6.conf.all.forwarding': 1 } : {}) });
     await this.masquerade(formatCidr(net), 4);

@@ -2,8 +2,9 @@
 // Dual-stack as flannel does it: a second device flannel-v6.<VNI> whose VTEP is the
 // node's IPv6 underlay address, so IPv6 pods travel in VXLAN over IPv6 (flannel has no
 // IPv6-in-IPv4 VXLAN) with the same neighbour + FDB scheme.
-import type { Ip } from '../../net/ip.js';
+import type { Ip, Link } from '../../net/ip.js';
 import { formatAddr, formatCidr, formatIp, formatPrefix, network, firstAddr, type Cidr, type Prefix } from '../../net/ipnet.js';
+import { linksByName } from './links.js';
 import type { AgentOptions, FlannelBackend, Lease } from './types.js';
 
 export class VxlanBackend implements FlannelBackend {
@@ -63,17 +64,18 @@ export class VxlanBackend implements FlannelBackend {
   }
 
   async setup(local: Cidr): Promise<Record<string, unknown>> {
-    const under = await this.ip.link(this.opts.iface);
+    const links = await linksByName(this.ip);
+    const under = links.get(this.opts.iface);
     if (!under) throw new Error(`underlay device ${this.opts.iface} not found`);
-    await this.ip.deleteLink(this.device);
     // nolearning: every remote MAC is programmed from etcd, nothing is flooded.
-    await this.ip.batch([
+    const shown = await this.ip.batchJson<Link>([
+      ...(links.has(this.device) ? [['link', 'del', this.device]] : []),
       ['link', 'add', this.device, 'mtu', String(under.mtu - this.overhead), 'type', 'vxlan', 'id', String(this.vni), 'local', this.opts.publicIp, 'dev', this.opts.iface, 'dstport', String(this.port), 'nolearning'],
       ['addr', 'add', `${formatIp(network(local))}/32`, 'dev', this.device],
       ['link', 'set', this.device, 'up'],
+      ['link', 'show', 'dev', this.device],
     ]);
-    const link = await this.ip.link(this.device);
-    return { VNI: this.vni, VtepMAC: link!.address };
+    return { VNI: this.vni, VtepMAC: shown[0][0].address };
   }
 
   addRemote(r: Lease) {
