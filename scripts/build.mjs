@@ -5,7 +5,8 @@
 //                              otherwise runs lib/<plugin>.mjs with node; without a C compiler,
 //                              the bundle itself
 //   dist/cni/cnid.mjs          the per-node daemon that keeps every plugin loaded
-//   dist/cli.js, dist/agents/  the CLI and the node agents (src/datapaths/*/bin, and kube-proxy from src/services/bin)
+//   dist/cli.js, dist/agents/  the CLI and the node agents (src/datapaths/*/bin, and kube-proxy from src/services/bin),
+//                              with the chunks they import on demand
 import { build } from 'esbuild';
 import { spawnSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
@@ -57,8 +58,10 @@ await Promise.all([
   }),
   build({ ...common, entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', banner, packages: 'external' }),
   ...agentEntries().map((f) =>
-    // koffi loads a prebuilt native library at run time: it stays in node_modules.
-    build({ ...common, entryPoints: [f], outfile: `dist/agents/${basename(f, '.ts')}.js`, banner, external: ['koffi'] }),
+    // koffi loads a prebuilt native library at run time: it stays in node_modules. What an agent
+    // imports only when needed (flannel's udp backend and koffi with it) goes to a chunk of its own
+    // beside it, so the others never load it.
+    build({ ...common, entryPoints: [f], outdir: 'dist/agents', entryNames: '[name]', chunkNames: '[name]-[hash]', splitting: true, banner, external: ['koffi'] }),
   ),
   ...readdirSync('src/services/bin').map((f) => build({ ...common, entryPoints: [`src/services/bin/${f}`], outfile: `dist/agents/${basename(f, '.ts')}.js`, banner })),
 ]);

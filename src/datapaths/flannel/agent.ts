@@ -59,7 +59,7 @@ export class FlannelAgent {
     if (!net) throw new Error(`network config: Network "${config.Network}" is not a CIDR`);
     const len = config.SubnetLen ?? 24;
     const type = config.Backend?.Type ?? 'vxlan';
-    const backend = makeBackend(this.ip, this.opts, config, net);
+    const backend = await makeBackend(this.ip, this.opts, config, net);
     this.backend = backend;
 
     // Dual-stack (flannel's EnableIPv6): an IPv6 subnet beside the IPv4 one.

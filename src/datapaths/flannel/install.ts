@@ -66,7 +66,7 @@ export async function installFlannel(backend: Backend, lab: Lab, nodes: NodeSpec
     ]);
   });
   // They share the machine while starting: the wait grows with their number.
-  const startMs = 10_000 + 100 * nodes.length;
+  const startMs = 10_000 + 250 * nodes.length;
   const peerRoutes = new Map<string, string>();
   await mapLimit(nodes, STARTS_AT_ONCE, async (node) => {
     const env = await waitForFile(backend, node.name, '/run/flannel/subnet.env', startMs);
