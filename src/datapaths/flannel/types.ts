@@ -13,6 +13,8 @@ export interface AgentOptions {
   subnetFile: string;
   /** wireguard backend: this node's socket directory for wireguard-go (see net/wireguard.ts). */
   wgRunDir?: string;
+  /** The agent runs in the node's namespace as a process of its own: keep an ip running there while the datapath changes. */
+  keepIp?: boolean;
   log?: (msg: string) => void;
 }
 

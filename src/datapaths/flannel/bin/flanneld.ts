@@ -1,6 +1,5 @@
 // cnilab's flannel-like node agent. Runs on a node (inside its network namespace).
 import { parseArgs } from 'node:util';
-import { keepIpRunning } from '../../../net/ip.js';
 import { FlannelAgent } from '../agent.js';
 
 process.title = 'flanneld';
@@ -21,8 +20,6 @@ for (const required of ['etcd-endpoints', 'public-ip'] as const) {
     process.exit(2);
   }
 }
-// Each reconcile pass changes routes and neighbours: down a pipe to one ip kept running, not an ip started per pass.
-const stopIp = keepIpRunning();
 const agent = new FlannelAgent({
   etcdEndpoint: values['etcd-endpoints']!.split(',')[0],
   prefix: values['etcd-prefix']!,
@@ -31,15 +28,13 @@ const agent = new FlannelAgent({
   publicIpv6: values['public-ipv6'],
   subnetFile: values['subnet-file']!,
   wgRunDir: values['wg-run-dir'],
+  keepIp: true,
 });
 for (const sig of ['SIGTERM', 'SIGINT'] as const) {
   process.once(sig, () => {
     // Threads finish within one poll interval; should one hang, exit anyway.
     setTimeout(() => process.exit(0), 1500).unref();
-    agent
-      .stop()
-      .then(stopIp)
-      .finally(() => process.exit(0));
+    agent.stop().finally(() => process.exit(0));
   });
 }
 agent.start().catch((e) => {
