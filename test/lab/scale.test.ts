@@ -2,7 +2,7 @@
 // brought up through the batched pods phase, checked against the kernel and
 // torn down to nothing. (Timing belongs to `npm run bench:scale`, not here.)
 import { expect } from 'chai';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LabInstance } from '../../src/runner/runner.js';
@@ -11,6 +11,10 @@ import { requireBuilt } from '../../src/lab/paths.js';
 import { isRunning } from '../../src/lab/processes.js';
 import { parseCidr, contains, parseIp } from '../../src/net/ipnet.js';
 import { leftovers } from '../helpers/lab.js';
+import { ETCD_CLIENT_PORT, etcdPut } from '../../src/datapaths/etcd/server.js';
+import { FLANNEL_PREFIX } from '../../src/datapaths/flannel/install.js';
+import { Ip } from '../../src/net/ip.js';
+import { waitUntil } from '../../src/util/wait.js';
 
 const PODS = 300;
 
@@ -95,7 +99,7 @@ describe(`lab: ${PODS} pods on flannel-host-gw; ${NODES} flannel-vxlan nodes`, f
     expect(pids.filter((pid) => isRunning(pid)), 'processes of the lab still running').to.deep.equal([]);
   });
 
-  it(`starts ${NODES} flannel agents together and still gives node i the i-th /24, every node reaching the last one`, async () => {
+  it(`starts ${NODES} flannel agents together and still gives node i the i-th /24, every node reaching the last one; quiet agents hold no ip and still follow a lease that changes`, async () => {
     const inst = LabInstance.open(nodesFile, { name: 'scale-nodes' }, new QuietReporter());
     try {
       await inst.up();
@@ -108,6 +112,21 @@ describe(`lab: ${PODS} pods on flannel-host-gw; ${NODES} flannel-vxlan nodes`, f
       for (const p of pods.filter((x) => x !== last)) {
         const r = await inst.backend.podExec(p.node, p.name, ['ping', '-c', '1', '-W', '2', last.ip!], { allowFailure: true });
         expect(r.exitCode, `${p.name} on ${p.node} → ${last.name} ${last.ip}: ${r.stdout}`).to.equal(0);
+      }
+
+      // Once quiet, the agents let their ip go; a lease that changes afterwards (the last node's
+      // VTEP MAC) still reaches every other node, through the watch and an ip started again.
+      const agents = inst.state.state.processes.filter((p) => p.name === 'flanneld').map((p) => p.pid);
+      const children = (pid: number) => readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim();
+      await waitUntil(() => agents.every((pid) => children(pid) === ''), { timeoutMs: 30_000, what: 'the quiet agents to stop their ip' });
+      const control = inst.lab.topology.nodes[0];
+      const key = `${FLANNEL_PREFIX}/subnets/10.10.${NODES - 1}.0-24`;
+      const lease = JSON.parse((await inst.backend.exec(control.name, ['etcdctl', '--endpoints', `http://127.0.0.1:${ETCD_CLIENT_PORT}`, 'get', key, '--print-value-only'], { env: { ETCDCTL_API: '3' } })).stdout);
+      const mac = '02:00:00:00:0c:0b';
+      await etcdPut(inst.backend, control, key, JSON.stringify({ ...lease, BackendData: { ...lease.BackendData, VtepMAC: mac } }));
+      for (let i = 0; i < NODES - 1; i++) {
+        const ip = new Ip(inst.backend.node(`n${i}`));
+        await waitUntil(async () => (await ip.cmd('neigh', 'show', `10.10.${NODES - 1}.0`, 'dev', 'flannel.1')).includes(mac), { timeoutMs: 30_000, what: `n${i} to program the last node's new VTEP MAC` });
       }
     } finally {
       await inst.down();
