@@ -6,6 +6,7 @@ import type { Lab, LabProblem, NetworkKind } from '../lab/lab-file.js';
 import type { Backend, NodeSpec } from '../topologies/backend.js';
 import type { PodRecord } from '../lab/state.js';
 import type { NetworkPolicy } from '../policy/schema.js';
+import type { RunsCommands } from '../net/target.js';
 
 /** A datapath's NetworkPolicy engine: what it learns of pods, and the policies to put in force. */
 export interface PolicyEngine {
@@ -21,8 +22,8 @@ export interface Datapath extends NetworkKind {
   kernelFeatures(lab: Lab): string[];
   /** Tools it runs, by their name in the tool table (src/lab/tools.ts). */
   tools: string[];
-  /** Kernel features that are not link types, tried before the lab starts; returns the missing ones, named. */
-  probeKernel?(lab: Lab): Promise<string[]>;
+  /** Kernel features that are not link types, tried before the lab starts where `where` runs (each node's own kernel on hosts); returns the missing ones, named. */
+  probeKernel?(lab: Lab, where: RunsCommands): Promise<string[]>;
   install(backend: Backend, lab: Lab, nodes: NodeSpec[], progress: (msg: string) => void): Promise<void>;
   /** Lab-file problems only this datapath can see (beyond its schema); the path names the field. */
   validate?(lab: Lab): LabProblem[];

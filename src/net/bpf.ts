@@ -153,21 +153,6 @@ export async function programLoaded(id: number): Promise<boolean> {
   return (await run(['bpftool', 'prog', 'show', 'id', String(id)], { allowFailure: true })).exitCode === 0;
 }
 
-/**
- * Whether this kernel runs tc BPF programs: a clsact qdisc and a trivial
- * program loaded and attached in `netns` on `dev`. Returns the missing
- * features, named. tc loads the object itself in a private mount namespace,
- * so the BPF filesystem it mounts for that is gone when it exits.
- */
-export async function missingTcBpf(netns: string, dev: string, probeObject: string): Promise<string[]> {
-  const qdisc = await run(inNetns(netns, 'tc', ['qdisc', 'add', 'dev', dev, 'clsact']), { allowFailure: true });
-  if (qdisc.exitCode !== 0) return [`tc clsact qdisc (sch_clsact: ${qdisc.stderr.trim()})`];
-  const argv = inNetns(netns, 'unshare', ['--mount', '--propagation', 'private', 'tc', 'filter', 'add', 'dev', dev, 'ingress', 'bpf', 'direct-action', 'obj', probeObject, 'sec', 'tc']);
-  const filter = await run(argv, { allowFailure: true });
-  if (filter.exitCode !== 0) return [`BPF tc classifiers (cls_bpf and the bpf() syscall: ${filter.stderr.trim().split('\n')[0]})`];
-  return [];
-}
-
 /** A BPF program attached to a device in a namespace (tc clsact ingress/egress, or XDP), as `bpftool net show` lists it. */
 export interface BpfAttachment {
   dev: string;

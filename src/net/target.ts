@@ -35,3 +35,10 @@ export function runAt(where: Where, argv: string[], opts: TargetRunOptions = {})
   const netns = typeof where === 'object' ? where.netns : where;
   return run(inNetns(netns, argv[0], argv.slice(1)), { input: opts.input, allowFailure: opts.allowFailure, env: opts.env ? { ...process.env, ...opts.env } : undefined });
 }
+
+/** This machine in this process's own namespaces: where the nodes share its kernel, preflight asks it here. */
+export const THIS_MACHINE: RunsCommands = {
+  label: 'this machine',
+  run: (argv, opts) => runAt(undefined, argv, opts),
+  argv: (argv) => argv,
+};

@@ -4,10 +4,8 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync, rmSync } from 'node:fs';
 import { execa } from 'execa';
-import { Ip } from '../net/ip.js';
-import { LINK_KINDS } from '../net/link-kinds.js';
-import { addNetns, deleteNetns } from '../net/netns.js';
 import { missingLinkKindsOn } from '../net/kernel-probe.js';
+import { THIS_MACHINE } from '../net/target.js';
 import type { Backend } from '../topologies/backend.js';
 import type { Lab } from '../lab/lab-file.js';
 import { datapath } from '../datapaths/index.js';
@@ -50,29 +48,12 @@ export function requiredKernelFeatures(lab: Lab): string[] {
   return [...new Set(['veth', 'bridge', ...datapath(lab.network.plugin).kernelFeatures(lab), ...lab.requires])];
 }
 
-/** Try each link type in a scratch namespace: the kernel's own answer, nothing guessed. */
-export async function missingKernelFeatures(features: string[]): Promise<string[]> {
-  const scratch = `${NAME_PREFIX}preflight-${process.pid}-${randomBytes(3).toString('hex')}`;
-  await addNetns(scratch);
-  try {
-    const ip = new Ip(scratch);
-    const missing: string[] = [];
-    // Attached kinds (macvlan, vlan, ipvlan) need a parent link: a bridge is always there to lean on.
-    await ip.cmd('link', 'add', 'pfparent', 'type', 'bridge').catch(() => undefined);
-    for (const [i, f] of features.entries()) {
-      const probe = LINK_KINDS[f]?.probe;
-      if (!probe) throw new Error(`preflight does not know how to test kernel feature "${f}" (src/net/link-kinds.ts)`);
-      try {
-        await ip.cmd(...probe(`pf${i}`, 'pfparent'));
-      } catch {
-        missing.push(f);
-      }
-    }
-    return missing;
-  } finally {
-    await deleteNetns(scratch);
-  }
+/** Try each link type in a scratch namespace of this machine: the kernel's own answer, nothing guessed. */
+export function missingKernelFeatures(features: string[]): Promise<string[]> {
+  return missingLinkKindsOn(THIS_MACHINE, features, scratchName());
 }
+
+const scratchName = () => `${NAME_PREFIX}preflight-${process.pid}-${randomBytes(3).toString('hex')}`;
 
 /** `kernel: false`: the nodes' kernels are not this machine's (hosts); nodePreflight asks them once they are reachable. */
 export async function preflight(lab: Lab, opts: { install: boolean; log: (msg: string) => void; kernel?: boolean }): Promise<void> {
@@ -81,19 +62,26 @@ export async function preflight(lab: Lab, opts: { install: boolean; log: (msg: s
   if (opts.kernel === false) return;
   const missing = await missingKernelFeatures(requiredKernelFeatures(lab));
   const probe = datapath(lab.network.plugin).probeKernel;
-  if (probe) missing.push(...(await probe(lab)));
+  if (probe) missing.push(...(await probe(lab, THIS_MACHINE)));
   if (missing.length) throw new MissingFeatureError(lab.name, missing);
 }
 
-/** The link kinds the lab makes, tried on every node's own kernel; the error names each node that lacks one. */
+/** The link kinds the lab makes and its datapath's other kernel features, tried on every node's own kernel; the error names each node that lacks one. */
 export async function nodePreflight(lab: Lab, backend: Backend): Promise<void> {
   const features = requiredKernelFeatures(lab);
-  const scratch = `${NAME_PREFIX}preflight-${process.pid}-${randomBytes(3).toString('hex')}`;
-  const found = await Promise.all(lab.topology.nodes.map(async (n) => ({ node: n.name, missing: await missingLinkKindsOn(backend.node(n.name), features, scratch) })));
+  const probe = datapath(lab.network.plugin).probeKernel;
+  const scratch = scratchName();
+  const missingOn = async (node: string) => {
+    const where = backend.node(node);
+    return [...(await missingLinkKindsOn(where, features, scratch)), ...(probe ? await probe(lab, where) : [])];
+  };
+  const found = await Promise.all(lab.topology.nodes.map(async (n) => ({ node: n.name, missing: await missingOn(n.name) })));
   const lacking = found.filter((f) => f.missing.length);
   if (!lacking.length) return;
   const named = (node: string) => backend.nodeLabel?.(node) ?? `node ${node}`;
-  const where = lacking.map((f) => `the kernel of ${named(f.node)}${lacking.length > 1 ? ` (${f.missing.join(', ')})` : ''}`).join(' and ');
+  // Each node's own list only where they differ.
+  const same = lacking.every((f) => f.missing.join() === lacking[0].missing.join());
+  const where = lacking.map((f) => `the kernel of ${named(f.node)}${same ? '' : ` (${f.missing.join(', ')})`}`).join(' and ');
   throw new MissingFeatureError(lab.name, [...new Set(lacking.flatMap((f) => f.missing))], where);
 }
 

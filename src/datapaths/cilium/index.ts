@@ -11,7 +11,7 @@ export const cilium: Datapath = {
   network: ciliumNetwork,
   kernelFeatures: (lab) => ((lab.network as CiliumNetwork).backend === 'vxlan' ? ['vxlan'] : []),
   tools: ['clang', 'bpftool', 'tc', 'curl', '/usr/include/bpf/bpf_helpers.h', '/usr/include/linux/bpf.h'],
-  probeKernel: missingBpfFeatures,
+  probeKernel: (_lab, where) => missingBpfFeatures(where),
   install: installCilium,
   // IPv6 pods as Cilium carries them: native routing over an IPv6 underlay, or the same VXLAN tunnel over an IPv4 one.
   dualStack: true,

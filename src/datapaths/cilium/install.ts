@@ -8,8 +8,9 @@ import { underlayIface, type Backend, type NodeSpec } from '../../topologies/bac
 import type { Lab } from '../../lab/lab-file.js';
 import type { CiliumNetwork } from './schema.js';
 import { Ip } from '../../net/ip.js';
-import { addNetns, deleteNetns } from '../../net/netns.js';
-import { compileBpf, missingTcBpf } from '../../net/bpf.js';
+import { compileBpf } from '../../net/bpf.js';
+import { missingTcBpfOn } from '../../net/kernel-probe.js';
+import { THIS_MACHINE, type RunsCommands } from '../../net/target.js';
 import { formatCidr, formatPrefix, parseCidr, parsePrefix, subnet, subprefix } from '../../net/ipnet.js';
 import { TUNNEL_DEVICE, pinLayout, type CiliumAgentConfig, type ClusterNode } from './agent.js';
 import { AGENTS_DIR, ROOT } from '../../lab/paths.js';
@@ -139,19 +140,13 @@ async function waitForAgent(backend: Backend, node: string, agentLog: string, ti
 
 /**
  * What the kernel must do for this datapath beyond link types: a clsact qdisc
- * and a BPF classifier, tried with a trivial program in a scratch namespace.
+ * and a BPF classifier, tried with a trivial program in a scratch namespace
+ * where `where` runs (this machine, or a node with a kernel of its own).
  * Returns the missing features, named; an empty list when all is there.
  */
-export async function missingBpfFeatures(): Promise<string[]> {
+export async function missingBpfFeatures(where: RunsCommands = THIS_MACHINE): Promise<string[]> {
   const probe = await compileBpf(join(BPF_SOURCE_DIR, 'probe.c'), BPF_CACHE_DIR);
-  const scratch = `${NAME_PREFIX}preflight-bpf-${process.pid}-${randomBytes(3).toString('hex')}`;
-  await addNetns(scratch);
-  try {
-    await new Ip(scratch).cmd('link', 'add', 'pf0', 'type', 'veth', 'peer', 'name', 'pf1');
-    return await missingTcBpf(scratch, 'pf0', probe);
-  } finally {
-    await deleteNetns(scratch);
-  }
+  return missingTcBpfOn(where, probe, `${NAME_PREFIX}preflight-bpf-${process.pid}-${randomBytes(3).toString('hex')}`);
 }
 
 /** kube-proxy in ebpf mode writes the service maps the node's agent pinned; NodePorts are on the node's address. */
