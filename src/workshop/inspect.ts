@@ -10,6 +10,7 @@ import { pidsInNetns } from '../lab/processes.js';
 import type { LabState } from '../lab/state.js';
 import type { Backend, Target } from '../topologies/backend.js';
 import { kindOf } from '../net/link-kinds.js';
+import { podNetns } from '../topologies/netns.js';
 import { buildModel, type NetModel, type RawNamespace } from './model.js';
 import { readServices } from './services.js';
 
@@ -17,6 +18,8 @@ export interface InspectTarget {
   kind: 'node' | 'pod';
   name: string;
   node: string;
+  /** A pod's network namespace as its node names it: a node's veth names it as its peer's (ip netns list-id). */
+  netnsName?: string;
 }
 
 /** The node or pod as a Target of its backend. */
@@ -39,7 +42,8 @@ export async function readNamespace(backend: Backend, t: InspectTarget): Promise
     t.kind === 'node' ? natRules(target) : Promise.resolve(undefined),
     t.kind === 'node' ? bpfAttachments(target) : Promise.resolve([]),
   ]);
-  const raw: RawNamespace = { ...t, netns: netns ?? target.label, links, routes, routes6, neighbours, fdb, nsids, ...(nat ? { nat } : {}), ...(bpf.length ? { bpf } : {}) };
+  const { netnsName, ...who } = t;
+  const raw: RawNamespace = { ...who, netns: netns ?? netnsName ?? target.label, links, routes, routes6, neighbours, fdb, nsids, ...(nat ? { nat } : {}), ...(bpf.length ? { bpf } : {}) };
   if (links.some((l) => kindOf(l) === 'tun')) {
     // Who holds a TUN device is read from /proc: possible where the namespace is on this machine.
     const inode = netns ? netnsInode(netns) : undefined;
@@ -50,7 +54,7 @@ export async function readNamespace(backend: Backend, t: InspectTarget): Promise
 
 /** The lab's nodes (in topology order) and its pods. */
 export function targetsOf(nodes: string[], state: LabState): InspectTarget[] {
-  return [...nodes.map((n) => ({ kind: 'node' as const, name: n, node: n })), ...state.pods.map((p) => ({ kind: 'pod' as const, name: p.name, node: p.node }))];
+  return [...nodes.map((n) => ({ kind: 'node' as const, name: n, node: n })), ...state.pods.map((p) => ({ kind: 'pod' as const, name: p.name, node: p.node, netnsName: podNetns(state.lab, p.name) }))];
 }
 
 export async function inspectRaw(backend: Backend, targets: InspectTarget[]): Promise<RawNamespace[]> {

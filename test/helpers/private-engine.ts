@@ -50,11 +50,15 @@ export async function startEngine(commands: Record<string, string> = {}): Promis
   return { engine, dir, image };
 }
 
-/** startEngine in a suite's `before` hook: where none can start, the suite is skipped and says why. */
+/** startEngine in a suite's `before` hook: where none can start, the suite is skipped and each of its tests says why in its title. */
 export async function startTestEngine(ctx: Mocha.Context, commands: Record<string, string> = {}): Promise<TestEngine | undefined> {
   const t = await startEngine(commands);
   if (typeof t !== 'string') return t;
-  console.log(`      skipped: ${t}`);
+  const sayWhy = (suite: Mocha.Suite): void => {
+    for (const test of suite.tests) test.title += ` (skipped: ${t})`;
+    suite.suites.forEach(sayWhy);
+  };
+  sayWhy(ctx.test!.parent!);
   ctx.skip();
 }
 

@@ -1,8 +1,10 @@
 // Every lab on the docker backend: nodes as containers of cnilab's node image on
 // a Docker network underlay, the same steps and checks as on netns. The test
 // starts its own dockerd (Debian's docker.io) in a temporary directory, waits
-// for it, and stops it by PID at the end; where no engine can be started the
-// suite is skipped and says why.
+// for it, and stops it by PID at the end; where no engine can be started every
+// test is skipped and says why in its title. Run it under the machine-wide lock
+// (`flock /run/cnilab-docker.lock npx mocha …`): two engines must not rewrite
+// iptables at once.
 import { expect } from 'chai';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { execa } from 'execa';
@@ -15,15 +17,8 @@ import { labDir, NAME_PREFIX, readState } from '../../src/lab/state.js';
 import type { PrivateEngine } from '../../src/topologies/docker-engine.js';
 import { LAB_LABEL, PREFIX_LABEL, labLabels } from '../../src/topologies/docker.js';
 import { failures } from '../helpers/lab.js';
-import { Terminal } from '../helpers/terminal.js';
+import { cli, workshopChecks, WORKSHOP_LAB } from '../helpers/workshop-checks.js';
 import { startTestEngine, stopTestEngine, type TestEngine } from '../helpers/private-engine.js';
-import { ROOT } from '../../src/lab/paths.js';
-
-/** The CLI as a user runs it, with this test's engine and state directory. */
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const r = await execa(process.execPath, [`${ROOT}/dist/cli.js`, ...args], { reject: false, env: { NO_COLOR: '1' } });
-  return { code: r.exitCode ?? 1, stdout: r.stdout, stderr: r.stderr };
-}
 
 /** Containers and networks on the engine that carry `lab`'s labels. */
 async function dockerLeftovers(engine: PrivateEngine, lab: string): Promise<string[]> {
@@ -110,47 +105,6 @@ describe('docker backend: labs on nodes as containers', function () {
     });
   }
 
-  it('every workshop command works on docker nodes: status, diagram, trace --capture, shell, exec', async function () {
-    this.timeout(300_000);
-    const lab = 'dkr-ws';
-    const inst = LabInstance.open('flannel-vxlan', { name: lab, backend: 'docker' }, new QuietReporter());
-    await inst.up({ install: false });
-    const term = new Terminal('docker-shell');
-    try {
-      const status = await cli(['status', lab, '--json']);
-      expect(status.code, status.stderr).to.equal(0);
-      expect(JSON.parse(status.stdout)).to.include({ healthy: true, backend: 'docker' });
-
-      // The diagram is read from the kernel inside the containers: the same datapath as on netns.
-      const diagram = await cli(['diagram', lab, '--json']);
-      expect(diagram.code, diagram.stderr).to.equal(0);
-      const model = JSON.parse(diagram.stdout) as { namespaces: { kind: string; name: string; links: { name: string; kind: string }[] }[] };
-      expect(model.namespaces.filter((n) => n.kind === 'node').map((n) => n.name)).to.deep.equal(['master', 'worker']);
-      expect(model.namespaces.filter((n) => n.kind === 'pod')).to.have.length(3);
-      expect(model.namespaces.find((n) => n.name === 'master')!.links.map((l) => `${l.name}:${l.kind}`)).to.include.members(['cni0:bridge', 'flannel.1:vxlan']);
-
-      const trace = await cli(['trace', '--lab', lab, 'nginx-0', 'nginx-1', '--capture', '--json']);
-      expect(trace.code, trace.stdout + trace.stderr).to.equal(0);
-      const t = JSON.parse(trace.stdout) as { delivered: boolean; tunnels: { via: string; vni?: number }[]; capture: { allSeen: boolean } };
-      expect(t.delivered).to.equal(true);
-      expect(t.tunnels.map((x) => x.via)).to.deep.equal(['vxlan']);
-      expect(t.capture.allSeen).to.equal(true);
-
-      // A shell in a pod, in a real terminal: the prompt says where, and commands run there.
-      await term.start(`node dist/cli.js shell --lab ${lab} nginx-1; echo SHELL-EXIT $?; sleep 600`);
-      await term.waitFor(/\[dkr-ws pod nginx-1@worker\]/, 'the shell prompt');
-      await term.keys('hostname; ip -4 -o addr show eth0', 'Enter');
-      const screen = await term.waitFor(/eth0\s+inet 10\.10\.1\.\d+\/24/, "the pod's address");
-      expect(screen).to.include('nginx-1');
-      await term.keys('exit', 'Enter');
-      await term.waitFor(/SHELL-EXIT 0/, 'the shell to end');
-    } finally {
-      await term.stop();
-      await inst.down();
-    }
-    expect(await dockerLeftovers(engine!, lab)).to.deep.equal([]);
-  });
-
   it('bench runs on docker nodes with its timeouts: TCP and request/response against the underlay', async function () {
     this.timeout(300_000);
     const results = mkdtempSync('/tmp/cnilab-dkr-bench-');
@@ -180,5 +134,20 @@ describe('docker backend: labs on nodes as containers', function () {
     expect(report.orphans).to.include.members([`${NAME_PREFIX}${lab}-master`, `${NAME_PREFIX}${lab}-underlay`]);
     expect(await dockerLeftovers(engine!, lab)).to.deep.equal([]);
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).to.not.include(`${NAME_PREFIX}${lab}`);
+  });
+
+  // After the tests above (mocha runs a suite's own tests before its inner suites): one lab for every check.
+  describe('the workshop commands (the list every backend runs)', function () {
+    const lab = 'dkr-ws';
+    before(async function () {
+      this.timeout(300_000);
+      await LabInstance.open(WORKSHOP_LAB, { name: lab, backend: 'docker' }, new QuietReporter()).up({ install: false });
+    });
+    after(async function () {
+      this.timeout(120_000);
+      await cleanLab(lab);
+      expect(await dockerLeftovers(engine!, lab)).to.deep.equal([]);
+    });
+    workshopChecks(() => ({ backend: 'docker', name: lab }));
   });
 });

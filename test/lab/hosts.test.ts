@@ -16,11 +16,12 @@ import { QuietReporter } from '../../src/runner/reporter.js';
 import { ROOT } from '../../src/lab/paths.js';
 import { listLabFiles } from '../../src/lab/lab-file.js';
 import { loadLab } from '../../src/datapaths/index.js';
-import { labDir, readState } from '../../src/lab/state.js';
+import { readState } from '../../src/lab/state.js';
 import { dockerExec } from '../../src/topologies/docker.js';
 import { failures } from '../helpers/lab.js';
 import { startTestEngine, stopTestEngine, type TestEngine } from '../helpers/private-engine.js';
 import { startSshHosts } from '../helpers/ssh-hosts.js';
+import { workshopChecks, WORKSHOP_LAB } from '../helpers/workshop-checks.js';
 
 const SUBNET = '172.31.7.0/24';
 const HOSTS = { m1: '172.31.7.11', w1: '172.31.7.12' };
@@ -150,37 +151,41 @@ describe('hosts backend: labs on machines over ssh', function () {
     expect(changes(before, await view())).to.deep.equal([]);
   });
 
-  it('a lab left up: later commands find the hosts in its state (exec, status, diagram, trace --capture), a second lab is refused, down gives the hosts back', async () => {
-    const before = await view();
-    const up = await cli('up', 'flannel-host-gw', '--name', 'hst-left', '--backend', 'hosts', '--inventory', inventory, '-q');
-    try {
+  // After the tests above (mocha runs a suite's own tests before its inner suites).
+  describe('a lab left up: later commands find the hosts in its state, a second lab is refused, down gives the hosts back', function () {
+    const lab = 'hst-left';
+    let given: View = {};
+    before(async function () {
+      this.timeout(300_000);
+      given = await view();
+      const up = await cli('up', WORKSHOP_LAB, '--name', lab, '--backend', 'hosts', '--inventory', inventory, '-q');
       expect(up.exitCode, up.stderr).to.equal(0);
-      expect(readState('hst-left')?.topology).to.deep.equal({ underlay: SUBNET, nodes: [
+    });
+    after(async function () {
+      this.timeout(120_000);
+      const down = await cli('down', lab);
+      expect(down.exitCode, down.stderr).to.equal(0);
+      expect(changes(given, await view())).to.deep.equal([]);
+      expect(readState(lab)).to.equal(undefined);
+    });
+
+    it('the state has each machine\'s address and interface; a node is the machine itself, its hostname and address', async () => {
+      expect(readState(lab)?.topology).to.deep.equal({ underlay: SUBNET, nodes: [
           { name: 'master', address: HOSTS.m1, iface: IFACE.m1 },
           { name: 'worker', address: HOSTS.w1, iface: IFACE.w1 },
         ],
       });
-      // The node is the machine: its hostname, its address, its default route untouched.
-      const exec = await cli('exec', '--lab', 'hst-left', 'master', '--', 'sh', '-c', 'hostname; ip -o -4 addr show eth0');
+      const exec = await cli('exec', '--lab', lab, 'master', '--', 'sh', '-c', 'hostname; ip -o -4 addr show eth0');
       expect(exec.stdout).to.match(/^m1\n/).and.include(`inet ${HOSTS.m1}/24`);
-      const status = await cli('status', 'hst-left');
-      expect(status.exitCode, status.stdout + status.stderr).to.equal(0);
-      const diagram = await cli('diagram', 'hst-left', '--json');
-      expect(diagram.exitCode, diagram.stderr).to.equal(0);
-      expect(diagram.stdout).to.include(HOSTS.w1).and.include('nginx-0');
-      const trace = await cli('trace', 'nginx-0', 'nginx-1', '--lab', 'hst-left', '--capture', '--json');
-      expect(trace.exitCode, trace.stdout + trace.stderr).to.equal(0);
-      expect(JSON.parse(trace.stdout)).to.include({ delivered: true });
-      // The hosts are taken: another lab on them is refused and changes nothing there.
-      const second = await runLab('flannel-vxlan', { name: 'hst-second', backend: 'hosts', inventory }, new QuietReporter());
+    });
+
+    it('the hosts are taken: another lab on them is refused and changes nothing there', async () => {
+      const second = await runLab('flannel-host-gw', { name: 'hst-second', backend: 'hosts', inventory }, new QuietReporter());
       expect(second.error).to.match(/m1 \(node master\) already holds another lab's .*hst-left/);
-      expect(readState('hst-left')?.status).to.equal('up');
-    } finally {
-      const down = await cli('down', 'hst-left');
-      expect(down.exitCode, down.stderr).to.equal(0);
-    }
-    expect(changes(before, await view())).to.deep.equal([]);
-    expect(readState('hst-left')).to.equal(undefined);
-    expect(labDir('hst-left')).to.not.equal('');
+      expect(readState(lab)?.status).to.equal('up');
+      expect(readState('hst-second')).to.equal(undefined);
+    });
+
+    describe('the workshop commands (the list every backend runs)', () => workshopChecks(() => ({ backend: 'hosts', name: lab })));
   });
 });

@@ -100,6 +100,8 @@ describe('lesson walk', () => {
     const argv = shellArgv(fakeBackend([]), 'flannel-vxlan', 'master', 'nginx-0');
     // A shell asks the backend for a terminal (docker exec -t, ssh -t).
     expect(argv.slice(0, 6)).to.deep.equal(['enter', '-t', 'nginx-0', '--', 'env', 'PS1=[flannel-vxlan pod nginx-0@master] \\w # ']);
+    // Commands piped in have no terminal to give: docker exec -t would refuse them.
+    expect(shellArgv(fakeBackend([]), 'flannel-vxlan', 'master', 'nginx-0', false).slice(0, 3)).to.deep.equal(['enter', 'nginx-0', '--']);
   });
 });
 
