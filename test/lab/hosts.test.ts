@@ -11,7 +11,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type Docker from 'dockerode';
 import { execa } from 'execa';
-import { runLab } from '../../src/runner/runner.js';
+import { LabInstance, runLab } from '../../src/runner/runner.js';
+import { missingBpfFeatures } from '../../src/datapaths/cilium/install.js';
 import { QuietReporter } from '../../src/runner/reporter.js';
 import { ROOT } from '../../src/lab/paths.js';
 import { listLabFiles } from '../../src/lab/lab-file.js';
@@ -184,6 +185,13 @@ describe('hosts backend: labs on machines over ssh', function () {
       expect(second.error).to.match(/m1 \(node master\) already holds another lab's .*hst-left/);
       expect(readState(lab)?.status).to.equal('up');
       expect(readState('hst-second')).to.equal(undefined);
+    });
+
+    it('preflight\'s tc BPF probe of the cilium datapath, sent over, loads on each machine\'s own kernel and leaves nothing there', async () => {
+      const { backend } = LabInstance.attach(readState(lab)!, new QuietReporter());
+      const earlier = await view();
+      expect(await Promise.all(['master', 'worker'].map((n) => missingBpfFeatures(backend.node(n))))).to.deep.equal([[], []]);
+      expect(changes(earlier, await view())).to.deep.equal([]);
     });
 
     describe('the workshop commands (the list every backend runs)', () => workshopChecks(() => ({ backend: 'hosts', name: lab })));
