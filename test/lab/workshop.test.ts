@@ -1,7 +1,7 @@
-// The workshop commands on live labs of the netns backend: the list every
-// backend runs (test/helpers/workshop-checks.ts; docker.test.ts and hosts.test.ts
-// run it on theirs), then what only a second datapath shows (host-gw: no tunnel,
-// a broken path) and the SVG in Debian's chromium.
+// The workshop on live labs of the netns backend: what host-gw shows (no
+// tunnel, a broken path), the SVG in Debian's chromium, then the list of
+// workshop checks every backend runs (test/helpers/workshop-checks.ts;
+// docker.test.ts and hosts.test.ts run it on theirs).
 import { expect } from 'chai';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
