@@ -2,6 +2,7 @@
 // It uses node:child_process rather than execa on purpose: CNI plugins are
 // bundled from this code and every millisecond of start-up counts there.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { posixSpawn } from './spawn.js';
 
 /** A network namespace: a name under /run/netns, an absolute path, or undefined for "the one we are in". */
 export type Netns = string | undefined;
@@ -76,17 +77,17 @@ export function startPiped(argv: string[]): ChildProcess {
   return spawn('sh', ['-c', 'exec "$@" 2>&1', 'sh', ...argv], { stdio: ['pipe', 'pipe', 'ignore'] });
 }
 
-/** Start a long-running process detached from us, with output to a file descriptor; returns its PID. */
+/**
+ * Start a long-running process detached from us (a session of its own), with
+ * output to a file descriptor; returns its PID. Through posix_spawn: a pod's
+ * daemon costs the same however large this process has grown.
+ */
 export function startDetached(argv: string[], opts: { stdout: number; stderr: number; env?: NodeJS.ProcessEnv; cwd?: string }): number {
-  const child = spawn(argv[0], argv.slice(1), {
-    detached: true,
-    stdio: ['ignore', opts.stdout, opts.stderr],
-    env: opts.env ?? process.env,
-    cwd: opts.cwd,
-  });
-  if (child.pid === undefined) throw new Error(`could not start ${argv.join(' ')}`);
-  child.unref();
-  return child.pid;
+  try {
+    return posixSpawn(argv, { stdout: opts.stdout, stderr: opts.stderr, env: opts.env ?? process.env, cwd: opts.cwd, setsid: true });
+  } catch (e) {
+    throw new Error(`could not start ${argv.join(' ')}: ${(e as Error).message}`);
+  }
 }
 
 /**
