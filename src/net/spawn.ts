@@ -36,6 +36,7 @@ const c = {
     envp: (string | null)[],
   ) => number,
   waitpid: libc.func('int waitpid(int pid, _Out_ int *status, int options)') as (pid: number, status: number[], options: number) => number,
+  pipe2: libc.func('int pipe2(void *fds, int flags)') as (fds: Buffer, flags: number) => number,
   strerror: libc.func('const char *strerror(int errnum)') as (errnum: number) => string,
 };
 
@@ -57,11 +58,25 @@ const noSignalsBlocked = Buffer.alloc(128);
 
 /** Children started here and not reaped yet (detached daemons: nobody here waits for them). */
 const children = new Set<number>();
+/** Children someone waits for (a command's exit code): few at a time, looked at on every SIGCHLD. */
+const waited = new Map<number, (status: number) => void>();
 let reaping = false;
 let sweep: NodeJS.Timeout | undefined;
 
+/** Reap the waited-for children that have exited (also called by a waiter that knows its child is ending). */
+export function reapWaited(): void {
+  for (const [pid, done] of waited) {
+    const status = [0];
+    if (c.waitpid(pid, status, WNOHANG) === pid) {
+      waited.delete(pid);
+      done(status[0]);
+    }
+  }
+}
+
 /** Reap what has exited, at most once a second: a thousand daemons must not cost a thousand waitpid calls per SIGCHLD. */
 function reapSoon(): void {
+  reapWaited();
   sweep ??= setTimeout(() => {
     sweep = undefined;
     for (const pid of children) if (c.waitpid(pid, [0], WNOHANG) === pid) children.delete(pid);
@@ -88,6 +103,8 @@ export interface SpawnOptions {
   stderr: number;
   env: NodeJS.ProcessEnv;
   cwd?: string;
+  /** Told the raw wait status once it has exited (it is then reaped at once, not in the next sweep). */
+  onExit?: (status: number) => void;
   /** A session of its own (Node's `detached`): no terminal signals from ours. */
   setsid?: boolean;
 }
@@ -118,10 +135,25 @@ export function posixSpawn(argv: string[], opts: SpawnOptions): number {
     const pid = [0];
     const err = c.spawnp(pid, argv[0], fa, attr, [...argv, null], [...env, null]);
     if (err !== 0) throw new SpawnError(argv[0], err);
-    children.add(pid[0]);
+    if (opts.onExit) waited.set(pid[0], opts.onExit);
+    else children.add(pid[0]);
     return pid[0];
   } finally {
     c.faDestroy(fa);
     c.attrDestroy(attr);
   }
+}
+
+/** A pipe whose both ends close on exec (the child gets its end through dup2). */
+export function pipe(): [read: number, write: number] {
+  const fds = Buffer.alloc(8);
+  check(c.pipe2(fds, O_CLOEXEC), 'a pipe');
+  return [fds.readInt32LE(0), fds.readInt32LE(4)];
+}
+const O_CLOEXEC = 0o2000000;
+
+/** The exit code of a wait status (128 + signal for a killed process, as a shell says it). */
+export function exitCode(status: number): number {
+  const signal = status & 0x7f;
+  return signal === 0 ? (status >> 8) & 0xff : 128 + signal;
 }
