@@ -32,6 +32,9 @@ PACKAGES=(
   # their disks (qemu-img); cnilab runs qemu itself (users of the Vagrantfile bring their own provider);
   # e2fsprogs makes the box's root filesystem from a directory, openssh-client reaches the VMs.
   qemu-system-x86 qemu-utils e2fsprogs openssh-client
+  # ... booted through Vagrant's libvirt provider on a libvirtd cnilab starts per lab
+  # (not the system's: no -system package, no service); dnsmasq-base serves its DHCP.
+  libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients vagrant-libvirt
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

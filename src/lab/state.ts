@@ -35,7 +35,8 @@ export interface LabState {
   /** The underlay the lab runs with, where the backend's differs from the lab file's (hosts: read from their interfaces). */
   topology?: { underlay: string; nodes: { name: string; address: string; iface?: string }[] };
   /** Vagrant backend booting its VMs with qemu: each VM's qemu process (host PIDs), in the lab's own namespace. */
-  vm?: { accel?: string; qemu: ProcessRecord[] };
+  /** A vagrant lab's VMs: on the lab's libvirtd through vagrant-libvirt, or qemu processes of cnilab's own. */
+  vm?: { accel?: string; driver?: 'libvirt' | 'qemu'; qemu: ProcessRecord[]; libvirtd?: ProcessRecord; vagrant?: ProcessRecord };
 }
 
 export interface HostNodeRecord {

@@ -22,6 +22,7 @@ import { HostsBackend, hostSsh } from './hosts.js';
 import { sshArgv, sshConfigHosts, sshExitArgv, type SshTarget } from './ssh.js';
 import { stretchDeadlines } from '../util/wait.js';
 import { BUSYBOX, ensureBox, type Box } from './vm-box.js';
+import { ensureVagrantBox, libvirtMissing, libvirtVagrantfile, startLibvirtd, stopLibvirt, VAGRANT_HOME } from './vm-libvirt.js';
 
 export const QEMU = 'qemu-system-x86_64';
 const MGMT_BRIDGE = 'mgmt0';
@@ -50,7 +51,7 @@ export const vmDisk = (lab: string, node: string) => join(vmPaths(lab).dir, `${n
 export const vmConsole = (lab: string, node: string) => join(vmPaths(lab).dir, `${node}.console`);
 const tapName = (kind: 'u' | 'm', i: number, node: string) => `${kind}${i}-${node}`.slice(0, 15);
 export const mgmtAddress = (i: number) => `${MGMT_PREFIX}.${i + 2}`;
-const mac = (i: number, nic: number) => `52:54:00:00:${(i + 1).toString(16).padStart(2, '0')}:0${nic}`;
+export const mac = (i: number, nic: number) => `52:54:00:00:${(i + 1).toString(16).padStart(2, '0')}:0${nic}`;
 
 export interface VmSpec {
   lab: string;
@@ -64,14 +65,21 @@ export interface VmSpec {
   memoryMb: number;
 }
 
-/** The kernel command line: what the box's setup script (scripts/vm-guest-init.sh) reads. */
-export function kernelCmdline(s: VmSpec): string {
+/**
+ * The kernel command line: what the box's setup script (scripts/vm-guest-init.sh)
+ * reads. On libvirt the management NIC asks libvirt's DHCP for its address
+ * (vagrant-libvirt finds a VM by its lease): systemd turns `ip=` into a
+ * networkd config, and both units are pulled in only here.
+ */
+export function kernelCmdline(s: VmSpec, mgmt: 'static' | 'dhcp' = 'static'): string {
   const [type, blob] = s.publicKey.trim().split(/\s+/);
   return [
     'root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1',
     `cnilab.hostname=${s.node}`,
     `cnilab.nic=${mac(s.index, 1)},eth0,${s.address}/${s.prefix}`,
-    `cnilab.nic=${mac(s.index, 2)},mgmt0,${mgmtAddress(s.index)}/24`,
+    ...(mgmt === 'static'
+      ? [`cnilab.nic=${mac(s.index, 2)},mgmt0,${mgmtAddress(s.index)}/24`]
+      : [`cnilab.nic=${mac(s.index, 2)},mgmt0`, 'ip=mgmt0:dhcp', 'systemd.wants=systemd-network-generator.service', 'systemd.wants=systemd-networkd.service']),
     `cnilab.key=${type}:${blob}`,
     // Last, so it wins over what comes before: kernel options for debugging, or a setting to override.
     ...(process.env.CNILAB_VM_APPEND ? [process.env.CNILAB_VM_APPEND] : []),
@@ -126,6 +134,15 @@ export function sshConfigText(lab: string, nodes: string[], key: string): string
         `  ProxyCommand ${proxyCommand(lab)}`,
       ].join('\n'),
     )
+    .join('\n\n') + '\n';
+}
+
+/** `vagrant ssh-config`'s output with what the lab's ssh needs: the relay into the lab's namespace, timeouts. */
+export function withProxyCommand(lab: string, vagrantSshConfig: string): string {
+  return vagrantSshConfig
+    .trim()
+    .split(/\n(?=Host )/)
+    .map((block) => [block.trimEnd(), '  ConnectTimeout 10', '  ServerAliveInterval 15', `  ProxyCommand ${proxyCommand(lab)}`].join('\n'))
     .join('\n\n') + '\n';
 }
 
@@ -195,7 +212,7 @@ export async function vmPreflight(): Promise<void> {
   const missing: string[] = [];
   for (const [cmd, pkg] of need) if (!(await hasCommand(cmd))) missing.push(`${cmd} (Debian package ${pkg})`);
   if (!existsSync(BUSYBOX)) missing.push(`${BUSYBOX} (Debian package busybox-static)`);
-  if (missing.length) throw new Error(`the vagrant backend boots its VMs with qemu; missing: ${missing.join(', ')}. scripts/setup.sh installs them`);
+  if (missing.length) throw new Error(`the vagrant backend's VMs need qemu and its tools; missing: ${missing.join(', ')}. scripts/setup.sh installs them`);
   if (!existsSync('/dev/net/tun')) throw new Error('the VMs need /dev/net/tun for their tap NICs, and it is missing');
 }
 
@@ -266,27 +283,32 @@ export class QemuVmBackend extends HostsBackend {
     const p = vmPaths(lab);
     this.state.update((s) => (s.vm = { qemu: [] }));
     await vmPreflight();
+    // vagrant-libvirt when it is there; else cnilab's own qemu processes, said so.
+    const missing = process.env.CNILAB_VAGRANT_DRIVER === 'qemu' ? ['(CNILAB_VAGRANT_DRIVER=qemu)'] : await libvirtMissing();
+    const driver = missing.length ? 'qemu' : 'libvirt';
+    if (missing.length) this.log(`vagrant-libvirt not used, missing ${missing.join(', ')}: booting the VMs with qemu directly`);
+    this.state.update((s) => (s.vm!.driver = driver));
     const box = await this.box();
     const accel = await chooseAccel(box, p.dir);
     if (accel.accel === 'tcg') this.log(`KVM unusable here: ${accel.reason}; using software emulation`);
     this.state.update((s) => (s.vm!.accel = accel.accel));
     if (accel.accel === 'tcg') stretchDeadlines(TCG_STRETCH);
 
-    // The lab's namespace: the underlay bridge, the management bridge, a tap on each per VM.
+    // The lab's namespace: the underlay bridge (and for cnilab's own qemu the management bridge and a tap per NIC).
     this.state.update((s) => s.netns.push(this.netns));
     await addNetns(this.netns);
     const batch: string[][] = [
       ['link', 'set', 'lo', 'up'],
       ['link', 'add', UNDERLAY_BRIDGE, 'type', 'bridge'],
       ['link', 'set', UNDERLAY_BRIDGE, 'up'],
-      ['link', 'add', MGMT_BRIDGE, 'type', 'bridge'],
-      ['addr', 'add', `${MGMT_PREFIX}.1/24`, 'dev', MGMT_BRIDGE],
-      ['link', 'set', MGMT_BRIDGE, 'up'],
     ];
-    for (const [i, n] of nodes.entries()) {
-      for (const [kind, bridge] of [['u', UNDERLAY_BRIDGE], ['m', MGMT_BRIDGE]] as const) {
-        const tap = tapName(kind, i, n.name);
-        batch.push(['tuntap', 'add', 'dev', tap, 'mode', 'tap'], ['link', 'set', tap, 'master', bridge, 'up']);
+    if (driver === 'qemu') {
+      batch.push(['link', 'add', MGMT_BRIDGE, 'type', 'bridge'], ['addr', 'add', `${MGMT_PREFIX}.1/24`, 'dev', MGMT_BRIDGE], ['link', 'set', MGMT_BRIDGE, 'up']);
+      for (const [i, n] of nodes.entries()) {
+        for (const [kind, bridge] of [['u', UNDERLAY_BRIDGE], ['m', MGMT_BRIDGE]] as const) {
+          const tap = tapName(kind, i, n.name);
+          batch.push(['tuntap', 'add', 'dev', tap, 'mode', 'tap'], ['link', 'set', tap, 'master', bridge, 'up']);
+        }
       }
     }
     await new Ip(this.netns).batch(batch);
@@ -294,14 +316,72 @@ export class QemuVmBackend extends HostsBackend {
     await run(['ssh-keygen', '-q', '-t', 'ed25519', '-N', '', '-C', `cnilab-${lab}`, '-f', p.key]);
     const publicKey = readFileSync(`${p.key}.pub`, 'utf8');
     const memoryMb = Number(process.env.CNILAB_VM_MEMORY ?? 768);
-    const t0 = Date.now();
-    for (const [index, n] of nodes.entries()) {
-      await run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', box.image, vmDisk(lab, n.name)]);
-      this.startQemu({ lab, node: n.name, index, address: n.address, prefix: underlay.prefix, box, accel: accel.accel, publicKey, memoryMb });
-    }
     const limit = Number(process.env.CNILAB_VM_BOOT_TIMEOUT ?? (accel.accel === 'kvm' ? 180 : 600)) * 1000;
-    await Promise.all(nodes.map((n) => this.waitForSsh(n.name, t0 + limit, limit)));
-    this.log(`  VMs up in ${((Date.now() - t0) / 1000).toFixed(0)} s (${accel.accel})`);
+    const specs: VmSpec[] = nodes.map((n, index) => ({ lab, node: n.name, index, address: n.address, prefix: underlay.prefix, box, accel: accel.accel, publicKey, memoryMb }));
+    const t0 = Date.now();
+    if (driver === 'libvirt') {
+      await this.vagrantUp(specs, limit);
+    } else {
+      for (const spec of specs) {
+        await run(['qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'qcow2', '-b', box.image, vmDisk(lab, spec.node)]);
+        this.startQemu(spec);
+      }
+      await Promise.all(nodes.map((n) => this.waitForSsh(n.name, t0 + limit, limit)));
+    }
+    this.log(`  VMs up in ${((Date.now() - t0) / 1000).toFixed(0)} s (${driver}, ${accel.accel})`);
+  }
+
+  /**
+   * The lab's libvirtd in its namespace, then `vagrant up` of the lab's
+   * Vagrantfile there, then `vagrant ssh-config` as the lab's ssh config.
+   */
+  private async vagrantUp(specs: VmSpec[], limit: number): Promise<void> {
+    const { lab } = this.topo;
+    const p = vmPaths(lab);
+    await startLibvirtd(lab, this.netns, 60_000, (pid) =>
+      this.state.update((s) => (s.vm!.libvirtd = { pid, startTime: processStartTime(pid) ?? 0, name: 'libvirtd', node: '' })),
+    );
+    const box = await ensureVagrantBox(specs[0].box, (m) => this.log(m));
+    writeFileSync(
+      join(p.dir, 'Vagrantfile'),
+      libvirtVagrantfile({
+        lab,
+        box,
+        accel: specs[0].accel,
+        key: p.key,
+        memoryMb: specs[0].memoryMb,
+        bootTimeoutS: Math.round(limit / 1000),
+        underlayBridge: UNDERLAY_BRIDGE,
+        mgmtNetwork: `${MGMT_PREFIX}.0/24`,
+        vms: specs.map((s) => ({ node: s.node, underlayMac: mac(s.index, 1), mgmtMac: mac(s.index, 2), cmdline: kernelCmdline(s, 'dhcp'), console: vmConsole(lab, s.node) })),
+      }),
+    );
+    const nodes = specs.map((s) => s.node);
+    const t0 = Date.now();
+    const up = execa(...vagrantArgv(lab, ['up', '--no-provision', ...nodes]), { reject: false, all: true, env: vagrantEnv(lab), timeout: limit + 120_000 });
+    if (up.pid) {
+      const pid = up.pid;
+      this.state.update((s) => (s.vm!.vagrant = { pid, startTime: processStartTime(pid) ?? 0, name: 'vagrant', node: '' }));
+    }
+    const r = await up;
+    const out = (r.all ?? '').replace(/\r/g, '').replace(/\x1b\[[0-9;]*[A-Za-z]/g, '');
+    const ready = (n: string) => out.includes(`==> ${n}: Machine booted and ready!`);
+    if (r.exitCode !== 0 || r.timedOut) {
+      const late = nodes.filter((n) => !ready(n));
+      const timedOut = r.timedOut || Date.now() - t0 >= limit || /Timed out while waiting|timeout/i.test(out);
+      const said = out.split('\n').filter((l) => l.trim() && !/Progress:/.test(l)).slice(-8).map((l) => `  > ${l}`).join('\n');
+      throw new Error(
+        (late.length ? late : nodes)
+          .map((n) =>
+            timedOut
+              ? `VM ${n} did not come up within ${limit / 1000} s (CNILAB_VM_BOOT_TIMEOUT); last console lines (${vmConsole(lab, n)}):\n${consoleTail(vmConsole(lab, n))}`
+              : `VM ${n} did not come up: vagrant up failed; last console lines:\n${consoleTail(vmConsole(lab, n))}`,
+          )
+          .join('\n') + `\nvagrant up said:\n${said}`,
+      );
+    }
+    const config = await execa(...vagrantArgv(lab, ['ssh-config', ...nodes]), { env: vagrantEnv(lab) });
+    writeFileSync(p.sshConfig, withProxyCommand(lab, config.stdout));
   }
 
   private async box(): Promise<Box> {
@@ -366,10 +446,28 @@ export async function cleanVmLab(lab: string): Promise<{ unreachable?: string }>
   if (existsSync(p.sshConfig)) {
     for (const node of sshConfigHosts(readFileSync(p.sshConfig, 'utf8'))) await run(sshExitArgv(sshTarget(lab, node)), { allowFailure: true });
   }
-  await Promise.all((state?.vm?.qemu ?? []).map((q) => stopRecorded(q)));
+  const vm = state?.vm;
+  // A runner killed during `vagrant up` leaves it running, holding Vagrant's lock on the machines.
+  if (vm?.vagrant) await stopRecorded(vm.vagrant);
+  if (vm?.libvirtd && processStartTime(vm.libvirtd.pid) === vm.libvirtd.startTime && existsSync(join(p.dir, 'Vagrantfile'))) {
+    await execa(...vagrantArgv(lab, ['destroy', '--force']), { reject: false, env: vagrantEnv(lab), timeout: 180_000 });
+  }
+  await stopLibvirt(lab, vm?.libvirtd);
+  await Promise.all((vm?.qemu ?? []).map((q) => stopRecorded(q)));
   const inode = netnsInode(netnsPath(ns));
   if (inode !== undefined) await Promise.all(pidsInNetns(new Set([inode])).map((pid) => stopPid(pid)));
   await deleteNetns(ns);
   rmSync(labDir(lab), { recursive: true, force: true });
   return {};
+}
+
+/** vagrant with the lab's Vagrantfile, run inside the lab's namespace. */
+function vagrantArgv(lab: string, args: string[]): [string, string[]] {
+  const [cmd, ...rest] = inNetns(underlayNetns(lab), 'vagrant', args);
+  return [cmd, rest];
+}
+
+function vagrantEnv(lab: string): NodeJS.ProcessEnv {
+  const dir = vmPaths(lab).dir;
+  return { ...process.env, VAGRANT_HOME, VAGRANT_CWD: dir, VAGRANT_DOTFILE_PATH: join(dir, '.vagrant'), VAGRANT_NO_COLOR: '1' };
 }

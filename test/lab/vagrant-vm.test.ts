@@ -1,8 +1,10 @@
-// The vagrant backend with VMs that really boot: qemu started by cnilab from
-// the box it builds with debootstrap (cached), KVM where it works, software
-// emulation where it does not. Two VMs run flannel-vxlan end to end over SSH;
-// a runner killed while its VMs boot leaves nothing that clean does not remove;
-// a VM that does not come up in time is named with its console's last lines.
+// The vagrant backend with VMs that really boot: vagrant-libvirt on a libvirtd
+// cnilab starts in the lab's namespace, the box it builds with debootstrap
+// (cached), KVM where it works, software emulation where it does not. Two VMs
+// run flannel-vxlan end to end over SSH; a runner killed while its VMs boot
+// leaves nothing that clean does not remove (libvirtd, its qemu processes, its
+// domains, volumes and networks); a VM that does not come up in time is named
+// with its console's last lines.
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -16,6 +18,7 @@ import { readState } from '../../src/lab/state.js';
 import { isRunning } from '../../src/lab/processes.js';
 import { underlayNetns } from '../../src/topologies/netns.js';
 import { vmPreflight } from '../../src/topologies/vm.js';
+import { libvirtMissing, libvirtPaths, libvirtQemuPids } from '../../src/topologies/vm-libvirt.js';
 import { ensureBox } from '../../src/topologies/vm-box.js';
 import { leftovers } from '../helpers/lab.js';
 import { Terminal } from '../helpers/terminal.js';
@@ -27,12 +30,12 @@ async function cli(args: string[]): Promise<{ code: number; stdout: string; stde
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-/** qemu processes of an instance still running, from what it recorded. */
-function qemuAlive(pids: number[]): number[] {
+/** Processes of an instance still running. */
+function alive(pids: number[]): number[] {
   return pids.filter((p) => isRunning(p));
 }
 
-describe('vagrant backend: VMs booted with qemu', function () {
+describe('vagrant backend: VMs booted by vagrant-libvirt on a libvirtd of the lab', function () {
   this.timeout(20 * 60_000);
 
   before(async function () {
@@ -47,18 +50,27 @@ describe('vagrant backend: VMs booted with qemu', function () {
     } catch (e) {
       return skip((e as Error).message);
     }
+    const missing = await libvirtMissing();
+    if (missing.length) return skip(`vagrant-libvirt needs ${missing.join(', ')}`);
     // Built once per machine (minutes), reused after.
     await ensureBox((m) => console.log(`      ${m}`));
   });
 
-  it('flannel-vxlan on two VMs: every lesson step passes; status, diagram, trace --capture, exec, shell and bench work on them as on hosts; down leaves no qemu, namespace or file', async () => {
+  it('flannel-vxlan on two VMs: every lesson step passes; status, diagram, trace --capture, exec, shell and bench work on them as on hosts; down leaves no libvirtd, qemu, namespace or file', async () => {
     const instance = 'vmx';
     const t0 = Date.now();
     const inst = LabInstance.open('flannel-vxlan', { name: instance, backend: 'vagrant' }, new QuietReporter());
     const term = new Terminal('vm-shell');
     const results = mkdtempSync('/tmp/cnilab-vm-bench-');
+    let pids: number[] = [];
     try {
       await inst.up({ install: false });
+      const vm = readState(instance)?.vm;
+      expect(vm?.driver).to.equal('libvirt');
+      pids = [vm!.libvirtd!.pid, ...libvirtQemuPids(instance)];
+      expect(pids).to.have.length(3);
+      // vagrant ssh-config, relayed into the lab's namespace.
+      expect(readFileSync(join(libvirtPaths(instance).dir, '..', 'vm', 'ssh-config'), 'utf8')).to.match(/Host master\n {2}HostName 100\.127\.0\.\d+\n[^]*ProxyCommand nsenter/);
       const steps = await inst.steps();
       console.log(`      flannel-vxlan on VMs: up and ${steps.length} steps in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
       expect(steps.filter((s) => !s.ok).map((s) => s.name)).to.deep.equal([]);
@@ -118,30 +130,33 @@ describe('vagrant backend: VMs booted with qemu', function () {
       await inst.down();
       rmSync(results, { recursive: true, force: true });
     }
+    expect(alive(pids)).to.deep.equal([]);
     expect(leftovers(instance)).to.deep.equal([]);
   });
 
-  it('a runner killed with SIGKILL while its VMs boot: clean stops both qemu processes and removes the namespace and files', async () => {
+  it('a runner killed with SIGKILL while its VMs boot: clean stops libvirtd and both qemu processes and removes the namespace and files', async () => {
     const instance = 'vmk';
     const child = spawn(process.execPath, [join(ROOT, 'dist/cli.js'), 'up', 'flannel-vxlan', '--backend', 'vagrant', '--name', instance, '--no-install', '-q'], {
       stdio: 'ignore',
       env: process.env,
     });
-    let pids: number[] = [];
-    for (let waited = 0; waited < 300_000 && pids.length < 2; waited += 500) {
+    // libvirt's own pid files name the qemu processes it started.
+    let qemus: number[] = [];
+    for (let waited = 0; waited < 400_000 && qemus.length < 2; waited += 500) {
       await sleep(500);
-      pids = (readState(instance)?.vm?.qemu ?? []).map((q) => q.pid);
+      qemus = libvirtQemuPids(instance);
     }
-    expect(pids, 'both VMs started').to.have.length(2);
+    expect(qemus, 'both VMs started').to.have.length(2);
+    const libvirtd = readState(instance)!.vm!.libvirtd!.pid;
     await sleep(3000); // well into the boot
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
-    expect(qemuAlive(pids), 'the VMs outlive their runner').to.have.length(2);
+    expect(alive([libvirtd, ...qemus]), 'libvirtd and the VMs outlive their runner').to.have.length(3);
     expect(existsSync(`/run/netns/${underlayNetns(instance)}`)).to.equal(true);
 
     const c = await execa(process.execPath, [join(ROOT, 'dist/cli.js'), 'clean'], { reject: false, all: true });
     expect(c.exitCode, c.all).to.equal(0);
-    expect(qemuAlive(pids)).to.deep.equal([]);
+    expect(alive([libvirtd, ...qemus])).to.deep.equal([]);
     expect(leftovers(instance)).to.deep.equal([]);
   });
 

@@ -7,7 +7,8 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cpioNewc, moduleLoadOrder } from '../../src/topologies/vm-initramfs.js';
-import { kernelCmdline, qemuArgv, sshConfigText, vmDisk } from '../../src/topologies/vm.js';
+import { kernelCmdline, qemuArgv, sshConfigText, vmConsole, vmDisk, withProxyCommand } from '../../src/topologies/vm.js';
+import { libvirtUri, libvirtVagrantfile } from '../../src/topologies/vm-libvirt.js';
 import { GUEST_INIT } from '../../src/topologies/vm-box.js';
 
 const DEP = [
@@ -79,6 +80,37 @@ describe('VMs: the box initramfs and the qemu command line', () => {
     expect(config).to.match(/Host worker\n {2}HostName 100\.127\.0\.3\n {2}User root\n {2}IdentityFile \/k/);
     // The management network exists only in the lab's namespace: ssh gets there through a relay started inside it.
     expect(config).to.match(/\n {2}ProxyCommand nsenter --net=\/run\/netns\/\S*l1-underlay -- \S+ -e '[^']+' %h %p 2>\/dev\/null\n/);
+  });
+
+  it("vagrant-libvirt: the lab's Vagrantfile names the lab's libvirtd, TCG or KVM, direct kernel boot with DHCP on the management NIC, the underlay bridge as eth0; vagrant's ssh config gets the relay", async () => {
+    const box = { dir: '/c', image: '/c/box.img', kernel: '/c/vmlinuz', initrd: '/c/initrd.img', hash: 'h' };
+    const spec = { lab: 'l1', node: 'worker', index: 1, address: '192.168.10.220', prefix: 24, box, accel: 'tcg' as const, publicKey: 'ssh-ed25519 AAAAkey cnilab-l1\n', memoryMb: 512 };
+    const cmdline = kernelCmdline(spec, 'dhcp');
+    expect(cmdline.split(' ')).to.include.members(['cnilab.nic=52:54:00:00:02:02,mgmt0', 'ip=mgmt0:dhcp', 'systemd.wants=systemd-networkd.service']);
+    expect(cmdline).to.not.include('100.127.0.');
+    const vms = [{ node: 'worker', underlayMac: '52:54:00:00:02:01', mgmtMac: '52:54:00:00:02:02', cmdline, console: vmConsole('l1', 'worker') }];
+    const o = { lab: 'l1', box: 'cnilab/node-h', accel: 'tcg' as const, key: '/k', memoryMb: 512, bootTimeoutS: 600, underlayBridge: 'br0', mgmtNetwork: '100.127.0.0/24', vms };
+    const text = libvirtVagrantfile(o);
+    expect(text).to.include(`l.uri = "${libvirtUri('l1')}"`);
+    expect(libvirtUri('l1')).to.match(/^qemu\+unix:\/\/\/system\?socket=\/\S+\/l1\/libvirt\/libvirt-sock$/);
+    expect(text).to.include('l.driver = "qemu"');
+    expect(libvirtVagrantfile({ ...o, accel: 'kvm' })).to.include('l.driver = "kvm"');
+    expect(text).to.include(`l.cmd_line = ${JSON.stringify(cmdline)}`);
+    expect(text).to.include('m.vm.network :public_network, dev: "br0", mode: \'bridge\', type: \'bridge\', mac: "52:54:00:00:02:01", auto_config: false');
+    expect(text).to.include("l.management_network_mode = 'none'");
+    expect(text).to.include(`:path => "${vmConsole('l1', 'worker')}"`);
+    // Ruby reads it (vagrant's own check needs the box added; the syntax is checked wherever ruby is).
+    const dir = mkdtempSync(join(tmpdir(), 'cnilab-vf-'));
+    try {
+      writeFileSync(join(dir, 'Vagrantfile'), text);
+      const r = await execa('ruby', ['-c', join(dir, 'Vagrantfile')], { reject: false });
+      if ((r as { code?: string }).code !== 'ENOENT') expect(r.stdout + r.stderr).to.include('Syntax OK');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+    const config = withProxyCommand('l1', 'Host master\n  HostName 100.127.0.7\n  User root\n\nHost worker\n  HostName 100.127.0.9\n  User root\n\n');
+    expect(config.match(/ProxyCommand nsenter --net=\/run\/netns\/\S*l1-underlay /g)).to.have.length(2);
+    expect(config).to.match(/Host worker\n {2}HostName 100\.127\.0\.9\n {2}User root\n {2}ConnectTimeout 10\n/);
   });
 
   it("the guest's setup script: NICs renamed by MAC whatever the kernel called them, addresses, hostname, root's key, 9p shares", async () => {
