@@ -41,7 +41,7 @@ const BACKENDS: Record<string, BackendEntry> = {
       return [...r.containers, ...r.networks];
     },
   },
-  // VMs booted with qemu by cnilab; CNILAB_VAGRANT_DRIVER=vagrant drives Vagrant and its provider instead.
+  // VMs booted by vagrant-libvirt on the lab's own libvirtd (or qemu directly); CNILAB_VAGRANT_DRIVER=vagrant drives the top-level Vagrantfile with the user's provider instead.
   // Labs whose VMs cnilab booted record their qemu processes: that tells the cleaners apart.
   vagrant: {
     create: (t, s) => (process.env.CNILAB_VAGRANT_DRIVER === 'vagrant' ? new VagrantBackend(t, s) : new QemuVmBackend(t, s)),

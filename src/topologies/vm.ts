@@ -1,9 +1,10 @@
-// The vagrant backend's VMs booted by cnilab itself with qemu, from the box
-// built locally (vm-box.ts), for machines where Vagrant's providers cannot
-// run. Each node is a qemu process started by PID inside a network namespace
-// of the lab's own, which holds the underlay bridge (the lessons' addresses on
-// the VMs' eth0) and a management bridge that only SSH uses; nothing touches
-// the root namespace. KVM where it works, else software emulation, said so.
+// The vagrant backend's VMs, from the box built locally (vm-box.ts), in a
+// network namespace of the lab's own that holds the underlay bridge (the
+// lessons' addresses on the VMs' eth0) and a management network that only SSH
+// uses; nothing touches the root namespace. vagrant-libvirt boots them on the
+// lab's own libvirtd (vm-libvirt.ts); where it is missing, cnilab starts one
+// qemu per VM itself, by PID, on taps of its own. KVM where it works, else
+// software emulation, said so.
 // Once booted, the VMs are hosts: an ssh config and an inventory for them are
 // written, and the hosts backend drives them like any machine over SSH.
 import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync, closeSync, openSync } from 'node:fs';
@@ -284,9 +285,10 @@ export class QemuVmBackend extends HostsBackend {
     this.state.update((s) => (s.vm = { qemu: [] }));
     await vmPreflight();
     // vagrant-libvirt when it is there; else cnilab's own qemu processes, said so.
-    const missing = process.env.CNILAB_VAGRANT_DRIVER === 'qemu' ? ['(CNILAB_VAGRANT_DRIVER=qemu)'] : await libvirtMissing();
-    const driver = missing.length ? 'qemu' : 'libvirt';
-    if (missing.length) this.log(`vagrant-libvirt not used, missing ${missing.join(', ')}: booting the VMs with qemu directly`);
+    const forced = process.env.CNILAB_VAGRANT_DRIVER === 'qemu';
+    const missing = forced ? [] : await libvirtMissing();
+    const driver = forced || missing.length ? 'qemu' : 'libvirt';
+    if (missing.length) this.log(`vagrant-libvirt not usable here, missing ${missing.join(', ')}: booting the VMs with qemu directly`);
     this.state.update((s) => (s.vm!.driver = driver));
     const box = await this.box();
     const accel = await chooseAccel(box, p.dir);
