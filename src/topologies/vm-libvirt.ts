@@ -143,6 +143,10 @@ export async function ensureVagrantBox(box: Box, progress: (m: string) => void):
   const name = boxName(box);
   const env = { ...process.env, VAGRANT_HOME };
   const list = await run(['vagrant', 'box', 'list', '--machine-readable'], { allowFailure: true, env });
+  // Boxes whose build cnilab has pruned from its cache go from Vagrant's too.
+  for (const m of list.stdout.matchAll(/,box-name,cnilab\/node-([0-9a-f]{16})$/gm)) {
+    if (!existsSync(join(CACHE_DIR, `vm-box-${m[1]}`))) await run(['vagrant', 'box', 'remove', '--force', '--all', `cnilab/node-${m[1]}`], { allowFailure: true, env });
+  }
   if (list.stdout.includes(`,box-name,${name}`)) return name;
   progress(`  adding the box to Vagrant as ${name} (once per box)`);
   const tar = join(CACHE_DIR, `${name.replace('/', '-')}.box.tmp-${process.pid}`);
