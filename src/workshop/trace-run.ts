@@ -174,9 +174,10 @@ export function captureFilter(path: TracePath, layer: 'inner' | 'outer', src = p
   const t: Tunnel | undefined = path.tunnels[0];
   if (!t) return `src host ${path.from.ip} and dst host ${path.to.ip}`;
   const udp = `udp and src host ${t.src} and dst host ${t.dst}${t.port ? ` and dst port ${t.port}` : ''}`;
-  // An IPv6 ping inside VXLAN: match the echo request in the envelope, not just any UDP between the nodes.
+  // A ping inside VXLAN: match the echo request in the envelope, not just any UDP between the nodes
+  // (a slow node's late segments of earlier traffic would count as pings).
   const outer = familyOf(t.dst) ?? 4;
-  return t.via === 'vxlan' && (family === 6 || outer === 6) ? `${udp} and ${echoInsideVxlan(outer, family)}` : udp;
+  return t.via === 'vxlan' ? `${udp} and ${echoInsideVxlan(outer, family)}` : udp;
 }
 
 /** Listen on every interface of the path, ping, stop each capture by its PID, and count what each one saw. */

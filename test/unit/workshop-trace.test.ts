@@ -316,7 +316,7 @@ describe('trace: text, capture filters and counts', () => {
   it('filters the pings themselves inside, and the tunnel packets outside', async () => {
     const t = await trace(recorded('flannel-vxlan'), 'nginx-0', 'nginx-1');
     expect(captureFilter(t, 'inner')).to.equal('icmp[icmptype] == icmp-echo and src host 10.10.0.2 and dst host 10.10.1.2');
-    expect(captureFilter(t, 'outer')).to.equal('udp and src host 192.168.10.210 and dst host 192.168.10.220 and dst port 8472');
+    expect(captureFilter(t, 'outer')).to.equal('udp and src host 192.168.10.210 and dst host 192.168.10.220 and dst port 8472 and ip[59] == 1 and ip[70] == 8');
   });
 
   it('counts what the kernel matched when tcpdump stopped', () => {
