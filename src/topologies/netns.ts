@@ -10,7 +10,7 @@ import { addNetns, deleteNetns, listNetns, netnsInode, withResolvConf } from '..
 import { addNetnsMany, deleteNetnsMany, loopbackUp, pinHostname, spawnedIn, unmountMany } from '../net/sandboxes.js';
 import { isBpffs, mountBpffs } from '../net/bpf.js';
 import { NAME_PREFIX, labDir, listLabs, processStartTime, StateFile, type ProcessRecord } from '../lab/state.js';
-import { pidsInNetns, stillOurs, stopPid, stopPids, stopRecorded } from '../lab/processes.js';
+import { isRunning, pidsInNetns, stillOurs, stopPid, stopPids, stopRecorded } from '../lab/processes.js';
 import { BackendTarget, POD_RESOLV_CONF, type Backend, type ExecOptions, type Started, type Target, type Topology } from './backend.js';
 
 export const UNDERLAY_BRIDGE = 'br0';
@@ -194,7 +194,9 @@ export class NetnsBackend implements Backend {
   }
 
   async isRunning(p: ProcessRecord): Promise<boolean> {
-    return processStartTime(p.pid) === p.startTime;
+    // A zombie keeps its start time until its parent reaps it, and children started
+    // through posix_spawn are reaped by a sweep, not at once: it has exited all the same.
+    return processStartTime(p.pid) === p.startTime && isRunning(p.pid);
   }
 
   async stop(pid: number): Promise<void> {
