@@ -13,6 +13,7 @@ import { datapath } from '../../src/datapaths/index.js';
 import type { PolicyEngine } from '../../src/datapaths/types.js';
 import type { PodRecord } from '../../src/lab/state.js';
 import { np, PODS, Reach, SCENARIOS, type Protocol } from '../helpers/netpol-scenarios.js';
+import { waitUntil } from '../../src/util/wait.js';
 import { traceLab } from '../../src/workshop/trace-run.js';
 import { formatTrace } from '../../src/workshop/render-trace.js';
 import { AGENT_POLICY } from '../../src/datapaths/cilium/install.js';
@@ -45,6 +46,15 @@ describe(`NetworkPolicy conformance: upstream e2e scenarios on the ${engineName}
     await inst.up();
     engine = datapath(inst.lab.network.plugin).policy!;
     for (const p of inst.pods.list()) await inst.backend.podStart(p.node, p.name, 'udp-echo', [process.execPath, '-e', ECHO]);
+    // podStart returns once the process exists; on a loaded machine Node takes seconds to
+    // bind, and a UDP probe sent before that is a false "blocked".
+    for (const p of inst.pods.list()) {
+      await waitUntil(async () => (await inst.backend.podExec(p.node, p.name, ['ss', '-Hlun', 'sport = :80 or sport = :81'])).stdout.trim().split('\n').filter(Boolean).length === 2, {
+        timeoutMs: 30_000,
+        intervalMs: 100,
+        what: `the UDP echo server of ${p.name} to bind ports 80 and 81`,
+      });
+    }
   });
   after(async () => {
     await inst?.down();
