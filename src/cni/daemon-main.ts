@@ -7,15 +7,21 @@
 // waits on (CNILAB_CNID_READY_FD) once it listens, and ends by itself: after
 // CNILAB_CNID_IDLE_MS without a call, or once the name its namespace had in
 // /run/netns is gone (the lab or runtime removed it; we alone would keep it).
-import { closeSync, readdirSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
+//
+// Given CNILAB_CNID_NODES (a file listing nodes), one process serves the
+// daemons of all of them, each on its socket and with its log, the calls of
+// each run in its node's namespace (src/net/thread-netns.ts): a lab of a
+// hundred nodes then costs one Node.js process here, not a hundred.
+import { closeSync, openSync, readdirSync, readFileSync, rmdirSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { keepIpRunning } from '../net/ip.js';
 import { netnsInode, netnsNameOf } from '../net/netns.js';
 import { netnsPath } from '../net/exec.js';
-import { AUTOSTART_LOG, runDir, serve, type ServeOptions } from './daemon.js';
+import { AUTOSTART_LOG, NODES_ENV, runDir, serve, type HostedNode, type ServeOptions, type Serving } from './daemon.js';
 import type { Plugin } from './skel.js';
 
 export async function runDaemon(plugins: Record<string, Plugin<any>>): Promise<void> {
+  if (process.env[NODES_ENV]) return runHosted(plugins, JSON.parse(readFileSync(process.env[NODES_ENV]!, 'utf8')) as HostedNode[]);
   const log = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
   // One `ip` kept running for this namespace: the node side of an ADD then starts no process.
   const stopIp = keepIpRunning();
@@ -68,4 +74,43 @@ function autostarted(log: (line: string) => void, stopIp: () => Promise<void>): 
       process.exit(0);
     },
   };
+}
+
+/** One process for the daemons of several nodes. */
+async function runHosted(plugins: Record<string, Plugin<any>>, nodes: HostedNode[]): Promise<void> {
+  const own = (line: string) => process.stderr.write(`${new Date().toISOString()} ${line}\n`);
+  // One kept `ip` per node, made on its first call.
+  const stopIp = keepIpRunning();
+  const servings: Serving[] = [];
+  const inodes = nodes.map((n) => netnsInode(n.netns));
+  try {
+    for (const n of nodes) {
+      // The node's own log, as a daemon of its own would write it.
+      const fd = openSync(n.log, 'a');
+      const log = (line: string) => writeSync(fd, `${new Date().toISOString()} ${line}\n`);
+      const serving = await serve(plugins, n.runDir, log, { netns: n.netns });
+      servings.push(serving);
+      log(`cnilab daemon ${process.pid} serving ${Object.keys(plugins).join(', ')} for node ${n.name} on ${serving.path} (one process for ${nodes.length} nodes)`);
+    }
+  } catch (e) {
+    own(`cnilab daemon ${process.pid} not started: ${(e as Error).message}`);
+    await Promise.all(servings.map((s) => s.close()));
+    process.exit(1);
+  }
+  own(`cnilab daemon ${process.pid} serving ${nodes.length} nodes: ${nodes.map((n) => n.name).join(', ')}`);
+
+  let stopping = false;
+  const stop = async (why: string) => {
+    if (stopping) return;
+    stopping = true;
+    await Promise.all(servings.map((s) => s.close()));
+    await stopIp();
+    own(`cnilab daemon ${process.pid} stopped (${why})`);
+    process.exit(0);
+  };
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) process.on(signal, () => void stop(signal));
+  // A lab removed without stopping us (its runner killed, then namespaces deleted): nothing left to serve.
+  setInterval(() => {
+    if (nodes.every((n, i) => netnsInode(n.netns) !== inodes[i])) void stop('the namespaces of its nodes are gone');
+  }, 2000).unref();
 }

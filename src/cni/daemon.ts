@@ -14,6 +14,7 @@ import { chmodSync, existsSync, mkdirSync, rmdirSync, unlinkSync, writeFileSync 
 import { createConnection, createServer } from 'node:net';
 import { join } from 'node:path';
 import { netnsInode } from '../net/netns.js';
+import { withAmbientNetns } from '../net/thread-netns.js';
 import { CniError, ErrorCode } from './errors.js';
 import { dispatch, type Plugin } from './skel.js';
 import { CURRENT_VERSION } from './version.js';
@@ -23,6 +24,17 @@ export const RUN_DIR_ENV = 'CNILAB_RUN_DIR';
 export const AUTOSTART_ENV = 'CNILAB_CNID_AUTOSTART';
 /** How long a daemon the shim started stays without a call. */
 export const IDLE_ENV = 'CNILAB_CNID_IDLE_MS';
+/** A file listing the nodes (HostedNode[], JSON) one daemon process serves together. */
+export const NODES_ENV = 'CNILAB_CNID_NODES';
+/** One node of a daemon that serves several. */
+export interface HostedNode {
+  name: string;
+  /** Its network namespace, a path. */
+  netns: string;
+  /** Where its socket goes: the CNILAB_RUN_DIR its runtime passes to the shims. */
+  runDir: string;
+  log: string;
+}
 /** In the run dir: the log of the daemons the shim started (shim.c writes the same name). */
 export const AUTOSTART_LOG = 'cnid-autostart.log';
 // Not /run/cnilab itself: every directory there is a lab's state.
@@ -115,13 +127,21 @@ export interface ServeOptions {
   unused?: () => boolean;
   /** Told once it closed by itself, and why. */
   onIdleClose?: (why: string) => void;
+  /**
+   * Serve the network namespace at this path instead of this process's own:
+   * the calls run as if in it (src/net/thread-netns.ts). One process then
+   * serves the nodes of a lab, each on its own socket.
+   */
+  netns?: string;
 }
 
-/** Listen for the network namespace this process is in. */
+/** Listen for the network namespace this process is in, or the one at `opts.netns`. */
 export async function serve(plugins: Record<string, Plugin<any>>, dir: string, log: (line: string) => void, opts: ServeOptions = {}): Promise<Serving> {
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // The shim finds us by the inode of the namespace it runs in.
-  const path = socketPath(dir, netnsInode('/proc/self/ns/net')!);
+  const inode = netnsInode(opts.netns ?? '/proc/self/ns/net');
+  if (inode === undefined) throw new Error(`network namespace ${opts.netns} does not exist`);
+  const path = socketPath(dir, inode);
   if (existsSync(path)) {
     if (await connects(path)) throw new Error(`a cnilab daemon already serves this network namespace (${path})`);
     unlinkSync(path); // left by a daemon that was killed
@@ -137,7 +157,8 @@ export async function serve(plugins: Record<string, Plugin<any>>, dir: string, l
       if (chunks.length === 0) return void sock.end(); // a probe that only checks we answer
       const t0 = performance.now();
       active++;
-      const { request, code, stdout } = await handle(plugins, Buffer.concat(chunks));
+      const raw = Buffer.concat(chunks);
+      const { request, code, stdout } = await (opts.netns ? withAmbientNetns(opts.netns, () => handle(plugins, raw)) : handle(plugins, raw));
       active--;
       lastCall = Date.now();
       sock.end(encodeResponse(code, stdout));

@@ -5,6 +5,7 @@ import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { Socket } from 'node:net';
 import { closeSync } from 'node:fs';
 import { exitCode, pipe, posixSpawn, reapWaited, SpawnError } from './spawn.js';
+import { inAmbientNetns } from './thread-netns.js';
 
 /** A network namespace: a name under /run/netns, an absolute path, or undefined for "the one we are in". */
 export type Netns = string | undefined;
@@ -51,7 +52,8 @@ export const trace = process.env.CNILAB_TRACE ? (argv: string[], t0: number) => 
 export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    const child = execFile(
+    // Spawned in the namespace of the work that asks (see thread-netns.ts): the fork happens on this thread, now.
+    const child = inAmbientNetns(() => execFile(
       argv[0],
       argv.slice(1),
       { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: opts.env ?? process.env },
@@ -65,7 +67,7 @@ export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
         }
         resolve({ stdout, stderr, exitCode });
       },
-    );
+    ));
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }
@@ -83,7 +85,7 @@ export function runSpawned(argv: string[], opts: RunOptions = {}): Promise<RunRe
   let failed: SpawnError | undefined;
   const exited = new Promise<number>((resolve) => {
     try {
-      posixSpawn(argv, { stdin: inR, stdout: outW, stderr: errW, env: opts.env ?? process.env, onExit: resolve });
+      inAmbientNetns(() => posixSpawn(argv, { stdin: inR, stdout: outW, stderr: errW, env: opts.env ?? process.env, onExit: resolve }));
     } catch (e) {
       if (!(e instanceof SpawnError)) throw e;
       failed = e;
@@ -130,7 +132,7 @@ export function runSpawned(argv: string[], opts: RunOptions = {}): Promise<RunRe
  * stdin closes when we exit.
  */
 export function startPiped(argv: string[]): ChildProcess {
-  return spawn('sh', ['-c', 'exec "$@" 2>&1', 'sh', ...argv], { stdio: ['pipe', 'pipe', 'ignore'] });
+  return inAmbientNetns(() => spawn('sh', ['-c', 'exec "$@" 2>&1', 'sh', ...argv], { stdio: ['pipe', 'pipe', 'ignore'] }));
 }
 
 /**
@@ -140,7 +142,7 @@ export function startPiped(argv: string[]): ChildProcess {
  */
 export function startDetached(argv: string[], opts: { stdout: number; stderr: number; env?: NodeJS.ProcessEnv; cwd?: string }): number {
   try {
-    return posixSpawn(argv, { stdout: opts.stdout, stderr: opts.stderr, env: opts.env ?? process.env, cwd: opts.cwd, setsid: true });
+    return inAmbientNetns(() => posixSpawn(argv, { stdout: opts.stdout, stderr: opts.stderr, env: opts.env ?? process.env, cwd: opts.cwd, setsid: true }));
   } catch (e) {
     throw new Error(`could not start ${argv.join(' ')}: ${(e as Error).message}`);
   }

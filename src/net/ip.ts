@@ -4,6 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { CommandError, inNetns, run, type Netns } from './exec.js';
 import { IpSession } from './ip-session.js';
+import { ambientNetns, inAmbientNetns } from './thread-netns.js';
 import type { RunsCommands } from './target.js';
 
 export interface AddrInfo {
@@ -58,19 +59,30 @@ export interface FdbEntry {
   state?: string;
 }
 
-let session: IpSession | undefined;
+/** The ip kept running per namespace ('' for this process's own), while a long-lived process asked for them. */
+let sessions: Map<string, IpSession> | undefined;
 
 /**
- * Keep one `ip` process running for the namespace this process is in, and
- * send the batches of `new Ip()` to it (the CNI daemon does this). Returns
- * the function that stops it.
+ * Keep one `ip` process running for the namespace this process is in (and,
+ * in a process serving several, one for each namespace it works in: see
+ * thread-netns.ts), and send the batches of `new Ip()` to it (the CNI daemon
+ * does this). Returns the function that stops them.
  */
 export function keepIpRunning(): () => Promise<void> {
-  const s = (session = new IpSession());
+  const mine = (sessions = new Map());
   return async () => {
-    if (session === s) session = undefined;
-    await s.close();
+    if (sessions === mine) sessions = undefined;
+    await Promise.all([...mine.values()].map((s) => s.close()));
   };
+}
+
+/** The kept ip of the namespace the current work is in; made on first use. */
+function keptSession(): IpSession | undefined {
+  if (!sessions) return undefined;
+  const ns = ambientNetns() ?? '';
+  let s = sessions.get(ns);
+  if (!s) sessions.set(ns, (s = new IpSession(ns || undefined)));
+  return s;
 }
 
 /** What `ip route get` answers: the kernel's own forwarding decision for one address. */
@@ -126,7 +138,8 @@ export class Ip {
   /** Run several `ip` commands in one process; stops at the first failure and says which line. */
   async batch(lines: string[][]): Promise<void> {
     if (lines.length === 0) return;
-    if (session && !this.netns && !this.remote) {
+    const session = !this.netns && !this.remote ? keptSession() : undefined;
+    if (session) {
       await session.batch(lines);
       return;
     }
@@ -144,7 +157,8 @@ export class Ip {
    * (see failedBatchLine) and its stdout holds what the lines before printed.
    */
   async batchJson<T>(lines: string[][]): Promise<T[][]> {
-    if (session && !this.netns && !this.remote) return parseJsonLines<T>(await session.batch(lines));
+    const session = !this.netns && !this.remote ? keptSession() : undefined;
+    if (session) return parseJsonLines<T>(await session.batch(lines));
     const text = lines.map((l) => l.join(' ')).join('\n') + '\n';
     return parseJsonLines<T>(await this.exec('ip', ['-json', '-details', '-batch', '-'], text));
   }
@@ -248,7 +262,10 @@ export class Ip {
     }
     if (!this.netns) {
       // Already in the namespace: /proc/sys is ours, no process needed.
-      for (const [k, v] of Object.entries(values)) writeFileSync(`/proc/sys/${k.includes('/') ? k : k.replace(/\./g, '/')}`, String(v));
+      // /proc/sys/net shows the namespace of the thread that opens it.
+      inAmbientNetns(() => {
+        for (const [k, v] of Object.entries(values)) writeFileSync(`/proc/sys/${k.includes('/') ? k : k.replace(/\./g, '/')}`, String(v));
+      });
       return;
     }
     const args = Object.entries(values).map(([k, v]) => `${k}=${v}`);

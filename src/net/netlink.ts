@@ -11,7 +11,7 @@
 // `ip` sends the same bytes (test/unit/netlink.test.ts compares them).
 import { closeSync, openSync } from 'node:fs';
 import { errno, libcCalls, setIntOption } from './libc.js';
-import { inNetnsThread } from './sandboxes.js';
+import { inAmbientNetns, inNetnsThread } from './thread-netns.js';
 import { trace } from './exec.js';
 
 const AF_NETLINK = 16;
@@ -219,7 +219,7 @@ export class Rtnl {
   static open(netnsPath?: string): Rtnl {
     const t0 = performance.now();
     const make = () => libcCalls.socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
-    const fd = netnsPath ? inNetnsThread(netnsPath, make) : make();
+    const fd = netnsPath ? inNetnsThread(netnsPath, make) : inAmbientNetns(make);
     const where = netnsPath ?? 'this namespace';
     if (fd < 0) throw new NetlinkError(`a netlink socket in ${where}`, errno());
     // The kernel then says what it refused, not only an errno; an error ack

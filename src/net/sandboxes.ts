@@ -9,10 +9,13 @@ import koffi from 'koffi';
 import { Ip } from './ip.js';
 import { netnsPath } from './exec.js';
 import { check, libcCalls, AF_INET, SOCK } from './libc.js';
+import { inNetnsThread, setns } from './thread-netns.js';
+
+export { inNetnsThread };
 
 const libc = koffi.load('libc.so.6');
 const sys = {
-  setns: libc.func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number,
+  setns,
   unshare: libc.func('int unshare(int flags)') as (flags: number) => number,
   sethostname: libc.func('int sethostname(const char *name, unsigned long len)') as (name: string, len: number) => number,
   mount: libc.func('int mount(const char *src, const char *target, const char *fstype, unsigned long flags, const void *data)') as (
@@ -25,7 +28,6 @@ const sys = {
   umount2: libc.func('int umount2(const char *target, int flags)') as (target: string, flags: number) => number,
 };
 const CLONE_NEWUTS = 0x04000000;
-const CLONE_NEWNET = 0x40000000;
 const MS_BIND = 0x1000;
 const SIOCGIFFLAGS = 0x8913;
 const SIOCSIFFLAGS = 0x8914;
@@ -39,27 +41,6 @@ export async function addNetnsMany(names: string[]): Promise<void> {
 /** Remove named namespaces in one `ip` process; missing ones are skipped. */
 export async function deleteNetnsMany(names: string[]): Promise<void> {
   await new Ip().batch(names.filter((n) => existsSync(netnsPath(n))).map((n) => ['netns', 'del', n]));
-}
-
-/** Run `fn` with this thread in the network namespace at `path`, then come back. */
-export function inNetnsThread<T>(path: string, fn: () => T): T {
-  const self = openSync('/proc/thread-self/ns/net', 'r');
-  try {
-    const target = openSync(path, 'r');
-    try {
-      check(sys.setns(target, CLONE_NEWNET), `entering ${path}`);
-    } finally {
-      closeSync(target);
-    }
-    try {
-      return fn();
-    } finally {
-      // Coming back cannot fail for a namespace we were in; if it did, nothing here would be safe to go on with.
-      if (sys.setns(self, CLONE_NEWNET) < 0) throw new Error(`cannot return to this process's own namespace: ${libcCalls.strerror(koffi.errno())}`);
-    }
-  } finally {
-    closeSync(self);
-  }
 }
 
 /**

@@ -2,8 +2,8 @@
 // exactly as a runtime does (the node's conflist, ADD with the result cached,
 // CHECK, DEL in reverse order), then the workload's processes in the pod.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
-import { RUN_DIR_ENV } from '../cni/daemon.js';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { NODES_ENV, RUN_DIR_ENV, type HostedNode } from '../cni/daemon.js';
 import { CNID_SCRIPT } from './cnid.js';
 import { join } from 'node:path';
 import { cniEnv } from '../cni/invoke.js';
@@ -23,10 +23,32 @@ const byName = new Intl.Collator(undefined, { numeric: true });
 export const CNID_DIR = '/run/cnilab-cnid';
 
 /**
- * Start the node's CNI daemon (thick mode: the plugins' logic kept warm behind
+ * Start the nodes' CNI daemons (thick mode: the plugins' logic kept warm behind
  * the C shims in dist/cni/bin), recorded by PID like every other node process.
- * The plugins work without it; it only saves Node's start-up on every call.
+ * Where the backend can, one process serves every node, each on its socket
+ * with its log: a Node.js process per node is most of a node's memory. The
+ * plugins work without a daemon; it only saves Node's start-up on every call.
  */
+export async function startNodeCnids(backend: Backend, nodes: string[], stateDir: string, atOnce: number): Promise<void> {
+  const hosted: HostedNode[] = nodes.map((name) => ({ name, netns: backend.node(name).netns ?? '', runDir: backend.nodePath(name, CNID_DIR), log: backend.nodePath(name, 'var/log/cnid.log') }));
+  if (!backend.startForNodes || hosted.some((n) => !n.netns)) {
+    // A few at a time: each is a Node.js start-up, and a hundred at once starve each other past their timeout.
+    await mapLimit(nodes, atOnce, (n) => startNodeCnid(backend, n));
+    return;
+  }
+  for (const n of hosted) mkdirSync(n.runDir, { recursive: true });
+  const list = join(stateDir, 'cnid-nodes.json');
+  writeFileSync(list, JSON.stringify(hosted, null, 1));
+  const { log } = await backend.startForNodes(nodes, 'cnid', [process.execPath, CNID_SCRIPT], { env: { [NODES_ENV]: list } });
+  const listening = (dir: string) => readdirSync(dir).some((f) => f.endsWith('.sock'));
+  await waitUntil(() => hosted.every((n) => listening(n.runDir)), {
+    timeoutMs: 10_000 + 100 * nodes.length,
+    what: `the CNI daemon of ${nodes.length} nodes to answer`,
+    hint: () => `see ${log}`,
+  });
+}
+
+/** The daemon of one node, a process of its own on the node. */
 export async function startNodeCnid(backend: Backend, node: string): Promise<void> {
   const dir = backend.nodePath(node, CNID_DIR);
   await backend.exec(node, ['mkdir', '-p', dir]);
@@ -39,7 +61,6 @@ export async function startNodeCnid(backend: Backend, node: string): Promise<voi
     hint: () => `see ${log}`,
   });
 }
-
 
 export interface PodSpec {
   name: string;

@@ -14,7 +14,7 @@ import { NodeServices } from './services.js';
 import { runStep, type StepOutcome } from './steps.js';
 import { nodePreflight, preflight } from './preflight.js';
 import { requireBuilt } from '../lab/paths.js';
-import { startNodeCnid } from './pods.js';
+import { startNodeCnids } from './pods.js';
 import type { Reporter } from './reporter.js';
 import { POD_RESOLV_CONF, underlayIface } from '../topologies/backend.js';
 import { DNS_POD, DNS_WORKLOAD, ServiceController } from './service-controller.js';
@@ -148,8 +148,7 @@ export class LabInstance {
       await this.phase(`nodes (${lab.topology.nodes.map((n) => n.name).join(', ')}) on ${backend.kind}`, () => backend.up());
       applyFoundTopology(lab, this.state.state.topology);
       if (backend.nodeKernels) await this.phase('kernels of the nodes (preflight)', () => nodePreflight(lab, backend));
-      // A few at a time: each is a Node.js start-up, and a hundred at once starve each other past their timeout.
-      await this.phase('cni daemons', () => mapLimit(lab.topology.nodes, NODE_STARTS_AT_ONCE, (n) => startNodeCnid(backend, n.name)));
+      await this.phase('cni daemons', () => startNodeCnids(backend, lab.topology.nodes.map((n) => n.name), this.state.dir, NODE_STARTS_AT_ONCE));
       await this.phase(`network ${lab.network.plugin} (${lab.network.backend})`, () =>
         datapath(lab.network.plugin).install(backend, lab, lab.topology.nodes, (m) => this.reporter.info(m)),
       );

@@ -67,6 +67,12 @@ export interface Backend {
   exec(node: string, argv: string[], opts?: ExecOptions): Promise<RunResult>;
   /** Start a long-running process on a node; its PID is recorded before this returns. */
   start(node: string, name: string, argv: string[], opts?: { env?: Record<string, string> }): Promise<Started>;
+  /**
+   * Optional, where nodes are namespaces of this machine (netns): one process
+   * serving several nodes at once, started in the lab's own namespace and
+   * recorded under each of those nodes (one PID, stopped with the lab).
+   */
+  startForNodes?(nodes: string[], name: string, argv: string[], opts?: { env?: Record<string, string> }): Promise<Started>;
   /** Stop a process we started, by its PID. */
   stop(pid: number): Promise<void>;
   /** Whether a process we started is still that process (its PID and start time, read where it runs). */

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { netnsPath, run, runSpawned, startDetached, type RunResult } from '../net/exec.js';
 import { Ip } from '../net/ip.js';
 import { addNetns, deleteNetns, listNetns, netnsInode, withResolvConf } from '../net/netns.js';
-import { addNetnsMany, deleteNetnsMany, loopbackUp, pinHostname, spawnedIn, unmountMany } from '../net/sandboxes.js';
+import { addNetnsMany, deleteNetnsMany, inNetnsThread, loopbackUp, pinHostname, spawnedIn, unmountMany } from '../net/sandboxes.js';
 import { isBpffs, mountBpffs } from '../net/bpf.js';
 import { NAME_PREFIX, labDir, listLabs, processStartTime, StateFile, type ProcessRecord } from '../lab/state.js';
 import { isRunning, pidsInNetns, stillOurs, stopPid, stopPids, stopRecorded } from '../lab/processes.js';
@@ -185,6 +185,22 @@ export class NetnsBackend implements Backend {
 
   async start(node: string, name: string, argv: string[], opts: { env?: Record<string, string> } = {}): Promise<Started> {
     return this.launch(node, name, this.nodeNs(node), argv, () => this.nodeArgv(node, argv), this.nodePath(node, 'var/log'), opts.env);
+  }
+
+  async startForNodes(nodes: string[], name: string, argv: string[], opts: { env?: Record<string, string> } = {}): Promise<Started> {
+    const logDir = join(this.state.dir, 'log');
+    mkdirSync(logDir, { recursive: true });
+    const log = join(logDir, `${name}.log`);
+    const fd = openSync(log, 'a');
+    try {
+      const underlay = netnsPath(underlayNetns(this.topo.lab));
+      const pid = inNetnsThread(underlay, () => startDetached(argv, { stdout: fd, stderr: fd, env: { ...process.env, ...opts.env } }));
+      const startTime = processStartTime(pid) ?? 0;
+      this.state.update((s) => s.processes.push(...nodes.map((node) => ({ pid, startTime, name, node }))));
+      return { pid, log };
+    } finally {
+      closeSync(fd);
+    }
   }
 
   async podStart(node: string, pod: string, name: string, argv: string[]): Promise<Started> {
