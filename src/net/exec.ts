@@ -1,7 +1,7 @@
 // The one place that runs kernel tools (ip, bridge, sysctl, iptables, nsenter).
 // It uses node:child_process rather than execa on purpose: CNI plugins are
 // bundled from this code and every millisecond of start-up counts there.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess, type ExecFileException } from 'node:child_process';
 import { Socket } from 'node:net';
 import { closeSync } from 'node:fs';
 import { exitCode, pipe, posixSpawn, reapWaited, SpawnError } from './spawn.js';
@@ -52,22 +52,18 @@ export const trace = process.env.CNILAB_TRACE ? (argv: string[], t0: number) => 
 export function run(argv: string[], opts: RunOptions = {}): Promise<RunResult> {
   const t0 = performance.now();
   return new Promise((resolve, reject) => {
-    // Spawned in the namespace of the work that asks (see thread-netns.ts): the fork happens on this thread, now.
-    const child = inAmbientNetns(() => execFile(
-      argv[0],
-      argv.slice(1),
-      { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: opts.env ?? process.env },
-      (err, stdout, stderr) => {
-        trace?.(argv, t0);
-        const exitCode = err ? (typeof err.code === 'number' ? err.code : 127) : 0;
-        if (err && !opts.allowFailure) {
-          const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
-          reject(new CommandError(argv, exitCode, missing ? `${argv[0]} is not installed` : stderr, stdout));
-          return;
-        }
-        resolve({ stdout, stderr, exitCode });
-      },
-    ));
+    const done = (err: ExecFileException | null, stdout: string, stderr: string) => {
+      trace?.(argv, t0);
+      const exitCode = err ? (typeof err.code === 'number' ? err.code : 127) : 0;
+      if (err && !opts.allowFailure) {
+        const missing = (err as NodeJS.ErrnoException).code === 'ENOENT';
+        reject(new CommandError(argv, exitCode, missing ? `${argv[0]} is not installed` : stderr, stdout));
+        return;
+      }
+      resolve({ stdout, stderr, exitCode });
+    };
+    // Started in the namespace of the work that asks (thread-netns.ts): the fork happens on this thread, now.
+    const child = inAmbientNetns(() => execFile(argv[0], argv.slice(1), { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, env: opts.env ?? process.env }, done));
     if (opts.input !== undefined) child.stdin?.end(opts.input);
   });
 }
