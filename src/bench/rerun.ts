@@ -39,7 +39,7 @@ export function rerunPlan(stored: BenchResult, file: string, now: { kernel: stri
   return {
     labFile,
     backend: stored.backend,
-    settings: { repeat: s.repeat, minRepeat: s.minRepeat, durationS: s.durationS, ciTargetPct: s.ciTargetPct, pin: s.pin, tests: s.tests as BenchTest[], sweep: s.sweep },
+    settings: { repeat: s.repeat, minRepeat: s.minRepeat, durationS: s.durationS, ciTargetPct: s.ciTargetPct, pin: s.pin, tests: s.tests as BenchTest[], sweep: s.sweep, mirrored: s.mirrored ?? false },
     notes,
   };
 }

@@ -69,6 +69,8 @@ export const settingsSchema = z.strictObject({
   pin: z.boolean(),
   /** The message-size sweep was run too. */
   sweep: z.boolean().optional(),
+  /** Each repetition ran every pair twice, forward then backward, and kept the mean (absent: once). */
+  mirrored: z.boolean().optional(),
 });
 
 export const resultSchema = z.strictObject({

@@ -34,10 +34,16 @@ export interface BenchSettings {
   tests?: BenchTest[];
   /** Also sweep message sizes on the underlay and the cross-node pair. */
   sweep?: boolean;
+  /**
+   * Each repetition runs the pairs forward then backward (A B C C B A), each run half
+   * as long, and keeps the mean of a pair's two runs: a machine that drifts during the
+   * repetition moves the underlay and the path alike, and two runs average out some noise.
+   */
+  mirrored?: boolean;
 }
 
 /** 6: the fewest repetitions whose min..max is a 95% interval of the median (96.9%); 8 at most, so a busy machine costs a third more, not twice. */
-export const DEFAULT_SETTINGS: BenchSettings = { repeat: 8, minRepeat: 6, durationS: 0.2, ciTargetPct: 3, pin: true };
+export const DEFAULT_SETTINGS: BenchSettings = { repeat: 8, minRepeat: 6, durationS: 0.2, ciTargetPct: 3, pin: true, mirrored: true };
 
 /** Time windows a request/response run is cut into: its repetitions. */
 export const RR_WINDOWS = 8;
@@ -118,29 +124,29 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
   // Each pair's rate at the end of its warm-up; a run sends what the pair's last rates for that test
   // (or, before any, the warm-up rate) carry in durationS.
   const rates = new Map<string, number>();
-  const bytesFor = (pair: PlannedPair, test: 'tcp' | 'tcp4' | 'udp') => {
+  const bytesFor = (pair: PlannedPair, test: 'tcp' | 'tcp4' | 'udp', durationS: number) => {
     // Before a test's first run, the pair's latest single-stream rate (which may have fallen far
     // below the warm-up's, e.g. once a shaper's burst is spent), else the warm-up's.
     const seen = values.get(pair.name)!;
     const gbps = test === 'udp' ? rateGbps(plan.udpRate) : median(seen.get(WATCHED[test])?.slice(-3) ?? seen.get('tcp.gbps')?.slice(-3) ?? [rates.get(pair.name) ?? 1]);
-    return Math.max(2 ** 20, (gbps * 1e9 * settings.durationS) / 8);
+    return Math.max(2 ** 20, (gbps * 1e9 * durationS) / 8);
   };
   // Generous: a run sized from one rate may meet a machine that just got much busier.
   const timeoutS = Math.max(30, settings.durationS * 60);
 
   const udpSent = new Map<string, number[]>();
-  const measure = async (test: RepeatedTest, pair: PlannedPair): Promise<Measured> => {
+  const measure = async (test: RepeatedTest, pair: PlannedPair, durationS: number): Promise<Measured> => {
     const { client, server } = pair;
     switch (test) {
       case 'tcp':
       case 'tcp4': {
-        const r = await iperf3(backend, client, server, { bytes: bytesFor(pair, test), streams: test === 'tcp4' ? 4 : 1, pin, timeoutS });
+        const r = await iperf3(backend, client, server, { bytes: bytesFor(pair, test, durationS), streams: test === 'tcp4' ? 4 : 1, pin, timeoutS });
         return test === 'tcp'
           ? { 'tcp.gbps': r.gbps, 'tcp.cpuMsPerGbit': r.cpuMsPerGbit, 'tcp.retransmits': r.retransmits }
           : { 'tcp4.gbps': r.gbps, 'tcp4.cpuMsPerGbit': r.cpuMsPerGbit };
       }
       case 'udp': {
-        const r = await iperf3(backend, client, server, { bytes: bytesFor(pair, test), udpRate: plan.udpRate, pin, timeoutS });
+        const r = await iperf3(backend, client, server, { bytes: bytesFor(pair, test, durationS), udpRate: plan.udpRate, pin, timeoutS });
         udpSent.set(pair.name, [...(udpSent.get(pair.name) ?? []), r.sentGbps]);
         // What arrived at the offered load: on a short run the receiver's own clock includes its set-up.
         return { 'udp.gbps': r.sentGbps * (1 - (r.udp?.lossPct ?? 0) / 100), 'udp.lossPct': r.udp?.lossPct, 'udp.jitterUs': r.udp && r.udp.jitterMs * 1000 };
@@ -210,9 +216,12 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
         // Each repetition starts with the next pair, so a machine getting busier or quieter during
         // a repetition does not always favour the pair measured last.
         const order = plan.pairs.map((_, i) => plan.pairs[(i + rep - 1) % plan.pairs.length]);
+        const passes = settings.mirrored ? [order, [...order].reverse()] : [order];
+        const runs = new Map<string, Measured[]>(order.map((p) => [p.name, []]));
+        for (const pass of passes) for (const pair of pass) runs.get(pair.name)!.push(await measure(test, pair, settings.durationS / passes.length));
         const line: string[] = [];
         for (const pair of order) {
-          const m = await measure(test, pair);
+          const m = meanOfRuns(runs.get(pair.name)!);
           record(pair.name, m);
           line.push(`${pair.name} ${headline(test, m)}`);
         }
@@ -250,7 +259,7 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
     backend: backend.kind,
     startedAt,
     finishedAt: new Date().toISOString(),
-    settings: { repeat: settings.repeat, minRepeat, durationS: settings.durationS, ciTargetPct: settings.ciTargetPct, udpRate: plan.udpRate, tests, pin: settings.pin, ...(settings.sweep ? { sweep: true } : {}) },
+    settings: { repeat: settings.repeat, minRepeat, durationS: settings.durationS, ciTargetPct: settings.ciTargetPct, udpRate: plan.udpRate, tests, pin: settings.pin, ...(settings.sweep ? { sweep: true } : {}), mirrored: settings.mirrored ?? false },
     ...(target.labFile ? { labFile: labFileRecord(target.labFile) } : {}),
     host: {
       ...host,
@@ -281,6 +290,19 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
 export function windowsOf(samples: number[], n: number): number[][] {
   const k = Math.min(n, samples.length);
   return Array.from({ length: k }, (_, i) => samples.slice(Math.floor((i * samples.length) / k), Math.floor(((i + 1) * samples.length) / k)));
+}
+
+/** A repetition's figures from a pair's runs in it: the mean of each, retransmits added up (the runs share the time). */
+export function meanOfRuns(runs: Measured[]): Measured {
+  const out: Measured = {};
+  const names = new Set(runs.flatMap((r) => Object.keys(r) as MetricName[]));
+  for (const name of names) {
+    const vs = runs.map((r) => r[name]).filter((v): v is number => v !== undefined && Number.isFinite(v));
+    if (!vs.length) continue;
+    const sum = vs.reduce((a, v) => a + v, 0);
+    out[name] = name.endsWith('.retransmits') ? sum : sum / vs.length;
+  }
+  return out;
 }
 
 function headline(test: RepeatedTest, m: Measured): string {

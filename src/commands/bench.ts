@@ -65,6 +65,7 @@ function benchCommand(ctx: CommandContext): Command {
     .option('--duration <seconds>', 'seconds per throughput measurement (iperf3 sends what the observed rate carries in that time)', positiveNumber('--duration', ctx), DEFAULT_SETTINGS.durationS)
     .option('--ci-target <percent>', 'stop a test once every figure and ratio is within ± this percentage (95% interval)', nonNegative('--ci-target', ctx), DEFAULT_SETTINGS.ciTargetPct)
     .option('--no-pin', 'do not pin client and server to distinct CPUs')
+    .option('--no-mirror', 'run each pair once per repetition (default: twice, forward then backward, half as long each, their mean kept)')
     .option('--sweep', 'also sweep message sizes (64 B to 64 KB, TCP one write per message) on the underlay and the cross-node pair')
     .option('--rerun <file>', 'run the experiment a results file records again (its lab file and settings) and say which figures moved beyond their intervals')
     .option('--tests <list>', `comma-separated subset of ${BENCH_TESTS.join(',')} (default: the lab's bench block, or all)`, (v) => parseTests(v, ctx))
@@ -85,7 +86,7 @@ function benchCommand(ctx: CommandContext): Command {
       const reporter = o.json ? new QuietReporter() : new TextReporter();
       const outcomes: BenchOutcome[] = [];
       for (const name of names) {
-        const r = await benchOne(name, { repeat: o.repeat, minRepeat: o.minRepeat, durationS: o.duration, ciTargetPct: o.ciTarget, pin: o.pin, sweep: o.sweep, tests: o.tests, name: o.name, backend: o.backend, inventory: o.inventory, install: o.install, resultsDir: o.resultsDir }, reporter);
+        const r = await benchOne(name, { repeat: o.repeat, minRepeat: o.minRepeat, durationS: o.duration, ciTargetPct: o.ciTarget, pin: o.pin, mirrored: o.mirror, sweep: o.sweep, tests: o.tests, name: o.name, backend: o.backend, inventory: o.inventory, install: o.install, resultsDir: o.resultsDir }, reporter);
         outcomes.push(r);
         if (!o.json) console.log(r.status === 'ok' ? `${green('✔')} ${bold(r.lab)}: ${rel(r.file!)}` : r.status === 'skipped' ? `⊘ ${bold(r.lab)}: ${r.reason}` : `${red('✘')} ${bold(r.lab)}: ${r.reason}`);
       }

@@ -40,7 +40,7 @@ describe('lab: bench', function () {
     await inst.up();
     let result;
     try {
-      result = await benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list(), labFile: inst.file }, { repeat: 2, minRepeat: 2, durationS: 0.2, ciTargetPct: 3, pin: true, tests: ['tcp', 'rr'] });
+      result = await benchLab({ backend: inst.backend, lab: inst.lab, pods: inst.pods.list(), labFile: inst.file }, { repeat: 2, minRepeat: 2, durationS: 0.2, ciTargetPct: 3, pin: true, mirrored: true, tests: ['tcp', 'rr'] });
       expect(inst.state.state.processes.map((p) => p.name).filter((n) => /iperf3|sockperf/.test(n)), 'benchmark servers still recorded').to.deep.equal([]);
     } finally {
       await inst.down();
@@ -62,6 +62,7 @@ describe('lab: bench', function () {
       expect(p.metrics['rr.p99Us'].median).to.be.at.least(p.metrics['rr.p50Us'].median);
     }
     expect(back.warmup!.map((w) => w.pair)).to.deep.equal(['underlay', 'same-node', 'cross-node']);
+    expect(back.settings.mirrored, 'mirrored runs recorded, so --rerun repeats them').to.equal(true);
     expect(back.labFile!.path).to.equal('labs/flannel-vxlan.yaml');
     expect(back.labFile!.content).to.equal(readFileSync(join(ROOT, 'labs/flannel-vxlan.yaml'), 'utf8'));
     expect(back.host.load.during.length).to.be.greaterThan(0);

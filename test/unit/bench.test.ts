@@ -3,7 +3,7 @@ import { parseIperf3, parsePing, parseSockperf, parseSockperfLog, ToolOutputErro
 import { median, overlaps, quantile, spread } from '../../src/bench/stats.js';
 import { parseOffloads } from '../../src/bench/environment.js';
 import { planBench, BenchPlanError, NothingToMeasureError } from '../../src/bench/plan.js';
-import { pinningFor, rateGbps, windowsOf } from '../../src/bench/run.js';
+import { meanOfRuns, pinningFor, rateGbps, windowsOf } from '../../src/bench/run.js';
 import { LabFileError } from '../../src/lab/lab-file.js';
 import { parseLab } from '../../src/datapaths/index.js';
 import type { PodRecord } from '../../src/lab/state.js';
@@ -136,6 +136,17 @@ describe('bench: ping windows', () => {
     expect(w.map((x) => x.length)).to.deep.equal([12, 13, 12, 13, 12, 13, 12, 13]);
     expect(w.flat()).to.deep.equal(Array.from({ length: 100 }, (_, i) => i));
     expect(windowsOf([5, 6], 8)).to.deep.equal([[5], [6]]);
+  });
+});
+
+describe('bench: mirrored runs', () => {
+  it("a repetition's figure is the mean of the pair's runs; retransmits add up; a figure one run lacks comes from the others", () => {
+    const m = meanOfRuns([
+      { 'tcp.gbps': 4, 'tcp.cpuMsPerGbit': 10, 'tcp.retransmits': 3 },
+      { 'tcp.gbps': 6, 'tcp.cpuMsPerGbit': 20, 'tcp.retransmits': 1, 'udp.jitterUs': Number.NaN },
+    ]);
+    expect(m).to.deep.equal({ 'tcp.gbps': 5, 'tcp.cpuMsPerGbit': 15, 'tcp.retransmits': 4 });
+    expect(meanOfRuns([{ 'udp.gbps': 1, 'udp.lossPct': 2 }, { 'udp.gbps': 3 }])).to.deep.equal({ 'udp.gbps': 2, 'udp.lossPct': 2 });
   });
 });
 
