@@ -1,7 +1,7 @@
 // A typed wrapper over iproute2 (`ip`, `bridge`), bound to one network namespace.
 // Reads use `ip -json`; several changes go through one `ip -batch` spawn, or,
 // in a long-lived process that asked for it, to an ip kept running (ip-session.ts).
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { CommandError, inNetns, run, type Netns } from './exec.js';
 import { IpSession } from './ip-session.js';
 import { ambientNetns, inAmbientNetns } from './thread-netns.js';
@@ -272,9 +272,18 @@ export class Ip {
     await run(inNetns(this.netns, 'sysctl', ['-q', '-w', ...args]));
   }
 
-  async readSysctl(key: string): Promise<string> {
-    if (this.remote) return (await this.remote.run(['sysctl', '-n', key])).stdout.trim();
-    return (await run(inNetns(this.netns, 'sysctl', ['-n', key]))).stdout.trim();
+  /** A sysctl's value; undefined when the key does not exist. */
+  async readSysctl(key: string): Promise<string | undefined> {
+    if (this.remote) return (await this.remote.run(['sysctl', '-n', key], { allowFailure: true })).stdout.trim() || undefined;
+    if (!this.netns) {
+      // As in sysctl(): read from this thread, in the namespace of the work that asks.
+      try {
+        return inAmbientNetns(() => readFileSync(`/proc/sys/${key.includes('/') ? key : key.replace(/\./g, '/')}`, 'utf8')).trim();
+      } catch {
+        return undefined;
+      }
+    }
+    return (await run(inNetns(this.netns, 'sysctl', ['-n', key]), { allowFailure: true })).stdout.trim() || undefined;
   }
 }
 

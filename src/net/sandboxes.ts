@@ -4,12 +4,11 @@
 // with system calls from this thread, which enters each namespace in turn and
 // comes back before anything else runs.
 import { closeSync, existsSync, openSync } from 'node:fs';
-import { Socket } from 'node:net';
 import koffi from 'koffi';
 import { Ip } from './ip.js';
 import { netnsPath } from './exec.js';
 import { check, libcCalls, AF_INET, SOCK } from './libc.js';
-import { inNetnsThread, setns } from './thread-netns.js';
+import { inNetnsThread, setns, tcpSocketIn } from './thread-netns.js';
 
 export { inNetnsThread };
 
@@ -122,9 +121,8 @@ export function unmountMany(paths: string[]): void {
  * a thousand pods costs a thousand sockets, not a thousand curls.
  */
 export function httpStatusIn(netnsPath: string, ip: string, port: number, path: string, timeoutMs: number): Promise<number | undefined> {
-  const fd = inNetnsThread(netnsPath, () => check(libcCalls.socket(AF_INET, SOCK.STREAM | SOCK.NONBLOCK | SOCK.CLOEXEC, 0), `a socket in ${netnsPath}`));
   return new Promise((resolve) => {
-    const sock = new Socket({ fd, readable: true, writable: true });
+    const sock = tcpSocketIn(netnsPath);
     let answer = '';
     const done = (status: number | undefined) => {
       clearTimeout(timer);

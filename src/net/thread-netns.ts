@@ -9,8 +9,11 @@
 // and the sysctls it writes for "this namespace" then go to that one.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { closeSync, openSync } from 'node:fs';
+import { createConnection, isIP, Socket } from 'node:net';
 import koffi from 'koffi';
-import { check, libcCalls } from './libc.js';
+import { AF_INET, check, libcCalls, SOCK } from './libc.js';
+
+const AF_INET6 = 10;
 
 const libc = koffi.load('libc.so.6');
 export const setns = libc.func('int setns(int fd, int nstype)') as (fd: number, nstype: number) => number;
@@ -55,4 +58,21 @@ export function ambientNetns(): string | undefined {
 export function inAmbientNetns<T>(fn: () => T): T {
   const path = ambient?.getStore();
   return path ? inNetnsThread(path, fn) : fn();
+}
+
+/** A TCP socket made in the namespace at `path`, not yet connected: Node uses it from here. */
+export function tcpSocketIn(path: string, family: 4 | 6 = 4): Socket {
+  const fd = inNetnsThread(path, () => check(libcCalls.socket(family === 6 ? AF_INET6 : AF_INET, SOCK.STREAM | SOCK.NONBLOCK | SOCK.CLOEXEC, 0), `a socket in ${path}`));
+  return new Socket({ fd, readable: true, writable: true });
+}
+
+/**
+ * A TCP connection from the current work's namespace (for node:http's
+ * `createConnection`). Node makes a socket a tick after connect() is called,
+ * when this thread is back in its own namespace: the socket is made there first.
+ */
+export function connectInAmbientNetns(opts: { host?: string | null; port?: number | string | null }): Socket {
+  const path = ambient?.getStore();
+  const to = { host: opts.host ?? 'localhost', port: Number(opts.port) };
+  return path ? tcpSocketIn(path, isIP(to.host) === 6 ? 6 : 4).connect(to) : createConnection(to);
 }

@@ -272,21 +272,21 @@ export class LabInstance {
     for (const s of specs) byNode.set(s.node, [...(byNode.get(s.node) ?? []), s]);
     const networking = new Limiter(NODE_STARTS_AT_ONCE);
     const workloads = new Limiter(2 * WORKLOADS_AT_ONCE);
-    await Promise.all(
-      [...byNode.entries()].map(async ([node, list]) => {
-        let starting: Promise<unknown> = Promise.resolve();
-        try {
-          for (const batch of chunks(list, POD_BATCH)) {
-            const pods = await networking.run(() => this.state.batch(() => this.pods.createMany(node, batch, list.length > POD_BATCH ? ADDS_AT_ONCE : 1)));
-            await starting;
-            starting = this.state.batch(() => mapLimit(pods, WORKLOADS_AT_ONCE, (pod) => workloads.run(() => this.startWorkload(pod))));
-            starting.catch(() => undefined); // awaited below; a failure meanwhile must not go unhandled
-          }
-        } finally {
+    // mapLimit, not Promise.all: after a failure, what other nodes still have in flight settles
+    // before the lab is torn down (it would write the lab's state again behind the teardown).
+    await mapLimit([...byNode.entries()], byNode.size, async ([node, list]) => {
+      let starting: Promise<unknown> = Promise.resolve();
+      try {
+        for (const batch of chunks(list, POD_BATCH)) {
+          const pods = await networking.run(() => this.state.batch(() => this.pods.createMany(node, batch, list.length > POD_BATCH ? ADDS_AT_ONCE : 1)));
           await starting;
+          starting = this.state.batch(() => mapLimit(pods, WORKLOADS_AT_ONCE, (pod) => workloads.run(() => this.startWorkload(pod))));
+          starting.catch(() => undefined); // awaited below; a failure meanwhile must not go unhandled
         }
-      }),
-    );
+      } finally {
+        await starting;
+      }
+    });
     if (engine) {
       this.policies = new LabPolicies(this.backend, this.lab, engine);
       const text = await this.policies.start();

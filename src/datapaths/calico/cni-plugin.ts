@@ -5,7 +5,6 @@
 // (dual-stack) is a /128 whose default route goes via the host side's own
 // link-local address, as Calico does; the host side has proxy NDP on.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { CmdArgs } from '../../cni/env.js';
 import { CniError, ErrorCode, invalidConfig } from '../../cni/errors.js';
 import { Fields, type NetConf } from '../../cni/config.js';
@@ -178,14 +177,6 @@ async function del(args: CmdArgs, conf: CalicoConf): Promise<void> {
   }
 }
 
-function readSysctl(key: string): string | undefined {
-  try {
-    return readFileSync(`/proc/sys/${key}`, 'utf8').trim();
-  } catch {
-    return undefined;
-  }
-}
-
 async function check(args: CmdArgs, conf: CalicoConf): Promise<void> {
   const prev = await beginCheck(args, conf);
   const node = new Ip();
@@ -194,7 +185,7 @@ async function check(args: CmdArgs, conf: CalicoConf): Promise<void> {
   if (!host) throw mismatch(`host interface ${hostIf} is missing`);
   if (host.address !== HOST_MAC) throw mismatch(`${hostIf} has MAC ${host.address}, not ${HOST_MAC}`);
   for (const [key, want] of Object.entries(hostSysctls(hostIf, familiesOf(prev.ips ?? [])))) {
-    const have = readSysctl(key);
+    const have = await node.readSysctl(key);
     if (have !== String(want)) throw mismatch(`${key.replaceAll('/', '.')} is ${have}, not ${want}`);
   }
   const routes = [...(await node.json<Route[]>('route', 'show', 'dev', hostIf)), ...(await node.json<Route[]>('-6', 'route', 'show', 'dev', hostIf))];

@@ -3,6 +3,7 @@
 // Every call uses node:http rather than fetch: a CNI plugin lives for one call,
 // and loading fetch's machinery costs it (and each node's agent) more than the calls themselves.
 import { request, type IncomingMessage } from 'node:http';
+import { connectInAmbientNetns } from '../../net/thread-netns.js';
 
 const b64 = (s: string) => Buffer.from(s).toString('base64');
 const unb64 = (s: string | undefined) => (s ? Buffer.from(s, 'base64').toString('utf8') : '');
@@ -38,7 +39,8 @@ export class Etcd {
 
   private call<T>(path: string, body: unknown): Promise<T> {
     return new Promise((resolve, reject) => {
-      const req = request(`${this.endpoint}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' } }, (res) => {
+      // From the namespace of the node asking: a CNI daemon serving several nodes is in none of them.
+      const req = request(`${this.endpoint}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, createConnection: connectInAmbientNetns }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('error', reject);
@@ -95,7 +97,7 @@ export class Etcd {
     const body = JSON.stringify({ create_request: { key: b64(prefix), range_end: prefixEnd(prefix), start_revision: String(fromRevision) } });
     // node:http, not fetch: fetch loads undici, which costs an agent more CPU and memory at start than all its etcd calls.
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = request(`${this.endpoint}/v3/watch`, { method: 'POST', signal, headers: { 'content-type': 'application/json' } }, resolve);
+      const req = request(`${this.endpoint}/v3/watch`, { method: 'POST', signal, headers: { 'content-type': 'application/json' }, createConnection: connectInAmbientNetns }, resolve);
       req.on('error', reject);
       req.end(body);
     });
