@@ -1,6 +1,7 @@
 // A typed wrapper over iproute2 (`ip`, `bridge`), bound to one network namespace.
 // Reads use `ip -json`; several changes go through one `ip -batch` spawn, or,
 // in a long-lived process that asked for it, to an ip kept running (ip-session.ts).
+import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { CommandError, inNetns, run, type Netns } from './exec.js';
 import { IpSession } from './ip-session.js';
@@ -288,6 +289,17 @@ export class Ip {
 }
 
 /** The name of a namespace under /run/netns (what `ip -n` takes), or undefined for any other path. */
+/**
+ * A MAC for a tunnel device, given at creation as flannel and Felix do: a
+ * kernel-chosen one may be replaced by udev (MACAddressPolicy=persistent) after
+ * it was published, and then the other nodes send to a MAC the device drops.
+ */
+export function randomMac(): string {
+  const b = randomBytes(6);
+  b[0] = (b[0] & 0xfe) | 0x02; // unicast, locally administered
+  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
 export function namedNetns(netns: string): string | undefined {
   if (!netns.startsWith('/')) return netns;
   const m = /^(?:\/var)?\/run\/netns\/([^/]+)$/.exec(netns);

@@ -9,7 +9,7 @@
 //          Debian's BIRD cannot, so the agent programs them from the blocks.
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { Ip } from '../../net/ip.js';
+import { Ip, randomMac } from '../../net/ip.js';
 import { bgpPeersOf, birdc, birdConfig } from './bird.js';
 import { BlockAllocator } from './ipam.js';
 import { affinityOf, EtcdCalicoStore, type Block, type CalicoNode, type IpPool } from './store.js';
@@ -164,7 +164,7 @@ export class CalicoNodeAgent {
     if (!under) throw new Error(`underlay device ${this.opts.iface} not found`);
     await this.ip.deleteLink(VXLAN_DEVICE);
     await this.ip.batch([
-      ['link', 'add', VXLAN_DEVICE, 'mtu', String(under.mtu - 50), 'type', 'vxlan', 'id', String(VXLAN_VNI), 'local', this.address, 'dev', this.opts.iface, 'dstport', String(VXLAN_PORT), 'nolearning'],
+      ['link', 'add', VXLAN_DEVICE, 'mtu', String(under.mtu - 50), 'address', randomMac(), 'type', 'vxlan', 'id', String(VXLAN_VNI), 'local', this.address, 'dev', this.opts.iface, 'dstport', String(VXLAN_PORT), 'nolearning'],
       ['addr', 'add', `${vtep}/32`, 'dev', VXLAN_DEVICE],
       ['link', 'set', VXLAN_DEVICE, 'up'],
     ]);
@@ -181,7 +181,7 @@ export class CalicoNodeAgent {
     await this.ip.deleteLink(VXLAN_DEVICE_V6);
     await this.ip.batch([
       // 70 bytes: an IPv6 header (40), UDP (8), VXLAN (8) and the inner Ethernet header (14).
-      ['link', 'add', VXLAN_DEVICE_V6, 'mtu', String(under.mtu - 70), 'type', 'vxlan', 'id', String(VXLAN_VNI), 'local', this.opts.ip6!.split('/')[0], 'dev', this.opts.iface, 'dstport', String(VXLAN_PORT), 'nolearning'],
+      ['link', 'add', VXLAN_DEVICE_V6, 'mtu', String(under.mtu - 70), 'address', randomMac(), 'type', 'vxlan', 'id', String(VXLAN_VNI), 'local', this.opts.ip6!.split('/')[0], 'dev', this.opts.iface, 'dstport', String(VXLAN_PORT), 'nolearning'],
       ['addr', 'add', `${vtep}/128`, 'dev', VXLAN_DEVICE_V6, 'nodad'],
       ['link', 'set', VXLAN_DEVICE_V6, 'up'],
     ]);

@@ -2,22 +2,10 @@
 // Dual-stack as flannel does it: a second device flannel-v6.<VNI> whose VTEP is the
 // node's IPv6 underlay address, so IPv6 pods travel in VXLAN over IPv6 (flannel has no
 // IPv6-in-IPv4 VXLAN) with the same neighbour + FDB scheme.
-import type { Ip, Link } from '../../net/ip.js';
+import { randomMac, type Ip, type Link } from '../../net/ip.js';
 import { formatAddr, formatCidr, formatIp, formatPrefix, network, firstAddr, type Cidr, type Prefix } from '../../net/ipnet.js';
 import { linksByName } from './links.js';
 import type { AgentOptions, FlannelBackend, Lease } from './types.js';
-import { randomBytes } from 'node:crypto';
-
-/**
- * The VTEP's MAC, set when the device is made, as flannel does: a kernel-chosen
- * one may be replaced by udev (MACAddressPolicy=persistent) after it was
- * published, and then the other nodes send to a MAC the device drops.
- */
-function vtepMac(): string {
-  const b = randomBytes(6);
-  b[0] = (b[0] & 0xfe) | 0x02; // unicast, locally administered
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
-}
 
 export class VxlanBackend implements FlannelBackend {
   readonly type = 'vxlan';
@@ -44,7 +32,7 @@ export class VxlanBackend implements FlannelBackend {
     await this.ip.deleteLink(this.deviceV6);
     // A /128 (flannel's choice): the source for the node's own traffic to pods, no prefix route.
     await this.ip.batch([
-      ['link', 'add', this.deviceV6, 'mtu', String(under.mtu - this.overheadV6), 'address', vtepMac(), 'type', 'vxlan', 'id', String(this.vni), 'local', this.opts.publicIpv6, 'dev', this.opts.iface, 'dstport', String(this.port), 'nolearning'],
+      ['link', 'add', this.deviceV6, 'mtu', String(under.mtu - this.overheadV6), 'address', randomMac(), 'type', 'vxlan', 'id', String(this.vni), 'local', this.opts.publicIpv6, 'dev', this.opts.iface, 'dstport', String(this.port), 'nolearning'],
       ['addr', 'add', `${formatAddr({ family: 6, value: firstAddr(local) })}/128`, 'dev', this.deviceV6, 'nodad'],
       ['link', 'set', this.deviceV6, 'up'],
     ]);
@@ -82,7 +70,7 @@ export class VxlanBackend implements FlannelBackend {
     // nolearning: every remote MAC is programmed from etcd, nothing is flooded.
     const shown = await this.ip.batchJson<Link>([
       ...(links.has(this.device) ? [['link', 'del', this.device]] : []),
-      ['link', 'add', this.device, 'mtu', String(under.mtu - this.overhead), 'address', vtepMac(), 'type', 'vxlan', 'id', String(this.vni), 'local', this.opts.publicIp, 'dev', this.opts.iface, 'dstport', String(this.port), 'nolearning'],
+      ['link', 'add', this.device, 'mtu', String(under.mtu - this.overhead), 'address', randomMac(), 'type', 'vxlan', 'id', String(this.vni), 'local', this.opts.publicIp, 'dev', this.opts.iface, 'dstport', String(this.port), 'nolearning'],
       ['addr', 'add', `${formatIp(network(local))}/32`, 'dev', this.device],
       ['link', 'set', this.device, 'up'],
       ['link', 'show', 'dev', this.device],
