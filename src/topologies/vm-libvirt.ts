@@ -6,7 +6,7 @@
 // /etc/libvirt, /var/log/libvirt): its config, domains, networks, storage pool
 // and pid files are the lab's files, gone with the lab's directory. vagrant
 // runs in the namespace too, with the box cnilab builds added once per box hash.
-import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { inNetns, run, startDetached } from '../net/exec.js';
 import { isRunning, stopPid, stopRecorded } from '../lab/processes.js';
@@ -157,6 +157,31 @@ export async function ensureVagrantBox(box: Box, progress: (m: string) => void):
     rmSync(tar, { force: true });
   }
   return name;
+}
+
+/**
+ * Offer the box's image to the lab's libvirtd as a volume it already has, so
+ * vagrant-libvirt skips copying 770 MB into each lab's pool: a pool of its own
+ * over `<box dir>/pool`, holding a hard link to Vagrant's copy of the image
+ * under the volume name vagrant-libvirt looks for in every pool. Each VM's disk
+ * is still a qcow2 overlay in the lab's pool; qemu opens the image read-only.
+ */
+export async function shareBoxVolume(lab: string, box: Box): Promise<void> {
+  const vagrantName = boxName(box).replace('/', '-VAGRANTSLASH-');
+  const image = join(VAGRANT_HOME, 'boxes', vagrantName, '0', 'libvirt', 'box.img');
+  // vagrant-libvirt names an unversioned box's volume after the image's mtime.
+  const volume = `${vagrantName}_vagrant_box_image_0_${Math.floor(statSync(image).mtimeMs / 1000)}_box.img`;
+  const dir = join(box.dir, 'pool');
+  mkdirSync(dir, { recursive: true });
+  for (const f of readdirSync(dir)) if (f !== volume) rmSync(join(dir, f), { force: true });
+  if (!existsSync(join(dir, volume))) {
+    try {
+      linkSync(image, join(dir, volume));
+    } catch {
+      return; // another file system: vagrant-libvirt copies the image as before
+    }
+  }
+  await run(['virsh', '-c', libvirtUri(lab), 'pool-create-as', 'cnilab-box', 'dir', '--target', dir]);
 }
 
 export interface LibvirtVm {

@@ -23,7 +23,7 @@ import { HostsBackend, hostSsh } from './hosts.js';
 import { sshArgv, sshConfigHosts, sshExitArgv, type SshTarget } from './ssh.js';
 import { stretchDeadlines } from '../util/wait.js';
 import { BUSYBOX, ensureBox, type Box } from './vm-box.js';
-import { ensureVagrantBox, libvirtMissing, libvirtVagrantfile, startLibvirtd, stopLibvirt, VAGRANT_HOME } from './vm-libvirt.js';
+import { ensureVagrantBox, libvirtMissing, shareBoxVolume, libvirtVagrantfile, startLibvirtd, stopLibvirt, VAGRANT_HOME } from './vm-libvirt.js';
 
 export const QEMU = 'qemu-system-x86_64';
 const MGMT_BRIDGE = 'mgmt0';
@@ -344,6 +344,7 @@ export class QemuVmBackend extends HostsBackend {
       this.state.update((s) => (s.vm!.libvirtd = { pid, startTime: processStartTime(pid) ?? 0, name: 'libvirtd', node: '' })),
     );
     const box = await ensureVagrantBox(specs[0].box, (m) => this.log(m));
+    await shareBoxVolume(lab, specs[0].box);
     writeFileSync(
       join(p.dir, 'Vagrantfile'),
       libvirtVagrantfile({
