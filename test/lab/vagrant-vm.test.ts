@@ -7,11 +7,12 @@
 // with its console's last lines.
 import { expect } from 'chai';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
-import { LabInstance } from '../../src/runner/runner.js';
+import { LabInstance, runLab } from '../../src/runner/runner.js';
+import { listLabFiles } from '../../src/lab/lab-file.js';
 import { QuietReporter } from '../../src/runner/reporter.js';
 import { requireBuilt, ROOT } from '../../src/lab/paths.js';
 import { readState } from '../../src/lab/state.js';
@@ -19,8 +20,8 @@ import { isRunning } from '../../src/lab/processes.js';
 import { underlayNetns } from '../../src/topologies/netns.js';
 import { vmPreflight } from '../../src/topologies/vm.js';
 import { libvirtMissing, libvirtPaths, libvirtQemuPids } from '../../src/topologies/vm-libvirt.js';
-import { ensureBox } from '../../src/topologies/vm-box.js';
-import { leftovers } from '../helpers/lab.js';
+import { ensureBox, type Box } from '../../src/topologies/vm-box.js';
+import { failures, leftovers } from '../helpers/lab.js';
 import { Terminal } from '../helpers/terminal.js';
 
 async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -37,6 +38,7 @@ function alive(pids: number[]): number[] {
 
 describe('vagrant backend: VMs booted by vagrant-libvirt on a libvirtd of the lab', function () {
   this.timeout(20 * 60_000);
+  let box: Box;
 
   before(async function () {
     const skip = (why: string) => {
@@ -53,7 +55,7 @@ describe('vagrant backend: VMs booted by vagrant-libvirt on a libvirtd of the la
     const missing = await libvirtMissing();
     if (missing.length) return skip(`vagrant-libvirt needs ${missing.join(', ')}`);
     // Built once per machine (minutes), reused after.
-    await ensureBox((m) => console.log(`      ${m}`));
+    box = await ensureBox((m) => console.log(`      ${m}`));
   });
 
   it('flannel-vxlan on two VMs: every lesson step passes; status, diagram, trace --capture, exec, shell and bench work on them as on hosts; down leaves no libvirtd, qemu, namespace or file', async () => {
@@ -63,12 +65,17 @@ describe('vagrant backend: VMs booted by vagrant-libvirt on a libvirtd of the la
     const term = new Terminal('vm-shell');
     const results = mkdtempSync('/tmp/cnilab-vm-bench-');
     let pids: number[] = [];
+    let boxMtime = 0;
     try {
       await inst.up({ install: false });
       const vm = readState(instance)?.vm;
       expect(vm?.driver).to.equal('libvirt');
       pids = [vm!.libvirtd!.pid, ...libvirtQemuPids(instance)];
       expect(pids).to.have.length(3);
+      // The box's image stays in its shared pool, untouched; the lab's pool holds only the VMs' overlays.
+      expect(readdirSync(join(libvirtPaths(instance).dir, 'lib', 'images')).sort()).to.deep.equal([`${instance}-master.img`, `${instance}-worker.img`]);
+      const [shared] = readdirSync(join(box.dir, 'pool'));
+      boxMtime = statSync(join(box.dir, 'pool', shared)).mtimeMs;
       // vagrant ssh-config, relayed into the lab's namespace.
       expect(readFileSync(join(libvirtPaths(instance).dir, '..', 'vm', 'ssh-config'), 'utf8')).to.match(/Host master\n {2}HostName 100\.127\.0\.\d+\n[^]*ProxyCommand nsenter/);
       const steps = await inst.steps();
@@ -132,6 +139,7 @@ describe('vagrant backend: VMs booted by vagrant-libvirt on a libvirtd of the la
     }
     expect(alive(pids)).to.deep.equal([]);
     expect(leftovers(instance)).to.deep.equal([]);
+    expect(statSync(join(box.dir, 'pool', readdirSync(join(box.dir, 'pool'))[0])).mtimeMs, 'the shared box image is never written').to.equal(boxMtime);
   });
 
   it('a runner killed with SIGKILL while its VMs boot: clean stops libvirtd and both qemu processes and removes the namespace and files', async () => {
@@ -185,4 +193,16 @@ describe('vagrant backend: VMs booted by vagrant-libvirt on a libvirtd of the la
     expect(leftovers(instance)).to.deep.equal([]);
   });
 
+  // Every other lab on VMs, opt in (3 to 7 minutes each under emulation): CNILAB_VM_LABS=all, or a comma list.
+  const wanted = (process.env.CNILAB_VM_LABS ?? '').split(',').filter(Boolean);
+  for (const lab of listLabFiles().filter((l) => l !== 'flannel-vxlan')) {
+    const on = wanted.includes('all') || wanted.includes(lab);
+    (on ? it : it.skip)(`${lab} on VMs: every lesson step passes and nothing is left${on ? '' : ' (skipped: 3-7 min per lab under emulation; CNILAB_VM_LABS=all or a comma list runs it)'}`, async () => {
+      const instance = `vm-${lab}`;
+      const r = await runLab(lab, { name: instance, backend: 'vagrant', install: false }, new QuietReporter());
+      if (r.skipped) console.log(`      ${r.skipped}`);
+      else expect(r.ok, failures(r) + (r.error ?? '')).to.equal(true);
+      expect(leftovers(instance)).to.deep.equal([]);
+    });
+  }
 });
