@@ -247,6 +247,8 @@ function writeInventory(lab: string, nodes: string[]): string {
  */
 export class QemuVmBackend extends HostsBackend {
   override readonly kind = 'vagrant';
+  /** The underlay is the lab's own bridge in the lab's namespace, not the machines' network: pods may take addresses on it (macvlan). */
+  override readonly foreignUnderlay = false;
 
   constructor(topo: Topology, state: StateFile) {
     super(topo, state, state.state.hosts ? undefined : writeInventory(topo.lab, topo.nodes.map((n) => n.name)));
