@@ -2,6 +2,7 @@
 // underlay), so the pod sits on the node network itself: no bridge, no veth,
 // no encapsulation. Children cannot talk to their parent; a node that wants to
 // reach its pods needs a macvlan of its own (the lab's network installer makes one).
+import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import type { CmdArgs } from '../../cni/env.js';
 import { interfaceNameProblem } from '../../cni/env.js';
@@ -60,10 +61,15 @@ async function add(args: CmdArgs, conf: MacvlanConf): Promise<Result> {
   const ipam = await delegateAdd(conf.ipamType, conf.raw, delegateArgs(args));
   let linkMade = false;
   try {
-    // Made straight inside the container's namespace, under its final name.
+    // Made straight inside the container's namespace under a temporary name, then
+    // renamed there: kernels before 6.15 look a new link's name up in the namespace
+    // the request comes from, where the master itself is often called eth0 too.
+    const tmp = `mv${randomBytes(6).toString('hex')}`;
+    await node.cmd('link', 'add', 'link', conf.master, 'name', tmp, 'netns', args.netns, ...(conf.mtu ? ['mtu', String(conf.mtu)] : []), 'type', 'macvlan', 'mode', conf.mode);
     try {
-      await node.cmd('link', 'add', 'link', conf.master, 'name', args.ifname, 'netns', args.netns, ...(conf.mtu ? ['mtu', String(conf.mtu)] : []), 'type', 'macvlan', 'mode', conf.mode);
+      await ctr.cmd('link', 'set', 'dev', tmp, 'name', args.ifname);
     } catch (e) {
+      await ctr.deleteLink(tmp).catch(() => undefined);
       if (e instanceof CommandError && /File exists/.test(e.stderr)) {
         throw new CniError(ErrorCode.InvalidConfig, `the container already has an interface named ${args.ifname}`);
       }
