@@ -76,6 +76,9 @@ export function kernelCmdline(s: VmSpec, mgmt: 'static' | 'dhcp' = 'static'): st
   const [type, blob] = s.publicKey.trim().split(/\s+/);
   return [
     'root=/dev/vda rw console=ttyS0 net.ifnames=0 panic=-1',
+    // As on a Kubernetes node: bridged pod traffic passes iptables, so kube-proxy's
+    // replies from a backend on the client's own bridge are translated back.
+    'modules-load=br_netfilter',
     `cnilab.hostname=${s.node}`,
     `cnilab.nic=${mac(s.index, 1)},eth0,${s.address}/${s.prefix}`,
     ...(mgmt === 'static'
