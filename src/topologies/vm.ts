@@ -23,6 +23,7 @@ import { HostsBackend, hostSsh } from './hosts.js';
 import { sshArgv, sshConfigHosts, sshExitArgv, type SshTarget } from './ssh.js';
 import { stretchDeadlines } from '../util/wait.js';
 import { BUSYBOX, ensureBox, type Box } from './vm-box.js';
+import { CannotRunHereError } from '../lab/not-here.js';
 import { ensureVagrantBox, libvirtMissing, shareBoxVolume, libvirtVagrantfile, startLibvirtd, stopLibvirt, VAGRANT_HOME } from './vm-libvirt.js';
 
 export const QEMU = 'qemu-system-x86_64';
@@ -268,6 +269,8 @@ export class QemuVmBackend extends HostsBackend {
   }
 
   async up(): Promise<void> {
+    // Before any VM boots: the hosts backend would refuse it only once they are up.
+    if (this.topo.underlayV6) throw new CannotRunHereError(`skipped: an IPv6 underlay (topology.underlayV6) is built on the netns backend only, not on ${this.kind}`);
     try {
       await this.boot();
     } catch (e) {
