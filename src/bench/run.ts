@@ -16,7 +16,7 @@ import { METRICS, type BenchTest, type MetricName } from './metrics.js';
 import { planBench, type Endpoint, type PlannedPair } from './plan.js';
 import { RESULT_SCHEMA_VERSION, type BenchResult } from './results.js';
 import { figureStats, median, medianInterval, quantile, relativeHalfWidth } from './stats.js';
-import { iperf3, ping, requestResponse, serverArgv, type Pinning } from './tools.js';
+import { iperf3, ping, requestResponse, serverArgv, udpWindow, UDP_WINDOW, type Pinning } from './tools.js';
 import { sweepMessageSizes } from './sweep.js';
 
 export interface BenchSettings {
@@ -135,6 +135,8 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
   const timeoutS = Math.max(30, settings.durationS * 60);
 
   const udpSent = new Map<string, number[]>();
+  const window = tests.includes('udp') ? await udpWindow(backend, lab.topology.nodes.map((n) => n.name)) : { bytes: UDP_WINDOW };
+  if (window.limitedBy) notes.push(`udp: socket buffers of ${window.bytes} bytes, not ${UDP_WINDOW} (${window.limitedBy}): the loss may include the receiver's own socket drops`);
   const measure = async (test: RepeatedTest, pair: PlannedPair, durationS: number): Promise<Measured> => {
     const { client, server } = pair;
     switch (test) {
@@ -146,7 +148,7 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
           : { 'tcp4.gbps': r.gbps, 'tcp4.cpuMsPerGbit': r.cpuMsPerGbit };
       }
       case 'udp': {
-        const r = await iperf3(backend, client, server, { bytes: bytesFor(pair, test, durationS), udpRate: plan.udpRate, pin, timeoutS });
+        const r = await iperf3(backend, client, server, { bytes: bytesFor(pair, test, durationS), udpRate: plan.udpRate, window: window.bytes, pin, timeoutS });
         udpSent.set(pair.name, [...(udpSent.get(pair.name) ?? []), r.sentGbps]);
         // What arrived at the offered load: on a short run the receiver's own clock includes its set-up.
         return { 'udp.gbps': r.sentGbps * (1 - (r.udp?.lossPct ?? 0) / 100), 'udp.lossPct': r.udp?.lossPct, 'udp.jitterUs': r.udp && r.udp.jitterMs * 1000 };

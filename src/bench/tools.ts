@@ -40,9 +40,34 @@ export interface Iperf3Options {
   noDelay?: boolean;
   /** UDP at this offered rate (iperf3 -b), instead of TCP. */
   udpRate?: string;
+  /** The UDP socket buffer in bytes (iperf3 --window; default UDP_WINDOW): at most what the nodes' net.core.rmem_max and wmem_max allow, or iperf3 refuses to run. */
+  window?: number;
   pin?: Pinning;
   /** Seconds after which a hung client is killed. */
   timeoutS?: number;
+}
+
+/**
+ * A 4 MiB UDP socket buffer: with the default, a receiver that waits for a CPU drops datagrams
+ * in its own socket and the "loss" measures the scheduler rather than the datapath.
+ */
+export const UDP_WINDOW = 4 * 2 ** 20;
+
+/** The largest socket buffer both nodes grant (net.core.rmem_max and wmem_max), up to UDP_WINDOW. */
+export async function udpWindow(backend: Backend, nodes: string[]): Promise<{ bytes: number; limitedBy?: string }> {
+  let bytes = UDP_WINDOW;
+  let limitedBy: string | undefined;
+  for (const node of new Set(nodes)) {
+    for (const key of ['rmem_max', 'wmem_max']) {
+      const r = await backend.node(node).run(['cat', `/proc/sys/net/core/${key}`], { allowFailure: true });
+      const v = Number(r.stdout.trim());
+      if (Number.isFinite(v) && v > 0 && v < bytes) {
+        bytes = v;
+        limitedBy = `net.core.${key} on ${node}`;
+      }
+    }
+  }
+  return { bytes, limitedBy };
 }
 
 export async function iperf3(backend: Backend, client: Endpoint, server: Endpoint, o: Iperf3Options): Promise<Iperf3Result> {
@@ -53,9 +78,7 @@ export async function iperf3(backend: Backend, client: Endpoint, server: Endpoin
   if (o.pin) argv.push('--affinity', `${o.pin.client},${o.pin.server}`);
   if (o.length) argv.push('--length', String(o.length));
   if (o.noDelay) argv.push('--no-delay');
-  // A 4 MB socket buffer: with the default, a receiver that waits for a CPU drops datagrams
-  // in its own socket and the "loss" measures the scheduler rather than the datapath.
-  if (o.udpRate) argv.push('--udp', '--bitrate', o.udpRate, '--window', '4M');
+  if (o.udpRate) argv.push('--udp', '--bitrate', o.udpRate, '--window', String(o.window ?? UDP_WINDOW));
   const timeoutMs = (o.timeoutS ?? 30) * 1000;
   // One server runs one test at a time: right after a test it may still say "busy"; a client
   // that hung (a lost control message on a loaded machine) is killed and tried once more.
