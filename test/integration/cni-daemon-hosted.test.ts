@@ -13,6 +13,7 @@ import { addNetns, deleteNetns, listNetns, netnsInode } from '../../src/net/netn
 import { connects, NODES_ENV, pidPath, RUN_DIR_ENV, socketPath, type HostedNode } from '../../src/cni/daemon.js';
 import { isRunning, stopPid } from '../../src/lab/processes.js';
 import { sleep, waitUntil } from '../../src/util/wait.js';
+import { childrenOf } from '../helpers/children.js';
 
 const BIN = resolve('dist/cni/bin');
 const PREFIX = `cnitest-h-${process.pid}-`;
@@ -21,20 +22,6 @@ const NODES = ['n1', 'n2', 'n3'];
 const BRIDGE = 'cnitest-h-br';
 const PER_NODE = 4;
 
-/** PIDs whose parent is `pid` (field 4 of /proc/PID/stat). */
-function childrenOf(pid: number): number[] {
-  return readdirSync('/proc')
-    .filter((e) => /^\d+$/.test(e))
-    .filter((e) => {
-      try {
-        const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 describe('CNI daemon serving several nodes from one process', function () {
   let dir = '';

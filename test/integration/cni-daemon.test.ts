@@ -13,6 +13,7 @@ import { addNetns, deleteNetns, listNetns, netnsInode } from '../../src/net/netn
 import { AUTOSTART_ENV, AUTOSTART_LOG, IDLE_ENV, pidPath, RUN_DIR_ENV, socketPath } from '../../src/cni/daemon.js';
 import { isRunning } from '../../src/lab/processes.js';
 import { startCnid, stopCnid, type Cnid } from '../../src/runner/cnid.js';
+import { childrenOf } from '../helpers/children.js';
 
 const BIN = resolve('dist/cni/bin');
 const PREFIX = `cnitest-b-cnid-${process.pid}-`;
@@ -20,20 +21,6 @@ const NODE = `${PREFIX}node`;
 const OTHER_NODE = `${PREFIX}other`;
 const BRIDGE = 'cnitest-b-br1';
 
-/** PIDs whose parent is `pid` (field 4 of /proc/PID/stat). */
-function childrenOf(pid: number): number[] {
-  return readdirSync('/proc')
-    .filter((e) => /^\d+$/.test(e))
-    .filter((e) => {
-      try {
-        const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 describe('CNI daemon (thick mode) behind the shim', function () {
   let dir = '';
