@@ -7,7 +7,7 @@
 // its addresses, so ADD's duplicate check, CHECK and DEL read one file rather
 // than every lease of the node: with a thousand pods, reading them all on each
 // ADD was most of its cost. Lease files stay as the reference plugin writes them.
-import { closeSync, constants, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { CmdArgs } from '../env.js';
 import { CniError, ErrorCode, invalidConfig } from '../errors.js';
@@ -265,7 +265,8 @@ function leasesOf(dir: string, args: CmdArgs): Lease[] {
 export async function ipamAdd(args: CmdArgs, conf: HostLocalConf): Promise<Result> {
   const dir = leaseDir(conf);
   mkdirSync(dir, { recursive: true });
-  const mine = ownedLeases(dir, args) ?? [];
+  // Checked before reading: a missing file would cost an exception, the dearest part of a usual ADD.
+  const mine = existsSync(ownerFile(dir, args)) ? (ownedLeases(dir, args) ?? []) : [];
   if (mine.length) {
     throw new CniError(ErrorCode.InvalidConfig, `container ${args.containerId} already has ${mine.map((l) => l.ip).join(', ')} for ${args.ifname} in network ${conf.name}`);
   }
