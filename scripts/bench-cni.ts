@@ -153,9 +153,13 @@ async function inside(plan: Plan): Promise<Outcome> {
   }
 }
 
+/** The timed loop's process while it runs: stopped by its PID when the benchmark is interrupted. */
+let loop: ReturnType<typeof spawn> | undefined;
+
 function childOutput(argv: string[]): Promise<string> {
   return new Promise((res, rej) => {
     const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'inherit'] });
+    loop = child;
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('error', rej);
@@ -252,6 +256,36 @@ async function main(): Promise<void> {
   const plan: Plan = { id, cycles, warmup, dataDir: join(tmp, 'leases'), impls };
   let nodeCreated = false;
   const daemons: Cnid[] = [];
+  // Everything this run made goes, whether it ends, fails or is interrupted (Ctrl-C, kill, a closed pipe).
+  let cleaning: Promise<void> | undefined;
+  const cleanUp = () =>
+    (cleaning ??= (async () => {
+      if (loop?.pid && loop.exitCode === null && loop.signalCode === null) {
+        const exited = new Promise((r) => loop!.once('exit', r));
+        loop.kill('SIGKILL');
+        await exited;
+      }
+      if (nodeCreated) {
+        // The one the shim started serves the same namespace from its own run dir: stopped by its PID too.
+        const auto = socketPath(autoDir, netnsInode(netnsPath(id))!);
+        if (existsSync(pidPath(auto))) await stopCnid({ pid: Number(readFileSync(pidPath(auto), 'utf8')), socket: auto, netns: id });
+      }
+      for (const daemon of daemons) {
+        await stopCnid(daemon);
+        if (existsSync(daemon.socket)) console.error(`daemon socket ${daemon.socket} was left behind`);
+      }
+      for (const ns of listNetns().filter((n) => n.startsWith(`${id}-`))) await deleteNetns(ns);
+      if (nodeCreated) await deleteNetns(id);
+      rmSync(tmp, { recursive: true, force: true });
+    })());
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
+    process.once(signal, () => {
+      process.stderr.write(`\n${signal}: removing the benchmark's namespaces and daemons\n`);
+      void cleanUp().finally(() => process.exit(130));
+    });
+  }
+  // `| head` closes the pipe early: the rest of the output is lost, not the clean-up.
+  process.stdout.on('error', () => undefined);
   try {
     await addNetns(id);
     nodeCreated = true;
@@ -279,18 +313,7 @@ async function main(): Promise<void> {
       printTable(plan, outcome);
     }
   } finally {
-    if (daemons.length) {
-      // The one the shim started serves the same namespace from its own run dir: stopped by its PID too.
-      const auto = socketPath(autoDir, netnsInode(netnsPath(id))!);
-      if (existsSync(pidPath(auto))) await stopCnid({ pid: Number(readFileSync(pidPath(auto), 'utf8')), socket: auto, netns: id });
-    }
-    for (const daemon of daemons) {
-      await stopCnid(daemon);
-      if (existsSync(daemon.socket)) console.error(`daemon socket ${daemon.socket} was left behind`);
-    }
-    for (const ns of listNetns().filter((n) => n.startsWith(`${id}-`))) await deleteNetns(ns);
-    if (nodeCreated) await deleteNetns(id);
-    rmSync(tmp, { recursive: true, force: true });
+    await cleanUp();
   }
 }
 
