@@ -2,7 +2,8 @@
 # Boot-time setup of a cnilab node VM, from the kernel command line cnilab
 # gives it (one box serves every node of every lab):
 #   cnilab.hostname=NAME
-#   cnilab.nic=MAC,NAME[,ADDRESS/PREFIX]  the NIC with MAC becomes NAME (eth0: the underlay, as in the lessons)
+#   cnilab.nic=MAC,NAME[,ADDRESS/PREFIX...]  the NIC with MAC becomes NAME (eth0: the underlay, as in the lessons),
+#                                          with its addresses (IPv6 ones without DAD: usable at once on the lab's own link)
 #   cnilab.key=TYPE:BASE64                 root's SSH key
 #   cnilab.share=TAG:PATH[:ro]             a 9p share of the host mounted at PATH (the host's own path)
 # Shell builtins wherever they do: under software emulation every process costs.
@@ -44,8 +45,7 @@ for nic in $nics; do
   mac=${nic%%,*}
   rest=${nic#*,}
   want=${rest%%,*}
-  addr=${rest#"$want"}
-  addr=${addr#,}
+  addrs=${rest#"$want"}
   n=0
   find_dev "$mac"
   while [ -z "$dev" ] && [ $n -lt 300 ]; do sleep 0.1; n=$((n + 1)); find_dev "$mac"; done
@@ -56,8 +56,17 @@ link set dev $dev name cnitmp$i
   second="${second}link set dev cnitmp$i name $want
 link set dev $want up
 "
-  [ -z "$addr" ] || second="${second}addr add $addr dev $want
-"
+  while [ -n "$addrs" ]; do
+    addrs=${addrs#,}
+    addr=${addrs%%,*}
+    addrs=${addrs#"$addr"}
+    case $addr in
+    *:*) second="${second}addr add $addr dev $want nodad
+" ;;
+    ?*) second="${second}addr add $addr dev $want
+" ;;
+    esac
+  done
   i=$((i + 1))
 done
 printf '%slink set dev lo up\n' "$first$second" | ip -batch -

@@ -158,7 +158,7 @@ export class DockerBackend extends RemoteNodeBackend {
   }
 
   async up(): Promise<void> {
-    if (this.topo.underlayV6) throw new CannotRunHereError(`skipped: an IPv6 underlay (topology.underlayV6) is built on the netns backend only, not on ${this.kind}`);
+    if (this.topo.underlayV6) throw new CannotRunHereError(`skipped: an IPv6 underlay (topology.underlayV6) is built on the netns and vagrant backends only, not on ${this.kind}`);
     const { lab, nodes } = this.topo;
     const host = this.state.state.docker!.host;
     try {

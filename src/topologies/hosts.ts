@@ -131,7 +131,8 @@ export class HostsBackend extends RemoteNodeBackend {
   }
 
   async up(): Promise<void> {
-    if (this.topo.underlayV6) throw new CannotRunHereError(`skipped: an IPv6 underlay (topology.underlayV6) is built on the netns backend only, not on ${this.kind}`);
+    // The machines' own network carries what it carries; a lab's own bridge (VMs) carries the IPv6 underlay too.
+    if (this.topo.underlayV6 && this.foreignUnderlay) throw new CannotRunHereError(`skipped: an IPv6 underlay (topology.underlayV6) is built on the netns and vagrant backends only, not on ${this.kind}`);
     try {
       mkdirSync(join(labDir(this.topo.lab), 'ssh'), { recursive: true });
       // Every host finishes (or fails) before any cleanup starts: none is still being changed while another is given back.

@@ -46,8 +46,10 @@ export abstract class RemoteNodeBackend implements Backend {
   protected async checkUnderlay(explain: string): Promise<void> {
     const [first, ...rest] = this.topo.nodes;
     for (const n of rest) {
-      const r = await this.exec(first.name, ['ping', '-c', '1', '-W', '2', n.address], { allowFailure: true });
-      if (r.exitCode !== 0) throw new Error(`node ${first.name} cannot reach ${n.name} (${n.address}) over the underlay. ${explain}`);
+      for (const addr of [n.address, ...(this.topo.underlayV6 && n.addressV6 ? [n.addressV6] : [])]) {
+        const r = await this.exec(first.name, ['ping', '-c', '1', '-W', '2', addr], { allowFailure: true });
+        if (r.exitCode !== 0) throw new Error(`node ${first.name} cannot reach ${n.name} (${addr}) over the ${addr === n.address ? '' : 'IPv6 '}underlay. ${explain}`);
+      }
     }
   }
 

@@ -80,7 +80,7 @@ export class VagrantBackend extends RemoteNodeBackend {
   }
 
   async up(): Promise<void> {
-    if (this.topo.underlayV6) throw new CannotRunHereError(`skipped: an IPv6 underlay (topology.underlayV6) is built on the netns backend only, not on ${this.kind}`);
+    if (this.topo.underlayV6) throw new CannotRunHereError(`skipped: an IPv6 underlay (topology.underlayV6) is built by cnilab's own VMs (the vagrant backend's default), not with CNILAB_VAGRANT_DRIVER=vagrant`);
     const nodes = this.topo.nodes.map((n) => n.name);
     const { sshConfig, controlDir } = paths(this.topo.lab);
     try {

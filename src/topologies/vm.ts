@@ -23,7 +23,6 @@ import { HostsBackend, hostSsh } from './hosts.js';
 import { sshArgv, sshConfigHosts, sshExitArgv, type SshTarget } from './ssh.js';
 import { stretchDeadlines } from '../util/wait.js';
 import { BUSYBOX, ensureBox, type Box } from './vm-box.js';
-import { CannotRunHereError } from '../lab/not-here.js';
 import { ensureVagrantBox, libvirtMissing, shareBoxVolume, libvirtVagrantfile, startLibvirtd, stopLibvirt, VAGRANT_HOME } from './vm-libvirt.js';
 
 export const QEMU = 'qemu-system-x86_64';
@@ -61,6 +60,9 @@ export interface VmSpec {
   index: number;
   address: string;
   prefix: number;
+  /** The node's IPv6 underlay address and prefix, on a dual-stack underlay. */
+  addressV6?: string;
+  prefixV6?: number;
   box: Box;
   accel: Accel['accel'];
   publicKey: string;
@@ -81,7 +83,7 @@ export function kernelCmdline(s: VmSpec, mgmt: 'static' | 'dhcp' = 'static'): st
     // replies from a backend on the client's own bridge are translated back.
     'modules-load=br_netfilter',
     `cnilab.hostname=${s.node}`,
-    `cnilab.nic=${mac(s.index, 1)},eth0,${s.address}/${s.prefix}`,
+    `cnilab.nic=${mac(s.index, 1)},eth0,${s.address}/${s.prefix}${s.addressV6 ? `,${s.addressV6}/${s.prefixV6}` : ''}`,
     ...(mgmt === 'static'
       ? [`cnilab.nic=${mac(s.index, 2)},mgmt0,${mgmtAddress(s.index)}/24`]
       : [`cnilab.nic=${mac(s.index, 2)},mgmt0`, 'ip=mgmt0:dhcp', 'systemd.wants=systemd-network-generator.service', 'systemd.wants=systemd-networkd.service']),
@@ -269,8 +271,6 @@ export class QemuVmBackend extends HostsBackend {
   }
 
   async up(): Promise<void> {
-    // Before any VM boots: the hosts backend would refuse it only once they are up.
-    if (this.topo.underlayV6) throw new CannotRunHereError(`skipped: an IPv6 underlay (topology.underlayV6) is built on the netns backend only, not on ${this.kind}`);
     try {
       await this.boot();
     } catch (e) {
@@ -288,7 +288,7 @@ export class QemuVmBackend extends HostsBackend {
 
   /** Boot every VM and wait until each answers over SSH. */
   private async boot(): Promise<void> {
-    const { lab, nodes, underlay } = this.topo;
+    const { lab, nodes, underlay, underlayV6 } = this.topo;
     const p = vmPaths(lab);
     this.state.update((s) => (s.vm = { qemu: [] }));
     await vmPreflight();
@@ -327,7 +327,11 @@ export class QemuVmBackend extends HostsBackend {
     const publicKey = readFileSync(`${p.key}.pub`, 'utf8');
     const memoryMb = Number(process.env.CNILAB_VM_MEMORY ?? 768);
     const limit = Number(process.env.CNILAB_VM_BOOT_TIMEOUT ?? (accel.accel === 'kvm' ? 180 : 600)) * 1000;
-    const specs: VmSpec[] = nodes.map((n, index) => ({ lab, node: n.name, index, address: n.address, prefix: underlay.prefix, box, accel: accel.accel, publicKey, memoryMb }));
+    const specs: VmSpec[] = nodes.map((n, index) => ({
+      lab, node: n.name, index, address: n.address, prefix: underlay.prefix,
+      ...(underlayV6 && n.addressV6 ? { addressV6: n.addressV6, prefixV6: underlayV6.prefix } : {}),
+      box, accel: accel.accel, publicKey, memoryMb,
+    }));
     const t0 = Date.now();
     if (driver === 'libvirt') {
       await this.vagrantUp(specs, limit);

@@ -75,6 +75,11 @@ describe('VMs: the box initramfs and the qemu command line', () => {
       'cnilab.nic=52:54:00:00:02:02,mgmt0,100.127.0.3/24',
       'cnilab.key=ssh-ed25519:AAAAkey',
     ]);
+    expect(cmdline).to.not.include('fd00:');
+    // A dual-stack underlay: the node's IPv6 address on the same NIC, beside the IPv4 one.
+    const dual = kernelCmdline({ ...spec, addressV6: 'fd00:192:168:10::220', prefixV6: 64 });
+    expect(dual.split(' ')).to.include('cnilab.nic=52:54:00:00:02:01,eth0,192.168.10.220/24,fd00:192:168:10::220/64');
+    expect(kernelCmdline({ ...spec, addressV6: 'fd00:192:168:10::220', prefixV6: 64 }, 'dhcp').split(' ')).to.include('cnilab.nic=52:54:00:00:02:01,eth0,192.168.10.220/24,fd00:192:168:10::220/64');
     expect(qemuArgv({ ...spec, accel: 'kvm' }).slice(3, 7)).to.deep.equal(['-accel', 'kvm', '-cpu', 'host']);
     const config = sshConfigText('l1', ['master', 'worker'], '/k');
     expect(config).to.match(/Host worker\n {2}HostName 100\.127\.0\.3\n {2}User root\n {2}IdentityFile \/k/);
@@ -113,14 +118,14 @@ describe('VMs: the box initramfs and the qemu command line', () => {
     expect(config).to.match(/Host worker\n {2}HostName 100\.127\.0\.9\n {2}User root\n {2}ConnectTimeout 10\n/);
   });
 
-  it("the guest's setup script: NICs renamed by MAC whatever the kernel called them, addresses, hostname, root's key, 9p shares", async () => {
+  it("the guest's setup script: NICs renamed by MAC whatever the kernel called them, addresses (IPv6 without DAD), hostname, root's key, 9p shares", async () => {
     const root = mkdtempSync(join(tmpdir(), 'cnilab-guest-'));
     try {
       const w = (path: string, text: string, mode = 0o644) => {
         mkdirSync(join(root, path, '..'), { recursive: true });
         writeFileSync(join(root, path), text, { mode });
       };
-      const spec = { lab: 'l1', node: 'master', index: 0, address: '192.168.10.210', prefix: 24, box: { dir: '', image: '', kernel: '', initrd: '', hash: '' }, accel: 'tcg' as const, publicKey: 'ssh-ed25519 AAAAkey x', memoryMb: 512 };
+      const spec = { lab: 'l1', node: 'master', index: 0, address: '192.168.10.210', prefix: 24, addressV6: 'fd00:192:168:10::210', prefixV6: 64, box: { dir: '', image: '', kernel: '', initrd: '', hash: '' }, accel: 'tcg' as const, publicKey: 'ssh-ed25519 AAAAkey x', memoryMb: 512 };
       w('proc/cmdline', `${kernelCmdline(spec)} cnilab.share=dist:${root}/dist:ro cnilab.share=lab:${root}/run/l1\n`);
       w('proc/sys/kernel/hostname', '');
       w('etc/hostname', '');
@@ -143,6 +148,7 @@ describe('VMs: the box initramfs and the qemu command line', () => {
           'link set dev cnitmp0 name eth0',
           'link set dev eth0 up',
           'addr add 192.168.10.210/24 dev eth0',
+          'addr add fd00:192:168:10::210/64 dev eth0 nodad',
           'link set dev cnitmp1 name mgmt0',
           'link set dev mgmt0 up',
           'addr add 100.127.0.2/24 dev mgmt0',
