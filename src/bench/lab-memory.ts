@@ -1,6 +1,7 @@
 // Where a running lab's memory goes: every process living in one of its
 // namespaces, read from /proc (RSS, and PSS, which splits shared pages such as
 // nginx's code between the processes that map them), summed by kind.
+import { statFields } from '../util/proc-stat.js';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { pidsInNetns } from '../lab/processes.js';
 import { netnsInode } from '../net/netns.js';
@@ -64,7 +65,7 @@ export function labMemory(state: LabState): KindMemory[] {
     k.processes++;
     k.rssKb += mem.rss;
     k.pssKb += mem.pss;
-    k.cpuS += cpuFields(`/proc/${pid}/stat`, 4);
+    k.cpuS += cpuFields(pid, 4);
     kinds.set(key, k);
   }
   return [...kinds.values()].sort((a, b) => a.where.localeCompare(b.where) || b.pssKb - a.pssKb);
@@ -77,24 +78,18 @@ export function memAvailableKb(): number {
 
 /** CPU seconds this process and the children it has waited for have used (utime, stime, cutime, cstime). */
 export function selfCpuSeconds(): number {
-  return cpuFields('/proc/self/stat', 4);
+  return cpuFields('self', 4);
 }
 
 /** CPU seconds used so far by the lab's running processes (its daemons and pods' processes) and the commands they ran. */
 export function labCpuSeconds(state: LabState): number {
   const all = new Set(state.netns.map((n) => netnsInode(netnsPath(n))).filter((i): i is number => i !== undefined));
-  return pidsInNetns(all).reduce((sum, pid) => sum + cpuFields(`/proc/${pid}/stat`, 4), 0);
+  return pidsInNetns(all).reduce((sum, pid) => sum + cpuFields(pid, 4), 0);
 }
 
 const TICKS = 100; // USER_HZ on Linux
 
-function cpuFields(file: string, count: 2 | 4): number {
-  try {
-    const stat = readFileSync(file, 'utf8');
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // Fields 14-17 of /proc/PID/stat: utime stime cutime cstime (rest[] starts at field 3).
-    return rest.slice(11, 11 + count).reduce((a, v) => a + Number(v), 0) / TICKS;
-  } catch {
-    return 0;
-  }
+function cpuFields(pid: number | 'self', count: 2 | 4): number {
+  // Fields 14-17 of /proc/PID/stat: utime stime cutime cstime (statFields starts at field 3).
+  return (statFields(pid) ?? []).slice(11, 11 + count).reduce((a, v) => a + Number(v), 0) / TICKS;
 }

@@ -1,6 +1,7 @@
 // Stopping processes: only by the PID we started (checked against its start
 // time, so a reused PID is never hit), or found by the namespace it lives in.
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { statFields } from '../util/proc-stat.js';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { processStartTime, type ProcessRecord } from './state.js';
 import { sleep } from '../util/wait.js';
 
@@ -61,12 +62,7 @@ export function stillOurs(records: ProcessRecord[]): number[] {
 
 /** A zombie has exited; only its parent's wait is missing. */
 function isZombie(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
-  } catch {
-    return false;
-  }
+  return statFields(pid)?.[0] === 'Z';
 }
 
 /** Stop a recorded process if it is still the one we started. */

@@ -1,5 +1,6 @@
 // What a running lab made, on disk, so that `clean` finds it after any crash.
 // Every change is written at once (synchronously) before the next step runs.
+import { statFields } from '../util/proc-stat.js';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { HostSnapshot } from '../net/host-snapshot.js';
@@ -154,12 +155,6 @@ export function listLabs(): string[] {
 
 /** Start time of a process in clock ticks, or undefined if it is gone. */
 export function processStartTime(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
-    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[19]);
-  } catch {
-    return undefined;
-  }
+  const rest = statFields(pid);
+  return rest && Number(rest[19]);
 }
