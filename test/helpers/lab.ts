@@ -21,10 +21,11 @@ export { isRunning as alive } from '../../src/lab/processes.js';
 /** A readable summary of failed steps, for assertion messages. */
 export function failures(r: RunReport): string {
   if (r.error) return r.error;
-  return r.steps
-    .filter((s) => !s.ok)
-    .map((s) => `${s.name}: ${s.failure}`)
-    .join('\n');
+  // The heading ends in a colon and a newline: mocha cuts a message at its first
+  // "<text>: expected", which would hide every step's own "expected output to match ...".
+  const failed = r.steps.filter((s) => !s.ok);
+  if (failed.length === 0) return '';
+  return `steps failed:\n${failed.map((s) => `${s.name}\n      ${s.failure}`).join('\n')}\n`;
 }
 
 export function recordedPids(instance: string): number[] {
