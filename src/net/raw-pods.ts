@@ -2,6 +2,8 @@
 // each, made and removed through `ip -batch` (two processes in all), with
 // nothing else (no IPAM, no plugin, no workload). Benchmarks compare the pods
 // phase of a lab with this, measured in the same run.
+import { cpus } from 'node:os';
+import { runSpawned } from './exec.js';
 import { Ip } from './ip.js';
 import { listNetns } from './netns.js';
 
@@ -36,4 +38,22 @@ export async function rawPodLimit(prefix: string, n: number): Promise<RawPodTime
     const left = listNetns().filter((ns) => ns.startsWith(prefix));
     if (left.length) await root.batch(left.map((ns) => ['netns', 'del', ns])).catch(() => undefined);
   }
+}
+
+/**
+ * The least a pod costs in processes: the CNI contract has the runtime start the
+ * plugin for every ADD, and a pod runs at least one program of its own. So 2n
+ * starts of /bin/true, through posix_spawn as a lab starts its plugins, as many
+ * at a time as there are CPUs. Beside rawPodLimit this is the floor of any CNI's
+ * pods phase on this machine, however fast its plugin.
+ */
+export async function processFloorMs(n: number): Promise<number> {
+  let left = 2 * n;
+  const t0 = performance.now();
+  await Promise.all(
+    Array.from({ length: Math.max(1, cpus().length) }, async () => {
+      while (left-- > 0) await runSpawned(['/bin/true']);
+    }),
+  );
+  return performance.now() - t0;
 }
