@@ -28,7 +28,7 @@ const ECHO = "const d=require('dgram');for(const p of [80,81]){const s=d.createS
 const PROBE = `proto=$1 port=$2 t=$3; shift 3
 for ip in "$@"; do (
   if [ "$proto" = TCP ]; then timeout "$t" bash -c "exec 3<>/dev/tcp/$ip/$port" 2>/dev/null && echo "$ip 1" || echo "$ip 0"
-  else r=$(timeout "$t" bash -c "exec 3<>/dev/udp/$ip/$port; printf ping >&3; head -c 2 <&3" 2>/dev/null); [ "$r" = ok ] && echo "$ip 1" || echo "$ip 0"; fi
+  else r=$(timeout "$t" bash -c "exec 3<>/dev/udp/$ip/$port; printf ping >&3; exec head -c 2 <&3" 2>/dev/null); [ "$r" = ok ] && echo "$ip 1" || echo "$ip 0"; fi
 ) & done; wait`;
 
 for (const engineName of ['calico', 'cilium']) {
