@@ -23,12 +23,13 @@ const podName = (p: string) => `${p.replace('/', '-')}-0`;
 
 // Answers every datagram on 80 and 81, so a UDP probe can tell delivered from dropped.
 const ECHO = "const d=require('dgram');for(const p of [80,81]){const s=d.createSocket('udp4');s.on('message',(m,r)=>s.send('ok',r.port,r.address));s.bind(p)}";
-// Tries every address at once (bash's /dev/tcp and /dev/udp, each under timeout):
-// a TCP connect, or a datagram and its echo; prints "<ip> 1|0" per address.
+// Tries every address at once with bash's /dev/tcp and /dev/udp: a TCP connect under
+// timeout, or a datagram and its echo, waited for by read -t in the same shell (no
+// reader process that could outlive a timeout); prints "<ip> 1|0" per address.
 const PROBE = `proto=$1 port=$2 t=$3; shift 3
 for ip in "$@"; do (
   if [ "$proto" = TCP ]; then timeout "$t" bash -c "exec 3<>/dev/tcp/$ip/$port" 2>/dev/null && echo "$ip 1" || echo "$ip 0"
-  else r=$(timeout "$t" bash -c "exec 3<>/dev/udp/$ip/$port; printf ping >&3; exec head -c 2 <&3" 2>/dev/null); [ "$r" = ok ] && echo "$ip 1" || echo "$ip 0"; fi
+  else { exec 3<>/dev/udp/$ip/$port && printf ping >&3 && read -r -t "$t" -N 2 r <&3 && [ "$r" = ok ]; } 2>/dev/null && echo "$ip 1" || echo "$ip 0"; fi
 ) & done; wait`;
 
 for (const engineName of ['calico', 'cilium']) {
