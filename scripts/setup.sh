@@ -36,11 +36,21 @@ PACKAGES=(
   # (not the system's: no -system package, no service); dnsmasq-base serves its DHCP.
   libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients vagrant-libvirt
 )
+# libvirt's qemu driver looks up its compiled-in user and group, libvirt-qemu, as it
+# starts, whatever qemu.conf says (cnilab's runs qemu as root). libvirt-daemon-system
+# would make them, but also a system libvirtd with a NAT network in the root
+# namespace: make only the user and group.
+libvirt_qemu_user() {
+  getent group libvirt-qemu >/dev/null || groupadd --system libvirt-qemu
+  getent passwd libvirt-qemu >/dev/null ||
+    useradd --system --gid libvirt-qemu --home-dir /var/lib/libvirt --no-create-home --shell /usr/sbin/nologin --comment "Libvirt Qemu" libvirt-qemu
+}
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ ${#missing[@]} -eq 0 ]; then
+  [ "$(id -u)" -ne 0 ] || libvirt_qemu_user
   echo "setup: all system packages present"
   exit 0
 fi
@@ -59,4 +69,5 @@ trap '[ $created_policy -eq 1 ] && rm -f "$policy"' EXIT
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+libvirt_qemu_user
 echo "setup: done"

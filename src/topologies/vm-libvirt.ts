@@ -86,6 +86,12 @@ export async function libvirtMissing(): Promise<string[]> {
     const plugins = await run(['vagrant', 'plugin', 'list'], { allowFailure: true, env: { ...process.env, VAGRANT_HOME } });
     if (!/vagrant-libvirt/.test(plugins.stdout)) missing.push('the vagrant-libvirt plugin (Debian package vagrant-libvirt)');
   }
+  // Debian's qemu driver looks up its compiled-in user as it starts, even when qemu.conf runs qemu as root.
+  for (const db of ['passwd', 'group']) {
+    if ((await run(['getent', db, 'libvirt-qemu'], { allowFailure: true })).exitCode !== 0) {
+      missing.push(`the ${db === 'passwd' ? 'user' : 'group'} libvirt-qemu, which libvirtd's qemu driver looks up as it starts (scripts/setup.sh makes it)`);
+    }
+  }
   return missing;
 }
 
