@@ -59,14 +59,6 @@ const WARMUP_MAX_RUNS = 5;
 const WARMUP_AGREE = 0.1;
 /** The first warm-up run sends this much: short on any path, long enough to show a rate. */
 const PROBE_BYTES = 16 * 2 ** 20;
-/**
- * A mirrored repetition measures each pair twice, a moment apart. When a pair's two runs
- * differ by more than this, the machine changed within the repetition (another tenant,
- * a timer storm) and its ratio to the underlay says more about that than about the path:
- * the repetition is measured again, at most MAX_REDONE times a test, each time noted.
- */
-export const RUNS_DISAGREE = 0.15;
-const MAX_REDONE = 4;
 
 export interface BenchTarget {
   backend: Backend;
@@ -222,7 +214,6 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
         log(`rr   ${rrPairs.map((p) => `${p.name} p50 ${us(median(values.get(p.name)!.get('rr.p50Us') ?? [NaN]))}`).join(' · ')} (${RR_WINDOWS} windows)`);
         continue;
       }
-      let redone = 0;
       for (let rep = 1; rep <= settings.repeat; rep++) {
         // Each repetition starts with the next pair, so a machine getting busier or quieter during
         // a repetition does not always favour the pair measured last.
@@ -230,13 +221,6 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
         const passes = settings.mirrored ? [order, [...order].reverse()] : [order];
         const runs = new Map<string, Measured[]>(order.map((p) => [p.name, []]));
         for (const pass of passes) for (const pair of pass) runs.get(pair.name)!.push(await measure(test, pair, settings.durationS / passes.length));
-        const unsteady = order.filter((p) => runsDisagree(runs.get(p.name)!, WATCHED[test]));
-        if (unsteady.length && redone < MAX_REDONE) {
-          redone++;
-          log(`${test.padEnd(4)} ${rep}: measured again: ${unsteady.map((p) => `${p.name} ${runs.get(p.name)!.map((m) => headline(test, m)).join(' then ')}`).join(' · ')}`);
-          rep--;
-          continue;
-        }
         const line: string[] = [];
         for (const pair of order) {
           const m = meanOfRuns(runs.get(pair.name)!);
@@ -248,7 +232,6 @@ export async function benchLab(target: BenchTarget, settings: BenchSettings, log
         repetitions[test] = rep;
         if (rep >= minRepeat && narrow(test)) break;
       }
-      if (redone) notes.push(`${test}: ${redone} repetition${redone > 1 ? 's' : ''} measured again: a pair's two runs in it differed by more than ${RUNS_DISAGREE * 100}%`);
     }
     if (settings.sweep) {
       const family = plan.pairs[0].family;
@@ -312,14 +295,6 @@ export function windowsOf(samples: number[], n: number): number[][] {
 }
 
 /** A repetition's figures from a pair's runs in it: the mean of each, retransmits added up (the runs share the time). */
-/** Two runs of one pair in one repetition, more than RUNS_DISAGREE apart on the watched figure. */
-export function runsDisagree(runs: Measured[], metric: MetricName): boolean {
-  const vs = runs.map((r) => r[metric]).filter((v): v is number => v !== undefined && Number.isFinite(v));
-  if (vs.length < 2) return false;
-  const [lo, hi] = [Math.min(...vs), Math.max(...vs)];
-  return hi > 0 && (hi - lo) / ((hi + lo) / 2) > RUNS_DISAGREE;
-}
-
 export function meanOfRuns(runs: Measured[]): Measured {
   const out: Measured = {};
   const names = new Set(runs.flatMap((r) => Object.keys(r) as MetricName[]));

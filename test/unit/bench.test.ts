@@ -3,7 +3,7 @@ import { parseIperf3, parsePing, parseSockperf, parseSockperfLog, ToolOutputErro
 import { median, overlaps, quantile, spread } from '../../src/bench/stats.js';
 import { parseOffloads } from '../../src/bench/environment.js';
 import { planBench, BenchPlanError, NothingToMeasureError } from '../../src/bench/plan.js';
-import { meanOfRuns, pinningFor, rateGbps, runsDisagree, RUNS_DISAGREE, windowsOf } from '../../src/bench/run.js';
+import { meanOfRuns, pinningFor, rateGbps, windowsOf } from '../../src/bench/run.js';
 import { LabFileError } from '../../src/lab/lab-file.js';
 import { parseLab } from '../../src/datapaths/index.js';
 import type { PodRecord } from '../../src/lab/state.js';
@@ -147,16 +147,6 @@ describe('bench: mirrored runs', () => {
     ]);
     expect(m).to.deep.equal({ 'tcp.gbps': 5, 'tcp.cpuMsPerGbit': 15, 'tcp.retransmits': 4 });
     expect(meanOfRuns([{ 'udp.gbps': 1, 'udp.lossPct': 2 }, { 'udp.gbps': 3 }])).to.deep.equal({ 'udp.gbps': 2, 'udp.lossPct': 2 });
-  });
-
-  it('two runs of a pair that differ by more than RUNS_DISAGREE of their mean mark the repetition for measuring again', () => {
-    const apart = (d: number) => [{ 'tcp.gbps': 10 * (1 - d / 2) }, { 'tcp.gbps': 10 * (1 + d / 2) }];
-    expect(runsDisagree(apart(RUNS_DISAGREE * 0.9), 'tcp.gbps')).to.equal(false);
-    expect(runsDisagree(apart(RUNS_DISAGREE * 1.1), 'tcp.gbps')).to.equal(true);
-    // Only the watched figure counts; one run, or a figure missing from a run, cannot disagree.
-    expect(runsDisagree([{ 'tcp.gbps': 10, 'tcp.retransmits': 0 }, { 'tcp.gbps': 10, 'tcp.retransmits': 90 }], 'tcp.gbps')).to.equal(false);
-    expect(runsDisagree([{ 'tcp.gbps': 10 }], 'tcp.gbps')).to.equal(false);
-    expect(runsDisagree([{ 'tcp.gbps': 10 }, { 'tcp.gbps': Number.NaN }], 'tcp.gbps')).to.equal(false);
   });
 });
 
