@@ -25,7 +25,9 @@ function nginxConf(pod: PodRecord, podDir: string): string {
   const tmp = join(podDir, 'tmp');
   return `# nginx for pod ${pod.name} on ${pod.node}
 daemon off;
-worker_processes 1;
+# One process a pod, serving the requests itself: no worker to fork, so a pod
+# costs one process start and 0.7 MB less (bench:scale) and its PID is nginx.
+master_process off;
 pid ${join(podDir, 'nginx.pid')};
 error_log ${p.errorLog} warn;
 events { worker_connections 256; }
