@@ -25,9 +25,7 @@ function nginxConf(pod: PodRecord, podDir: string): string {
   const tmp = join(podDir, 'tmp');
   return `# nginx for pod ${pod.name} on ${pod.node}
 daemon off;
-# One process a pod, serving the requests itself: no worker to fork, so a pod
-# costs one process start and 0.7 MB less (bench:scale) and its PID is nginx.
-master_process off;
+worker_processes 1;
 pid ${join(podDir, 'nginx.pid')};
 error_log ${p.errorLog} warn;
 events { worker_connections 256; }
