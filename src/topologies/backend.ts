@@ -73,8 +73,11 @@ export interface Backend {
    * recorded under each of those nodes (one PID, stopped with the lab).
    */
   startForNodes?(nodes: string[], name: string, argv: string[], opts?: { env?: Record<string, string> }): Promise<Started>;
-  /** Stop a process we started, by its PID. */
-  stop(pid: number): Promise<void>;
+  /**
+   * Stop a process we started, by its PID. Where nodes have PID spaces of their own
+   * (hosts, docker, VMs) one PID can be recorded on two nodes: `node` says whose.
+   */
+  stop(pid: number, node?: string): Promise<void>;
   /** Whether a process we started is still that process (its PID and start time, read where it runs). */
   isRunning(p: ProcessRecord): Promise<boolean>;
 

@@ -215,6 +215,7 @@ export class NetnsBackend implements Backend {
     return processStartTime(p.pid) === p.startTime && isRunning(p.pid);
   }
 
+  /** One PID space for every node here: a PID names one process, whatever node records it (the node is not needed). */
   async stop(pid: number): Promise<void> {
     const rec = this.state.state.processes.find((p) => p.pid === pid);
     if (rec) await stopRecorded(rec);

@@ -93,10 +93,11 @@ export abstract class RemoteNodeBackend implements Backend {
   }
 
   /** PIDs are the node's own (its PID space): the stop runs on the node, and only if the start time still matches. */
-  async stop(pid: number): Promise<void> {
-    const rec = this.state.state.processes.find((p) => p.pid === pid);
+  async stop(pid: number, node?: string): Promise<void> {
+    const rec = this.state.state.processes.find((p) => p.pid === pid && (node === undefined || p.node === node));
     if (rec) await this.exec(rec.node, stopArgv(rec.pid, rec.startTime), { allowFailure: true });
-    this.state.update((s) => (s.processes = s.processes.filter((p) => p.pid !== pid)));
+    // Only that record: another node's process under the same PID is not this one.
+    if (rec) this.state.update((s) => (s.processes = s.processes.filter((p) => p !== rec && !(p.pid === rec.pid && p.node === rec.node))));
   }
 
   /**
