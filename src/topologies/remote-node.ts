@@ -97,7 +97,7 @@ export abstract class RemoteNodeBackend implements Backend {
     const rec = this.state.state.processes.find((p) => p.pid === pid && (node === undefined || p.node === node));
     if (rec) await this.exec(rec.node, stopArgv(rec.pid, rec.startTime), { allowFailure: true });
     // Only that record: another node's process under the same PID is not this one.
-    if (rec) this.state.update((s) => (s.processes = s.processes.filter((p) => p !== rec && !(p.pid === rec.pid && p.node === rec.node))));
+    if (rec) this.state.update((s) => (s.processes = s.processes.filter((p) => !(p.pid === rec.pid && p.node === rec.node))));
   }
 
   /**
