@@ -62,6 +62,6 @@ export class Server {
   }
 
   stop(): Promise<void> {
-    return this.backend.stop(this.started.pid);
+    return this.backend.stop(this.started);
   }
 }

@@ -28,7 +28,7 @@ export class NodeServices implements ServiceControl {
       const there = this.state.state.processes.filter((q) => q.node === node).map((q) => q.name);
       throw new Error(`no service "${name}" is running on ${node} (running there: ${there.join(', ') || 'nothing'})`);
     }
-    await this.backend.stop(p.pid, p.node);
+    await this.backend.stop(p);
     return `stopped ${name} on ${node} (pid ${p.pid})`;
   }
 

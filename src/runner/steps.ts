@@ -158,7 +158,7 @@ async function withCapture<T>(ctx: StepContext, c: NonNullable<Step['capture']>,
     for (let i = 0; i < 100 && ((await readLog()).match(/\n/g)?.length ?? 0) < c.packets + 1; i++) await sleep(20);
     return { result, captured: await readLog() };
   } finally {
-    await ctx.backend.stop(started.pid, c.node);
+    await ctx.backend.stop(started);
   }
 }
 

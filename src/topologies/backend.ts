@@ -44,11 +44,15 @@ export interface ExecOptions {
   allowFailure?: boolean;
 }
 
-/** Where a long-running process writes its output, and the PID we record to stop it. */
+/** A long-running process we started: the node whose PID space its PID is of, where it writes its output. */
 export interface Started {
   pid: number;
+  node: string;
   log: string;
 }
+
+/** What names a process we started, to stop it: a `Started`, or a record in the lab's state. */
+export type StartedProcess = Pick<ProcessRecord, 'pid' | 'node'>;
 
 export interface Backend {
   /** The underlay is a network of the machines', not one the backend made for the lab (hosts): nothing may take addresses on it. */
@@ -74,10 +78,10 @@ export interface Backend {
    */
   startForNodes?(nodes: string[], name: string, argv: string[], opts?: { env?: Record<string, string> }): Promise<Started>;
   /**
-   * Stop a process we started, by its PID. Where nodes have PID spaces of their own
-   * (hosts, docker, VMs) one PID can be recorded on two nodes: `node` says whose.
+   * Stop a process we started, by its PID on its node: where nodes have PID spaces
+   * of their own (hosts, docker, VMs) one PID can be recorded on two nodes.
    */
-  stop(pid: number, node?: string): Promise<void>;
+  stop(p: StartedProcess): Promise<void>;
   /** Whether a process we started is still that process (its PID and start time, read where it runs). */
   isRunning(p: ProcessRecord): Promise<boolean>;
 

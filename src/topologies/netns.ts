@@ -11,7 +11,7 @@ import { addNetnsMany, deleteNetnsMany, inNetnsThread, loopbackUp, pinHostname, 
 import { isBpffs, mountBpffs } from '../net/bpf.js';
 import { NAME_PREFIX, labDir, listLabs, processStartTime, StateFile, type ProcessRecord } from '../lab/state.js';
 import { isRunning, pidsInNetns, stillOurs, stopPid, stopPids, stopRecorded } from '../lab/processes.js';
-import { BackendTarget, POD_RESOLV_CONF, type Backend, type ExecOptions, type Started, type Target, type Topology } from './backend.js';
+import { BackendTarget, POD_RESOLV_CONF, type Backend, type ExecOptions, type Started, type StartedProcess, type Target, type Topology } from './backend.js';
 
 export const UNDERLAY_BRIDGE = 'br0';
 
@@ -177,7 +177,7 @@ export class NetnsBackend implements Backend {
       const pid = spawnedIn(ns, () => startDetached(argv, opts)) ?? startDetached(viaNsenter(), opts);
       const startTime = processStartTime(pid) ?? 0;
       this.state.update((s) => s.processes.push({ pid, startTime, name, node }));
-      return { pid, log };
+      return { pid, node, log };
     } finally {
       closeSync(fd);
     }
@@ -197,7 +197,7 @@ export class NetnsBackend implements Backend {
       const pid = inNetnsThread(underlay, () => startDetached(argv, { stdout: fd, stderr: fd, env: { ...process.env, ...opts.env } }));
       const startTime = processStartTime(pid) ?? 0;
       this.state.update((s) => s.processes.push(...nodes.map((node) => ({ pid, startTime, name, node }))));
-      return { pid, log };
+      return { pid, node: nodes[0], log };
     } finally {
       closeSync(fd);
     }
@@ -215,8 +215,8 @@ export class NetnsBackend implements Backend {
     return processStartTime(p.pid) === p.startTime && isRunning(p.pid);
   }
 
-  /** One PID space for every node here: a PID names one process, whatever node records it (the node is not needed). */
-  async stop(pid: number): Promise<void> {
+  /** One PID space for every node here: a PID names one process, whatever nodes record it; all its records go. */
+  async stop({ pid }: StartedProcess): Promise<void> {
     const rec = this.state.state.processes.find((p) => p.pid === pid);
     if (rec) await stopRecorded(rec);
     this.state.update((s) => (s.processes = s.processes.filter((p) => p.pid !== pid)));

@@ -7,7 +7,7 @@ import { dirname, join } from 'node:path';
 import { withResolvConf, withResolvConfIfThere } from '../net/netns.js';
 import type { RunResult } from '../net/exec.js';
 import type { StateFile } from '../lab/state.js';
-import { BackendTarget, POD_RESOLV_CONF, type Backend, type CommandOptions, type ExecOptions, type Started, type Target, type Topology } from './backend.js';
+import { BackendTarget, POD_RESOLV_CONF, type Backend, type CommandOptions, type ExecOptions, type Started, type StartedProcess, type Target, type Topology } from './backend.js';
 import { podNetns } from './netns.js';
 import { startTimeArgv, bpffsArgv, createSandboxArgv, parseStarted, podArgv, readFileArgv, removeSandboxArgv, startArgv, stopArgv, writeFileArgv } from './node-commands.js';
 import type { ProcessRecord } from '../lab/state.js';
@@ -75,7 +75,7 @@ export abstract class RemoteNodeBackend implements Backend {
     const r = await this.exec(node, startArgv(log, argv), { env });
     const { pid, startTime } = parseStarted(r.stdout);
     this.state.update((s) => s.processes.push({ pid, startTime, name, node }));
-    return { pid, log };
+    return { pid, node, log };
   }
 
   start(node: string, name: string, argv: string[], opts: { env?: Record<string, string> } = {}): Promise<Started> {
@@ -93,8 +93,8 @@ export abstract class RemoteNodeBackend implements Backend {
   }
 
   /** PIDs are the node's own (its PID space): the stop runs on the node, and only if the start time still matches. */
-  async stop(pid: number, node?: string): Promise<void> {
-    const rec = this.state.state.processes.find((p) => p.pid === pid && (node === undefined || p.node === node));
+  async stop({ pid, node }: StartedProcess): Promise<void> {
+    const rec = this.state.state.processes.find((p) => p.pid === pid && p.node === node);
     if (rec) await this.exec(rec.node, stopArgv(rec.pid, rec.startTime), { allowFailure: true });
     // Only that record: another node's process under the same PID is not this one.
     if (rec) this.state.update((s) => (s.processes = s.processes.filter((p) => !(p.pid === rec.pid && p.node === rec.node))));

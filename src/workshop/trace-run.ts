@@ -219,7 +219,7 @@ async function captureAlong(backend: Backend, model: NetModel, path: TracePath, 
     const src = nsById(model, path.from.ns)!;
     const ping = await execIn(backend, src, ['ping', '-c', String(count), '-i', '0.2', '-W', '2', path.to.ip]);
     const received = Number(/(\d+) (?:packets )?received/.exec(ping.stdout)?.[1] ?? 0);
-    for (const s of started) await backend.stop(s.pid);
+    for (const s of started) await backend.stop(s);
     await readLogs();
     const seen = points.map((_, i) => packetsSeen(logs[i]));
     points.forEach((p, i) => {
@@ -232,7 +232,7 @@ async function captureAlong(backend: Backend, model: NetModel, path: TracePath, 
     return { sent: count, received, allSeen: onPath.every((p) => (p.hops[0].packets ?? 0) >= count), ...(path.delivered ? {} : { beyond }) };
   } finally {
     for (const s of started) {
-      await backend.stop(s.pid);
+      await backend.stop(s);
       rmSync(s.log, { force: true });
     }
   }

@@ -215,7 +215,7 @@ export const WORKSHOP_CHECKS: Check[] = [
     title: 'status after a pod\'s process died: names it and exits 1',
     async run({ name }, inst) {
       const nginx = readState(name)!.processes.find((p) => p.name === 'nginx-2-nginx')!;
-      await inst.backend.stop(nginx.pid, nginx.node);
+      await inst.backend.stop(nginx);
       inst.state.update((s) => s.processes.push(nginx)); // still recorded, as after a crash
       const s = await cli(['status', name]);
       expect(s.code).to.equal(1);

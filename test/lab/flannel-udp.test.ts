@@ -53,7 +53,7 @@ describe('lab: flannel-udp', function () {
 
       const agent = inst.state.state.processes.find((p) => p.name === 'flanneld' && p.node === 'master')!;
       const log = inst.backend.nodePath('master', '/var/log/flanneld.log');
-      await inst.backend.stop(agent.pid, agent.node);
+      await inst.backend.stop(agent);
       expect(alive(agent.pid)).to.equal(false);
       // The summary is written only after both threads have finished and the fds are closed.
       expect(readFileSync(log, 'utf8')).to.match(/stopped: encap: [1-9]\d* packets .*; decap: [1-9]\d* packets/);

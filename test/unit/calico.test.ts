@@ -356,14 +356,14 @@ describe('service steps', () => {
     const calls: string[] = [];
     const state = { state: { processes: [{ pid: 4242, startTime: 1, name: 'bird', node: 'worker' }] } };
     const backend = {
-      async stop(pid: number) {
-        calls.push(`stop ${pid}`);
-        state.state.processes = state.state.processes.filter((p) => p.pid !== pid);
+      async stop({ pid, node }: { pid: number; node: string }) {
+        calls.push(`stop ${pid} on ${node}`);
+        state.state.processes = state.state.processes.filter((p) => !(p.pid === pid && p.node === node));
       },
       async start(node: string, name: string, argv: string[]) {
         calls.push(`start ${name} on ${node}: ${argv.join(' ')}`);
         state.state.processes.push({ pid: 4343, startTime: 2, name, node });
-        return { pid: 4343, log: '' };
+        return { pid: 4343, node, log: '' };
       },
     };
     const services = new NodeServices(backend as any, state as any, () => ({ bird: ['bird', '-f'], 'calico-node': ['node'] }));
@@ -373,6 +373,6 @@ describe('service steps', () => {
     expect(await services.start('worker', 'birdd').catch((e: Error) => e.message)).to.equal('"birdd" is not a service the network runs on worker (services: bird, calico-node)');
     expect(await services.start('worker', 'bird')).to.equal('started bird on worker (pid 4343)');
     expect(await services.start('worker', 'bird').catch((e: Error) => e.message)).to.equal('bird is already running on worker (pid 4343)');
-    expect(calls).to.deep.equal(['stop 4242', 'start bird on worker: bird -f']);
+    expect(calls).to.deep.equal(['stop 4242 on worker', 'start bird on worker: bird -f']);
   });
 });

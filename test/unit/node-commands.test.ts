@@ -5,9 +5,10 @@ import { expect } from 'chai';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { run } from '../../src/net/exec.js';
+import { run, type RunResult } from '../../src/net/exec.js';
 import { isRunning } from '../../src/lab/processes.js';
-import { processStartTime } from '../../src/lab/state.js';
+import { processStartTime, type ProcessRecord, type StateFile } from '../../src/lab/state.js';
+import { RemoteNodeBackend } from '../../src/topologies/remote-node.js';
 import { parseStarted, podArgv, readFileArgv, shQuote, startArgv, stopArgv, withEnv, writeFileArgv } from '../../src/topologies/node-commands.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -81,5 +82,38 @@ describe('node commands (docker and vagrant backends)', () => {
     expect(r.stdout).to.equal(words.map((w) => `${w}\n`).join(''));
     expect(withEnv({ CNI_COMMAND: 'ADD' }, ['x'])).to.deep.equal(['env', 'CNI_COMMAND=ADD', 'x']);
     expect(withEnv({}, ['x'])).to.deep.equal(['x']);
+  });
+});
+
+describe('backends whose nodes have PID spaces of their own (docker, VMs, hosts)', () => {
+  /** Nodes that answer every start with the same PID, as two machines may; what runs where is recorded. */
+  class SamePidNodes extends RemoteNodeBackend {
+    readonly kind = 'fake';
+    readonly ran: string[] = [];
+    async up(): Promise<void> {}
+    async down(): Promise<void> {}
+    protected nodeCommand(_node: string, argv: string[]): string[] {
+      return argv;
+    }
+    async exec(node: string, argv: string[]): Promise<RunResult> {
+      const script = argv.join(' ');
+      this.ran.push(`${node}: ${script.includes('kill -TERM') ? `stop ${argv.at(-2)}` : 'start'}`);
+      return { stdout: script.includes('kill -TERM') ? '' : '4242 100\n', stderr: '', exitCode: 0 };
+    }
+  }
+
+  it('stop stops the process of the node named and drops only its record, when another node has a process of that PID', async () => {
+    const state = { dir: '/nonexistent', state: { processes: [] as ProcessRecord[] }, update: (fn: (s: { processes: ProcessRecord[] }) => void) => fn(state.state) };
+    const topo = { lab: 'pids', underlay: { subnet: '192.168.10.0', prefix: 24 }, nodes: [{ name: 'master', address: '192.168.10.210' }, { name: 'worker', address: '192.168.10.220' }] };
+    const backend = new SamePidNodes(topo, state as unknown as StateFile);
+    const agent = await backend.start('master', 'agent', ['agent']);
+    const bird = await backend.start('worker', 'bird', ['bird']);
+    expect([agent, bird].map((s) => `${s.pid} on ${s.node}`)).to.deep.equal(['4242 on master', '4242 on worker']);
+
+    await backend.stop(bird);
+    expect(backend.ran).to.deep.equal(['master: start', 'worker: start', 'worker: stop 4242']);
+    expect(state.state.processes.map((p) => `${p.name} on ${p.node}`)).to.deep.equal(['agent on master']);
+    await backend.stop(bird);
+    expect(backend.ran, 'a process already stopped is not stopped again, nor another in its place').to.have.length(3);
   });
 });
