@@ -9,7 +9,6 @@
 // VMs booted with qemu (minutes per run under software emulation). Run it under
 // the machine's docker lock:
 //   flock /run/cnilab-docker.lock npm run bench:backends -- --lab flannel-vxlan
-import { parseArgs } from 'node:util';
 import { runLab, type RunOptions, type RunReport } from '../src/runner/runner.js';
 import { QuietReporter } from '../src/runner/reporter.js';
 import { listLabFiles } from '../src/lab/lab-file.js';
@@ -19,20 +18,24 @@ import { ensureNodeImage } from '../src/topologies/docker-image.js';
 import { median } from '../src/bench/stats.js';
 import { startEngine, stopTestEngine, type TestEngine } from '../test/helpers/private-engine.js';
 import { startSshHosts } from '../test/helpers/ssh-hosts.js';
+import { numberOption, parseOptions, usageError } from './args.js';
 
-const { values } = parseArgs({
-  options: {
-    repeat: { type: 'string', default: '3' },
-    lab: { type: 'string', multiple: true },
-    backends: { type: 'string', default: 'netns,docker,hosts' },
-    'use-docker-host': { type: 'boolean', default: false },
-    vagrant: { type: 'boolean', default: false },
-    json: { type: 'boolean', default: false },
+const values = parseOptions(
+  {
+    script: 'bench:backends',
+    about: "What a backend adds: every lab on each backend alternately, phase by phase, with each backend's ratio to netns (run it under flock /run/cnilab-docker.lock).",
+    example: '--lab flannel-vxlan --repeat 3',
   },
-});
-const repeat = Number(values.repeat);
-const labs = values.lab ?? listLabFiles();
-requireBuilt();
+  {
+    repeat: { type: 'string', default: '3', value: 'n', help: 'runs of each lab on each backend' },
+    lab: { type: 'string', multiple: true, value: 'name', shown: 'every lab', help: 'a lab to run' },
+    backends: { type: 'string', default: 'netns,docker,hosts', value: 'list', help: 'the backends, netns first; vagrant too' },
+    'use-docker-host': { type: 'boolean', default: false, help: 'use the engine DOCKER_HOST names, not a private dockerd' },
+    vagrant: { type: 'boolean', default: false, help: 'add VMs booted with qemu (minutes a run)' },
+    json: { type: 'boolean', default: false, help: 'print the results as JSON' },
+  },
+);
+const repeat = numberOption('repeat', values.repeat, { min: 1 });
 
 /**
  * Each backend: what it needs ready before timing starts, and the options its
@@ -57,8 +60,10 @@ const SETUPS: Record<string, () => Promise<Partial<RunOptions>>> = {
   },
 };
 const BACKENDS = [...values.backends.split(','), ...(values.vagrant && !values.backends.includes('vagrant') ? ['vagrant'] : [])];
-for (const b of BACKENDS) if (!SETUPS[b]) throw new Error(`--backends: no setup for "${b}" here (${Object.keys(SETUPS).join(', ')})`);
-if (BACKENDS[0] !== 'netns') throw new Error('--backends: netns first, the reference the others are divided by');
+for (const b of BACKENDS) if (!SETUPS[b]) usageError(`--backends: no setup for "${b}" here (${Object.keys(SETUPS).join(', ')})`);
+if (BACKENDS[0] !== 'netns') usageError('--backends: netns first, the reference the others are divided by');
+const labs = values.lab ?? listLabFiles();
+requireBuilt();
 
 let started: TestEngine | undefined;
 async function engine(): Promise<TestEngine> {

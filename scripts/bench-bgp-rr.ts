@@ -6,7 +6,6 @@
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { LabInstance } from '../src/runner/runner.js';
 import { QuietReporter } from '../src/runner/reporter.js';
 import { NodeServices } from '../src/runner/services.js';
@@ -14,13 +13,20 @@ import { labMemory } from '../src/bench/lab-memory.js';
 import { Ip } from '../src/net/ip.js';
 import { parseProtocols } from '../src/datapaths/calico/bird.js';
 import { CALICO_PATHS, calicoServices } from '../src/datapaths/calico/install.js';
+import { numberList, parseOptions } from './args.js';
 
-const { values } = parseArgs({
-  options: {
-    nodes: { type: 'string', default: '20,50' },
-    json: { type: 'boolean', default: false },
+const values = parseOptions(
+  {
+    script: 'bench:bgp-rr',
+    about: "Calico's BGP full mesh against one route reflector: sessions per node, the time until every node has every block, BIRD's memory.",
+    example: '--nodes 20',
   },
-});
+  {
+    nodes: { type: 'string', default: '20,50', value: 'list', help: 'node counts, each run as a mesh and with a reflector; under 2 skipped' },
+    json: { type: 'boolean', default: false, help: 'print the results as JSON' },
+  },
+);
+const nodeCounts = numberList('nodes', values.nodes).filter((v) => v > 1);
 
 function labYaml(name: string, nodes: number, reflector: boolean): string {
   return [
@@ -123,7 +129,7 @@ const out: Result[] = [];
 // refuses new ones ("neighbor table overflow") and mesh sessions hang in Connect.
 const arpLimit = Number(readFileSync('/proc/sys/net/ipv4/neigh/default/gc_thresh3', 'utf8'));
 say(`Calico BGP: full mesh against one route reflector (n0). Load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
-for (const n of values.nodes.split(',').map(Number).filter((v) => v > 1)) {
+for (const n of nodeCounts) {
   const rr = await measure(n, 'rr');
   out.push(rr);
   say(`${n} nodes:`);

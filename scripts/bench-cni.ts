@@ -14,13 +14,13 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { release, tmpdir, cpus } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { inNetns, netnsPath } from '../src/net/exec.js';
 import { addNetns, deleteNetns, listNetns, netnsInode } from '../src/net/netns.js';
 import { summarize, type Summary } from '../src/bench/stats.js';
 import { daemonBreakdown, type Breakdown } from '../src/bench/cni-trace.js';
 import { AUTOSTART_ENV, pidPath, RUN_DIR_ENV, socketPath } from '../src/cni/daemon.js';
 import { startCnid, stopCnid, type Cnid } from '../src/runner/cnid.js';
+import { numberOption, parseOptions } from './args.js';
 
 const OURS = resolve('dist/cni/bin');
 const TRACED = 'ours-traced';
@@ -215,14 +215,21 @@ function printTable(plan: Plan, outcome: Outcome): void {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      cycles: { type: 'string', default: '30' },
-      warmup: { type: 'string', default: '5' },
-      json: { type: 'boolean', default: false },
-      inside: { type: 'string' },
+  const values = parseOptions(
+    {
+      script: 'bench:cni',
+      about: 'CNI ADD and DEL latency of our bridge + host-local (through the daemon, cold, without one) against the reference plugins in /usr/lib/cni.',
+      example: '--cycles 30 --warmup 5 --json',
     },
-  });
+    {
+      cycles: { type: 'string', default: '30', value: 'n', help: 'timed ADD/DEL cycles of each implementation' },
+      warmup: { type: 'string', default: '5', value: 'n', help: 'cycles before the timed ones, not counted' },
+      json: { type: 'boolean', default: false, help: 'print the results as JSON' },
+      inside: { type: 'string', hidden: true, help: 'the timed loop, in the node namespace (the script re-executes itself)' },
+    },
+  );
+  const cycles = numberOption('cycles', values.cycles, { min: 1 });
+  const warmup = numberOption('warmup', values.warmup);
   if (values.inside) {
     process.stdout.write(JSON.stringify(await inside(JSON.parse(values.inside) as Plan)));
     return;
@@ -233,9 +240,6 @@ async function main(): Promise<void> {
   if (readFileSync(join(OURS, 'bridge')).subarray(0, 4).toString('latin1') !== '\x7fELF') {
     throw new Error(`${OURS}/bridge is not the shim (the build found no C compiler): install gcc and libc6-dev, then npm run build`);
   }
-  const cycles = Number(values.cycles);
-  const warmup = Number(values.warmup);
-  if (!(cycles >= 1 && warmup >= 0)) throw new Error('--cycles must be at least 1 and --warmup at least 0');
 
   const id = `cnitest-b-bench-${process.pid}`;
   const tmp = mkdtempSync(join(tmpdir(), 'cnitest-b-bench-'));

@@ -1,13 +1,24 @@
 // `npm run bench:lab`: the wall time of `cnilab run flannel-vxlan`, phase by
 // phase, and the time from start to the first cross-node ping that succeeds.
 // Repeated (default 3, --repeat N); medians printed with min and max.
-import { parseArgs } from 'node:util';
 import { LabInstance } from '../src/runner/runner.js';
 import { QuietReporter } from '../src/runner/reporter.js';
 import { median } from '../src/bench/stats.js';
+import { numberOption, parseOptions } from './args.js';
 
-const { values } = parseArgs({ options: { repeat: { type: 'string', default: '3' }, lab: { type: 'string', default: 'flannel-vxlan' }, json: { type: 'boolean', default: false } } });
-const repeat = Number(values.repeat);
+const values = parseOptions(
+  {
+    script: 'bench:lab',
+    about: 'The wall time of `cnilab run <lab>` phase by phase and to the first cross-node ping, repeated; medians with min and max.',
+    example: '--repeat 5',
+  },
+  {
+    repeat: { type: 'string', default: '3', value: 'n', help: 'runs to take the medians of' },
+    lab: { type: 'string', default: 'flannel-vxlan', value: 'name', help: 'the lab to run' },
+    json: { type: 'boolean', default: false, help: 'print the results as JSON' },
+  },
+);
+const repeat = numberOption('repeat', values.repeat, { min: 1 });
 
 interface Sample {
   phases: Record<string, number>;
@@ -19,7 +30,7 @@ interface Sample {
 async function once(): Promise<Sample> {
   const reporter = new QuietReporter();
   const t0 = performance.now();
-  const inst = LabInstance.open(values.lab!, { name: `bench-${values.lab}` }, reporter);
+  const inst = LabInstance.open(values.lab, { name: `bench-${values.lab}` }, reporter);
   let firstCrossNodePing = NaN;
   let stepsPassed = false;
   try {

@@ -6,20 +6,27 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { LabInstance } from '../src/runner/runner.js';
 import { QuietReporter } from '../src/runner/reporter.js';
 import { processFloorMs, rawPodLimit } from '../src/net/raw-pods.js';
 import { labCpuSeconds, labMemory, memAvailableKb, selfCpuSeconds, type KindMemory } from '../src/bench/lab-memory.js';
 import { NAME_PREFIX } from '../src/lab/state.js';
+import { numberList, parseOptions } from './args.js';
 
-const { values } = parseArgs({
-  options: {
-    pods: { type: 'string', default: '100,500,1000' },
-    nodes: { type: 'string', default: '' },
-    json: { type: 'boolean', default: false },
+const values = parseOptions(
+  {
+    script: 'bench:scale',
+    about: "How cnilab grows: N pods on flannel-host-gw (2 nodes) up and down beside the kernel's own pace, N nodes on flannel-vxlan; memory and CPU per pod and per node.",
+    example: '--pods 100,500 --nodes 20',
   },
-});
+  {
+    pods: { type: 'string', default: '100,500,1000', value: 'list', help: 'pod counts for flannel-host-gw on 2 nodes, one lab each' },
+    nodes: { type: 'string', default: '', value: 'list', help: 'node counts for flannel-vxlan, 2 pods a node, one lab each' },
+    json: { type: 'boolean', default: false, help: 'print the results as JSON' },
+  },
+);
+const podCounts = values.pods ? numberList('pods', values.pods).filter((n) => n > 0) : [];
+const nodeCounts = values.nodes ? numberList('nodes', values.nodes).filter((n) => n > 0) : [];
 
 /** A lab file for `pods` nginx pods spread over `nodes` nodes. */
 function labYaml(name: string, backend: 'host-gw' | 'vxlan', nodes: number, pods: number): string {
@@ -106,7 +113,6 @@ function memoryLines(r: LabRun): void {
   say(`  machine: MemAvailable fell by ${r.memAvailableDeltaMb.toFixed(0)} MB while the lab was up (kernel objects included; other users of the machine too)`);
 }
 
-const podCounts = values.pods ? values.pods.split(',').map(Number).filter((n) => n > 0) : [];
 if (podCounts.length) say('Pods: flannel-host-gw, 2 nodes. Targets: 1000 pods up ≤ 20 s, down ≤ 10 s, ≤ 2x the raw kernel limit; pods/s flat over N.\n');
 for (const n of podCounts) {
   const raw = await rawPodLimit(`${NAME_PREFIX}raw-`, n);
@@ -126,7 +132,6 @@ for (const n of podCounts) {
   say();
 }
 
-const nodeCounts = values.nodes ? values.nodes.split(',').map(Number).filter((n) => n > 0) : [];
 for (const n of nodeCounts) {
   const r = await runLab(`scalen-${n}`, labYaml(`scalen-${n}`, 'vxlan', n, 2 * n), n, 2 * n);
   out.push({ section: 'nodes', n, ...r });

@@ -17,32 +17,37 @@
 //
 // Every service selects the lab's web pods (3 endpoints). The client runs in
 // pod client-1 on worker, the connections leave its node through the rules.
-import { parseArgs } from 'node:util';
 import { loadavg, release } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { LabInstance } from '../src/runner/runner.js';
 import { QuietReporter } from '../src/runner/reporter.js';
 import type { ServiceSpec } from '../src/services/model.js';
-import type { ProxyMode } from '../src/services/model.js';
+import { PROXY_MODES, type ProxyMode } from '../src/services/model.js';
 import { renderServicesHtml, type ServicesBenchRow, type ServicesBenchRun } from '../src/report/services-html.js';
 import { defaultResultsDir } from '../src/bench/results.js';
+import { choiceList, numberList, numberOption, parseOptions } from './args.js';
 
-const { values } = parseArgs({
-  options: {
-    sizes: { type: 'string', default: '10,100,1000,10000' },
-    modes: { type: 'string', default: 'iptables,nftables,ebpf' },
-    connects: { type: 'string', default: '400' },
-    /** One lab for every mode; without it, each mode's own (LABS). */
-    lab: { type: 'string' },
-    out: { type: 'string' },
-    json: { type: 'boolean', default: false },
+const values = parseOptions(
+  {
+    script: 'bench:services',
+    about: "What a Service costs at 10 to 10,000 services per kube-proxy mode: the proxy's sync time, and new connections to a ClusterIP against the pod's own address.",
+    example: '--sizes 10,100 --connects 100',
   },
-});
+  {
+    sizes: { type: 'string', default: '10,100,1000,10000', value: 'list', help: 'service counts' },
+    modes: { type: 'string', default: 'iptables,nftables,ebpf', value: 'list', help: 'kube-proxy modes' },
+    connects: { type: 'string', default: '400', value: 'n', help: 'new connections to each target, per size' },
+    /** One lab for every mode; without it, each mode's own (LABS). */
+    lab: { type: 'string', value: 'name', shown: 'flannel-vxlan-services, cilium-ebpf-services for ebpf', help: 'one lab for every mode' },
+    out: { type: 'string', value: 'dir', shown: 'results/report/services, under $CNILAB_RESULTS_DIR if set', help: 'where the JSON and index.html go' },
+    json: { type: 'boolean', default: false, help: 'print the results as JSON' },
+  },
+);
 const outDir = values.out ?? join(defaultResultsDir(), 'report', 'services');
-const sizes = values.sizes!.split(',').map(Number);
-const modes = values.modes!.split(',') as ProxyMode[];
-const connects = Number(values.connects);
+const sizes = numberList('sizes', values.sizes, { min: 1 });
+const modes = choiceList('modes', values.modes, PROXY_MODES);
+const connects = numberOption('connects', values.connects, { min: 1 });
 const BLOCK = 20;
 const LABS: Record<ProxyMode, string> = { iptables: 'flannel-vxlan-services', nftables: 'flannel-vxlan-services', ebpf: 'cilium-ebpf-services' };
 const labOf = (mode: ProxyMode) => values.lab ?? LABS[mode];

@@ -7,23 +7,30 @@
 // others; and the server with the commands it ran) while coming up and
 // while idle with every stream open, and the time to tear all down.
 import { readFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
 import WebSocket from 'ws';
 import { requireBuilt } from '../src/lab/paths.js';
 import { serve } from '../src/web/server.js';
 import { sleep } from '../src/util/wait.js';
 import { readState } from '../src/lab/state.js';
+import { numberOption, parseOptions } from './args.js';
 
-const { values } = parseArgs({
-  options: {
-    labs: { type: 'string', default: '30' },
-    'up-at-once': { type: 'string', default: '2' },
-    lab: { type: 'string', default: 'flannel-vxlan' },
-    idle: { type: 'string', default: '30' },
-    json: { type: 'boolean', default: false },
+const values = parseOptions(
+  {
+    script: 'load:serve',
+    about: "A served workshop under a room's load: N participant labs up at once, each with its event stream and a ping in a terminal; time, memory and CPU.",
+    example: '--labs 30',
   },
-});
-const N = Number(values.labs);
+  {
+    labs: { type: 'string', default: '30', value: 'n', help: 'participant labs' },
+    'up-at-once': { type: 'string', default: '2', value: 'n', help: 'labs the server brings up at a time' },
+    lab: { type: 'string', default: 'flannel-vxlan', value: 'name', help: 'the lab each participant gets' },
+    idle: { type: 'string', default: '30', value: 'seconds', help: 'time measured idle with every stream open' },
+    json: { type: 'boolean', default: false, help: 'print the results as JSON' },
+  },
+);
+const N = numberOption('labs', values.labs, { min: 1 });
+const upAtOnce = numberOption('up-at-once', values['up-at-once'], { min: 1 });
+const idleS = numberOption('idle', values.idle, { whole: false });
 requireBuilt();
 
 /** Busy and total jiffies of the whole machine. */
@@ -70,7 +77,7 @@ async function measure<T>(fn: () => Promise<T>): Promise<{ value: T; seconds: nu
 
 const memBefore = memAvailableMB();
 const served = await serve(
-  { port: 0, listen: '127.0.0.1', participants: N, perVisitor: false, maxSeats: N, labName: values.lab, backend: 'netns', install: true, verify: false, intervalMs: 3000, upAtOnce: Number(values['up-at-once']), readsAtOnce: 1 },
+  { port: 0, listen: '127.0.0.1', participants: N, perVisitor: false, maxSeats: N, labName: values.lab, backend: 'netns', install: true, verify: false, intervalMs: 3000, upAtOnce, readsAtOnce: 1 },
   0,
 );
 const seats = served.classroom.seats;
@@ -130,7 +137,7 @@ try {
   for (const v of pings.value) if (v !== true) console.error(v);
 
   // Idle with every stream open: the diagram polls go on.
-  const idle = await measure(() => sleep(Number(values.idle) * 1000));
+  const idle = await measure(() => sleep(idleS * 1000));
   const rssMB = process.memoryUsage().rss / 1024 / 1024;
   for (const w of streams) w.close();
 
@@ -138,7 +145,7 @@ try {
   const r = {
     labs: N,
     lab: values.lab,
-    upAtOnce: Number(values['up-at-once']),
+    upAtOnce,
     bringUp: { seconds: +up.seconds.toFixed(1), perLab: +(up.seconds / N).toFixed(2), machineCores: +up.machineCores.toFixed(2), serverCores: +up.serverCores.toFixed(2) },
     memory: { machineMB: Math.round(memBefore - memUp), perLabMB: Math.round((memBefore - memUp) / N), labProcessesPssMB: Math.round(pss), perLabPssMB: Math.round(pss / N), serverRssMB: Math.round(rssMB) },
     firstDiagram: { seconds: +firstDiagram.seconds.toFixed(1), slowestMs: Math.round(Math.max(...firstDiagram.value)) },
