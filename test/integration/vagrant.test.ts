@@ -154,7 +154,7 @@ describe('vagrant backend: the commands it runs', () => {
     const started = await backend.start('master', 'etcd', ['etcd', '--name', 'master']);
     await backend.podExec('worker', 'nginx-1', ['ping', '-c', '1', '10.10.0.2']);
     const log = join(labDir(lab), 'nodes', 'master', 'log', 'etcd.log');
-    expect(started).to.deep.equal({ pid: 4242, log });
+    expect(started).to.deep.equal({ pid: 4242, node: 'master', log });
     expect(calls.map((c) => c.argv)).to.deep.equal([
       ssh('worker', ['ip', 'route'], { A: 'b c' }),
       ssh('master', writeFileArgv('/etc/cni/net.d/10-cnilab.conflist')),
