@@ -141,7 +141,8 @@ export const WORKSHOP_CHECKS: Check[] = [
       expect(t.tunnels).to.deep.equal([{ via: 'vxlan', src: addressOf(inst, 'master'), dst: addressOf(inst, 'worker'), port: 8472, vni: 1 }]);
       const counted = t.hops.filter((h) => h.packets !== undefined);
       expect(counted.length).to.equal(10);
-      expect(counted.map((h) => `${h.at} ${h.device} ${h.packets}`)).to.deep.equal(counted.map((h) => `${h.at} ${h.device} 3`));
+      // At least the three pings at every hop, as the trace judges (a late echo of its first probe may pass too).
+      expect(counted.filter((h) => (h.packets ?? 0) < 3).map((h) => `${h.at} ${h.device} ${h.packets}`)).to.deep.equal([]);
       expect(t.capture).to.deep.equal({ sent: 3, received: 3, allSeen: true });
       expect(readState(name)!.processes.length).to.equal(recorded);
     },

@@ -79,7 +79,7 @@ describe('lab: flannel-vxlan-dual in the diagram, trace and bench', function () 
     expect(outer.map((h) => `${h.at} ${h.device}`)).to.deep.equal(['master eth0', 'worker eth0']);
     for (const h of outer) {
       expect(h.filter).to.include('ip6[76] == 58 and ip6[110] == 128');
-      expect(h.packets, `${h.at} ${h.device}`).to.equal(2);
+      expect(h.packets, `${h.at} ${h.device}`).to.be.at.least(2);
     }
     expect(t.hops.find((h) => h.kind === 'decap')?.device).to.equal('flannel-v6.1');
     expect(t.capture).to.include({ sent: 2, received: 2, allSeen: true });

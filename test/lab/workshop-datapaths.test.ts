@@ -95,7 +95,9 @@ describe('workshop on calico-bgp, macvlan and docker-bridge', function () {
     expect(r.delivered, r.problem).to.equal(true);
     expect(r.nat).to.deep.equal({ at: 'master', to: '192.168.10.210' });
     expect(r.hops.map((h) => h.kind)).to.deep.equal(['route', 'neighbour', 'veth', 'bridge', 'route', 'nat', 'neighbour', 'wire', 'deliver']);
-    expect(r.hops.filter((h) => h.device).map((h) => `${h.device} ${h.src} ${h.packets}`).slice(-2)).to.deep.equal(['eth0 192.168.10.210 3', 'eth0 192.168.10.210 3']);
+    const last = r.hops.filter((h) => h.device).slice(-2);
+    expect(last.map((h) => `${h.device} ${h.src}`)).to.deep.equal(['eth0 192.168.10.210', 'eth0 192.168.10.210']);
+    for (const h of last) expect(h.packets, `${h.at} ${h.device}`).to.be.at.least(3);
     expect(r.capture?.allSeen, formatTrace(r).join('\n')).to.equal(true);
   });
 });

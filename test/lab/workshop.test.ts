@@ -52,7 +52,11 @@ describe('workshop on live labs', function () {
       const r = await traceLab(hg.backend, hg.state.state, nodesOf(hg), 'nginx-0', 'nginx-1', { capture: true, count: 2 });
       expect(r.delivered, r.problem).to.equal(true);
       expect(r.hops.map((h) => h.kind)).to.not.include('encap');
-      expect(r.hops.filter((h) => h.device === 'eth0' && h.at !== 'pod/nginx-0' && h.at !== 'pod/nginx-1').map((h) => `${h.at} ${h.layer} ${h.packets}`)).to.deep.equal(['master inner 2', 'worker inner 2']);
+      const uplinks = r.hops.filter((h) => h.device === 'eth0' && h.at !== 'pod/nginx-0' && h.at !== 'pod/nginx-1');
+      expect(uplinks.map((h) => `${h.at} ${h.layer}`)).to.deep.equal(['master inner', 'worker inner']);
+      // At least the two pings, as the trace itself judges: on a busy machine an echo of the
+      // trace's first probe, held behind neighbour resolution, can still pass during the capture.
+      for (const h of uplinks) expect(h.packets, `${h.at} ${h.device}`).to.be.at.least(2);
       expect(r.capture?.allSeen, formatTrace(r).join('\n')).to.equal(true);
     });
 
